@@ -1,0 +1,35 @@
+// swift-tools-version:5.9
+import PackageDescription
+
+let package = Package(
+    name: "swref",
+    products: [
+        .executable(name: "swref", targets: ["swref"]),
+        .library(name: "SwrefKit", targets: ["SwrefKit"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C declarations Glibc does not give Swift: ptrace (variadic), process_vm_readv,
+        // the toolchain's libswiftRemoteMirror ABI (shipped without a header), elfutils, zlib.
+        .target(
+            name: "CSwrefSystem",
+            linkerSettings: [
+                .linkedLibrary("swiftRemoteMirror"),
+                .linkedLibrary("dw"),
+                .linkedLibrary("elf"),
+                .linkedLibrary("z"),
+            ]
+        ),
+        .target(name: "SwrefKit", dependencies: ["CSwrefSystem"]),
+        .executableTarget(
+            name: "swref",
+            dependencies: [
+                "SwrefKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "SwrefKitTests", dependencies: ["SwrefKit", "CSwrefSystem"]),
+    ]
+)

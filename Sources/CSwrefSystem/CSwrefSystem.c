@@ -1,0 +1,130 @@
+#define _GNU_SOURCE
+#include "CSwrefSystem.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zlib.h>
+
+long swref_ptrace(int request, pid_t tid, unsigned long addr, unsigned long data) {
+  return ptrace((enum __ptrace_request)request, tid, (void *)addr, (void *)data);
+}
+
+int swref_seize(pid_t tid) { return (int)ptrace(PTRACE_SEIZE, tid, NULL, NULL); }
+int swref_interrupt(pid_t tid) { return (int)ptrace(PTRACE_INTERRUPT, tid, NULL, NULL); }
+int swref_detach(pid_t tid, int signal) {
+  return (int)ptrace(PTRACE_DETACH, tid, NULL, (void *)(long)signal);
+}
+int swref_get_regs(pid_t tid, struct user_regs_struct *regs) {
+  return (int)ptrace(PTRACE_GETREGS, tid, NULL, regs);
+}
+
+pid_t swref_wait_thread(pid_t tid, int *status, int nohang) {
+  pid_t r;
+  do {
+    r = waitpid(tid, status, __WALL | (nohang ? WNOHANG : 0));
+  } while (r < 0 && errno == EINTR);
+  return r;
+}
+
+ssize_t swref_read_remote(pid_t pid, void *local, uint64_t remote, size_t length) {
+  struct iovec l = {local, length};
+  struct iovec r = {(void *)(uintptr_t)remote, length};
+  ssize_t n;
+  do {
+    n = process_vm_readv(pid, &l, 1, &r, 1, 0);
+  } while (n < 0 && errno == EINTR);
+  return n;
+}
+
+// A fixed table: the handler must not allocate. Threads beyond it still detach when
+// swref exits, because the kernel detaches tracees of a dead tracer.
+#define SWREF_MAX_TRACEES 65536
+static volatile pid_t tracees[SWREF_MAX_TRACEES];
+static volatile int tracee_count;
+
+void swref_tracees_add(pid_t tid) {
+  if (tracee_count < SWREF_MAX_TRACEES) tracees[tracee_count++] = tid;
+}
+
+void swref_tracees_remove(pid_t tid) {
+  for (int i = 0; i < tracee_count; i++) {
+    if (tracees[i] == tid) {
+      tracees[i] = tracees[tracee_count - 1];
+      tracee_count--;
+      return;
+    }
+  }
+}
+
+void swref_tracees_clear(void) { tracee_count = 0; }
+
+static void detach_all_and_reraise(int sig) {
+  for (int i = 0; i < tracee_count; i++) ptrace(PTRACE_DETACH, tracees[i], NULL, NULL);
+  tracee_count = 0;
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+void swref_install_detach_handlers(void) {
+  static int installed;
+  if (installed) return;
+  installed = 1;
+  int signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE, SIGPIPE};
+  for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = detach_all_and_reraise;
+    sa.sa_flags = SA_RESETHAND;
+    sigaction(signals[i], &sa, NULL);
+  }
+}
+
+static int run_zlib(const void *in, size_t in_len, void **out, size_t *out_len, int deflating) {
+  z_stream zs;
+  memset(&zs, 0, sizeof zs);
+  int rc = deflating ? deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY)
+                     : inflateInit2(&zs, 15 + 32);
+  if (rc != Z_OK) return -1;
+  size_t cap = deflating ? deflateBound(&zs, in_len) + 64 : in_len * 4 + 1024;
+  unsigned char *buf = malloc(cap);
+  if (!buf) goto fail;
+  zs.next_in = (Bytef *)in;
+  zs.avail_in = (uInt)in_len;
+  for (;;) {
+    zs.next_out = buf + zs.total_out;
+    zs.avail_out = (uInt)(cap - zs.total_out);
+    rc = deflating ? deflate(&zs, Z_FINISH) : inflate(&zs, Z_NO_FLUSH);
+    if (rc == Z_STREAM_END) break;
+    if (rc != Z_OK && rc != Z_BUF_ERROR) goto fail;
+    if (zs.avail_out == 0) {
+      cap *= 2;
+      unsigned char *grown = realloc(buf, cap);
+      if (!grown) goto fail;
+      buf = grown;
+    } else if (rc == Z_BUF_ERROR || zs.avail_in == 0) {
+      goto fail; // truncated input
+    }
+  }
+  *out = buf;
+  *out_len = zs.total_out;
+  deflating ? deflateEnd(&zs) : inflateEnd(&zs);
+  return 0;
+fail:
+  free(buf);
+  deflating ? deflateEnd(&zs) : inflateEnd(&zs);
+  return -1;
+}
+
+int swref_gzip(const void *in, size_t in_len, void **out, size_t *out_len) {
+  return run_zlib(in, in_len, out, out_len, 1);
+}
+
+int swref_gunzip(const void *in, size_t in_len, void **out, size_t *out_len) {
+  return run_zlib(in, in_len, out, out_len, 0);
+}

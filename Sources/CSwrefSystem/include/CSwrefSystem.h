@@ -1,0 +1,128 @@
+#ifndef CSWREF_SYSTEM_H
+#define CSWREF_SYSTEM_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <stdbool.h>
+#include <sys/types.h>
+#include <sys/user.h>
+#include <libelf.h>
+#include <gelf.h>
+#include <elfutils/libdwfl.h>
+#include <elfutils/libdw.h>
+
+// MARK: ptrace and process memory
+// ptrace(2) is variadic and process_vm_readv(2) is not exported by Glibc's Swift module.
+
+/// ptrace with errno preserved; returns -1 and sets errno on failure.
+long swref_ptrace(int request, pid_t tid, unsigned long addr, unsigned long data);
+int swref_seize(pid_t tid);
+int swref_interrupt(pid_t tid);
+int swref_detach(pid_t tid, int signal);
+int swref_get_regs(pid_t tid, struct user_regs_struct *regs);
+/// waitpid(tid, status, __WALL) retried on EINTR.
+pid_t swref_wait_thread(pid_t tid, int *status, int nohang);
+/// Reads `length` bytes of `pid` at `remote` into `local`; returns bytes read or -1.
+ssize_t swref_read_remote(pid_t pid, void *local, uint64_t remote, size_t length);
+
+// MARK: detach on signals
+// The threads we stopped are recorded here so that SIGINT/SIGTERM/SIGHUP/SIGQUIT and
+// crashes detach them from the signal handler before swref goes away.
+
+void swref_tracees_add(pid_t tid);
+void swref_tracees_remove(pid_t tid);
+void swref_tracees_clear(void);
+/// Installs the handlers once; they detach every recorded tracee and re-raise the signal.
+void swref_install_detach_handlers(void);
+
+// MARK: gzip
+
+/// Compresses `in` as a gzip stream; *out is malloc'd (caller frees). Returns 0 on success.
+int swref_gzip(const void *in, size_t in_len, void **out, size_t *out_len);
+/// Inflates a gzip or zlib stream; *out is malloc'd. Returns 0 on success.
+int swref_gunzip(const void *in, size_t in_len, void **out, size_t *out_len);
+
+// MARK: libswiftRemoteMirror (metadata version 3), declared here because the toolchain
+// ships the library without its header.
+
+typedef uint64_t swift_addr_t;
+typedef uint64_t swift_typeref_t;
+typedef struct SwiftReflectionContext *SwiftReflectionContextRef;
+
+typedef void (*swref_FreeBytesFunction)(void *reader_context, const void *bytes, void *context);
+typedef const void *(*swref_ReadBytesFunction)(void *reader_context, swift_addr_t address,
+                                               uint64_t size, void **out_free_context);
+typedef uint64_t (*swref_GetStringLengthFunction)(void *reader_context, swift_addr_t address);
+typedef swift_addr_t (*swref_GetSymbolAddressFunction)(void *reader_context, const char *name,
+                                                      uint64_t name_length);
+
+typedef enum swref_layout_kind {
+  SWREF_LAYOUT_UNKNOWN = 0,
+  SWREF_LAYOUT_BUILTIN,
+  SWREF_LAYOUT_RAW_POINTER,
+  SWREF_LAYOUT_TUPLE,
+  SWREF_LAYOUT_STRUCT,
+  SWREF_LAYOUT_NO_PAYLOAD_ENUM,
+  SWREF_LAYOUT_SINGLE_PAYLOAD_ENUM,
+  SWREF_LAYOUT_MULTI_PAYLOAD_ENUM,
+  SWREF_LAYOUT_THICK_FUNCTION,
+  SWREF_LAYOUT_OPAQUE_EXISTENTIAL,
+  SWREF_LAYOUT_CLASS_EXISTENTIAL,
+  SWREF_LAYOUT_ERROR_EXISTENTIAL,
+  SWREF_LAYOUT_EXISTENTIAL_METATYPE,
+  SWREF_LAYOUT_STRONG_REFERENCE,
+  SWREF_LAYOUT_UNOWNED_REFERENCE,
+  SWREF_LAYOUT_WEAK_REFERENCE,
+  SWREF_LAYOUT_UNMANAGED_REFERENCE,
+  SWREF_LAYOUT_CLASS_INSTANCE,
+  SWREF_LAYOUT_CLOSURE_CONTEXT,
+  SWREF_LAYOUT_ARRAY,
+} swref_layout_kind_t;
+
+typedef struct swref_typeinfo {
+  swref_layout_kind_t Kind;
+  unsigned Size;
+  unsigned Alignment;
+  unsigned Stride;
+  unsigned NumFields;
+} swref_typeinfo_t;
+
+typedef struct swref_childinfo {
+  const char *Name; // owned by the reflection context
+  unsigned Offset;
+  swref_layout_kind_t Kind;
+  swift_typeref_t TR;
+} swref_childinfo_t;
+
+uint16_t swift_reflection_getSupportedMetadataVersion(void);
+SwiftReflectionContextRef swift_reflection_createReflectionContext(
+    void *reader_context, uint8_t pointer_size, swref_FreeBytesFunction free_bytes,
+    swref_ReadBytesFunction read_bytes, swref_GetStringLengthFunction string_length,
+    swref_GetSymbolAddressFunction symbol_address);
+void swift_reflection_destroyReflectionContext(SwiftReflectionContextRef context);
+int swift_reflection_addImage(SwiftReflectionContextRef context, swift_addr_t image_start);
+swift_typeref_t swift_reflection_typeRefForMetadata(SwiftReflectionContextRef context, uintptr_t metadata);
+swift_typeref_t swift_reflection_typeRefForInstance(SwiftReflectionContextRef context, uintptr_t object);
+swift_typeref_t swift_reflection_typeRefForMangledTypeName(SwiftReflectionContextRef context,
+                                                           const char *mangled, uint64_t length);
+swref_typeinfo_t swift_reflection_infoForTypeRef(SwiftReflectionContextRef context, swift_typeref_t tr);
+swref_childinfo_t swift_reflection_childOfTypeRef(SwiftReflectionContextRef context, swift_typeref_t tr,
+                                                  unsigned index);
+swref_typeinfo_t swift_reflection_infoForMetadata(SwiftReflectionContextRef context, uintptr_t metadata);
+swref_childinfo_t swift_reflection_childOfMetadata(SwiftReflectionContextRef context, uintptr_t metadata,
+                                                   unsigned index);
+swref_typeinfo_t swift_reflection_infoForInstance(SwiftReflectionContextRef context, uintptr_t object);
+swref_childinfo_t swift_reflection_childOfInstance(SwiftReflectionContextRef context, uintptr_t object,
+                                                   unsigned index);
+unsigned swift_reflection_genericArgumentCountOfTypeRef(swift_typeref_t tr);
+swift_typeref_t swift_reflection_genericArgumentOfTypeRef(swift_typeref_t tr, unsigned index);
+int swift_reflection_projectExistential(SwiftReflectionContextRef context, swift_addr_t existential,
+                                       swift_typeref_t existential_tr, swift_typeref_t *out_instance_tr,
+                                       swift_addr_t *out_start_of_data);
+int swift_reflection_projectEnumValue(SwiftReflectionContextRef context, swift_addr_t enum_address,
+                                      swift_typeref_t enum_tr, int *out_case_index);
+/// Returns a malloc'd demangled name, or NULL; the caller frees it.
+char *swift_reflection_copyDemangledNameForTypeRef(SwiftReflectionContextRef context, swift_typeref_t tr);
+size_t swift_reflection_demangle(const char *mangled, size_t length, char *out, size_t max_length);
+
+#endif

@@ -1,0 +1,40 @@
+/// Every in-use heap block as a row of parallel arrays indexed by object number: the nodes of the
+/// object graph. No object per node, so ten million blocks cost tens of bytes each.
+public struct ObjectTable {
+    /// User addresses, ascending (object number order).
+    public let addresses: [UInt64]
+    /// Chunk sizes as malloc counts them (header included).
+    public let sizes: [UInt64]
+    /// Index into `types`; 0 is the untyped `<malloc>` bucket.
+    public let typeIndices: [Int32]
+    public let types: [SwiftObjectRecognizer.TypeEntry]
+
+    public var count: Int { addresses.count }
+
+    public init(heap: MallocHeap, recognizer: SwiftObjectRecognizer, progress: ProgressReporter? = nil) {
+        var typeIndices = [Int32](repeating: 0, count: heap.count)
+        let total = UInt64(heap.count)
+        for index in 0..<heap.count {
+            // Usable bytes of a chunk: its size less the 8-byte size field.
+            typeIndices[index] = recognizer.classify(heap.addresses[index], usableSize: heap.sizes[index] - 8)
+            if index & 0xffff == 0 { progress?.update("recognising objects", done: UInt64(index), total: total, unit: .items) }
+        }
+        self.addresses = heap.addresses
+        self.sizes = heap.sizes
+        self.typeIndices = typeIndices
+        self.types = recognizer.types
+    }
+
+    /// The object whose block holds `address` (interior pointers included).
+    public func object(containing address: UInt64) -> Int? {
+        var low = 0
+        var high = addresses.count
+        while low < high {
+            let mid = (low + high) / 2
+            if addresses[mid] <= address { low = mid + 1 } else { high = mid }
+        }
+        guard low > 0 else { return nil }
+        let index = low - 1
+        return address < addresses[index] + sizes[index] - 8 ? index : nil
+    }
+}

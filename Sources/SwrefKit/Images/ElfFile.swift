@@ -1,0 +1,150 @@
+import CSwrefSystem
+import Glibc
+
+/// An ELF file on disk, read with libelf: its sections, load segments and symbols.
+public final class ElfFile {
+    public struct Section {
+        public var name: String
+        public var type: UInt32
+        public var flags: UInt64
+        public var address: UInt64
+        public var offset: UInt64
+        public var size: UInt64
+    }
+
+    public struct Symbol {
+        public var name: String
+        public var value: UInt64
+        public var size: UInt64
+        public var isFunction: Bool
+        public var isObject: Bool
+    }
+
+    public let path: String
+    public let type: UInt16
+    public let sections: [Section]
+    /// Lowest PT_LOAD virtual address, page-aligned down: what the load bias is measured from.
+    public let firstLoadAddress: UInt64
+    /// File range of the section header table, and of the section-name string table.
+    public let sectionHeaderRange: (offset: UInt64, size: UInt64)
+    public let sectionNamesRange: (offset: UInt64, size: UInt64)
+    public let buildID: [UInt8]?
+
+    private let fd: Int32
+    private let elf: OpaquePointer
+    private var symbolsLoaded = false
+    private var symbolsByName: [String: Symbol] = [:]
+    public private(set) var symbolsByAddress: [Symbol] = []
+
+    public init(path: String) throws {
+        self.path = path
+        elf_version(UInt32(EV_CURRENT))
+        fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw SwrefError.system("open", errno: errno, "opening \(path)") }
+        guard let elf = elf_begin(fd, ELF_C_READ_MMAP, nil) else {
+            close(fd)
+            throw SwrefError.invalidInput("\(path): not an ELF file")
+        }
+        self.elf = elf
+        var ehdr = GElf_Ehdr()
+        guard elf_kind(elf) == ELF_K_ELF, gelf_getehdr(elf, &ehdr) != nil else {
+            elf_end(elf); close(fd)
+            throw SwrefError.invalidInput("\(path): not an ELF file")
+        }
+        type = ehdr.e_type
+        var shstrndx = 0
+        elf_getshdrstrndx(elf, &shstrndx)
+        var sections: [Section] = []
+        var shstrRange: (UInt64, UInt64) = (0, 0)
+        var buildID: [UInt8]? = nil
+        var scn = elf_nextscn(elf, nil)
+        while let current = scn {
+            var shdr = GElf_Shdr()
+            if gelf_getshdr(current, &shdr) != nil {
+                let name = elf_strptr(elf, shstrndx, Int(shdr.sh_name)).map { String(cString: $0) } ?? ""
+                sections.append(Section(name: name, type: shdr.sh_type, flags: shdr.sh_flags, address: shdr.sh_addr,
+                                        offset: shdr.sh_offset, size: shdr.sh_size))
+                if elf_ndxscn(current) == shstrndx { shstrRange = (shdr.sh_offset, shdr.sh_size) }
+                if shdr.sh_type == SHT_NOTE && name == ".note.gnu.build-id", let data = elf_getdata(current, nil),
+                   data.pointee.d_size > 16, let base = data.pointee.d_buf {
+                    let bytes = UnsafeRawBufferPointer(start: base, count: data.pointee.d_size)
+                    let nameSize = Int(bytes.load(fromByteOffset: 0, as: UInt32.self))
+                    let descSize = Int(bytes.load(fromByteOffset: 4, as: UInt32.self))
+                    let descStart = 12 + ((nameSize + 3) & ~3)
+                    if descStart + descSize <= bytes.count { buildID = Array(bytes[descStart..<descStart + descSize]) }
+                }
+            }
+            scn = elf_nextscn(elf, current)
+        }
+        self.sections = sections
+        self.sectionNamesRange = shstrRange
+        self.sectionHeaderRange = (ehdr.e_shoff, UInt64(ehdr.e_shnum) * UInt64(ehdr.e_shentsize))
+        self.buildID = buildID
+        var phnum = 0
+        elf_getphdrnum(elf, &phnum)
+        var lowest = UInt64.max
+        for index in 0..<phnum {
+            var phdr = GElf_Phdr()
+            if gelf_getphdr(elf, Int32(index), &phdr) != nil, phdr.p_type == PT_LOAD {
+                lowest = min(lowest, phdr.p_vaddr & ~0xfff)
+            }
+        }
+        firstLoadAddress = lowest == .max ? 0 : lowest
+    }
+
+    deinit {
+        elf_end(elf)
+        close(fd)
+    }
+
+    public func section(named name: String) -> Section? { sections.first { $0.name == name } }
+
+    public var hasSwiftMetadata: Bool { sections.contains { $0.name.hasPrefix("swift5_") } }
+
+    /// A symbol by exact name (.symtab, else .dynsym), value unrelocated.
+    public func symbol(named name: String) -> Symbol? {
+        loadSymbols()
+        return symbolsByName[name]
+    }
+
+    /// The symbol whose range holds `address` (unrelocated), or the nearest one below it.
+    public func symbol(containing address: UInt64) -> Symbol? {
+        loadSymbols()
+        var low = 0
+        var high = symbolsByAddress.count
+        while low < high {
+            let mid = (low + high) / 2
+            if symbolsByAddress[mid].value <= address { low = mid + 1 } else { high = mid }
+        }
+        guard low > 0 else { return nil }
+        let candidate = symbolsByAddress[low - 1]
+        return candidate.size == 0 || address < candidate.value + candidate.size ? candidate : nil
+    }
+
+    private func loadSymbols() {
+        guard !symbolsLoaded else { return }
+        symbolsLoaded = true
+        var scn = elf_nextscn(elf, nil)
+        while let current = scn {
+            var shdr = GElf_Shdr()
+            if gelf_getshdr(current, &shdr) != nil, shdr.sh_type == SHT_SYMTAB || shdr.sh_type == SHT_DYNSYM,
+               shdr.sh_entsize > 0, let data = elf_getdata(current, nil) {
+                let count = Int(shdr.sh_size / shdr.sh_entsize)
+                for index in 0..<count {
+                    var sym = GElf_Sym()
+                    guard gelf_getsym(data, Int32(index), &sym) != nil, sym.st_shndx != 0, sym.st_name != 0,
+                          let cName = elf_strptr(elf, Int(shdr.sh_link), Int(sym.st_name)) else { continue }
+                    let type = Int32(sym.st_info & 0xf)
+                    let symbol = Symbol(name: String(cString: cName), value: sym.st_value, size: sym.st_size,
+                                        isFunction: type == STT_FUNC, isObject: type == STT_OBJECT || type == STT_TLS)
+                    if symbolsByName[symbol.name] == nil || shdr.sh_type == SHT_SYMTAB {
+                        symbolsByName[symbol.name] = symbol
+                    }
+                    if type == STT_FUNC || type == STT_OBJECT { symbolsByAddress.append(symbol) }
+                }
+            }
+            scn = elf_nextscn(elf, current)
+        }
+        symbolsByAddress.sort { $0.value < $1.value }
+    }
+}

@@ -1,0 +1,68 @@
+/// An ELF image mapped into the target: where it sits and what its file says.
+public final class LoadedImage {
+    public let path: String
+    /// Address of the image's ELF header in the target.
+    public let start: UInt64
+    public let end: UInt64
+    /// Added to the file's virtual addresses to get target addresses.
+    public let loadBias: UInt64
+    public let file: ElfFile
+
+    init(path: String, start: UInt64, end: UInt64, file: ElfFile) {
+        self.path = path
+        self.start = start
+        self.end = end
+        self.file = file
+        self.loadBias = start &- file.firstLoadAddress
+    }
+
+    /// The file name without directories: `libswiftCore.so`.
+    public var name: String { path.split(separator: "/").last.map(String.init) ?? path }
+
+    public var isSwiftRuntime: Bool { name.hasPrefix("libswiftCore.so") }
+
+    public func address(ofSymbol name: String) -> UInt64? {
+        file.symbol(named: name).map { $0.value &+ loadBias }
+    }
+}
+
+/// The images loaded in a target, found from its file-backed mappings.
+public final class ImageList {
+    public let images: [LoadedImage]
+    /// Files named by the mappings that could not be read.
+    public let unreadable: [String]
+
+    public init(memoryMap: MemoryMap, sysroot: String = "") {
+        var seen: Set<String> = []
+        var images: [LoadedImage] = []
+        var unreadable: [String] = []
+        for region in memoryMap.regions where region.isFileBacked && !seen.contains(region.path) {
+            seen.insert(region.path)
+            guard region.fileOffset == 0 else { continue }
+            let end = memoryMap.regions.filter { $0.path == region.path }.map(\.end).max() ?? region.end
+            let path = region.path.hasSuffix(" (deleted)") ? String(region.path.dropLast(10)) : region.path
+            do {
+                let file = try ElfFile(path: sysroot + path)
+                images.append(LoadedImage(path: path, start: region.start, end: end, file: file))
+            } catch {
+                // Fonts, locale archives and other data files are mapped too: only ELF files matter.
+                if !path.hasPrefix("/dev/") && !path.hasSuffix(".cache") && error is SwrefError,
+                   "\(error)".contains("open") { unreadable.append(path) }
+            }
+        }
+        self.images = images
+        self.unreadable = unreadable
+    }
+
+    public func image(containing address: UInt64) -> LoadedImage? {
+        images.first { address >= $0.start && address < $0.end }
+    }
+
+    public var hasSwiftRuntime: Bool { images.contains { $0.isSwiftRuntime || $0.file.hasSwiftMetadata } }
+
+    /// Finds a symbol's target address in any image (first match in load order).
+    public func address(ofSymbol name: String) -> UInt64? {
+        for image in images { if let address = image.address(ofSymbol: name) { return address } }
+        return nil
+    }
+}

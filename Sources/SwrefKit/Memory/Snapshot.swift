@@ -1,0 +1,84 @@
+import Glibc
+
+/// A consistent image of a target: registers of every thread and a copy of its writable memory,
+/// taken while the target was stopped. Read-only mappings are not copied: they cannot change, so
+/// they are read on demand from a fallback (the live process, else the mapped file on disk).
+public final class Snapshot: MemorySource {
+    public let memoryMap: MemoryMap
+    public let threads: [ThreadState]
+    /// The process the snapshot was taken of, when it was a live one.
+    public let pid: Int32?
+    /// How long the target's threads were stopped, in nanoseconds.
+    public var pauseNanoseconds: UInt64 = 0
+    /// Bytes copied while the target was stopped.
+    public private(set) var copiedBytes: UInt64 = 0
+
+    private var copies: [UnsafeMutableRawPointer?]
+    private let fallback: MemorySource?
+    private var lastIndex = 0
+
+    /// - Parameters:
+    ///   - fallback: where reads of uncopied regions go; nil leaves them unreadable.
+    public init(memoryMap: MemoryMap, threads: [ThreadState], pid: Int32?, fallback: MemorySource?) {
+        self.memoryMap = memoryMap
+        self.threads = threads
+        self.pid = pid
+        self.fallback = fallback
+        self.copies = Array(repeating: nil, count: memoryMap.regions.count)
+    }
+
+    deinit {
+        for (index, copy) in copies.enumerated() where copy != nil {
+            munmap(copy, Int(memoryMap.regions[index].size))
+        }
+    }
+
+    /// Copies region `index` with `fill`, which writes the region's bytes into the buffer it is
+    /// given and returns false when the target is gone. Anonymous pages that are never touched
+    /// cost nothing: the buffer is a fresh private mapping.
+    func copyRegion(_ index: Int, fill: (UnsafeMutableRawPointer, MemoryRegion) throws -> Void) throws {
+        let region = memoryMap.regions[index]
+        let buffer = mmap(nil, Int(region.size), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        guard let buffer, buffer != MAP_FAILED else {
+            throw SwrefError.system("mmap", errno: errno, "allocating \(region.size) bytes for the snapshot")
+        }
+        copies[index] = buffer
+        try fill(buffer, region)
+        copiedBytes += region.size
+    }
+
+    /// The bytes of a copied region, for scans that walk a whole region without per-word lookups.
+    public func copiedBytes(of region: MemoryRegion) -> UnsafeRawBufferPointer? {
+        guard let index = MemoryMap.index(in: memoryMap.regions, containing: region.start),
+              let copy = copies[index] else { return nil }
+        return UnsafeRawBufferPointer(start: copy, count: Int(memoryMap.regions[index].size))
+    }
+
+    public func isCopied(_ address: UInt64) -> Bool {
+        guard let index = MemoryMap.index(in: memoryMap.regions, containing: address) else { return false }
+        return copies[index] != nil
+    }
+
+    public func read(_ address: UInt64, count: Int, into buffer: UnsafeMutableRawPointer) -> Bool {
+        let regions = memoryMap.regions
+        var index = lastIndex
+        if index >= regions.count || !regions[index].contains(address) {
+            guard let found = MemoryMap.index(in: regions, containing: address) else { return false }
+            index = found
+            lastIndex = found
+        }
+        let region = regions[index]
+        let available = region.end - address
+        if UInt64(count) > available {
+            // Spans into the next mapping: read both parts.
+            return read(address, count: Int(available), into: buffer)
+                && read(region.end, count: count - Int(available), into: buffer + Int(available))
+        }
+        if let copy = copies[index] {
+            memcpy(buffer, copy + Int(address - region.start), count)
+            return true
+        }
+        guard region.readable, let fallback else { return false }
+        return fallback.read(address, count: count, into: buffer)
+    }
+}

@@ -1,0 +1,241 @@
+/// The blocks glibc malloc has handed out, found by walking its arenas from outside.
+///
+/// In use means: the next chunk's PREV_INUSE bit is set and the chunk is in no tcache or fastbin
+/// list (those keep PREV_INUSE set while free). Sizes are chunk sizes, header included, which is
+/// what `mallinfo2()` counts.
+public struct MallocHeap {
+    /// User pointers of in-use blocks, ascending.
+    public private(set) var addresses: [UInt64] = []
+    /// Chunk sizes, parallel to `addresses`.
+    public private(set) var sizes: [UInt64] = []
+
+    public private(set) var arenaCount = 0
+    public private(set) var mmappedCount = 0
+    public private(set) var mmappedBytes: UInt64 = 0
+    public private(set) var cachedFreeCount = 0
+    public private(set) var cachedFreeBytes: UInt64 = 0
+    /// What went wrong on the way; the walk goes on with what it has.
+    public private(set) var notes: [String] = []
+
+    public var count: Int { addresses.count }
+    public var totalBytes: UInt64 { sizes.reduce(0, +) }
+
+    /// The index of the block whose user range holds `address`, interior pointers included.
+    public func blockIndex(containing address: UInt64) -> Int? {
+        var low = 0
+        var high = addresses.count
+        while low < high {
+            let mid = (low + high) / 2
+            if addresses[mid] <= address { low = mid + 1 } else { high = mid }
+        }
+        guard low > 0 else { return nil }
+        let index = low - 1
+        return address < addresses[index] + sizes[index] - MallocLayout.chunkHeader + 8 ? index : nil
+    }
+
+    public init(source: MemorySource) {
+        var walker = Walker(source: source)
+        walker.run()
+        var order = Array(walker.blocks.indices)
+        order.sort { walker.blocks[$0].0 < walker.blocks[$1].0 }
+        addresses.reserveCapacity(order.count)
+        sizes.reserveCapacity(order.count)
+        for index in order {
+            let (chunk, size) = walker.blocks[index]
+            if walker.freeCached.contains(chunk) { continue }
+            addresses.append(chunk + MallocLayout.chunkHeader)
+            sizes.append(size)
+        }
+        arenaCount = walker.arenaCount
+        mmappedCount = walker.mmappedCount
+        mmappedBytes = walker.mmappedBytes
+        cachedFreeCount = walker.freeCached.count
+        cachedFreeBytes = walker.freeCachedBytes
+        notes = walker.notes
+    }
+}
+
+/// The walk itself: arenas, their heaps and chunks, tcache and fastbin lists, mmapped chunks.
+private struct Walker {
+    let source: MemorySource
+    /// (chunk address, chunk size) of every chunk that looks in use.
+    var blocks: [(UInt64, UInt64)] = []
+    var freeCached: Set<UInt64> = []
+    var freeCachedBytes: UInt64 = 0
+    var arenaCount = 0
+    var mmappedCount = 0
+    var mmappedBytes: UInt64 = 0
+    var notes: [String] = []
+    /// Regions the arenas own, so the mmapped-chunk scan skips them.
+    var arenaRegions: Set<UInt64> = []
+    var tcacheCandidates: [UInt64] = []
+
+    init(source: MemorySource) { self.source = source }
+
+    mutating func run() {
+        let map = source.memoryMap
+        var mainArena: UInt64? = nil
+        if let heap = map.regions.first(where: { $0.path == "[heap]" }) {
+            arenaRegions.insert(heap.start)
+            let top = walkChunks(from: heap.start, to: heap.end)
+            arenaCount = 1
+            if let top {
+                mainArena = findMainArena(top: top)
+                if mainArena == nil { notes.append("glibc main_arena not found; thread arenas and fastbins not read") }
+            }
+        } else {
+            notes.append("no [heap] mapping: the main arena is empty or not glibc's")
+        }
+        if let mainArena {
+            walkFastbins(arena: mainArena)
+            var arena = source.readWord(mainArena + MallocLayout.arenaNext) ?? mainArena
+            var hops = 0
+            while arena != mainArena && arena != 0 && hops < 1024 {
+                walkThreadArena(arena)
+                walkFastbins(arena: arena)
+                arenaCount += 1
+                hops += 1
+                arena = source.readWord(arena + MallocLayout.arenaNext) ?? mainArena
+            }
+        }
+        walkMmappedChunks()
+        for candidate in tcacheCandidates { walkTcache(candidate) }
+    }
+
+    /// Walks chunks from `start`; returns the last chunk (the top chunk) when the walk reached `end`.
+    mutating func walkChunks(from start: UInt64, to end: UInt64, stopAt top: UInt64? = nil) -> UInt64? {
+        var chunk = start
+        var steps = 0
+        while chunk + MallocLayout.chunkHeader <= end {
+            guard let sizeField = source.readWord(chunk + 8) else { return nil }
+            let size = sizeField & MallocLayout.sizeMask
+            if chunk == top { return chunk }
+            if size < MallocLayout.minChunkSize || chunk + size > end || size & 0xf != 0 {
+                // The top chunk's size reaches exactly to the arena's end; anything else is a fencepost or damage.
+                if chunk + size == end && size >= 16 { return chunk }
+                if size >= MallocLayout.minChunkSize || size == 0x10 { return nil }
+                notes.append("malloc chunk at 0x\(String(chunk, radix: 16)) has a bad size; stopped walking that heap")
+                return nil
+            }
+            let next = chunk + size
+            if next + MallocLayout.chunkHeader > end { return chunk }
+            guard let nextSize = source.readWord(next + 8) else { return nil }
+            if nextSize & MallocLayout.prevInUse != 0 {
+                blocks.append((chunk, size))
+                if size == MallocLayout.tcacheChunkSize { tcacheCandidates.append(chunk) }
+            }
+            chunk = next
+            steps += 1
+            if steps > 1 << 31 { return nil }
+        }
+        return nil
+    }
+
+    /// main_arena is in libc's data; its `top` field holds the top chunk address we just found.
+    func findMainArena(top: UInt64) -> UInt64? {
+        let map = source.memoryMap.regions
+        for (index, region) in map.enumerated() where region.writable && region.path.contains("/libc.so") {
+            var candidates = [region]
+            if index + 1 < map.count, map[index + 1].isAnonymous, map[index + 1].start == region.end {
+                candidates.append(map[index + 1]) // libc's .bss
+            }
+            for area in candidates {
+                guard let bytes = source.readBytes(area.start, count: Int(area.size)) else { continue }
+                let words = bytes.withUnsafeBytes { Array($0.bindMemory(to: UInt64.self)) }
+                for (slot, word) in words.enumerated() where word == top {
+                    let arena = area.start + UInt64(slot * 8) - MallocLayout.arenaTop
+                    // The arena list is a ring through `next`: main_arena must come back to itself.
+                    var next = source.readWord(arena + MallocLayout.arenaNext) ?? 0
+                    var hops = 0
+                    while next != arena && next != 0 && hops < 1024 {
+                        next = source.readWord(next + MallocLayout.arenaNext) ?? 0
+                        hops += 1
+                    }
+                    if next == arena { return arena }
+                }
+            }
+        }
+        return nil
+    }
+
+    mutating func walkThreadArena(_ arena: UInt64) {
+        guard let top = source.readWord(arena + MallocLayout.arenaTop) else { return }
+        var heap = top & ~(MallocLayout.heapMaxSize - 1)
+        var hops = 0
+        while heap != 0 && hops < 4096 {
+            guard let used = source.readWord(heap + MallocLayout.heapInfoSize),
+                  let prev = source.readWord(heap + MallocLayout.heapInfoPrev) else { return }
+            arenaRegions.insert(heap)
+            let first = prev == 0 ? heap + MallocLayout.firstHeapChunks : heap + MallocLayout.laterHeapChunks
+            _ = walkChunks(from: first, to: heap + used, stopAt: top)
+            heap = prev
+            hops += 1
+        }
+    }
+
+    mutating func walkFastbins(arena: UInt64) {
+        for bin in 0..<MallocLayout.fastbinCount {
+            guard var chunk = source.readWord(arena + MallocLayout.arenaFastbins + UInt64(bin * 8)) else { continue }
+            var hops = 0
+            while chunk != 0 && chunk & 0xf == 0 && hops < 1 << 20 {
+                markFree(chunk)
+                guard let stored = source.readWord(chunk + MallocLayout.chunkHeader) else { break }
+                chunk = MallocLayout.reveal(stored, at: chunk + MallocLayout.chunkHeader)
+                hops += 1
+            }
+        }
+    }
+
+    /// A tcache_perthread_struct is recognised by its shape: every list is exactly as long as its count,
+    /// and holds chunks of its own size class.
+    mutating func walkTcache(_ chunk: UInt64) {
+        let base = chunk + MallocLayout.chunkHeader
+        guard let bytes = source.readBytes(base, count: Int(MallocLayout.tcacheChunkSize - 16)) else { return }
+        let counts = bytes.withUnsafeBytes { Array($0.bindMemory(to: UInt16.self).prefix(MallocLayout.tcacheBins)) }
+        let heads = bytes.withUnsafeBytes {
+            Array(UnsafeRawBufferPointer(rebasing: $0[Int(MallocLayout.tcacheEntries)...]).bindMemory(to: UInt64.self))
+        }
+        var lists: [UInt64] = []
+        for bin in 0..<MallocLayout.tcacheBins {
+            let expectedSize = UInt64(32 + 16 * bin)
+            var entry = heads[bin]
+            var length = 0
+            while entry != 0 {
+                guard entry & 0xf == 0, length < Int(counts[bin]),
+                      let sizeField = source.readWord(entry - 8), sizeField & MallocLayout.sizeMask == expectedSize,
+                      let stored = source.readWord(entry) else { return }
+                lists.append(entry - MallocLayout.chunkHeader)
+                entry = MallocLayout.reveal(stored, at: entry)
+                length += 1
+            }
+            if length != Int(counts[bin]) { return }
+        }
+        for free in lists { markFree(free) }
+    }
+
+    mutating func markFree(_ chunk: UInt64) {
+        if freeCached.insert(chunk).inserted {
+            freeCachedBytes += (source.readWord(chunk + 8) ?? 0) & MallocLayout.sizeMask
+        }
+    }
+
+    /// Large blocks get their own mapping, whose first chunk carries IS_MMAPPED. Adjacent mappings
+    /// merge in /proc/PID/maps, so one region may hold several.
+    mutating func walkMmappedChunks() {
+        for region in source.memoryMap.regions where region.isAnonymous && region.readable && region.writable {
+            if arenaRegions.contains(region.start) { continue }
+            var chunk = region.start
+            while chunk + 4096 <= region.end {
+                guard let prevSize = source.readWord(chunk), let sizeField = source.readWord(chunk + 8),
+                      sizeField & 0x7 == MallocLayout.isMmapped else { break }
+                let size = sizeField & MallocLayout.sizeMask
+                // A memalign'd mmapped chunk starts after its padding (prev_size ≠ 0): not recognised here.
+                guard size >= 4096, size & 0xfff == 0, prevSize == 0, chunk + size <= region.end else { break }
+                blocks.append((chunk, size))
+                mmappedCount += 1
+                mmappedBytes += size
+                chunk += size
+            }
+        }
+    }
+}

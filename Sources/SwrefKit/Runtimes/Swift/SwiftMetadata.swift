@@ -1,0 +1,54 @@
+/// Swift runtime constants on x86_64 Linux (include/swift/ABI/MetadataKind.def, HeapObject.h, RefCount.h).
+public enum SwiftMetadataKind: UInt64 {
+    case classMetadata = 0
+    case heapLocalVariable = 0x400   // closure contexts and fixed-layout boxes
+    case heapGenericLocalVariable = 0x500 // boxes of runtime-laid-out values
+    case errorObject = 0x501
+    case task = 0x502
+    case job = 0x503
+}
+
+/// What kind of heap object a block holds, as shown in reports.
+public enum HeapObjectKind: String, Sendable, CaseIterable {
+    case classInstance = "class"
+    case closureContext = "closure"
+    case box = "box"
+    case error = "error"
+    case task = "task"
+    case job = "job"
+    case malloc = "malloc"
+}
+
+/// The inline reference-count word of a heap object (RefCount.h).
+public struct RefCountWord {
+    public let raw: UInt64
+
+    public var isImmortal: Bool { raw & 0xFFFF_FFFF == 0xFFFF_FFFF && raw >> 63 == 1 }
+    public var usesSideTable: Bool { !isImmortal && raw >> 62 == 0b11 }
+    public var sideTable: UInt64 { (raw & 0x3FFF_FFFF_FFFF_FFFF) << 3 }
+    public var unownedCount: UInt64 { (raw >> 1) & 0x7FFF_FFFF }
+    public var isDeiniting: Bool { raw & (1 << 32) != 0 }
+    /// Strong count for inline words: the stored extra count plus one.
+    public var strongCount: UInt64 { ((raw >> 33) & 0x3FFF_FFFF) + 1 }
+
+    /// Whether the word can belong to a live object: a check that rejects most random data.
+    public func isPlausible(in source: MemorySource) -> Bool {
+        if isImmortal { return true }
+        if usesSideTable {
+            let table = sideTable
+            return table & 0xf == 0 && source.readWord(table) != nil
+        }
+        return raw >> 63 == 0 && unownedCount >= 1
+    }
+}
+
+/// Offsets into class metadata and descriptors (no Objective-C interop on Linux).
+enum ClassMetadataLayout {
+    static let flags: UInt64 = 16        // u32; bit 1 UsesSwiftRefcounting
+    static let instanceAddressPoint: UInt64 = 20
+    static let instanceSize: UInt64 = 24 // u32
+    static let alignMask: UInt64 = 28    // u16
+    static let descriptor: UInt64 = 40
+    static let descriptorKindClass: UInt32 = 16
+    static let genericBoxBoxedType: UInt64 = 16
+}

@@ -1,0 +1,129 @@
+import CSwrefSystem
+
+/// Decides whether a malloc block holds a Swift heap object, and of which type.
+///
+/// A block is a Swift object when its first word is metadata that passes validation and its
+/// second word is a plausible reference count. Verdicts on metadata are cached: a heap holds
+/// millions of objects but few thousand types.
+public final class SwiftObjectRecognizer {
+    public struct TypeEntry: Sendable {
+        public var name: String
+        public var kind: HeapObjectKind
+        public var metadata: UInt64
+    }
+
+    private struct Verdict {
+        var typeIndex: Int32   // -1: not Swift metadata
+        var minimumSize: UInt64
+    }
+
+    let source: MemorySource
+    let images: ImageList
+    let reflection: ReflectionContext?
+    public private(set) var types: [TypeEntry] = []
+    private var verdicts: [UInt64: Verdict] = [:]
+    private var typeByName: [String: Int32] = [:]
+
+    /// The type index used for blocks that are not Swift objects.
+    public let mallocType: Int32 = 0
+
+    public init(source: MemorySource, images: ImageList, reflection: ReflectionContext?) {
+        self.source = source
+        self.images = images
+        self.reflection = reflection
+        types.append(TypeEntry(name: "<malloc>", kind: .malloc, metadata: 0))
+    }
+
+    /// The type of the object at `address` in a block of `usableSize` bytes, or `mallocType`.
+    public func classify(_ address: UInt64, usableSize: UInt64) -> Int32 {
+        guard usableSize >= 16, let metadata = source.readWord(address), metadata != 0, metadata & 7 == 0 else {
+            return mallocType
+        }
+        let verdict: Verdict
+        if let cached = verdicts[metadata] {
+            verdict = cached
+        } else {
+            verdict = validate(metadata: metadata, sample: address)
+            verdicts[metadata] = verdict
+        }
+        guard verdict.typeIndex > 0, usableSize >= verdict.minimumSize,
+              let word = source.readWord(address + 8), RefCountWord(raw: word).isPlausible(in: source) else {
+            return mallocType
+        }
+        return verdict.typeIndex
+    }
+
+    private func inImage(_ address: UInt64) -> Bool {
+        guard let region = source.memoryMap.region(containing: address) else { return false }
+        return region.isFileBacked
+    }
+
+    private func validate(metadata: UInt64, sample: UInt64) -> Verdict {
+        let invalid = Verdict(typeIndex: -1, minimumSize: 0)
+        guard let kind = source.readWord(metadata) else { return invalid }
+        switch kind {
+        case SwiftMetadataKind.classMetadata.rawValue:
+            return validateClass(metadata) ?? invalid
+        case SwiftMetadataKind.heapLocalVariable.rawValue:
+            // Closure contexts and boxes: static metadata in an image, capture offset in the header.
+            guard inImage(metadata), let offset = source.readUInt32(metadata + 8), offset >= 16, offset < 1 << 16 else {
+                return invalid
+            }
+            let name = closureName(sample: sample)
+            return Verdict(typeIndex: intern(name, name.hasPrefix("box") ? .box : .closureContext, metadata),
+                           minimumSize: UInt64(offset))
+        case SwiftMetadataKind.heapGenericLocalVariable.rawValue:
+            guard let offset = source.readUInt32(metadata + 8), offset >= 16, offset < 1 << 16,
+                  let boxed = source.readWord(metadata + ClassMetadataLayout.genericBoxBoxedType), boxed & 7 == 0,
+                  let boxedName = reflection?.typeName(forMetadata: boxed) else { return invalid }
+            return Verdict(typeIndex: intern("box<\(boxedName)>", .box, metadata), minimumSize: UInt64(offset))
+        case SwiftMetadataKind.errorObject.rawValue:
+            guard inImage(metadata) else { return invalid }
+            return Verdict(typeIndex: intern("Swift.Error (boxed)", .error, metadata), minimumSize: 16)
+        case SwiftMetadataKind.task.rawValue:
+            guard inImage(metadata) else { return invalid }
+            return Verdict(typeIndex: intern("Swift.Task (async task)", .task, metadata), minimumSize: 16)
+        case SwiftMetadataKind.job.rawValue:
+            guard inImage(metadata) else { return invalid }
+            return Verdict(typeIndex: intern("Swift.Job", .job, metadata), minimumSize: 16)
+        default:
+            return invalid
+        }
+    }
+
+    private func validateClass(_ metadata: UInt64) -> Verdict? {
+        guard let flags = source.readUInt32(metadata + ClassMetadataLayout.flags), flags & 0x2 != 0,
+              source.readUInt32(metadata + ClassMetadataLayout.instanceAddressPoint) == 0,
+              let size = source.readUInt32(metadata + ClassMetadataLayout.instanceSize), size >= 16, size < 1 << 28,
+              let alignWord = source.readUInt32(metadata + ClassMetadataLayout.alignMask) else { return nil }
+        let alignMask = alignWord & 0xffff
+        guard alignMask & (alignMask + 1) == 0, alignMask < 4096,
+              let descriptor = source.readWord(metadata + ClassMetadataLayout.descriptor), inImage(descriptor),
+              let descriptorFlags = source.readUInt32(descriptor),
+              descriptorFlags & 0x1f == ClassMetadataLayout.descriptorKindClass else { return nil }
+        let name = reflection?.typeName(forMetadata: metadata) ?? "<class metadata 0x\(String(metadata, radix: 16))>"
+        return Verdict(typeIndex: intern(name, .classInstance, metadata), minimumSize: UInt64(size))
+    }
+
+    /// Names a closure context by what it captures; a context holding one value and no
+    /// bindings is a box (a captured `var`, an indirect enum payload).
+    private func closureName(sample: UInt64) -> String {
+        guard let reflection, let info = reflection.instanceInfo(sample), info.Kind == SWREF_LAYOUT_CLOSURE_CONTEXT else {
+            return "closure context"
+        }
+        var captures: [String] = []
+        for index in 0..<Int(min(info.NumFields, 16)) {
+            guard let child = reflection.child(ofInstance: sample, index), child.TR != 0 else { continue }
+            captures.append(reflection.name(of: child.TR) ?? "?")
+        }
+        return captures.isEmpty ? "closure context" : "closure context (\(captures.joined(separator: ", ")))"
+    }
+
+    private func intern(_ name: String, _ kind: HeapObjectKind, _ metadata: UInt64) -> Int32 {
+        if let existing = typeByName[name] { return existing }
+        let index = Int32(types.count)
+        types.append(TypeEntry(name: name, kind: kind, metadata: metadata))
+        typeByName[name] = index
+        return index
+    }
+}

@@ -1,0 +1,90 @@
+import Glibc
+
+/// The files of `/proc/PID` that swref reads.
+public enum ProcFS {
+    public static func readFile(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var data: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            data.append(contentsOf: chunk[0..<n])
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    public static func exists(_ pid: Int32) -> Bool {
+        var info = stat()
+        return stat("/proc/\(pid)", &info) == 0
+    }
+
+    public static func memoryMap(_ pid: Int32) throws -> MemoryMap {
+        guard let text = readFile("/proc/\(pid)/maps") else {
+            if !exists(pid) { throw SwrefError.processExited(pid) }
+            throw SwrefError.system("open", errno: errno, "reading /proc/\(pid)/maps")
+        }
+        return MemoryMap(parsing: text)
+    }
+
+    /// The thread ids of a process, in ascending order.
+    public static func threadIDs(_ pid: Int32) -> [Int32] {
+        guard let dir = opendir("/proc/\(pid)/task") else { return [] }
+        defer { closedir(dir) }
+        var tids: [Int32] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+            }
+            if let tid = Int32(name) { tids.append(tid) }
+        }
+        return tids.sorted()
+    }
+
+    /// A field of `/proc/PID/status`, such as `State` or `TracerPid`.
+    public static func statusField(_ pid: Int32, _ field: String) -> String? {
+        guard let text = readFile("/proc/\(pid)/status") else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix(field + ":") {
+            return line.dropFirst(field.count + 1).trimmingCharacters(in: " \t")
+        }
+        return nil
+    }
+
+    public static func executablePath(_ pid: Int32) -> String? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/\(pid)/exe", &buffer, buffer.count - 1)
+        guard n > 0 else { return nil }
+        buffer[n] = 0
+        return String(cString: buffer)
+    }
+
+    /// Why ptrace was refused, with the fix: the user's next step.
+    static func permissionHint(_ pid: Int32) -> String {
+        if let tracer = statusField(pid, "TracerPid"), tracer != "0" {
+            return "it is already traced by PID \(tracer) (a debugger?)"
+        }
+        var hints: [String] = []
+        if geteuid() != 0 {
+            hints.append("run as root or give swref CAP_SYS_PTRACE (sudo setcap cap_sys_ptrace+ep $(which swref))")
+        }
+        if let scope = readFile("/proc/sys/kernel/yama/ptrace_scope")?.trimmingCharacters(in: " \n"),
+           scope != "0" {
+            hints.append("kernel.yama.ptrace_scope is \(scope)")
+        }
+        if hints.isEmpty { hints.append("in a container, allow ptrace (--cap-add=SYS_PTRACE)") }
+        return hints.joined(separator: "; ")
+    }
+}
+
+extension StringProtocol {
+    func trimmingCharacters(in set: String) -> String {
+        let chars = Set(set)
+        var sub = self[...]
+        while let first = sub.first, chars.contains(first) { sub = sub.dropFirst() }
+        while let last = sub.last, chars.contains(last) { sub = sub.dropLast() }
+        return String(sub)
+    }
+}

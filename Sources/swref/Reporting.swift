@@ -1,0 +1,60 @@
+import ArgumentParser
+import Glibc
+import SwrefKit
+
+/// Runs a command body, turning swref's errors into one line on stderr and exit status 2.
+func runReporting(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as SwrefError {
+        printError("swref: \(error)")
+        throw ExitCode(2)
+    }
+}
+
+func printError(_ line: String) {
+    var text = line + "\n"
+    text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+}
+
+func formatMilliseconds(_ nanoseconds: UInt64) -> String {
+    String(Double(nanoseconds) / 1e6, decimals: 1) + " ms"
+}
+
+extension String {
+    init(_ value: Double, decimals: Int) {
+        var scale = 1.0
+        for _ in 0..<decimals { scale *= 10 }
+        let scaled = Int((value * scale).rounded())
+        let whole = scaled / Int(scale)
+        let fraction = abs(scaled % Int(scale))
+        let digits = String(fraction)
+        self = decimals == 0 ? "\(whole)" : "\(whole)." + String(repeating: "0", count: decimals - digits.count) + digits
+    }
+}
+
+/// Writes a census in the chosen format; notes and the summary go to stderr.
+func emit(_ census: HeapCensus, notes: [String], summary: String, options: OutputOptions) throws {
+    switch options.format {
+    case .text:
+        print(CensusReport.text(census, limit: options.limit, notes: notes), terminator: "")
+    case .pprof:
+        let profile = CensusReport.profile(census, comments: notes)
+        try writeFile(options.output, try profile.gzipped())
+        for note in notes { printError("swref: note: \(note)") }
+        printError("swref: \(summary); \(census.totalCount) blocks, \(formatBytes(census.totalBytes)) in use; wrote \(options.output)")
+    }
+}
+
+func writeFile(_ path: String, _ bytes: [UInt8]) throws {
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw SwrefError.system("open", errno: errno, "writing \(path)") }
+    defer { close(fd) }
+    var done = 0
+    while done < bytes.count {
+        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, bytes.count - done) }
+        if n < 0 && errno == EINTR { continue }
+        guard n > 0 else { throw SwrefError.system("write", errno: errno, "writing \(path)") }
+        done += n
+    }
+}
