@@ -13,6 +13,14 @@ final class Node {
     }
 }
 
+final class Lock {
+    var mutex = pthread_mutex_t()
+    init() { pthread_mutex_init(&mutex, nil) }
+    func lock() { pthread_mutex_lock(&mutex) }
+    func unlock() { pthread_mutex_unlock(&mutex) }
+}
+let workersLock = Lock()
+
 final class Leaf<T> {
     var item: T
     init(_ item: T) { self.item = item }
@@ -34,9 +42,29 @@ var leaves: [Leaf<Int>] = (0..<leafCount).map { Leaf($0) }
 var stringLeaves: [Leaf<String>] = (0..<10).map { Leaf("leaf number \($0) with a long enough name") }
 var dogs: [Animal] = (0..<7).map { _ in Dog() }
 var counter = 0
-var closures: [() -> Int] = (0..<5).map { i in { counter += i; return counter + (head?.id ?? 0) } }
+// Two captures (a Dog and an Int) force a heap context even at -O.
+var closures: [() -> Int] = (0..<5).map { i in
+    let dog = dogs[i]
+    return { counter += i; return counter + dog.legs }
+}
 // Plain malloc blocks that are not Swift objects.
 var raw: [UnsafeMutableRawPointer] = (0..<100).map { _ in malloc(1000)! }
+// Objects made on another thread live in that thread's malloc arena.
+final class Worker { var id: Int; var data = [Int](repeating: 0, count: 32); init(id: Int) { self.id = id } }
+nonisolated(unsafe) var workers: [Worker] = []
+let threadCount = 3
+var threads: [pthread_t] = []
+for t in 0..<threadCount {
+    var thread = pthread_t()
+    pthread_create(&thread, nil, { arg in
+        let base = Int(bitPattern: arg)
+        let made = (0..<100).map { Worker(id: base * 1000 + $0) }
+        workersLock.lock(); workers += made; workersLock.unlock()
+        return nil
+    }, UnsafeMutableRawPointer(bitPattern: t + 1))
+    threads.append(thread)
+}
+for thread in threads { pthread_join(thread, nil) }
 // Large enough to be mmapped.
 var big = [UInt8](repeating: 1, count: 1 << 20)
 

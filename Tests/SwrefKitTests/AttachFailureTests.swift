@@ -1,0 +1,78 @@
+import Foundation
+import SwrefKit
+import XCTest
+
+/// Bad input: one line on stderr, a non-zero exit, and the target unharmed.
+final class AttachFailureTests: XCTestCase {
+    func assertOneLineError(_ result: Shell.Result, contains text: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertNotEqual(result.status, 0, file: file, line: line)
+        let lines = result.stderr.split(separator: "\n")
+        XCTAssertEqual(lines.count, 1, "one line: \(result.stderr)", file: file, line: line)
+        XCTAssertTrue(result.stderr.contains(text), result.stderr, file: file, line: line)
+    }
+
+    func testNonexistentPID() throws {
+        let pidMax = Int((try? String(contentsOfFile: "/proc/sys/kernel/pid_max", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 4_194_304
+        assertOneLineError(try Shell.swref(["attach", "\(pidMax + 1)"]), contains: "no process with PID")
+    }
+
+    func testPermissionDenied() throws {
+        guard getuid() == 0 else { throw XCTSkip("needs root to run swref as an unprivileged user") }
+        let program = try RunningProgram(try TestPrograms.binary("census", .optimized), ["10", "10"])
+        defer { program.stop() }
+        let swref = try TestPrograms.swrefExecutable()
+        let out = TestPrograms.buildDirectory.appendingPathComponent("denied.out").path
+        let result = try Shell.run("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups",
+                                                        swref, "attach", "\(program.pid)", "-o", out])
+        assertOneLineError(result, contains: "not permitted to trace PID \(program.pid)")
+        XCTAssertTrue(["S", "R"].contains(program.state))
+    }
+
+    func testProcessExitsWhileBeingRead() throws {
+        let program = try RunningProgram(try TestPrograms.binary("census", .optimized), ["10", "10"])
+        let pid = program.pid
+        // The test hook keeps the target stopped for a second; it is killed meanwhile.
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) { kill(pid, SIGKILL) }
+        let result = try Shell.swref(["attach", "\(pid)", "-o", TestPrograms.buildDirectory.appendingPathComponent("exit.out").path],
+                                     environment: ["SWREF_TEST_STALL_MS": "1000"])
+        assertOneLineError(result, contains: "exited while it was being read")
+        program.stop()
+    }
+
+    func testNonSwiftProcess() throws {
+        let sleeper = Process()
+        sleeper.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        sleeper.arguments = ["60"]
+        try sleeper.run()
+        defer { sleeper.terminate(); sleeper.waitUntilExit() }
+        usleep(200_000)
+        let result = try Shell.swref(["attach", "\(sleeper.processIdentifier)", "--format", "text"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("no Swift runtime found"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("<malloc>"), result.stdout)
+        XCTAssertTrue(sleeper.isRunning)
+    }
+
+    func testSwrefKilledMidCaptureLeavesTargetRunning() throws {
+        let program = try RunningProgram(try TestPrograms.binary("census", .optimized), ["10", "10"])
+        defer { program.stop() }
+        for signal in [SIGKILL, SIGINT, SIGTERM] {
+            let swref = Process()
+            swref.executableURL = URL(fileURLWithPath: try TestPrograms.swrefExecutable())
+            swref.arguments = ["attach", "\(program.pid)", "-o", TestPrograms.buildDirectory.appendingPathComponent("killed.out").path]
+            swref.environment = ProcessInfo.processInfo.environment.merging(["SWREF_TEST_STALL_MS": "5000"]) { $1 }
+            swref.standardError = FileHandle.nullDevice
+            try swref.run()
+            // Wait until the target is stopped by swref, then kill swref.
+            let deadline = Date().addingTimeInterval(10)
+            while program.state != "t" && Date() < deadline { usleep(10_000) }
+            XCTAssertEqual(program.state, "t", "swref stopped the target")
+            kill(swref.processIdentifier, signal)
+            swref.waitUntilExit()
+            usleep(100_000)
+            XCTAssertTrue(["S", "R"].contains(program.state), "after signal \(signal) the target runs: \(program.state)")
+            XCTAssertEqual(program.tracerPid, "0")
+        }
+    }
+}

@@ -1,0 +1,160 @@
+import Foundation
+import XCTest
+
+/// Build flavours a test program is compiled in, as the issues ask: debug, optimised, stripped.
+enum BuildVariant: String, CaseIterable {
+    case debug      // -Onone -g
+    case optimized  // -O -g
+    case stripped   // -O, then strip
+
+    var flags: [String] {
+        switch self {
+        case .debug: return ["-Onone", "-g"]
+        case .optimized: return ["-O", "-g"]
+        case .stripped: return ["-O"]
+        }
+    }
+}
+
+/// Compiles the programs under `testdata/` with swiftc, once per (program, variant) per test run.
+enum TestPrograms {
+    static let packageRoot = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let testdata = packageRoot.appendingPathComponent("testdata")
+    static let buildDirectory: URL = {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("swref-tests-\(getpid())")
+        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }()
+    private static var built: [String: String] = [:]
+    private static let lock = NSLock()
+
+    /// The path of `testdata/NAME/main.swift` compiled for `variant`.
+    static func binary(_ name: String, _ variant: BuildVariant) throws -> String {
+        lock.lock()
+        defer { lock.unlock() }
+        let key = "\(name)-\(variant.rawValue)"
+        if let path = built[key] { return path }
+        let output = buildDirectory.appendingPathComponent(key).path
+        let sources = try FileManager.default.contentsOfDirectory(atPath: testdata.appendingPathComponent(name).path)
+            .filter { $0.hasSuffix(".swift") }.sorted().map { testdata.appendingPathComponent(name).appendingPathComponent($0).path }
+        let args = variant.flags + ["-module-name", name, "-import-objc-header", testdata.appendingPathComponent("mallinfo.h").path]
+            + sources + ["-o", output]
+        let result = try Shell.run("/usr/bin/env", ["swiftc"] + args)
+        guard result.status == 0 else { throw TestFailure("swiftc failed for \(key):\n\(result.stderr)") }
+        if variant == .stripped {
+            let strip = try Shell.run("/usr/bin/env", ["strip", output])
+            guard strip.status == 0 else { throw TestFailure("strip failed: \(strip.stderr)") }
+        }
+        built[key] = output
+        return output
+    }
+
+    /// The swref executable built by `swift build` (the README's test command builds it first).
+    static func swrefExecutable() throws -> String {
+        let candidates = [".build/debug/swref", ".build/release/swref", ".build/x86_64-unknown-linux-gnu/debug/swref"]
+        for candidate in candidates {
+            let path = packageRoot.appendingPathComponent(candidate).path
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        throw TestFailure("swref executable not found under .build: run `swift build` before `swift test`")
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A test program started for real: it prints a line starting with READY when its heap is built.
+final class RunningProgram {
+    let process = Process()
+    let readyLine: String
+    private let stdout = Pipe()
+
+    var pid: Int32 { process.processIdentifier }
+
+    /// The numbers after READY: by convention malloc's in-use figures (uordblks, hblkhd).
+    var readyNumbers: [Int] { readyLine.split(separator: " ").dropFirst().compactMap { Int($0) } }
+    var mallocInUse: Int { readyNumbers.count >= 2 ? readyNumbers[0] + readyNumbers[1] : 0 }
+
+    init(_ path: String, _ arguments: [String] = [], environment: [String: String]? = nil, timeout: TimeInterval = 60) throws {
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        process.standardOutput = stdout
+        process.standardError = FileHandle.nullDevice
+        if let environment { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+        try process.run()
+        let handle = stdout.fileHandleForReading
+        var buffer = Data()
+        let deadline = Date().addingTimeInterval(timeout)
+        var line: String? = nil
+        while line == nil && Date() < deadline {
+            let chunk = handle.availableData
+            if chunk.isEmpty { break }
+            buffer.append(chunk)
+            let text = String(decoding: buffer, as: UTF8.self)
+            line = text.split(separator: "\n").first { $0.hasPrefix("READY") }.map(String.init)
+        }
+        guard let line else {
+            process.terminate()
+            throw TestFailure("\(path) did not print READY")
+        }
+        readyLine = line
+    }
+
+    /// State letter from /proc/PID/stat: R, S, t, Z …
+    var state: String {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return "?" }
+        return String(stat[stat.index(close, offsetBy: 2)])
+    }
+
+    var tracerPid: String {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        return status.split(separator: "\n").first { $0.hasPrefix("TracerPid:") }?
+            .split(separator: "\t").last.map(String.init) ?? "?"
+    }
+
+    func stop() {
+        if process.isRunning {
+            kill(pid, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+
+    deinit { stop() }
+}
+
+enum Shell {
+    struct Result { var status: Int32; var stdout: String; var stderr: String }
+
+    static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        if let environment { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        // Read both pipes concurrently so neither fills up and blocks the child.
+        var errData = Data()
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async {
+            errData = err.fileHandleForReading.readDataToEndOfFile()
+            group.leave()
+        }
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        group.wait()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                      stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    /// Runs the swref executable.
+    static func swref(_ arguments: [String], environment: [String: String]? = nil) throws -> Result {
+        try run(TestPrograms.swrefExecutable(), arguments, environment: environment)
+    }
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs what swref and its tests need on a bare Debian machine with the Swift toolchain:
+# elfutils' libraries (libdw, libelf), zlib, Go (for `go tool pprof`), gdb (for gcore).
+set -euo pipefail
+packages=(libdw-dev libelf-dev zlib1g-dev golang-go gdb elfutils binutils)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
