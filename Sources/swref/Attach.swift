@@ -5,7 +5,7 @@ import SwrefKit
 extension Swref {
     struct Attach: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Stop a live process briefly, copy its memory, and report its heap.",
+            abstract: "Stop a live process briefly, copy its memory, and report who holds its heap.",
             discussion: "Needs root or CAP_SYS_PTRACE. The target is stopped only while its memory is copied."
         )
 
@@ -13,6 +13,7 @@ extension Swref {
         var pid: Int32
 
         @OptionGroup var outputOptions: OutputOptions
+        @OptionGroup var analysisOptions: AnalysisOptions
 
         func run() throws {
             try runReporting {
@@ -20,10 +21,9 @@ extension Swref {
                 let stall = Int(getenv("SWREF_TEST_STALL_MS").flatMap { Int(String(cString: $0)) } ?? 0)
                 let snapshot = try LiveCapture.capture(pid: pid, options: .init(progress: progress, stallMilliseconds: stall))
                 let analysis = HeapAnalysis(source: snapshot, progress: progress)
-                progress.finish()
-                try emit(analysis.census, notes: analysis.notes,
-                         summary: "paused PID \(pid) for \(formatMilliseconds(snapshot.pauseNanoseconds))",
-                         options: outputOptions)
+                let summary = "paused PID \(pid) for \(formatMilliseconds(snapshot.pauseNanoseconds))"
+                try report(analysis, threads: snapshot.threads, summary: summary, output: outputOptions,
+                           analysisOptions: analysisOptions, progress: progress, mainBinary: ProcFS.executablePath(pid))
             }
         }
     }

@@ -4,6 +4,13 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
     case pprof, text
 }
 
+enum ProfileView: String, ExpressibleByArgument, CaseIterable {
+    /// One sample per reference path from a root (goref's view).
+    case paths
+    /// One sample per type (a census, like `heap`).
+    case types
+}
+
 /// Where and how results are written; shared by every command that produces a report.
 struct OutputOptions: ParsableArguments {
     @Option(name: [.short, .customLong("output")], help: "Profile file to write.")
@@ -12,6 +19,19 @@ struct OutputOptions: ParsableArguments {
     @Option(help: "pprof: gzipped profile to --output; text: a table on standard output.")
     var format: OutputFormat = .pprof
 
+    @Option(help: "paths: a sample per reference path from a root; types: a sample per type.")
+    var view: ProfileView = .paths
+
     @Option(help: "With --format text, show at most this many rows.")
     var limit: Int?
+}
+
+/// How the reference walk attributes objects.
+struct AnalysisOptions: ParsableArguments {
+    @Option(help: "Longest reference path shown; deeper objects are folded into their ancestor at this depth.")
+    var maxDepth: Int = 256
+
+    func validate() throws {
+        guard maxDepth >= 1 else { throw ValidationError("--max-depth must be at least 1") }
+    }
 }

@@ -33,16 +33,28 @@ extension String {
     }
 }
 
-/// Writes a census in the chosen format; notes and the summary go to stderr.
-func emit(_ census: HeapCensus, notes: [String], summary: String, options: OutputOptions) throws {
-    switch options.format {
+/// Writes the analysis in the chosen format and view; notes and the summary go to stderr.
+func report(_ analysis: HeapAnalysis, threads: [ThreadState], summary: String, output: OutputOptions,
+            analysisOptions: AnalysisOptions, progress: ProgressReporter, mainBinary: String?) throws {
+    let census = analysis.census
+    switch output.format {
     case .text:
-        print(CensusReport.text(census, limit: options.limit, notes: notes), terminator: "")
+        progress.finish()
+        print(CensusReport.text(census, limit: output.limit, notes: analysis.notes), terminator: "")
     case .pprof:
-        let profile = CensusReport.profile(census, comments: notes)
-        try writeFile(options.output, try profile.gzipped())
-        for note in notes { printError("swref: note: \(note)") }
-        printError("swref: \(summary); \(census.totalCount) blocks, \(formatBytes(census.totalBytes)) in use; wrote \(options.output)")
+        var profile: PprofProfile
+        switch output.view {
+        case .types:
+            profile = CensusReport.profile(census, comments: analysis.notes)
+        case .paths:
+            let paths = analysis.referencePaths(threads: threads, maxDepth: analysisOptions.maxDepth, progress: progress)
+            profile = ReferenceReport.profile(paths.attribution, objects: analysis.objects, comments: analysis.notes)
+        }
+        progress.finish()
+        if let mainBinary { profile.mainBinary = mainBinary }
+        try writeFile(output.output, try profile.gzipped())
+        for note in analysis.notes { printError("swref: note: \(note)") }
+        printError("swref: \(summary); \(census.totalCount) blocks, \(formatBytes(census.totalBytes)) in use; wrote \(output.output)")
     }
 }
 

@@ -40,7 +40,7 @@ final class LiveCensusTests: XCTestCase {
         // The CLI's profile, read back by the real pprof.
         guard PprofReader.isAvailable else { throw XCTSkip("go is not installed: profile not decoded") }
         let out = TestPrograms.buildDirectory.appendingPathComponent("census-\(variant).pb.gz").path
-        let run = try Shell.swref(["attach", "\(program.pid)", "-o", out])
+        let run = try Shell.swref(["attach", "\(program.pid)", "--view", "types", "-o", out])
         XCTAssertEqual(run.status, 0, run.stderr)
         let profile = try PprofReader(path: out)
         XCTAssertEqual(profile.sampleTypes, ["inuse_objects", "inuse_space"])

@@ -126,3 +126,38 @@ char *swift_reflection_copyDemangledNameForTypeRef(SwiftReflectionContextRef con
 size_t swift_reflection_demangle(const char *mangled, size_t length, char *out, size_t max_length);
 
 #endif
+
+// MARK: Swift runtime demangler (exported by libswiftCore)
+
+/// Returns a malloc'd demangled string (caller frees) or NULL.
+char *swift_demangle(const char *mangled, size_t length, char *output, size_t *output_size, uint32_t flags);
+
+// MARK: Unwinding with libdwfl over any memory source
+
+typedef int (*swref_read_word_fn)(void *context, uint64_t address, uint64_t *out);
+typedef void (*swref_frame_fn)(void *context, int32_t tid, uint64_t pc, uint64_t sp, int is_activation);
+
+typedef struct swref_thread_registers {
+  int32_t tid;
+  uint64_t regs[17]; // DWARF order: rax rdx rcx rbx rsi rdi rbp rsp r8-r15 rip
+} swref_thread_registers;
+
+typedef struct swref_unwinder swref_unwinder;
+
+swref_unwinder *swref_unwinder_create(void);
+/// Reports an image placed at `bias` (the load bias). Returns 0 on success.
+int swref_unwinder_add_image(swref_unwinder *unwinder, const char *path, uint64_t bias);
+/// Unwinds each thread; `frame` is called for every frame, innermost first.
+int swref_unwinder_run(swref_unwinder *unwinder, const swref_thread_registers *threads, size_t count,
+                       swref_read_word_fn read_word, void *read_context, swref_frame_fn frame,
+                       void *frame_context, int max_frames);
+void swref_unwinder_destroy(swref_unwinder *unwinder);
+const char *swref_unwinder_error(void);
+
+// MARK: DWARF globals
+
+typedef void (*swref_global_fn)(void *context, const char *name, uint64_t address, uint64_t size,
+                                const char *type_linkage_name);
+/// Calls `found` for every variable DIE with a DW_OP_addr location (address unrelocated).
+/// Returns the number found, or -1 when the file has no DWARF.
+int swref_dwarf_globals(const char *path, swref_global_fn found, void *context);

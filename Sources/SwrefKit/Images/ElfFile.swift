@@ -29,6 +29,8 @@ public final class ElfFile {
     public let sectionHeaderRange: (offset: UInt64, size: UInt64)
     public let sectionNamesRange: (offset: UInt64, size: UInt64)
     public let buildID: [UInt8]?
+    /// Size of the image's thread-local block (PT_TLS), 0 when it has none.
+    public let tlsSize: UInt64
 
     private let fd: Int32
     private let elf: OpaquePointer
@@ -83,12 +85,14 @@ public final class ElfFile {
         var phnum = 0
         elf_getphdrnum(elf, &phnum)
         var lowest = UInt64.max
+        var tls: UInt64 = 0
         for index in 0..<phnum {
             var phdr = GElf_Phdr()
-            if gelf_getphdr(elf, Int32(index), &phdr) != nil, phdr.p_type == PT_LOAD {
-                lowest = min(lowest, phdr.p_vaddr & ~0xfff)
-            }
+            guard gelf_getphdr(elf, Int32(index), &phdr) != nil else { continue }
+            if phdr.p_type == PT_LOAD { lowest = min(lowest, phdr.p_vaddr & ~0xfff) }
+            if phdr.p_type == PT_TLS { tls = phdr.p_memsz + phdr.p_align }
         }
+        tlsSize = tls
         firstLoadAddress = lowest == .max ? 0 : lowest
     }
 
@@ -98,6 +102,12 @@ public final class ElfFile {
     }
 
     public func section(named name: String) -> Section? { sections.first { $0.name == name } }
+
+    /// Allocated, writable sections (.data, .bss, …): where globals live.
+    public var writableSections: [Section] {
+        sections.filter { $0.flags & UInt64(SHF_ALLOC) != 0 && $0.flags & UInt64(SHF_WRITE) != 0 && $0.size > 0
+            && $0.type != SHT_NOBITS || ($0.type == SHT_NOBITS && $0.flags & UInt64(SHF_TLS) == 0 && $0.flags & UInt64(SHF_ALLOC) != 0 && $0.size > 0) }
+    }
 
     public var hasSwiftMetadata: Bool { sections.contains { $0.name.hasPrefix("swift5_") } }
 

@@ -1,3 +1,10 @@
+/// The object graph, its roots, and the path that attributes each object.
+public struct ReferencePaths {
+    public let graph: ObjectGraph
+    public let roots: [Root]
+    public let attribution: Attribution
+}
+
 /// The analysis of one memory image, layer by layer: images → reflection → malloc heap → objects.
 ///
 /// It knows nothing of where the memory came from: a live snapshot or a core file.
@@ -30,4 +37,23 @@ public final class HeapAnalysis {
     }
 
     public var census: HeapCensus { HeapCensus(objects: objects) }
+
+    /// Builds the object graph, finds the roots and attributes every object to one path.
+    public func referencePaths(threads: [ThreadState], maxDepth: Int = 256, progress: ProgressReporter? = nil) -> ReferencePaths {
+        let layouts = ObjectLayouts(reflection: reflection, source: source)
+        let symbolizer = Symbolizer(images: images)
+        let scanner = ReferenceScanner(source: source, objects: objects, layouts: layouts, symbolizer: symbolizer)
+        var graph = ObjectGraph(objectCount: objects.count)
+        for index in 0..<objects.count {
+            scanner.references(of: index) { graph.add(target: $0, label: $1) }
+            graph.finishObject()
+            if index & 0xffff == 0 { progress?.update("walking references", done: UInt64(index), total: UInt64(objects.count), unit: .items) }
+        }
+        let finder = RootFinder(source: source, threads: threads, images: images, objects: objects, scanner: scanner,
+                                values: layouts.values, symbolizer: symbolizer)
+        let roots = finder.findRoots()
+        let attribution = Attribution(objectCount: objects.count, graph: graph, roots: roots, frames: scanner.frames,
+                                      maxDepth: maxDepth)
+        return ReferencePaths(graph: graph, roots: roots, attribution: attribution)
+    }
 }

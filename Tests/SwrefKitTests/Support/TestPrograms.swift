@@ -70,6 +70,8 @@ struct TestFailure: Error, CustomStringConvertible {
 final class RunningProgram {
     let process = Process()
     let readyLine: String
+    /// Everything the program printed before its READY line.
+    let outputBeforeReady: String
     private let stdout = Pipe()
 
     var pid: Int32 { process.processIdentifier }
@@ -101,6 +103,8 @@ final class RunningProgram {
             throw TestFailure("\(path) did not print READY")
         }
         readyLine = line
+        let text = String(decoding: buffer, as: UTF8.self)
+        outputBeforeReady = String(text[..<text.range(of: line)!.lowerBound])
     }
 
     /// State letter from /proc/PID/stat: R, S, t, Z …
@@ -139,18 +143,19 @@ enum Shell {
         process.standardError = err
         try process.run()
         // Read both pipes concurrently so neither fills up and blocks the child.
-        var errData = Data()
+        final class Collected: @unchecked Sendable { var data = Data() }
+        let errData = Collected()
         let group = DispatchGroup()
         group.enter()
         DispatchQueue.global().async {
-            errData = err.fileHandleForReading.readDataToEndOfFile()
+            errData.data = err.fileHandleForReading.readDataToEndOfFile()
             group.leave()
         }
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         group.wait()
         process.waitUntilExit()
         return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData, as: UTF8.self))
+                      stderr: String(decoding: errData.data, as: UTF8.self))
     }
 
     /// Runs the swref executable.

@@ -46,7 +46,6 @@ public final class ReflectionContext {
     /// the call, reads that exactly match those ranges are served from the file.
     private func add(_ image: LoadedImage) {
         guard let context else { return }
-        let file = image.file
         fileServed = FileServedRanges(image: image)
         if swift_reflection_addImage(context, image.start) != 0 { addedImages.append(image.path) }
         fileServed = nil
@@ -156,6 +155,40 @@ public final class ReflectionContext {
     public func child(ofInstance object: UInt64, _ index: Int) -> swref_childinfo_t? {
         guard let context else { return nil }
         return swift_reflection_childOfInstance(context, UInt(object), UInt32(index))
+    }
+
+    public func info(of typeRef: swift_typeref_t) -> swref_typeinfo_t? {
+        guard let context, typeRef != 0 else { return nil }
+        let info = swift_reflection_infoForTypeRef(context, typeRef)
+        return info.Kind == SWREF_LAYOUT_UNKNOWN && info.Size == 0 ? nil : info
+    }
+
+    public func child(of typeRef: swift_typeref_t, _ index: Int) -> swref_childinfo_t? {
+        guard let context else { return nil }
+        return swift_reflection_childOfTypeRef(context, typeRef, UInt32(index))
+    }
+
+    public func metadataInfo(_ metadata: UInt64) -> swref_typeinfo_t? {
+        guard let context else { return nil }
+        let info = swift_reflection_infoForMetadata(context, UInt(metadata))
+        return info.Kind == SWREF_LAYOUT_UNKNOWN ? nil : info
+    }
+
+    public func child(ofMetadata metadata: UInt64, _ index: Int) -> swref_childinfo_t? {
+        guard let context else { return nil }
+        return swift_reflection_childOfMetadata(context, UInt(metadata), UInt32(index))
+    }
+
+    public func typeRef(forMangledName mangled: String) -> swift_typeref_t? {
+        guard let context else { return nil }
+        let tr = mangled.withCString { swift_reflection_typeRefForMangledTypeName(context, $0, UInt64(strlen($0))) }
+        return tr == 0 ? nil : tr
+    }
+
+    public func genericArgument(of typeRef: swift_typeref_t, _ index: Int) -> swift_typeref_t? {
+        guard swift_reflection_genericArgumentCountOfTypeRef(typeRef) > index else { return nil }
+        let tr = swift_reflection_genericArgumentOfTypeRef(typeRef, UInt32(index))
+        return tr == 0 ? nil : tr
     }
 
     public static func demangle(_ mangled: String) -> String? {

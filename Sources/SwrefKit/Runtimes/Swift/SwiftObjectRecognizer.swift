@@ -69,9 +69,8 @@ public final class SwiftObjectRecognizer {
             guard inImage(metadata), let offset = source.readUInt32(metadata + 8), offset >= 16, offset < 1 << 16 else {
                 return invalid
             }
-            let name = closureName(sample: sample)
-            return Verdict(typeIndex: intern(name, name.hasPrefix("box") ? .box : .closureContext, metadata),
-                           minimumSize: UInt64(offset))
+            let (name, kind) = contextName(sample: sample)
+            return Verdict(typeIndex: intern(name, kind, metadata), minimumSize: UInt64(offset))
         case SwiftMetadataKind.heapGenericLocalVariable.rawValue:
             guard let offset = source.readUInt32(metadata + 8), offset >= 16, offset < 1 << 16,
                   let boxed = source.readWord(metadata + ClassMetadataLayout.genericBoxBoxedType), boxed & 7 == 0,
@@ -105,18 +104,19 @@ public final class SwiftObjectRecognizer {
         return Verdict(typeIndex: intern(name, .classInstance, metadata), minimumSize: UInt64(size))
     }
 
-    /// Names a closure context by what it captures; a context holding one value and no
-    /// bindings is a box (a captured `var`, an indirect enum payload).
-    private func closureName(sample: UInt64) -> String {
+    /// Names a closure context by what it captures. Boxes (a captured `var`, an indirect enum
+    /// payload) share the metadata kind; a context with exactly one capture is taken for a box.
+    private func contextName(sample: UInt64) -> (String, HeapObjectKind) {
         guard let reflection, let info = reflection.instanceInfo(sample), info.Kind == SWREF_LAYOUT_CLOSURE_CONTEXT else {
-            return "closure context"
+            return ("closure context", .closureContext)
         }
         var captures: [String] = []
         for index in 0..<Int(min(info.NumFields, 16)) {
             guard let child = reflection.child(ofInstance: sample, index), child.TR != 0 else { continue }
             captures.append(reflection.name(of: child.TR) ?? "?")
         }
-        return captures.isEmpty ? "closure context" : "closure context (\(captures.joined(separator: ", ")))"
+        if captures.count == 1 { return ("box<\(captures[0])>", .box) }
+        return (captures.isEmpty ? "closure context" : "closure context (\(captures.joined(separator: ", ")))", .closureContext)
     }
 
     private func intern(_ name: String, _ kind: HeapObjectKind, _ metadata: UInt64) -> Int32 {

@@ -1,0 +1,80 @@
+/// Attributes every object to one reference path from a root: breadth-first, root kinds in
+/// order (globals, stacks, registers, TLS, runtime, conservative), each kind's walk finished
+/// before the next starts so that a precise root wins over a stale conservative word.
+///
+/// Paths are nodes of a trie of frames; an object's node is its sample in the profile.
+public struct Attribution {
+    public struct PathNode: Sendable {
+        public var parent: Int32      // -1 for a root frame
+        public var frame: UInt32      // into `frames`
+        public var root: Int32        // index of the root this path starts from
+        public var depth: Int32
+    }
+
+    public private(set) var nodes: [PathNode] = []
+    /// The node of each object; -1 when no root reaches it.
+    public private(set) var nodeOf: [Int32]
+    public let roots: [Root]
+    public let frames: StringTable
+    public private(set) var unreachableCount = 0
+
+    public init(objectCount: Int, graph: ObjectGraph, roots: [Root], frames: StringTable, maxDepth: Int = 256) {
+        var frames = frames
+        self.roots = roots
+        nodeOf = [Int32](repeating: -1, count: objectCount)
+        var children: [UInt64: Int32] = [:]
+        var nodes: [PathNode] = []
+
+        func child(_ parent: Int32, _ frame: UInt32) -> Int32 {
+            if frame == 0 { return parent }
+            let parentNode = nodes[Int(parent)]
+            if parentNode.depth >= maxDepth { return parent }
+            let key = UInt64(UInt32(bitPattern: parent)) << 32 | UInt64(frame)
+            if let existing = children[key] { return existing }
+            let id = Int32(nodes.count)
+            nodes.append(PathNode(parent: parent, frame: frame, root: parentNode.root, depth: parentNode.depth + 1))
+            children[key] = id
+            return id
+        }
+
+        var queue: [Int32] = []
+        queue.reserveCapacity(objectCount)
+        var head = 0
+        for kind in RootKind.allCases {
+            for (index, root) in roots.enumerated() where root.kind == kind {
+                let rootNode = Int32(nodes.count)
+                nodes.append(PathNode(parent: -1, frame: frames.intern(root.name), root: Int32(index), depth: 1))
+                for (target, label) in zip(root.targets, root.labels) where nodeOf[Int(target)] < 0 {
+                    nodeOf[Int(target)] = child(rootNode, label)
+                    queue.append(target)
+                }
+            }
+            while head < queue.count {
+                let object = Int(queue[head])
+                head += 1
+                let node = nodeOf[object]
+                for edge in graph.edges(of: object) {
+                    let target = Int(graph.targets[edge])
+                    if nodeOf[target] < 0 {
+                        nodeOf[target] = child(node, graph.labels[edge])
+                        queue.append(Int32(target))
+                    }
+                }
+            }
+        }
+        unreachableCount = objectCount - queue.count
+        self.nodes = nodes
+        self.frames = frames
+    }
+
+    /// Frame names from the root down to `node`.
+    public func frames(of node: Int32) -> [String] {
+        var names: [String] = []
+        var current = node
+        while current >= 0 {
+            names.append(frames[nodes[Int(current)].frame])
+            current = nodes[Int(current)].parent
+        }
+        return names.reversed()
+    }
+}

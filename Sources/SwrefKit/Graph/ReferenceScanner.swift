@@ -1,0 +1,282 @@
+import CSwrefSystem
+
+/// Finds the references held in memory — inside objects, by their type layouts, or in untyped
+/// memory, word by word — and names each edge the way the profile shows it.
+public final class ReferenceScanner {
+    let source: MemorySource
+    let objects: ObjectTable
+    let layouts: ObjectLayouts
+    let symbolizer: Symbolizer
+    public var frames = StringTable()
+    private var paths = StringTable()
+    private var labelCache: [UInt64: UInt32] = [:]
+    private var typeLabels: [Int32: UInt32] = [:]
+    private var compiled: [Int32: Compiled] = [:]
+    private let lowest: UInt64
+    private let highest: UInt64
+
+    /// Pointer bits that can hold tags: x86_64 user addresses fit in 47 bits.
+    static let addressMask: UInt64 = 0x0000_7FFF_FFFF_FFFF
+    public static let subObjects = "$sub_objects$"
+    private let subObjectsLabel: UInt32
+
+    /// An ObjectLayout with interned paths, per element bucket for containers.
+    private struct CompiledSlot {
+        var offset: Int
+        var action: ValueLayout.Action
+        var pathIDs: [UInt32]  // one per bucket: [0]…[9], [10+]; or one for fixed layouts
+    }
+    private enum Compiled {
+        case fixed([CompiledSlot], uncovered: [Range<Int>])
+        case array([CompiledSlot], stride: Int, start: Int)
+        case dictionary(keys: [CompiledSlot], keyStride: Int, values: [CompiledSlot], valueStride: Int)
+        case set([CompiledSlot], stride: Int)
+        case none
+        case conservative
+    }
+
+    public init(source: MemorySource, objects: ObjectTable, layouts: ObjectLayouts, symbolizer: Symbolizer) {
+        self.source = source
+        self.objects = objects
+        self.layouts = layouts
+        self.symbolizer = symbolizer
+        lowest = objects.addresses.first ?? 0
+        highest = objects.count > 0 ? objects.addresses[objects.count - 1] + objects.sizes[objects.count - 1] : 0
+        subObjectsLabel = frames.intern(ReferenceScanner.subObjects)
+    }
+
+    // MARK: Pointers
+
+    /// The object a word points into, if any (interior pointers keep the whole block).
+    @inline(__always)
+    public func target(of word: UInt64) -> Int32? {
+        let address = word & ReferenceScanner.addressMask
+        guard address >= lowest && address < highest else { return nil }
+        return objects.object(containing: address).map(Int32.init)
+    }
+
+    // MARK: Labels
+
+    /// How a frame names a type: stdlib storage as the collection the user wrote, no `Swift.`.
+    public static func displayName(_ type: String) -> String {
+        var name = type
+        for (storage, replacement) in [("Swift._ContiguousArrayStorage<", "["), ("Swift._DictionaryStorage<", "Dictionary<"),
+                                       ("Swift._SetStorage<", "Set<")] where name.hasPrefix(storage) {
+            name = replacement + name.dropFirst(storage.count)
+            if replacement == "[" { name = String(name.dropLast()) + "]" }
+        }
+        if name == "Swift.__StringStorage" { name = "String" }
+        return name.replacingAll("Swift.", with: "")
+    }
+
+    private func label(path: UInt32, target: Int32) -> UInt32 {
+        let type = objects.typeIndices[Int(target)]
+        let key = UInt64(path) << 32 | UInt64(UInt32(bitPattern: type))
+        if let cached = labelCache[key] { return cached }
+        let pathText = paths[path]
+        let typeName = ReferenceScanner.displayName(objects.types[Int(type)].name)
+        let id = frames.intern("\(pathText). (\(typeName))")
+        labelCache[key] = id
+        return id
+    }
+
+    /// `(T)`: the frame of an object found by a conservative word in a root.
+    public func typeLabel(of target: Int32) -> UInt32 {
+        let type = objects.typeIndices[Int(target)]
+        if let cached = typeLabels[type] { return cached }
+        let id = frames.intern("(\(ReferenceScanner.displayName(objects.types[Int(type)].name)))")
+        typeLabels[type] = id
+        return id
+    }
+
+    private func functionLabel(path: UInt32, function: UInt64) -> UInt32 {
+        var name = symbolizer.name(of: function)
+        for prefix in ["partial apply forwarder for ", "partial apply for ", "thunk for ", "reabstraction thunk helper from "] where name.hasPrefix(prefix) {
+            name = String(name.dropFirst(prefix.count))
+        }
+        let pathText = paths[path]
+        return frames.intern(pathText.isEmpty ? name : "\(pathText). (\(name))")
+    }
+
+    // MARK: Values
+
+    /// References in a value at `base`, laid out by `layout`, with paths under `prefix`.
+    /// Paths that come out empty give label 0: the object sits in the holder's frame.
+    public func scanValue(_ layout: ValueLayout, at base: UInt64, prefix: String,
+                          emit: (Int32, UInt32) -> Void) {
+        let slots = layout.slots.map { CompiledSlot(offset: $0.offset, action: $0.action, pathIDs: [paths.intern(joined(prefix, $0.path))]) }
+        scan(slots, at: base, bucket: 0, emit: emit)
+    }
+
+    private func joined(_ prefix: String, _ path: String) -> String {
+        if prefix.isEmpty { return path }
+        if path.isEmpty { return prefix }
+        return path.hasPrefix("[") ? prefix + path : prefix + "." + path
+    }
+
+    @inline(__always)
+    private func scan(_ slots: [CompiledSlot], at base: UInt64, bucket: Int, emit: (Int32, UInt32) -> Void) {
+        for slot in slots {
+            let address = base + UInt64(slot.offset)
+            let path = slot.pathIDs[min(bucket, slot.pathIDs.count - 1)]
+            switch slot.action {
+            case .reference:
+                if let word = source.readWord(address), let target = target(of: word) {
+                    emit(target, path == 0 ? 0 : label(path: path, target: target))
+                }
+            case .function:
+                if let context = source.readWord(address + 8), let target = target(of: context) {
+                    let function = source.readWord(address) ?? 0
+                    emit(target, functionLabel(path: path, function: function))
+                }
+            case .words(let count):
+                for index in 0..<count {
+                    if let word = source.readWord(address + UInt64(index * 8)), let target = target(of: word) {
+                        emit(target, path == 0 ? 0 : label(path: path, target: target))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Untyped memory: every word that points into a block is a reference.
+    public func scanWords(from start: UInt64, to end: UInt64, label: UInt32, emit: (Int32, UInt32) -> Void) {
+        var address = (start + 7) & ~7
+        let batch = 4096
+        var buffer = [UInt64](repeating: 0, count: batch / 8)
+        while address + 8 <= end {
+            let length = Int(min(UInt64(batch), (end - address) & ~7))
+            let ok = buffer.withUnsafeMutableBytes { source.read(address, count: length, into: $0.baseAddress!) }
+            if ok {
+                for index in 0..<length / 8 {
+                    if let target = target(of: buffer[index]) { emit(target, label) }
+                }
+            } else {
+                for index in 0..<length / 8 {
+                    if let word = source.readWord(address + UInt64(index * 8)), let target = target(of: word) { emit(target, label) }
+                }
+            }
+            address += UInt64(length)
+        }
+    }
+
+    // MARK: Objects
+
+    /// Every reference held by object `index`.
+    public func references(of index: Int, emit: (Int32, UInt32) -> Void) {
+        let type = objects.typeIndices[index]
+        let address = objects.addresses[index]
+        let usable = objects.sizes[index] - 8
+        switch compiledLayout(type: type, sample: address) {
+        case .none:
+            return
+        case .conservative:
+            scanWords(from: address, to: address + usable, label: subObjectsLabel, emit: emit)
+        case .fixed(let slots, let uncovered):
+            scan(slots, at: address, bucket: 0, emit: emit)
+            for range in uncovered where UInt64(range.upperBound) <= usable {
+                scanWords(from: address + UInt64(range.lowerBound), to: address + UInt64(range.upperBound),
+                          label: subObjectsLabel, emit: emit)
+            }
+        case .array(let slots, let stride, let start):
+            guard stride > 0, !slots.isEmpty, let count = source.readWord(address + 16) else { return }
+            let capacity = (usable - UInt64(start)) / UInt64(stride)
+            for element in 0..<Int(min(count, capacity)) {
+                scan(slots, at: address + UInt64(start + element * stride), bucket: min(element, 10), emit: emit)
+            }
+        case .dictionary(let keys, let keyStride, let values, let valueStride):
+            forEachOccupiedBucket(address, bitmap: 64, usable: usable) { bucket, _ in
+                if !keys.isEmpty, let base = source.readWord(address + 48) {
+                    scan(keys, at: base + UInt64(bucket * keyStride), bucket: 0, emit: emit)
+                }
+                if !values.isEmpty, let base = source.readWord(address + 56) {
+                    scan(values, at: base + UInt64(bucket * valueStride), bucket: 0, emit: emit)
+                }
+            }
+        case .set(let slots, let stride):
+            guard !slots.isEmpty, let base = source.readWord(address + 48) else { return }
+            forEachOccupiedBucket(address, bitmap: 56, usable: usable) { bucket, _ in
+                scan(slots, at: base + UInt64(bucket * stride), bucket: 0, emit: emit)
+            }
+        }
+    }
+
+    /// Native hash storage: `scale` at +32 gives 2^scale buckets; a bitmap marks the occupied ones.
+    private func forEachOccupiedBucket(_ address: UInt64, bitmap: UInt64, usable: UInt64, _ body: (Int, Int) -> Void) {
+        guard let scaleWord = source.readBytes(address + 32, count: 1), scaleWord[0] < 40 else { return }
+        let buckets = 1 << Int(scaleWord[0])
+        let words = (buckets + 63) / 64
+        guard bitmap + UInt64(words * 8) <= usable else { return }
+        for word in 0..<words {
+            guard var bits = source.readWord(address + bitmap + UInt64(word * 8)) else { return }
+            // Bits past the last bucket are set as a sentinel.
+            if buckets - word * 64 < 64 { bits &= (1 << UInt64(buckets - word * 64)) - 1 }
+            while bits != 0 {
+                let bit = bits.trailingZeroBitCount
+                body(word * 64 + bit, buckets)
+                bits &= bits - 1
+            }
+        }
+    }
+
+    private func compiledLayout(type: Int32, sample: UInt64) -> Compiled {
+        if let cached = compiled[type] { return cached }
+        let layout = layouts.layout(type: type, entry: objects.types[Int(type)], sample: sample)
+        let result: Compiled
+        switch layout {
+        case .none: result = .none
+        case .conservative: result = .conservative
+        case .fixed(let value, let prefix, let uncovered):
+            result = .fixed(compile(value, prefixes: [prefix], emptyPath: prefix.isEmpty ? "$value" : prefix), uncovered: uncovered)
+        case .array(let element, let start):
+            let prefixes = (0..<10).map { "[\($0)]" } + ["[10+]"]
+            result = .array(compile(element, prefixes: prefixes, emptyPath: nil), stride: max(element.stride, 1), start: start)
+        case .dictionary(let key, let value):
+            result = .dictionary(keys: compile(key, prefixes: ["$mapkey"], emptyPath: nil), keyStride: max(key.stride, 1),
+                                 values: compile(value, prefixes: ["$mapval"], emptyPath: nil), valueStride: max(value.stride, 1))
+        case .set(let element):
+            result = .set(compile(element, prefixes: ["$setval"], emptyPath: nil), stride: max(element.stride, 1))
+        }
+        compiled[type] = result
+        return result
+    }
+
+    private func compile(_ layout: ValueLayout, prefixes: [String], emptyPath: String?) -> [CompiledSlot] {
+        layout.slots.map { slot in
+            CompiledSlot(offset: slot.offset, action: slot.action, pathIDs: prefixes.map { prefix in
+                let path = joined(prefix, slot.path)
+                return paths.intern(path.isEmpty ? (emptyPath ?? "") : path)
+            })
+        }
+    }
+}
+
+extension String {
+    func replacingAll(_ target: String, with replacement: String) -> String {
+        guard !target.isEmpty, contains(target) else { return self }
+        var result = ""
+        var rest = self[...]
+        while let range = rest.range(of: target) {
+            result += rest[..<range.lowerBound]
+            result += replacement
+            rest = rest[range.upperBound...]
+        }
+        return result + rest
+    }
+}
+
+extension String {
+    func range(of target: String) -> Range<String.Index>? { self[...].range(of: target) }
+}
+
+extension Substring {
+    func range(of target: String) -> Range<Substring.Index>? {
+        guard let first = target.first else { return nil }
+        var index = startIndex
+        while let found = self[index...].firstIndex(of: first) {
+            if self[found...].hasPrefix(target) { return found..<self.index(found, offsetBy: target.count) }
+            index = self.index(after: found)
+        }
+        return nil
+    }
+}

@@ -1,0 +1,222 @@
+/// Finds the roots of a memory image and what each references directly, in walk order:
+/// globals (typed from DWARF, or by symbol), thread stacks (unwound, per frame), registers,
+/// thread-local storage, the Swift runtime's data, then whatever else is writable.
+public final class RootFinder {
+    let source: MemorySource
+    let threads: [ThreadState]
+    let images: ImageList
+    let objects: ObjectTable
+    let scanner: ReferenceScanner
+    let values: ValueLayoutBuilder?
+    let symbolizer: Symbolizer
+
+    /// Address ranges already covered by a root, so conservative scans skip them.
+    private var claimed: [Range<UInt64>] = []
+    public private(set) var notes: [String] = []
+
+    static let runtimeLibraries = ["libswiftCore.so", "libswift_Concurrency.so", "libswiftDispatch.so", "libdispatch.so",
+                                   "libFoundation.so", "libFoundationEssentials.so", "libFoundationInternationalization.so",
+                                   "libBlocksRuntime.so", "lib_FoundationICU.so", "libswiftSynchronization.so",
+                                   "libswift_StringProcessing.so", "libswift_RegexParser.so", "libswiftGlibc.so"]
+
+    public init(source: MemorySource, threads: [ThreadState], images: ImageList, objects: ObjectTable,
+                scanner: ReferenceScanner, values: ValueLayoutBuilder?, symbolizer: Symbolizer) {
+        self.source = source
+        self.threads = threads
+        self.images = images
+        self.objects = objects
+        self.scanner = scanner
+        self.values = values
+        self.symbolizer = symbolizer
+    }
+
+    public func findRoots() -> [Root] {
+        var roots: [Root] = []
+        roots += globals()
+        let ordered = threads.sorted { lhs, rhs in
+            // The main thread (lowest tid, the process id) is thread 1.
+            lhs.tid < rhs.tid
+        }
+        for (number, thread) in ordered.enumerated() { roots += stackRoots(thread, number: number + 1) }
+        for (number, thread) in ordered.enumerated() { roots.append(registerRoot(thread, number: number + 1)) }
+        for (number, thread) in ordered.enumerated() { if let tls = tlsRoot(thread, number: number + 1) { roots.append(tls) } }
+        roots += imageDataRoots()
+        roots += anonymousRoots()
+        return roots.filter { !$0.targets.isEmpty }
+    }
+
+    /// Scans a root's memory word by word. A conservative word has no variable name, so unless the
+    /// root is one named variable the object gets a frame that names its type.
+    private func scan(_ root: inout Root, from start: UInt64, to end: UInt64, namedVariable: Bool = false) {
+        guard end > start else { return }
+        var targets: [Int32] = []
+        var labels: [UInt32] = []
+        scanner.scanWords(from: start, to: end, label: 0) { target, _ in
+            targets.append(target)
+            labels.append(namedVariable ? 0 : self.scanner.typeLabel(of: target))
+        }
+        root.targets += targets
+        root.labels += labels
+        claimed.append(start..<end)
+    }
+
+    // MARK: Globals
+
+    private func globals() -> [Root] {
+        var roots: [Root] = []
+        for image in images.images where !image.path.contains("/libc.so") {
+            let hasDebugInfo = image.file.section(named: ".debug_info") != nil
+            var named: [UInt64: Root] = [:]
+            if hasDebugInfo, let values, let globals = DwarfGlobals.read(path: image.path) {
+                for global in globals {
+                    let address = global.address &+ image.loadBias
+                    guard let mangled = global.typeName, mangled.hasPrefix("$s"),
+                          let layout = values.layout(ofMangledType: mangled) else { continue }
+                    var root = Root(name: globalName(image: image, unrelocated: global.address, fallback: global.name), kind: .global)
+                    var targets: [Int32] = []
+                    var labels: [UInt32] = []
+                    scanner.scanValue(layout, at: address, prefix: "") { targets.append($0); labels.append($1) }
+                    root.targets = targets
+                    root.labels = labels
+                    claimed.append(address..<address + UInt64(max(layout.size, 8)))
+                    named[address] = root
+                }
+            }
+            // Without DWARF types, Swift globals are still named by their symbols and scanned word by word.
+            for symbol in image.file.symbolsByAddress where symbol.isObject && symbol.name.hasSuffix("vp") && symbol.name.hasPrefix("$s") {
+                let address = symbol.value &+ image.loadBias
+                guard named[address] == nil, symbol.size > 0, symbol.size < 1 << 20 else { continue }
+                var root = Root(name: globalName(image: image, unrelocated: symbol.value, fallback: symbol.name), kind: .global)
+                scan(&root, from: address, to: address + symbol.size, namedVariable: true)
+                named[address] = root
+            }
+            roots += named.sorted { $0.key < $1.key }.map(\.value)
+        }
+        return roots
+    }
+
+    /// `module.name` from the symbol at a global's address (`paths.registry : [Int : Session]`).
+    private func globalName(image: LoadedImage, unrelocated: UInt64, fallback: String) -> String {
+        if let symbol = image.file.symbol(containing: unrelocated), symbol.value == unrelocated {
+            let demangled = Symbolizer.demangle(symbol.name)
+            if let colon = demangled.range(of: " : ") { return String(demangled[..<colon.lowerBound]) }
+            return demangled
+        }
+        return "\(image.name).\(fallback)"
+    }
+
+    // MARK: Threads
+
+    private lazy var unwound: [Int32: [StackFrame]] = StackUnwinder.unwind(threads: threads, images: images, source: source)
+
+    private func stackRoots(_ thread: ThreadState, number: Int) -> [Root] {
+        guard let region = source.memoryMap.region(containing: thread.rsp) else { return [] }
+        var frames = unwound[thread.tid] ?? []
+        if frames.isEmpty { frames = [StackFrame(pc: thread.rip, sp: thread.rsp, isActivation: true)] }
+        var roots: [Root] = []
+        // The innermost frame may use the 128-byte red zone below its stack pointer.
+        var start = max(region.start, thread.rsp &- 128)
+        for (index, frame) in frames.enumerated() {
+            let end = index + 1 < frames.count ? frames[index + 1].sp : region.end
+            guard end > start, region.contains(end - 1) || end == region.end else { break }
+            let pc = frame.isActivation ? frame.pc : frame.pc &- 1
+            var root = Root(name: "thread \(number) › \(symbolizer.name(of: pc))", kind: .stack)
+            scan(&root, from: start, to: end)
+            roots.append(root)
+            start = end
+        }
+        if start < region.end {
+            var root = Root(name: "thread \(number) › stack", kind: .stack)
+            scan(&root, from: start, to: region.end)
+            roots.append(root)
+        }
+        claimed.append(region.start..<region.end)
+        return roots
+    }
+
+    private func registerRoot(_ thread: ThreadState, number: Int) -> Root {
+        var root = Root(name: "thread \(number) › registers", kind: .register)
+        for value in thread.dwarfRegisters.prefix(16) {
+            if let target = scanner.target(of: value) {
+                root.targets.append(target)
+                root.labels.append(scanner.typeLabel(of: target))
+            }
+        }
+        return root
+    }
+
+    /// Static TLS sits just below the thread pointer, the thread control block above it.
+    private func tlsRoot(_ thread: ThreadState, number: Int) -> Root? {
+        guard thread.fsBase != 0 else { return nil }
+        let tlsSize = images.images.reduce(UInt64(0)) { $0 + $1.file.tlsSize } + 512
+        let start = thread.fsBase &- tlsSize
+        let end = thread.fsBase + 0x800
+        var root = Root(name: "thread \(number) › TLS", kind: .tls)
+        scan(&root, from: start, to: end)
+        return root
+    }
+
+    // MARK: Image data and the rest
+
+    private func imageDataRoots() -> [Root] {
+        var runtime: [Root] = []
+        var conservative: [Root] = []
+        for image in images.images {
+            let isRuntime = RootFinder.runtimeLibraries.contains { image.name.hasPrefix($0) }
+            for section in image.file.writableSections {
+                let start = section.address &+ image.loadBias
+                let end = start + section.size
+                let label = isRuntime ? "<runtime> \(image.name) \(section.name)" : "\(image.name) \(section.name)"
+                var root = Root(name: label, kind: isRuntime ? .runtime : .conservative)
+                for range in unclaimed(start..<end) { scan(&root, from: range.lowerBound, to: range.upperBound) }
+                if isRuntime { runtime.append(root) } else { conservative.append(root) }
+            }
+        }
+        return runtime + conservative
+    }
+
+    /// Anonymous writable mappings that are neither malloc's, a stack, nor image data (runtime
+    /// allocators, mmap'd buffers) are scanned last.
+    private func anonymousRoots() -> [Root] {
+        var roots: [Root] = []
+        for region in source.memoryMap.regions where region.readable && region.writable && !region.isFileBacked {
+            if region.path == "[heap]" || region.path.hasPrefix("[stack") { continue }
+            if holdsObjects(region) { continue }
+            let free = unclaimed(region.start..<region.end)
+            guard free.reduce(0, { $0 + $1.count }) == Int(region.size) else { continue }
+            var root = Root(name: "<anonymous 0x\(String(region.start, radix: 16))>", kind: .conservative)
+            scan(&root, from: region.start, to: region.end)
+            roots.append(root)
+        }
+        return roots
+    }
+
+    private func holdsObjects(_ region: MemoryRegion) -> Bool {
+        guard let index = objects.object(containing: region.start) ?? firstObject(atOrAfter: region.start) else { return false }
+        return region.contains(objects.addresses[index])
+    }
+
+    private func firstObject(atOrAfter address: UInt64) -> Int? {
+        var low = 0
+        var high = objects.count
+        while low < high {
+            let mid = (low + high) / 2
+            if objects.addresses[mid] < address { low = mid + 1 } else { high = mid }
+        }
+        return low < objects.count ? low : nil
+    }
+
+    private func unclaimed(_ range: Range<UInt64>) -> [Range<UInt64>] {
+        var pieces = [range]
+        for taken in claimed where taken.overlaps(range) {
+            pieces = pieces.flatMap { piece -> [Range<UInt64>] in
+                guard piece.overlaps(taken) else { return [piece] }
+                var out: [Range<UInt64>] = []
+                if piece.lowerBound < taken.lowerBound { out.append(piece.lowerBound..<taken.lowerBound) }
+                if taken.upperBound < piece.upperBound { out.append(taken.upperBound..<piece.upperBound) }
+                return out
+            }
+        }
+        return pieces
+    }
+}
