@@ -42,6 +42,11 @@ public enum LiveCapture {
         return snapshot
     }
 
+    /// One process_vm_readv; the number of bytes read, or -1.
+    public static func readRemote(pid: Int32, into buffer: UnsafeMutableRawPointer, at address: UInt64, count: Int) -> Int {
+        swref_read_remote(pid, buffer, address, count)
+    }
+
     /// Writable memory can change once the target runs again, so it is copied while stopped;
     /// read-only file mappings cannot, and are read later.
     static func shouldCopy(_ region: MemoryRegion) -> Bool {
