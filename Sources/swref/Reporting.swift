@@ -35,25 +35,27 @@ extension String {
 
 /// Writes the analysis in the chosen format and view; notes and the summary go to stderr.
 func report(_ analysis: HeapAnalysis, threads: [ThreadState], summary: String, output: OutputOptions,
-            analysisOptions: AnalysisOptions, progress: ProgressReporter, mainBinary: String?) throws {
+            analysisOptions: AnalysisOptions, progress: ProgressReporter, mainBinary: String?,
+            extraNotes: [String] = []) throws {
     let census = analysis.census
+    let notes = analysis.notes + extraNotes
     switch output.format {
     case .text:
         progress.finish()
-        print(CensusReport.text(census, limit: output.limit, notes: analysis.notes), terminator: "")
+        print(CensusReport.text(census, limit: output.limit, notes: notes), terminator: "")
     case .pprof:
         var profile: PprofProfile
         switch output.view {
         case .types:
-            profile = CensusReport.profile(census, comments: analysis.notes)
+            profile = CensusReport.profile(census, comments: notes)
         case .paths:
             let paths = analysis.referencePaths(threads: threads, maxDepth: analysisOptions.maxDepth, progress: progress)
-            profile = ReferenceReport.profile(paths.attribution, objects: analysis.objects, comments: analysis.notes)
+            profile = ReferenceReport.profile(paths.attribution, objects: analysis.objects, comments: notes)
         }
         progress.finish()
         if let mainBinary { profile.mainBinary = mainBinary }
         try writeFile(output.output, try profile.gzipped())
-        for note in analysis.notes { printError("swref: note: \(note)") }
+        for note in notes { printError("swref: note: \(note)") }
         printError("swref: \(summary); \(census.totalCount) blocks, \(formatBytes(census.totalBytes)) in use; wrote \(output.output)")
     }
 }

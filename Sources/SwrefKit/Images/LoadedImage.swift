@@ -32,7 +32,10 @@ public final class ImageList {
     /// Files named by the mappings that could not be read.
     public let unreadable: [String]
 
-    public init(memoryMap: MemoryMap, sysroot: String = "") {
+    /// - Parameters:
+    ///   - sysroot: prefixed to the paths the mappings name (a core from another machine).
+    ///   - exact: paths opened as they are, without the sysroot (an executable given by the user).
+    public init(memoryMap: MemoryMap, sysroot: String = "", exact: Set<String> = []) {
         var seen: Set<String> = []
         var images: [LoadedImage] = []
         var unreadable: [String] = []
@@ -42,12 +45,12 @@ public final class ImageList {
             let end = memoryMap.regions.filter { $0.path == region.path }.map(\.end).max() ?? region.end
             let path = region.path.hasSuffix(" (deleted)") ? String(region.path.dropLast(10)) : region.path
             do {
-                let file = try ElfFile(path: sysroot + path)
+                let file = try ElfFile(path: exact.contains(path) ? path : sysroot + path)
                 images.append(LoadedImage(path: path, start: region.start, end: end, file: file))
             } catch {
                 // Fonts, locale archives and other data files are mapped too: only ELF files matter.
                 if !path.hasPrefix("/dev/") && !path.hasSuffix(".cache") && error is SwrefError,
-                   "\(error)".contains("open") { unreadable.append(path) }
+                   "\(error)".contains("open") { unreadable.append(exact.contains(path) ? path : sysroot + path) }
             }
         }
         self.images = images

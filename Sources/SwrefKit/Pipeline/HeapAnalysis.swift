@@ -17,10 +17,10 @@ public final class HeapAnalysis {
     /// Things the user should know about this analysis (no Swift runtime, arenas not found, …).
     public private(set) var notes: [String] = []
 
-    public init(source: MemorySource, sysroot: String = "", progress: ProgressReporter? = nil) {
+    public init(source: MemorySource, sysroot: String = "", exactPaths: Set<String> = [], progress: ProgressReporter? = nil) {
         self.source = source
         progress?.update("reading images", done: 0, total: 1, unit: .items)
-        images = ImageList(memoryMap: source.memoryMap, sysroot: sysroot)
+        images = ImageList(memoryMap: source.memoryMap, sysroot: sysroot, exact: exactPaths)
         var notes: [String] = []
         if images.hasSwiftRuntime {
             reflection = ReflectionContext(source: source, images: images)
@@ -32,7 +32,11 @@ public final class HeapAnalysis {
         notes += heap.notes
         let recognizer = SwiftObjectRecognizer(source: source, images: images, reflection: reflection)
         objects = ObjectTable(heap: heap, recognizer: recognizer, progress: progress)
-        for missing in images.unreadable { notes.append("could not read \(missing): its types are unnamed") }
+        if !images.unreadable.isEmpty {
+            let listed = images.unreadable.prefix(5).joined(separator: ", ")
+            let more = images.unreadable.count > 5 ? " and \(images.unreadable.count - 5) more" : ""
+            notes.append("\(images.unreadable.count) mapped files could not be read (\(listed)\(more)): analysis went on without them")
+        }
         self.notes = notes
     }
 

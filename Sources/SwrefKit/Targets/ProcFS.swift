@@ -3,6 +3,10 @@ import Glibc
 /// The files of `/proc/PID` that swref reads.
 public enum ProcFS {
     public static func readFile(_ path: String) -> String? {
+        readBytes(path).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    public static func readBytes(_ path: String) -> [UInt8]? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
@@ -14,7 +18,7 @@ public enum ProcFS {
             if n <= 0 { break }
             data.append(contentsOf: chunk[0..<n])
         }
-        return String(decoding: data, as: UTF8.self)
+        return data
     }
 
     public static func exists(_ pid: Int32) -> Bool {

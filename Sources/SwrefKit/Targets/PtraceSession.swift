@@ -86,9 +86,8 @@ public final class PtraceSession {
         for tid in threadIDs {
             var regs = user_regs_struct()
             guard swref_get_regs(tid, &regs) == 0 else { continue }
-            let dwarf: [UInt64] = [regs.rax, regs.rdx, regs.rcx, regs.rbx, regs.rsi, regs.rdi, regs.rbp, regs.rsp,
-                                   regs.r8, regs.r9, regs.r10, regs.r11, regs.r12, regs.r13, regs.r14, regs.r15, regs.rip]
-            states.append(ThreadState(tid: tid, dwarfRegisters: dwarf, fsBase: regs.fs_base, gsBase: regs.gs_base))
+            let words = withUnsafeBytes(of: &regs) { Array($0.bindMemory(to: UInt64.self)) }
+            states.append(ThreadState(tid: tid, userRegisters: words))
         }
         return states
     }

@@ -75,16 +75,21 @@ private struct Walker {
     mutating func run() {
         let map = source.memoryMap
         var mainArena: UInt64? = nil
-        if let heap = map.regions.first(where: { $0.path == "[heap]" }) {
+        // The main arena's heap is `[heap]` in /proc/PID/maps; a core does not name it, so any
+        // anonymous writable mapping whose last chunk is main_arena's top qualifies.
+        let candidates = map.regions.filter { $0.path == "[heap]" }
+            + map.regions.filter { $0.isAnonymous && $0.readable && $0.writable }
+        for heap in candidates {
+            var trial = self
+            guard let top = trial.walkChunks(from: heap.start, to: heap.end), let arena = trial.findMainArena(top: top) else { continue }
+            self = trial
             arenaRegions.insert(heap.start)
-            let top = walkChunks(from: heap.start, to: heap.end)
             arenaCount = 1
-            if let top {
-                mainArena = findMainArena(top: top)
-                if mainArena == nil { notes.append("glibc main_arena not found; thread arenas and fastbins not read") }
-            }
-        } else {
-            notes.append("no [heap] mapping: the main arena is empty or not glibc's")
+            mainArena = arena
+            break
+        }
+        if mainArena == nil {
+            notes.append("glibc's main arena was not found (no [heap], or not glibc malloc): thread arenas and fastbins not read")
         }
         if let mainArena {
             walkFastbins(arena: mainArena)
