@@ -131,9 +131,17 @@ final class RunningProgram {
 }
 
 enum Shell {
-    struct Result { var status: Int32; var stdout: String; var stderr: String }
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+        /// Killed by a signal (a crash, or the timeout).
+        var signaled = false
+        var timedOut = false
+    }
 
-    static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> Result {
+    static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
+                    timeout: TimeInterval? = nil) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -142,6 +150,14 @@ enum Shell {
         process.standardOutput = out
         process.standardError = err
         try process.run()
+        final class Flag: @unchecked Sendable { var value = false }
+        let timedOut = Flag()
+        if let timeout {
+            let pid = process.processIdentifier
+            DispatchQueue.global().asyncAfter(deadline: .now() + timeout) {
+                if process.isRunning { timedOut.value = true; kill(pid, SIGKILL) }
+            }
+        }
         // Read both pipes concurrently so neither fills up and blocks the child.
         final class Collected: @unchecked Sendable { var data = Data() }
         let errData = Collected()
@@ -155,11 +171,12 @@ enum Shell {
         group.wait()
         process.waitUntilExit()
         return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData.data, as: UTF8.self))
+                      stderr: String(decoding: errData.data, as: UTF8.self),
+                      signaled: process.terminationReason == .uncaughtSignal, timedOut: timedOut.value)
     }
 
     /// Runs the swref executable.
-    static func swref(_ arguments: [String], environment: [String: String]? = nil) throws -> Result {
-        try run(TestPrograms.swrefExecutable(), arguments, environment: environment)
+    static func swref(_ arguments: [String], environment: [String: String]? = nil, timeout: TimeInterval? = 120) throws -> Result {
+        try run(TestPrograms.swrefExecutable(), arguments, environment: environment, timeout: timeout)
     }
 }

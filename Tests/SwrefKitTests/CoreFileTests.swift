@@ -1,0 +1,190 @@
+import Foundation
+import SwrefKit
+import XCTest
+
+/// `swref core` on real cores: gcore's, `swref dump`'s and the kernel's.
+final class CoreFileTests: XCTestCase {
+    var scratch: URL { TestPrograms.buildDirectory }
+
+    /// Samples as comparable lines; addresses (only in names of anonymous mappings) are masked.
+    func normalized(_ profile: PprofReader) -> [String] {
+        profile.samples.map { sample in
+            let frames = sample.frames.map { $0.replacingOccurrences(of: "0x[0-9a-f]+", with: "0x…", options: .regularExpression) }
+            return "\(sample.values) \(frames.joined(separator: " | "))"
+        }.sorted()
+    }
+
+    func testGcoreAndDumpGiveTheSameProfileAsAttach() throws {
+        guard PprofReader.isAvailable else { throw XCTSkip("go is not installed") }
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/gcore") else { throw XCTSkip("gdb's gcore is not installed") }
+        let exe = try TestPrograms.binary("paths", .optimized)
+        let program = try RunningProgram(exe)
+        defer { program.stop() }
+        let attached = scratch.appendingPathComponent("core-attach.pb.gz").path
+        XCTAssertEqual(try Shell.swref(["attach", "\(program.pid)", "-o", attached]).status, 0)
+
+        let gcorePrefix = scratch.appendingPathComponent("gcore").path
+        let gcore = try Shell.run("/usr/bin/gcore", ["-o", gcorePrefix, "\(program.pid)"], timeout: 120)
+        XCTAssertEqual(gcore.status, 0, gcore.stderr)
+        let gcoreFile = "\(gcorePrefix).\(program.pid)"
+        let dumpFile = scratch.appendingPathComponent("dump.core").path
+        let dump = try Shell.swref(["dump", "\(program.pid)", "-o", dumpFile])
+        XCTAssertEqual(dump.status, 0, dump.stderr)
+        XCTAssertTrue(["S", "R"].contains(program.state), "the target runs on after dump")
+
+        let fromGcore = scratch.appendingPathComponent("core-gcore.pb.gz").path
+        let fromDump = scratch.appendingPathComponent("core-dump.pb.gz").path
+        let first = try Shell.swref(["core", exe, gcoreFile, "-o", fromGcore])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        let second = try Shell.swref(["core", dumpFile, "-o", fromDump])   // EXE found through NT_FILE
+        XCTAssertEqual(second.status, 0, second.stderr)
+
+        let expected = normalized(try PprofReader(path: attached))
+        XCTAssertGreaterThan(expected.count, 20)
+        XCTAssertEqual(normalized(try PprofReader(path: fromGcore)), expected, "gcore core vs attach")
+        XCTAssertEqual(normalized(try PprofReader(path: fromDump)), expected, "swref dump core vs attach")
+
+        // gdb reads swref's core: both threads, the main one stopped in pause().
+        let gdb = try Shell.run("/usr/bin/gdb", ["-batch", "-nx", "-ex", "info threads", "-ex", "bt 2", exe, dumpFile], timeout: 120)
+        XCTAssertTrue(gdb.stdout.contains("LWP \(program.pid)"), gdb.stdout)
+        let threadLines = gdb.stdout.split(separator: "\n").filter { $0.range(of: #"^\*?\s+\d+\s+Thread 0x"#, options: .regularExpression) != nil }
+        XCTAssertEqual(threadLines.count, 2, gdb.stdout)
+        XCTAssertTrue(gdb.stdout.contains("pause"), gdb.stdout)
+        try? FileManager.default.removeItem(atPath: gcoreFile)
+    }
+
+    /// Writes cores of crashing programs into `directory` while `body` runs; nil when the pattern
+    /// cannot be changed here.
+    func withCorePattern(_ directory: String, _ body: () throws -> Void) throws -> Bool {
+        let patternFile = "/proc/sys/kernel/core_pattern"
+        guard let old = try? String(contentsOfFile: patternFile, encoding: .utf8) else { return false }
+        do { try "\(directory)/core.%p".write(toFile: patternFile, atomically: false, encoding: .utf8) } catch { return false }
+        defer { try? old.write(toFile: patternFile, atomically: false, encoding: .utf8) }
+        try body()
+        return true
+    }
+
+    func kernelCore(nodes: Int) throws -> (exe: String, core: String)? {
+        let exe = try TestPrograms.binary("crash", .optimized)
+        let directory = scratch.appendingPathComponent("kernel-cores-\(nodes)")
+        try? FileManager.default.removeItem(at: directory)
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var coreFile: String? = nil
+        let changed = try withCorePattern(directory.path) {
+            let crash = try Shell.run("/bin/sh", ["-c", "ulimit -c unlimited; exec \(exe) \(nodes)"],
+                                      environment: ["SWIFT_BACKTRACE": "enable=no"], timeout: 60)
+            XCTAssertTrue(crash.stdout.contains("READY"))
+            coreFile = try FileManager.default.contentsOfDirectory(atPath: directory.path).first.map { directory.appendingPathComponent($0).path }
+        }
+        guard changed, let coreFile else { return nil }
+        return (exe, coreFile)
+    }
+
+    func testKernelCoreReadsMetadataFromFilesOnDisk() throws {
+        guard let (exe, corePath) = try kernelCore(nodes: 777) else {
+            throw XCTSkip("kernel.core_pattern cannot be set here, or no core was written: kernel cores not tested")
+        }
+        let core = try CoreFile(path: corePath, executable: exe)
+        // The kernel left out most of the read-only file mappings …
+        XCTAssertTrue(core.segments.contains { $0.fileSize < $0.end - $0.start && $0.flags & 2 == 0 })
+        // … yet the types are named, through metadata read from the files.
+        let census = HeapAnalysis(source: core, exactPaths: [exe]).census
+        XCTAssertEqual(census.row(named: "crash.Node")?.count, 777)
+        XCTAssertEqual(census.row(named: "Swift._ContiguousArrayStorage<Swift.UInt8>")?.count, 777)
+        let out = scratch.appendingPathComponent("kernel.pb.gz").path
+        // The list is 777 deep: lift the depth cap so every node keeps its own frame.
+        let run = try Shell.swref(["core", exe, corePath, "-o", out, "--max-depth", "2000"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        if PprofReader.isAvailable {
+            let profile = try PprofReader(path: out)
+            XCTAssertEqual(profile.samples.first { $0.frames == ["crash.head"] }?.values[0], 1)
+            XCTAssertEqual(profile.samples.filter { $0.frames.first == "crash.head" && $0.frames.last == "next. (crash.Node)" }
+                .reduce(0) { $0 + $1.values[0] }, 776)
+        }
+    }
+
+    func testBadCoresGiveOneLineErrors() throws {
+        let exe = try TestPrograms.binary("census", .optimized)
+        let program = try RunningProgram(exe, ["10", "10"])
+        let dumpFile = scratch.appendingPathComponent("bad-source.core").path
+        XCTAssertEqual(try Shell.swref(["dump", "\(program.pid)", "--skip-read-only-files", "-o", dumpFile]).status, 0)
+        program.stop()
+        let data = try Data(contentsOf: URL(fileURLWithPath: dumpFile))
+
+        func expectError(_ arguments: [String], _ text: String, file: StaticString = #filePath, line: UInt = #line) throws {
+            let result = try Shell.swref(arguments)
+            XCTAssertEqual(result.status, 2, result.stderr, file: file, line: line)
+            XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr, file: file, line: line)
+            XCTAssertTrue(result.stderr.contains(text), result.stderr, file: file, line: line)
+        }
+        let truncated = scratch.appendingPathComponent("truncated.core").path
+        try data.prefix(data.count / 2).write(to: URL(fileURLWithPath: truncated))
+        try expectError(["core", truncated], "truncated core")
+        try expectError(["core", try TestPrograms.binary("paths", .optimized), dumpFile], "does not match")
+        let text = scratch.appendingPathComponent("not-elf.core").path
+        try "not a core\n".write(toFile: text, atomically: true, encoding: .utf8)
+        try expectError(["core", text], "not an ELF file")
+        try expectError(["core", exe], "not a core file")
+
+        // Missing libraries: the analysis goes on and says what was missing.
+        let emptyRoot = scratch.appendingPathComponent("empty-sysroot").path
+        try FileManager.default.createDirectory(atPath: emptyRoot, withIntermediateDirectories: true)
+        let missing = try Shell.swref(["core", "--sysroot", emptyRoot, exe, dumpFile, "-o", scratch.appendingPathComponent("missing.pb.gz").path])
+        XCTAssertEqual(missing.status, 0, missing.stderr)
+        XCTAssertTrue(missing.stderr.contains("could not be read"), missing.stderr)
+        XCTAssertTrue(missing.stderr.contains("\(emptyRoot)/"), missing.stderr)
+    }
+
+    /// Truncations and flipped bytes in headers and notes of a real core: swref answers with a
+    /// profile or a one-line error, never a crash or a hang.
+    func testMutatedCoresNeverCrashOrHang() throws {
+        let exe = try TestPrograms.binary("census", .optimized)
+        let program = try RunningProgram(exe, ["50", "10"])
+        let source = scratch.appendingPathComponent("fuzz-source.core").path
+        XCTAssertEqual(try Shell.swref(["dump", "\(program.pid)", "--skip-read-only-files", "-o", source]).status, 0)
+        program.stop()
+        let original = [UInt8](try Data(contentsOf: URL(fileURLWithPath: source)))
+        let phoff = Int(original.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 32, as: UInt64.self) })
+        let phnum = Int(original.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 56, as: UInt16.self) })
+        let notesOffset = Int(original.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: phoff + 8, as: UInt64.self) })
+        let notesSize = Int(original.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: phoff + 32, as: UInt64.self) })
+
+        var rng = SplitMix(seed: 0x5eed)
+        let mutated = scratch.appendingPathComponent("fuzz.core").path
+        var outcomes: [Int32: Int] = [:]
+        for round in 0..<24 {
+            var bytes = original
+            switch round % 4 {
+            case 0:
+                bytes = Array(bytes.prefix(Int(rng.next() % UInt64(bytes.count))))
+            case 1:
+                for _ in 0..<4 { bytes[Int(rng.next() % 64)] ^= UInt8(truncatingIfNeeded: rng.next() | 1) }
+            case 2:
+                for _ in 0..<8 { bytes[phoff + Int(rng.next() % UInt64(phnum * 56))] ^= UInt8(truncatingIfNeeded: rng.next() | 1) }
+            default:
+                for _ in 0..<16 { bytes[notesOffset + Int(rng.next() % UInt64(notesSize))] ^= UInt8(truncatingIfNeeded: rng.next() | 1) }
+            }
+            try Data(bytes).write(to: URL(fileURLWithPath: mutated))
+            let result = try Shell.swref(["core", exe, mutated, "--format", "text"], timeout: 30)
+            XCTAssertFalse(result.timedOut, "round \(round) hung")
+            XCTAssertFalse(result.signaled, "round \(round) crashed: \(result.stderr)")
+            XCTAssertTrue(result.status == 0 || result.status == 2, "round \(round): exit \(result.status) \(result.stderr)")
+            if result.status == 2 { XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr) }
+            outcomes[result.status, default: 0] += 1
+        }
+        print("mutated cores: \(outcomes) (exit status: rounds)")
+    }
+}
+
+/// A small deterministic generator, so a failing mutation can be replayed.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
