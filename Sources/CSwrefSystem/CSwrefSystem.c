@@ -128,3 +128,22 @@ int swref_gzip(const void *in, size_t in_len, void **out, size_t *out_len) {
 int swref_gunzip(const void *in, size_t in_len, void **out, size_t *out_len) {
   return run_zlib(in, in_len, out, out_len, 0);
 }
+
+pid_t swref_spawn_traced(char *const argv[]) {
+  pid_t pid = fork();
+  if (pid != 0) return pid;
+  if (ptrace(PTRACE_TRACEME, 0, NULL, NULL) != 0) _exit(127);
+  raise(SIGSTOP);
+  execvp(argv[0], argv);
+  _exit(127);
+}
+
+int swref_trace_exit(pid_t pid) {
+  return (int)ptrace(PTRACE_SETOPTIONS, pid, NULL, (void *)(long)(PTRACE_O_TRACEEXIT | PTRACE_O_TRACEEXEC));
+}
+
+int swref_continue(pid_t pid, int signal) { return (int)ptrace(PTRACE_CONT, pid, NULL, (void *)(long)signal); }
+
+int swref_event_message(pid_t pid, unsigned long *message) {
+  return (int)ptrace(PTRACE_GETEVENTMSG, pid, NULL, message);
+}

@@ -161,3 +161,14 @@ typedef void (*swref_global_fn)(void *context, const char *name, uint64_t addres
 /// Calls `found` for every variable DIE with a DW_OP_addr location (address unrelocated).
 /// Returns the number found, or -1 when the file has no DWARF.
 int swref_dwarf_globals(const char *path, swref_global_fn found, void *context);
+
+// MARK: Launching a traced program (swref run)
+
+/// Forks; the child asks to be traced, stops itself, then execs argv[0] (searched in PATH).
+/// Returns the child's pid, or -1. Swift cannot call fork().
+pid_t swref_spawn_traced(char *const argv[]);
+/// PTRACE_SETOPTIONS with PTRACE_O_TRACEEXIT | PTRACE_O_TRACEEXEC.
+int swref_trace_exit(pid_t pid);
+int swref_continue(pid_t pid, int signal);
+/// PTRACE_GETEVENTMSG.
+int swref_event_message(pid_t pid, unsigned long *message);

@@ -12,15 +12,19 @@ public struct Attribution {
     }
 
     public private(set) var nodes: [PathNode] = []
-    /// The node of each object; -1 when no root reaches it.
+    /// The node of each object; -1 when no root reaches it (until `attributeLeaks`).
     public private(set) var nodeOf: [Int32]
-    public let roots: [Root]
-    public let frames: StringTable
+    public private(set) var roots: [Root]
+    public private(set) var frames: StringTable
     public private(set) var unreachableCount = 0
+    private var children: [UInt64: Int32] = [:]
+    private let maxDepth: Int
+    public static let leakedRoot = "<leaked>"
 
     public init(objectCount: Int, graph: ObjectGraph, roots: [Root], frames: StringTable, maxDepth: Int = 256) {
         var frames = frames
         self.roots = roots
+        self.maxDepth = maxDepth
         nodeOf = [Int32](repeating: -1, count: objectCount)
         var children: [UInt64: Int32] = [:]
         var nodes: [PathNode] = []
@@ -65,6 +69,50 @@ public struct Attribution {
         unreachableCount = objectCount - queue.count
         self.nodes = nodes
         self.frames = frames
+        self.children = children
+    }
+
+    public func isReachable(_ object: Int) -> Bool { nodeOf[object] >= 0 }
+
+    private mutating func child(_ parent: Int32, _ frame: UInt32) -> Int32 {
+        if frame == 0 { return parent }
+        let parentNode = nodes[Int(parent)]
+        if parentNode.depth >= maxDepth { return parent }
+        let key = UInt64(UInt32(bitPattern: parent)) << 32 | UInt64(frame)
+        if let existing = children[key] { return existing }
+        let id = Int32(nodes.count)
+        nodes.append(PathNode(parent: parent, frame: frame, root: parentNode.root, depth: parentNode.depth + 1))
+        children[key] = id
+        return id
+    }
+
+    /// Places leaked objects under `<leaked>` › `ROOT CYCLE: …` (or `ROOT LEAK: …`), with what each
+    /// leak root retains below it on its own paths.
+    public mutating func attributeLeaks(_ report: LeakReport, graph: ObjectGraph) {
+        guard !report.groups.isEmpty else { return }
+        roots.append(Root(name: Attribution.leakedRoot, kind: .leaked))
+        let rootNode = Int32(nodes.count)
+        nodes.append(PathNode(parent: -1, frame: frames.intern(Attribution.leakedRoot), root: Int32(roots.count - 1), depth: 1))
+        for group in report.groups {
+            let groupNode = child(rootNode, frames.intern("\(group.kind.rawValue): \(group.shape)"))
+            var queue: [Int32] = []
+            for member in group.members where nodeOf[Int(member)] < 0 {
+                nodeOf[Int(member)] = groupNode
+                queue.append(member)
+            }
+            var head = 0
+            while head < queue.count {
+                let object = Int(queue[head])
+                head += 1
+                for edge in graph.edges(of: object) {
+                    let target = Int(graph.targets[edge])
+                    if nodeOf[target] < 0 {
+                        nodeOf[target] = child(nodeOf[object], graph.labels[edge])
+                        queue.append(Int32(target))
+                    }
+                }
+            }
+        }
     }
 
     /// Frame names from the root down to `node`.

@@ -21,8 +21,28 @@ public struct ObjectTable {
         }
         self.addresses = heap.addresses
         self.sizes = heap.sizes
+        // An object with weak references keeps its counts in a side table, a block of its own.
+        var sideTable: Int32? = nil
+        for index in 0..<heap.count where typeIndices[index] != recognizer.mallocType {
+            guard let word = recognizer.source.readWord(heap.addresses[index] + 8) else { continue }
+            let counts = RefCountWord(raw: word)
+            guard counts.usesSideTable, let table = ObjectTable.index(in: heap.addresses, of: counts.sideTable),
+                  typeIndices[table] == recognizer.mallocType else { continue }
+            if sideTable == nil { sideTable = recognizer.sideTableType() }
+            typeIndices[table] = sideTable!
+        }
         self.typeIndices = typeIndices
         self.types = recognizer.types
+    }
+
+    static func index(in addresses: [UInt64], of address: UInt64) -> Int? {
+        var low = 0
+        var high = addresses.count
+        while low < high {
+            let mid = (low + high) / 2
+            if addresses[mid] < address { low = mid + 1 } else { high = mid }
+        }
+        return low < addresses.count && addresses[low] == address ? low : nil
     }
 
     /// The object whose block holds `address` (interior pointers included).

@@ -19,6 +19,7 @@ public final class ReferenceScanner {
     static let addressMask: UInt64 = 0x0000_7FFF_FFFF_FFFF
     public static let subObjects = "$sub_objects$"
     private let subObjectsLabel: UInt32
+    private let sideTableLabel: UInt32
 
     /// An ObjectLayout with interned paths, per element bucket for containers.
     private struct CompiledSlot {
@@ -43,6 +44,7 @@ public final class ReferenceScanner {
         lowest = objects.addresses.first ?? 0
         highest = objects.count > 0 ? objects.addresses[objects.count - 1] + objects.sizes[objects.count - 1] : 0
         subObjectsLabel = frames.intern(ReferenceScanner.subObjects)
+        sideTableLabel = frames.intern("$side_table")
     }
 
     // MARK: Pointers
@@ -167,6 +169,12 @@ public final class ReferenceScanner {
         let type = objects.typeIndices[index]
         let address = objects.addresses[index]
         let usable = objects.sizes[index] - 8
+        // A Swift object owns its side table (the refcount word holds its address, shifted).
+        if objects.types[Int(type)].kind != .malloc, objects.types[Int(type)].kind != .sideTable,
+           let word = source.readWord(address + 8), RefCountWord(raw: word).usesSideTable,
+           let table = target(of: RefCountWord(raw: word).sideTable) {
+            emit(table, sideTableLabel)
+        }
         switch compiledLayout(type: type, sample: address) {
         case .none:
             return

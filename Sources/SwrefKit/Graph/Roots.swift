@@ -1,6 +1,8 @@
 /// What kind of root holds a reference, in the order the walk visits them.
 public enum RootKind: String, CaseIterable, Comparable, Sendable {
     case global, stack, register, tls, runtime, conservative
+    /// The pseudo-root of objects no root reaches (see `LeakFinder`).
+    case leaked
 
     public static func < (lhs: RootKind, rhs: RootKind) -> Bool {
         allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!

@@ -3,6 +3,7 @@ public struct ReferencePaths {
     public let graph: ObjectGraph
     public let roots: [Root]
     public let attribution: Attribution
+    public let leaks: LeakReport
 }
 
 /// The analysis of one memory image, layer by layer: images → reflection → malloc heap → objects.
@@ -56,8 +57,10 @@ public final class HeapAnalysis {
         let finder = RootFinder(source: source, threads: threads, images: images, objects: objects, scanner: scanner,
                                 values: layouts.values, symbolizer: symbolizer)
         let roots = finder.findRoots()
-        let attribution = Attribution(objectCount: objects.count, graph: graph, roots: roots, frames: scanner.frames,
+        var attribution = Attribution(objectCount: objects.count, graph: graph, roots: roots, frames: scanner.frames,
                                       maxDepth: maxDepth)
-        return ReferencePaths(graph: graph, roots: roots, attribution: attribution)
+        let leaks = LeakFinder.find(objects: objects, graph: graph, frames: attribution.frames) { attribution.isReachable($0) }
+        attribution.attributeLeaks(leaks, graph: graph)
+        return ReferencePaths(graph: graph, roots: roots, attribution: attribution, leaks: leaks)
     }
 }

@@ -24,6 +24,7 @@ public enum ReferenceReport {
         profile.comments = comments
         for node in attribution.nodes.indices where counts[node] > 0 {
             let root = attribution.roots[Int(attribution.nodes[node].root)]
+            // kind label: global, stack, …, or leaked
             profile.samples.append(.init(frames: attribution.frames(of: Int32(node)), values: [counts[node], bytes[node]],
                                          labels: ["root": root.kind.rawValue]))
         }

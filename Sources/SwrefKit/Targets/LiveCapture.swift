@@ -23,12 +23,21 @@ public enum LiveCapture {
         try session.stopAll()
         if options.stallMilliseconds > 0 { usleep(UInt32(options.stallMilliseconds) * 1000) }
 
-        let map = try ProcFS.memoryMap(pid)
         let threads = session.registers()
         if threads.isEmpty { throw SwrefError.processExited(pid) }
+        let snapshot = try copyStopped(pid: pid, threads: threads, progress: options.progress)
+        snapshot.pauseNanoseconds = session.detachAll()
+        return snapshot
+    }
+
+    /// Copies a process whose threads are already stopped (by us, or at its exit).
+    /// - Parameter everything: copy read-only mappings too (the process is about to go away).
+    public static func copyStopped(pid: Int32, threads: [ThreadState], everything: Bool = false,
+                                   progress: ProgressReporter? = nil) throws -> Snapshot {
+        let map = try ProcFS.memoryMap(pid)
         let snapshot = Snapshot(memoryMap: map, threads: threads, pid: pid,
                                 fallback: LiveProcessReader(pid: pid, memoryMap: map))
-        let toCopy = map.regions.indices.filter { shouldCopy(map.regions[$0]) }
+        let toCopy = map.regions.indices.filter { shouldCopy(map.regions[$0], everything: everything) }
         let total = toCopy.reduce(UInt64(0)) { $0 + map.regions[$1].size }
         var done: UInt64 = 0
         for index in toCopy {
@@ -36,9 +45,8 @@ public enum LiveCapture {
                 try copy(pid: pid, region: region, into: buffer)
             }
             done += map.regions[index].size
-            options.progress?.update("copying memory", done: done, total: total, unit: .bytes)
+            progress?.update("copying memory", done: done, total: total, unit: .bytes)
         }
-        snapshot.pauseNanoseconds = session.detachAll()
         return snapshot
     }
 
@@ -47,12 +55,15 @@ public enum LiveCapture {
         swref_read_remote(pid, buffer, address, count)
     }
 
-    /// Writable memory can change once the target runs again, so it is copied while stopped;
-    /// read-only file mappings cannot, and are read later.
-    static func shouldCopy(_ region: MemoryRegion) -> Bool {
+    /// Writable memory can change once the target runs again, so it is copied while stopped.
+    /// Read-only file mappings cannot change and are read later — except small non-executable ones,
+    /// which are copied too: they may be RELRO data (relocated, then made read-only), which the file
+    /// on disk does not hold as the process sees it.
+    static func shouldCopy(_ region: MemoryRegion, everything: Bool = false) -> Bool {
         guard region.readable else { return false }
         if region.path == "[vvar]" || region.path == "[vsyscall]" || region.path.hasPrefix("[vvar") { return false }
-        return region.writable || !region.isFileBacked
+        if everything || region.writable || !region.isFileBacked { return true }
+        return !region.executable && region.size <= 1 << 20
     }
 
     private static func copy(pid: Int32, region: MemoryRegion, into buffer: UnsafeMutableRawPointer) throws {

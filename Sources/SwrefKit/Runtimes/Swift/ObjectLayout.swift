@@ -65,6 +65,8 @@ public final class ObjectLayouts {
             return captureLayout(sample: sample, entry: entry)
         case .task, .job, .error, .malloc:
             return .conservative
+        case .sideTable:
+            return .none
         }
     }
 

@@ -16,6 +16,8 @@ public enum HeapObjectKind: String, Sendable, CaseIterable {
     case error = "error"
     case task = "task"
     case job = "job"
+    /// The runtime's side table of an object that has (or had) weak references.
+    case sideTable = "sidetable"
     case malloc = "malloc"
 }
 

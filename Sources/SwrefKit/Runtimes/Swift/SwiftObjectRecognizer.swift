@@ -17,7 +17,7 @@ public final class SwiftObjectRecognizer {
         var minimumSize: UInt64
     }
 
-    let source: MemorySource
+    public let source: MemorySource
     let images: ImageList
     let reflection: ReflectionContext?
     public private(set) var types: [TypeEntry] = []
@@ -118,6 +118,9 @@ public final class SwiftObjectRecognizer {
         if captures.count == 1 { return ("box<\(captures[0])>", .box) }
         return (captures.isEmpty ? "closure context" : "closure context (\(captures.joined(separator: ", ")))", .closureContext)
     }
+
+    /// The type given to blocks that are the reference-count side table of an object.
+    public func sideTableType() -> Int32 { intern("Swift side table", .sideTable, 0) }
 
     private func intern(_ name: String, _ kind: HeapObjectKind, _ metadata: UInt64) -> Int32 {
         if let existing = typeByName[name] { return existing }

@@ -42,6 +42,9 @@ public final class ValueLayoutBuilder {
 
     public init(reflection: ReflectionContext) { self.reflection = reflection }
 
+    static let referenceBuiltins: Set<String> = ["Builtin.BridgeObject", "Builtin.NativeObject", "Builtin.UnknownObject",
+                                                 "Builtin.RawPointer"]
+
     public func layout(of typeRef: swift_typeref_t) -> ValueLayout {
         if let cached = cache[typeRef] { return cached }
         let info = reflection.info(of: typeRef)
@@ -96,6 +99,13 @@ public final class ValueLayoutBuilder {
         // A String's second word is a tagged pointer to its storage (native or shared) or inline bytes.
         if name == "Swift.String" || name == "Swift.Substring" {
             slots.append(.init(offset: offset + 8, action: .words(1), path: path))
+            covered += size
+            return
+        }
+        // The library reports these reference-holding builtins as opaque data: a Dictionary's or
+        // Array's storage sits in a Builtin.BridgeObject.
+        if ValueLayoutBuilder.referenceBuiltins.contains(name) {
+            slots.append(.init(offset: offset, action: .reference, path: path))
             covered += size
             return
         }

@@ -1,0 +1,87 @@
+import ArgumentParser
+import SwrefKit
+
+extension Swref {
+    struct Diff: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Compare two swref profiles: paths and types that grew, new leaks.",
+            discussion: "Text on standard output; --json FILE writes the same as JSON (schema: docs/json-report.md)."
+        )
+
+        @Argument(help: "The earlier profile.")
+        var base: String
+
+        @Argument(help: "The later profile.")
+        var new: String
+
+        @Option(help: "Also write the difference as JSON.")
+        var json: String?
+
+        @Option(help: "Rows per section in the text output.")
+        var limit: Int = 20
+
+        @Option(help: "Suppressions file (path: and leak: patterns are left out of the comparison).")
+        var suppressions: String?
+
+        func run() throws {
+            try runReporting {
+                let diff = ProfileDiff(base: try PprofDecoder.read(path: base), new: try PprofDecoder.read(path: new),
+                                       suppressions: try swrefLoadSuppressions(suppressions))
+                print(diff.text(limit: limit), terminator: "")
+                if let json { try writeFile(json, Array((diff.json.text() + "\n").utf8)) }
+            }
+        }
+    }
+
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Fail (exit 1) when a profile grew past a baseline or has new leaks.",
+            discussion: """
+            A regression is: total in-use bytes grew by more than --max-growth-bytes or \
+            --max-growth-percent (when given), or a leak group is new or larger than in the baseline. \
+            Exit status: 0 no regression, 1 regression, 2 swref could not work.
+            """
+        )
+
+        @Option(help: "The baseline profile.")
+        var baseline: String
+
+        @Option(help: "Largest allowed growth of in-use bytes.")
+        var maxGrowthBytes: Int64?
+
+        @Option(help: "Largest allowed growth of in-use bytes, in percent of the baseline.")
+        var maxGrowthPercent: Double?
+
+        @Option(help: "Suppressions file (path: and leak: patterns are left out of the comparison).")
+        var suppressions: String?
+
+        @Option(help: "Also write the comparison and verdict as JSON.")
+        var json: String?
+
+        @Argument(help: "The profile to check.")
+        var profile: String
+
+        func run() throws {
+            var regressions: [String] = []
+            try runReporting {
+                let diff = ProfileDiff(base: try PprofDecoder.read(path: baseline), new: try PprofDecoder.read(path: profile),
+                                       suppressions: try swrefLoadSuppressions(suppressions))
+                if let maxGrowthBytes, diff.growthBytes > maxGrowthBytes {
+                    regressions.append("in-use bytes grew by \(diff.growthBytes), more than \(maxGrowthBytes)")
+                }
+                if let maxGrowthPercent, diff.growthPercent > maxGrowthPercent {
+                    regressions.append("in-use bytes grew by \(String(diff.growthPercent, decimals: 1))%, more than \(maxGrowthPercent)%")
+                }
+                for leak in diff.leaks { regressions.append("leak grew by \(leak.deltaCount) objects, \(leak.deltaBytes) B: \(leak.key)") }
+                print(diff.text(), terminator: "")
+                print(regressions.isEmpty ? "check: no regression" : regressions.map { "check: REGRESSION: \($0)" }.joined(separator: "\n"))
+                if let json {
+                    let verdict: JSONValue = .object([("schema", .string("swref-check/1")), ("regression", .bool(!regressions.isEmpty)),
+                                                      ("reasons", .array(regressions.map { .string($0) })), ("diff", diff.json)])
+                    try writeFile(json, Array((verdict.text() + "\n").utf8))
+                }
+            }
+            if !regressions.isEmpty { throw ExitCode(1) }
+        }
+    }
+}

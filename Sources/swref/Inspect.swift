@@ -1,0 +1,40 @@
+import ArgumentParser
+import SwrefKit
+
+extension Swref {
+    struct Inspect: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show one heap object: its type, its layout as swref reads it, and the references it holds."
+        )
+
+        @Argument(help: "Process ID of the target.")
+        var pid: Int32
+
+        @Argument(help: "Address of the object (hex, 0x…).")
+        var address: String
+
+        func run() throws {
+            try runReporting {
+                guard let value = UInt64(address.hasPrefix("0x") ? String(address.dropFirst(2)) : address, radix: 16) else {
+                    throw SwrefError.invalidInput("not a hex address: \(address)")
+                }
+                let snapshot = try LiveCapture.capture(pid: pid)
+                let analysis = HeapAnalysis(source: snapshot)
+                guard let index = analysis.objects.object(containing: value) else {
+                    throw SwrefError.invalidInput("0x\(String(value, radix: 16)) is not inside an in-use heap block")
+                }
+                let objects = analysis.objects
+                let type = objects.types[Int(objects.typeIndices[index])]
+                print("0x\(String(objects.addresses[index], radix: 16)): \(type.name) (\(type.kind.rawValue)), \(objects.sizes[index]) B block")
+                let layouts = ObjectLayouts(reflection: analysis.reflection, source: snapshot)
+                print("layout: \(layouts.layout(type: objects.typeIndices[index], entry: type, sample: objects.addresses[index]))")
+                let scanner = ReferenceScanner(source: snapshot, objects: objects, layouts: layouts,
+                                               symbolizer: Symbolizer(images: analysis.images))
+                scanner.references(of: index) { target, label in
+                    let targetType = objects.types[Int(objects.typeIndices[Int(target)])].name
+                    print("  → 0x\(String(objects.addresses[Int(target)], radix: 16)) \(targetType) via \"\(scanner.frames[label])\"")
+                }
+            }
+        }
+    }
+}

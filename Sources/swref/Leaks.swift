@@ -1,0 +1,110 @@
+import ArgumentParser
+import Glibc
+import SwrefKit
+
+/// Options of the commands that report leaks.
+struct LeakOptions: ParsableArguments {
+    @Option(help: "Also write the leak report as JSON (schema: docs/json-report.md).")
+    var json: String?
+
+    @Option(help: "File of known leaks to ignore: lines leak:PATTERN, type:PATTERN (docs/json-report.md).")
+    var suppressions: String?
+
+    func loadSuppressions() throws -> Suppressions { try swrefLoadSuppressions(suppressions) }
+}
+
+func swrefLoadSuppressions(_ path: String?) throws -> Suppressions {
+    guard let path else { return Suppressions() }
+    guard let text = ProcFS.readFile(path) else {
+        throw SwrefError.system("open", errno: errno, "reading suppressions \(path)")
+    }
+    return try Suppressions(text: text)
+}
+
+extension Swref {
+    struct Leaks: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Find objects no root reaches — retain cycles and lost references — in a process or a core.",
+            discussion: """
+            Exit status: 0 no leaks, 1 leaks found (unsuppressed), 2 swref could not work.
+            Examples: swref leaks 4242    swref leaks --core ./server core.4242
+            """
+        )
+
+        @Flag(help: "Read a core file: the arguments are [EXE] CORE.")
+        var core = false
+
+        @Argument(help: ArgumentHelp("PID, or with --core: [EXE] CORE.", valueName: "target"))
+        var target: [String]
+
+        @Option(help: "Directory that stands for / when opening the files a core names.")
+        var sysroot: String = ""
+
+        @Option(name: [.short, .customLong("output")], help: "Also write the reference-path profile (leaks under <leaked>).")
+        var output: String?
+
+        @OptionGroup var leakOptions: LeakOptions
+        @OptionGroup var analysisOptions: AnalysisOptions
+
+        func validate() throws {
+            if core {
+                guard (1...2).contains(target.count) else { throw ValidationError("with --core give [EXE] CORE") }
+            } else {
+                guard target.count == 1, Int32(target[0]) != nil else { throw ValidationError("give a PID, or --core [EXE] CORE") }
+            }
+        }
+
+        func run() throws {
+            var leaked = false
+            try runReporting {
+                let suppressions = try leakOptions.loadSuppressions()
+                let progress = ProgressReporter()
+                let analysis: HeapAnalysis, threads: [ThreadState], name: String, binary: String?
+                if core {
+                    let (file, exe) = try openCore(target, sysroot: sysroot)
+                    analysis = HeapAnalysis(source: file, sysroot: sysroot, exactPaths: Set(exe.map { [$0] } ?? []), progress: progress)
+                    threads = file.threads
+                    name = "core of PID \(file.pid) (\(file.commandName))"
+                    binary = exe ?? file.executablePath
+                } else {
+                    let pid = Int32(target[0])!
+                    let snapshot = try LiveCapture.capture(pid: pid, options: .init(progress: progress))
+                    analysis = HeapAnalysis(source: snapshot, progress: progress)
+                    threads = snapshot.threads
+                    name = "PID \(pid)"
+                    binary = ProcFS.executablePath(pid)
+                }
+                let summary = try reportLeaks(analysis, threads: threads, name: name, mainBinary: binary, suppressions: suppressions,
+                                              profile: output, json: leakOptions.json, program: nil, analysisOptions: analysisOptions,
+                                              progress: progress)
+                leaked = summary.hasLeaks
+            }
+            if leaked { throw ExitCode(1) }
+        }
+    }
+}
+
+/// Walks the references, prints the leak report, and writes the profile and JSON when asked.
+func reportLeaks(_ analysis: HeapAnalysis, threads: [ThreadState], name: String, mainBinary: String?,
+                 suppressions: Suppressions, profile: String?, json: String?, program: JSONValue?,
+                 analysisOptions: AnalysisOptions, progress: ProgressReporter, toStandardError: Bool = false) throws -> LeakSummary {
+    let paths = analysis.referencePaths(threads: threads, maxDepth: analysisOptions.maxDepth, progress: progress)
+    progress.finish()
+    let summary = LeakSummary(paths.leaks, objects: analysis.objects, suppressions: suppressions)
+    let text = summary.text(target: name)
+    if toStandardError { printError(String(text.dropLast())) } else { print(text, terminator: "") }
+    for note in analysis.notes { printError("swref: note: \(note)") }
+    if let profile {
+        var pprof = ReferenceReport.profile(paths.attribution, objects: analysis.objects, comments: analysis.notes)
+        if let mainBinary { pprof.mainBinary = mainBinary }
+        try writeFile(profile, try pprof.gzipped())
+    }
+    if let json {
+        var members: [(String, JSONValue)] = [("schema", .string("swref-leaks/1")), ("target", .string(name))]
+        if let program { members.append(("program", program)) }
+        members.append(("leaks", summary.json))
+        members.append(("notes", .array(analysis.notes.map { .string($0) })))
+        try writeFile(json, Array((JSONValue.object(members).text() + "\n").utf8))
+    }
+    return summary
+}
