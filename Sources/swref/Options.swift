@@ -1,3 +1,4 @@
+import SwrefKit
 import ArgumentParser
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
@@ -26,8 +27,18 @@ struct OutputOptions: ParsableArguments {
     var limit: Int?
 }
 
+enum AttributionChoice: String, ExpressibleByArgument, CaseIterable {
+    case dominator
+    case firstPath = "first-path"
+
+    var mode: AttributionMode { self == .dominator ? .dominator : .firstPath }
+}
+
 /// How the reference walk attributes objects.
 struct AnalysisOptions: ParsableArguments {
+    @Option(help: "dominator: each object under its immediate-dominator chain (a frame's total is what freeing it frees); first-path: on the first shortest path from a root, as goref does.")
+    var attribution: AttributionChoice = .dominator
+
     @Option(help: "Longest reference path shown; deeper objects are folded into their ancestor at this depth.")
     var maxDepth: Int = 256
 

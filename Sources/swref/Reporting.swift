@@ -49,7 +49,7 @@ func report(_ analysis: HeapAnalysis, threads: [ThreadState], summary: String, o
         case .types:
             profile = CensusReport.profile(census, comments: notes)
         case .paths:
-            let paths = analysis.referencePaths(threads: threads, maxDepth: analysisOptions.maxDepth, progress: progress)
+            let paths = analysis.referencePaths(threads: threads, maxDepth: analysisOptions.maxDepth, attribution: analysisOptions.attribution.mode, progress: progress)
             profile = ReferenceReport.profile(paths.attribution, objects: analysis.objects, comments: notes)
         }
         progress.finish()

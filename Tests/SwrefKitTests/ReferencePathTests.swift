@@ -37,7 +37,8 @@ final class ReferencePathTests: XCTestCase {
         XCTAssertGreaterThan(expectations.count, 20, "the program printed its expectations")
 
         let out = TestPrograms.buildDirectory.appendingPathComponent("paths-\(variant).pb.gz").path
-        let run = try Shell.swref(["attach", "\(program.pid)", "-o", out])
+        // The expectations follow first-path attribution (goref's): each object on its first path.
+        let run = try Shell.swref(["attach", "\(program.pid)", "--attribution", "first-path", "-o", out])
         XCTAssertEqual(run.status, 0, run.stderr)
         let profile = try PprofReader(path: out)
         for expectation in expectations {
@@ -70,6 +71,35 @@ final class ReferencePathTests: XCTestCase {
     func testPathsDebugBuild() throws { try checkPaths(.debug) }
     func testPathsOptimizedBuild() throws { try checkPaths(.optimized) }
 
+    /// With dominator attribution a root's frame totals what freeing it would free: the registry
+    /// frame holds the dictionary, the sessions and their buffers, as the program measured them;
+    /// an object two globals hold belongs to neither.
+    func testDominatorAttributionGivesRetainedSizes() throws {
+        guard PprofReader.isAvailable else { throw XCTSkip("go is not installed") }
+        for variant in [BuildVariant.debug, .optimized] {
+            let program = try RunningProgram(try TestPrograms.binary("paths", variant))
+            defer { program.stop() }
+            let expectations = ReferencePathTests.expectations(program.outputBeforeReady)
+            let out = TestPrograms.buildDirectory.appendingPathComponent("dominator-\(variant).pb.gz").path
+            let run = try Shell.swref(["attach", "\(program.pid)", "--attribution", "dominator", "-o", out])
+            XCTAssertEqual(run.status, 0, run.stderr)
+            let profile = try PprofReader(path: out)
+            func retained(under prefix: [String]) -> (Int64, Int64) {
+                let samples = profile.samples.filter { $0.frames.starts(with: prefix) }
+                return (samples.reduce(0) { $0 + $1.values[0] }, samples.reduce(0) { $0 + $1.values[1] })
+            }
+            for root in ["paths.registry", "paths.entries", "paths.tree", "paths.anyBig"] {
+                let built = expectations.filter { $0.frames.first == root }
+                XCTAssertEqual(retained(under: [root]).0, built.reduce(0) { $0 + $1.count }, "\(variant) \(root) objects")
+                XCTAssertEqual(retained(under: [root]).1, built.reduce(0) { $0 + $1.bytes }, "\(variant) \(root) bytes")
+            }
+            // `captured` is held by its global and by the closure context: freeing either frees nothing.
+            XCTAssertEqual(retained(under: ["paths.captured"]).0, 0)
+            XCTAssertEqual(profile.samples.first { $0.frames == ["<shared by several roots>", "(paths.Captured)"] }?.values[0], 1)
+            XCTAssertEqual(profile.samples.first { $0.frames == ["<shared by several roots>", "(paths.Captured)"] }?.labels["root"], "shared")
+        }
+    }
+
     func testMaxDepthFoldsDeeperObjects() throws {
         guard PprofReader.isAvailable else { throw XCTSkip("go is not installed") }
         let program = try RunningProgram(try TestPrograms.binary("paths", .optimized))
@@ -77,7 +107,7 @@ final class ReferencePathTests: XCTestCase {
         let full = TestPrograms.buildDirectory.appendingPathComponent("depth-full.pb.gz").path
         let capped = TestPrograms.buildDirectory.appendingPathComponent("depth-2.pb.gz").path
         XCTAssertEqual(try Shell.swref(["attach", "\(program.pid)", "-o", full]).status, 0)
-        XCTAssertEqual(try Shell.swref(["attach", "\(program.pid)", "-o", capped, "--max-depth", "2"]).status, 0)
+        XCTAssertEqual(try Shell.swref(["attach", "\(program.pid)", "-o", capped, "--max-depth", "2", "--attribution", "first-path"]).status, 0)
         let fullProfile = try PprofReader(path: full), cappedProfile = try PprofReader(path: capped)
         XCTAssertTrue(cappedProfile.samples.allSatisfy { $0.frames.count <= 2 })
         XCTAssertEqual(fullProfile.total(0), cappedProfile.total(0), "folding keeps every object")

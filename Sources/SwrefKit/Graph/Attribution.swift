@@ -20,6 +20,7 @@ public struct Attribution {
     private var children: [UInt64: Int32] = [:]
     private let maxDepth: Int
     public static let leakedRoot = "<leaked>"
+    public static let sharedRoot = "<shared by several roots>"
 
     public init(objectCount: Int, graph: ObjectGraph, roots: [Root], frames: StringTable, maxDepth: Int = 256) {
         var frames = frames
@@ -84,6 +85,58 @@ public struct Attribution {
         nodes.append(PathNode(parent: parent, frame: frame, root: parentNode.root, depth: parentNode.depth + 1))
         children[key] = id
         return id
+    }
+
+    /// Re-attributes every object along its immediate-dominator chain, so that a frame's cumulative
+    /// value is exactly what freeing that reference would free. An object dominated by no single
+    /// root sits under `<shared by several roots>`. Each step is named by a direct reference from
+    /// the dominator when there is one, else by the object's type, `(T)`.
+    public mutating func attributeByDominators(_ retained: RetainedSizes, graph: ObjectGraph, objects: ObjectTable,
+                                               leaks: LeakReport) {
+        var groupFrame: [Int32: UInt32] = [:]
+        for group in leaks.groups {
+            let frame = frames.intern("\(group.kind.rawValue): \(group.shape)")
+            for member in group.members { groupFrame[member] = frame }
+        }
+        nodes = []
+        children = [:]
+        nodeOf = [Int32](repeating: -1, count: nodeOf.count)
+        var rootNodes = [Int32](repeating: -1, count: roots.count + 1)
+        var typeLabels: [Int32: UInt32] = [:]
+        func rootNode(_ root: Int) -> Int32 {
+            if rootNodes[root] >= 0 { return rootNodes[root] }
+            if root == roots.count { roots.append(Root(name: Attribution.sharedRoot, kind: .shared)) }
+            let id = Int32(nodes.count)
+            nodes.append(PathNode(parent: -1, frame: frames.intern(roots[root].name), root: Int32(root), depth: 1))
+            rootNodes[root] = id
+            return id
+        }
+        func typeLabel(_ object: Int) -> UInt32 {
+            let type = objects.typeIndices[object]
+            if let label = typeLabels[type] { return label }
+            let label = frames.intern("(\(ReferenceScanner.displayName(objects.types[Int(type)].name)))")
+            typeLabels[type] = label
+            return label
+        }
+        let rootCount = retained.rootCount
+        for node in retained.topDown {
+            guard let object = retained.object(ofNode: Int(node)) else { continue }
+            let dominator = Int(retained.idom[Int(node)])
+            let parent: Int32
+            var label: UInt32? = nil
+            if dominator == 0 {
+                parent = rootNode(rootCount)
+            } else if let holder = retained.object(ofNode: dominator) {
+                parent = nodeOf[holder]
+                for edge in graph.edges(of: holder) where graph.targets[edge] == Int32(object) { label = graph.labels[edge]; break }
+            } else {
+                let root = dominator - 1
+                parent = rootNode(root)
+                if let index = roots[root].targets.firstIndex(of: Int32(object)) { label = roots[root].labels[index] }
+                if roots[root].kind == .leaked { label = groupFrame[Int32(object)] }
+            }
+            nodeOf[object] = child(parent, label ?? typeLabel(object))
+        }
     }
 
     /// Places leaked objects under `<leaked>` › `ROOT CYCLE: …` (or `ROOT LEAK: …`), with what each

@@ -4,6 +4,18 @@ public struct ReferencePaths {
     public let roots: [Root]
     public let attribution: Attribution
     public let leaks: LeakReport
+    /// Dominators and retained sizes, unless the graph was too large for them.
+    public let retained: RetainedSizes?
+}
+
+/// How objects are placed on paths in the profile.
+public enum AttributionMode: String, Sendable, CaseIterable {
+    /// Under the immediate-dominator chain: a frame's total is what freeing it would free.
+    case dominator
+    /// On the first shortest path from a root (goref's way); order-dependent.
+    case firstPath = "first-path"
+    /// First path, and retained sizes computed too (for `top`, `why`).
+    case firstPathWithRetained = "first-path+retained"
 }
 
 /// The analysis of one memory image, layer by layer: images → reflection → malloc heap → objects.
@@ -43,8 +55,20 @@ public final class HeapAnalysis {
 
     public var census: HeapCensus { HeapCensus(objects: objects) }
 
+    /// Half the memory available now (at least 1 GiB), or SWREF_DOMINATOR_BUDGET bytes.
+    static func dominatorMemoryBudget() -> UInt64 {
+        if let text = ProcFS.environment("SWREF_DOMINATOR_BUDGET"), let value = UInt64(text) { return value }
+        let meminfo = ProcFS.readFile("/proc/meminfo") ?? ""
+        for line in meminfo.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
+            let kib = UInt64(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+            return max(kib * 1024 / 2, 1 << 30)
+        }
+        return 4 << 30
+    }
+
     /// Builds the object graph, finds the roots and attributes every object to one path.
-    public func referencePaths(threads: [ThreadState], maxDepth: Int = 256, progress: ProgressReporter? = nil) -> ReferencePaths {
+    public func referencePaths(threads: [ThreadState], maxDepth: Int = 256, attribution mode: AttributionMode = .dominator,
+                               progress: ProgressReporter? = nil) -> ReferencePaths {
         let layouts = ObjectLayouts(reflection: reflection, source: source)
         let symbolizer = Symbolizer(images: images)
         let scanner = ReferenceScanner(source: source, objects: objects, layouts: layouts, symbolizer: symbolizer)
@@ -61,6 +85,19 @@ public final class HeapAnalysis {
                                       maxDepth: maxDepth)
         let leaks = LeakFinder.find(objects: objects, graph: graph, frames: attribution.frames) { attribution.isReachable($0) }
         attribution.attributeLeaks(leaks, graph: graph)
-        return ReferencePaths(graph: graph, roots: roots, attribution: attribution, leaks: leaks)
+        var retained: RetainedSizes? = nil
+        if mode == .dominator || mode == .firstPathWithRetained {
+            let need = RetainedSizes.estimatedMemory(objects: objects.count, edges: graph.edgeCount, roots: attribution.roots.count)
+            let budget = HeapAnalysis.dominatorMemoryBudget()
+            if need <= budget {
+                progress?.update("computing dominators", done: 0, total: 1, unit: .items)
+                retained = RetainedSizes(objects: objects, graph: graph, attribution: attribution, leaks: leaks)
+                if mode == .dominator { attribution.attributeByDominators(retained!, graph: graph, objects: objects, leaks: leaks) }
+            } else {
+                notes.append("the dominator tree would need about \(formatBytes(need)), more than the \(formatBytes(budget)) allowed: "
+                             + "retained sizes skipped, objects attributed to their first path")
+            }
+        }
+        return ReferencePaths(graph: graph, roots: roots, attribution: attribution, leaks: leaks, retained: retained)
     }
 }

@@ -21,6 +21,10 @@ public enum ProcFS {
         return data
     }
 
+    public static func environment(_ name: String) -> String? {
+        getenv(name).map { String(cString: $0) }
+    }
+
     public static func exists(_ pid: Int32) -> Bool {
         var info = stat()
         return stat("/proc/\(pid)", &info) == 0
