@@ -59,22 +59,9 @@ extension Swref {
             try runReporting {
                 let suppressions = try leakOptions.loadSuppressions()
                 let progress = ProgressReporter()
-                let analysis: HeapAnalysis, threads: [ThreadState], name: String, binary: String?
-                if core {
-                    let (file, exe) = try openCore(target, sysroot: sysroot)
-                    analysis = HeapAnalysis(source: file, sysroot: sysroot, exactPaths: Set(exe.map { [$0] } ?? []), progress: progress)
-                    threads = file.threads
-                    name = "core of PID \(file.pid) (\(file.commandName))"
-                    binary = exe ?? file.executablePath
-                } else {
-                    let pid = Int32(target[0])!
-                    let snapshot = try LiveCapture.capture(pid: pid, options: .init(progress: progress))
-                    analysis = HeapAnalysis(source: snapshot, progress: progress)
-                    threads = snapshot.threads
-                    name = "PID \(pid)"
-                    binary = ProcFS.executablePath(pid)
-                }
-                let summary = try reportLeaks(analysis, threads: threads, name: name, mainBinary: binary, suppressions: suppressions,
+                let loaded = try LoadedTarget.load(core: core, arguments: target, sysroot: sysroot, progress: progress)
+                let summary = try reportLeaks(loaded.analysis, threads: loaded.threads, name: loaded.name, mainBinary: loaded.binary,
+                                              suppressions: suppressions,
                                               profile: output, json: leakOptions.json, program: nil, analysisOptions: analysisOptions,
                                               progress: progress)
                 leaked = summary.hasLeaks
