@@ -32,7 +32,7 @@ extension Swref {
                                                symbolizer: Symbolizer(images: analysis.images))
                 scanner.references(of: index) { target, label in
                     let targetType = objects.types[Int(objects.typeIndices[Int(target)])].name
-                    print("  → 0x\(String(objects.addresses[Int(target)], radix: 16)) \(targetType) via \"\(scanner.frames[label])\"")
+                    print("  → 0x\(String(objects.addresses[Int(target)], radix: 16)) \(targetType) via \"\(scanner.names.text(label, target: target))\"")
                 }
             }
         }

@@ -42,7 +42,18 @@ struct AnalysisOptions: ParsableArguments {
     @Option(help: "Longest reference path shown; deeper objects are folded into their ancestor at this depth.")
     var maxDepth: Int = 256
 
+    @Flag(help: "Print the time each phase took on stderr.")
+    var timings = false
+
     func validate() throws {
         guard maxDepth >= 1 else { throw ValidationError("--max-depth must be at least 1") }
+    }
+}
+
+extension String {
+    func replacingOccurrences(_ target: Character, _ replacement: String) -> String {
+        var out = ""
+        for character in self { if character == target { out += replacement } else { out.append(character) } }
+        return out
     }
 }

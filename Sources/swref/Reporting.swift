@@ -54,7 +54,12 @@ func report(_ analysis: HeapAnalysis, threads: [ThreadState], summary: String, o
         }
         progress.finish()
         if let mainBinary { profile.mainBinary = mainBinary }
+        let writeStart = monotonicNanoseconds()
         try writeFile(output.output, try profile.gzipped())
+        if analysisOptions.timings {
+            let phases = analysis.timings + [("write", monotonicNanoseconds() - writeStart)]
+            printError("swref: timings " + phases.map { "\($0.phase.replacingOccurrences(" ", "-"))=\(formatMilliseconds($0.nanoseconds).replacingOccurrences(" ", ""))" }.joined(separator: " "))
+        }
         for note in notes { printError("swref: note: \(note)") }
         printError("swref: \(summary); \(census.totalCount) blocks, \(formatBytes(census.totalBytes)) in use; wrote \(output.output)")
     }

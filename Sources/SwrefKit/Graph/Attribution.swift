@@ -15,22 +15,23 @@ public struct Attribution {
     /// The node of each object; -1 when no root reaches it (until `attributeLeaks`).
     public private(set) var nodeOf: [Int32]
     public private(set) var roots: [Root]
-    public private(set) var frames: StringTable
+    public let names: FrameNames
     public private(set) var unreachableCount = 0
     private var children: [UInt64: Int32] = [:]
     private let maxDepth: Int
     public static let leakedRoot = "<leaked>"
     public static let sharedRoot = "<shared by several roots>"
 
-    public init(objectCount: Int, graph: ObjectGraph, roots: [Root], frames: StringTable, maxDepth: Int = 256) {
-        var frames = frames
+    public init(objectCount: Int, graph: ObjectGraph, roots: [Root], names: FrameNames, maxDepth: Int = 256) {
+        self.names = names
         self.roots = roots
         self.maxDepth = maxDepth
         nodeOf = [Int32](repeating: -1, count: objectCount)
         var children: [UInt64: Int32] = [:]
         var nodes: [PathNode] = []
 
-        func child(_ parent: Int32, _ frame: UInt32) -> Int32 {
+        func child(_ parent: Int32, _ code: UInt32, _ target: Int32) -> Int32 {
+            let frame = names.frame(code, target: target)
             if frame == 0 { return parent }
             let parentNode = nodes[Int(parent)]
             if parentNode.depth >= maxDepth { return parent }
@@ -48,9 +49,9 @@ public struct Attribution {
         for kind in RootKind.allCases {
             for (index, root) in roots.enumerated() where root.kind == kind {
                 let rootNode = Int32(nodes.count)
-                nodes.append(PathNode(parent: -1, frame: frames.intern(root.name), root: Int32(index), depth: 1))
+                nodes.append(PathNode(parent: -1, frame: names.intern(root.name), root: Int32(index), depth: 1))
                 for (target, label) in zip(root.targets, root.labels) where nodeOf[Int(target)] < 0 {
-                    nodeOf[Int(target)] = child(rootNode, label)
+                    nodeOf[Int(target)] = child(rootNode, label, target)
                     queue.append(target)
                 }
             }
@@ -61,7 +62,7 @@ public struct Attribution {
                 for edge in graph.edges(of: object) {
                     let target = Int(graph.targets[edge])
                     if nodeOf[target] < 0 {
-                        nodeOf[target] = child(node, graph.labels[edge])
+                        nodeOf[target] = child(node, graph.labels[edge], Int32(target))
                         queue.append(Int32(target))
                     }
                 }
@@ -69,13 +70,14 @@ public struct Attribution {
         }
         unreachableCount = objectCount - queue.count
         self.nodes = nodes
-        self.frames = frames
         self.children = children
     }
 
     public func isReachable(_ object: Int) -> Bool { nodeOf[object] >= 0 }
 
-    private mutating func child(_ parent: Int32, _ frame: UInt32) -> Int32 {
+    /// The trie node below `parent` for an edge label `code` toward `target`.
+    private mutating func child(_ parent: Int32, _ code: UInt32, _ target: Int32) -> Int32 {
+        let frame = names.frame(code, target: target)
         if frame == 0 { return parent }
         let parentNode = nodes[Int(parent)]
         if parentNode.depth >= maxDepth { return parent }
@@ -95,7 +97,7 @@ public struct Attribution {
                                                leaks: LeakReport) {
         var groupFrame: [Int32: UInt32] = [:]
         for group in leaks.groups {
-            let frame = frames.intern("\(group.kind.rawValue): \(group.shape)")
+            let frame = names.code(frame: "\(group.kind.rawValue): \(group.shape)")
             for member in group.members { groupFrame[member] = frame }
         }
         nodes = []
@@ -107,14 +109,14 @@ public struct Attribution {
             if rootNodes[root] >= 0 { return rootNodes[root] }
             if root == roots.count { roots.append(Root(name: Attribution.sharedRoot, kind: .shared)) }
             let id = Int32(nodes.count)
-            nodes.append(PathNode(parent: -1, frame: frames.intern(roots[root].name), root: Int32(root), depth: 1))
+            nodes.append(PathNode(parent: -1, frame: names.intern(roots[root].name), root: Int32(root), depth: 1))
             rootNodes[root] = id
             return id
         }
         func typeLabel(_ object: Int) -> UInt32 {
             let type = objects.typeIndices[object]
             if let label = typeLabels[type] { return label }
-            let label = frames.intern("(\(ReferenceScanner.displayName(objects.types[Int(type)].name)))")
+            let label = names.code(frame: "(\(ReferenceScanner.displayName(objects.types[Int(type)].name)))")
             typeLabels[type] = label
             return label
         }
@@ -135,7 +137,7 @@ public struct Attribution {
                 if let index = roots[root].targets.firstIndex(of: Int32(object)) { label = roots[root].labels[index] }
                 if roots[root].kind == .leaked { label = groupFrame[Int32(object)] }
             }
-            nodeOf[object] = child(parent, label ?? typeLabel(object))
+            nodeOf[object] = child(parent, label ?? typeLabel(object), Int32(object))
         }
     }
 
@@ -145,9 +147,9 @@ public struct Attribution {
         guard !report.groups.isEmpty else { return }
         roots.append(Root(name: Attribution.leakedRoot, kind: .leaked))
         let rootNode = Int32(nodes.count)
-        nodes.append(PathNode(parent: -1, frame: frames.intern(Attribution.leakedRoot), root: Int32(roots.count - 1), depth: 1))
+        nodes.append(PathNode(parent: -1, frame: names.intern(Attribution.leakedRoot), root: Int32(roots.count - 1), depth: 1))
         for group in report.groups {
-            let groupNode = child(rootNode, frames.intern("\(group.kind.rawValue): \(group.shape)"))
+            let groupNode = child(rootNode, names.code(frame: "\(group.kind.rawValue): \(group.shape)"), group.members[0])
             var queue: [Int32] = []
             for member in group.members where nodeOf[Int(member)] < 0 {
                 nodeOf[Int(member)] = groupNode
@@ -160,7 +162,7 @@ public struct Attribution {
                 for edge in graph.edges(of: object) {
                     let target = Int(graph.targets[edge])
                     if nodeOf[target] < 0 {
-                        nodeOf[target] = child(nodeOf[object], graph.labels[edge])
+                        nodeOf[target] = child(nodeOf[object], graph.labels[edge], Int32(target))
                         queue.append(Int32(target))
                     }
                 }
@@ -170,12 +172,12 @@ public struct Attribution {
 
     /// Frame names from the root down to `node`.
     public func frames(of node: Int32) -> [String] {
-        var names: [String] = []
+        var result: [String] = []
         var current = node
         while current >= 0 {
-            names.append(frames[nodes[Int(current)].frame])
+            result.append(names[nodes[Int(current)].frame])
             current = nodes[Int(current)].parent
         }
-        return names.reversed()
+        return result.reversed()
     }
 }

@@ -25,7 +25,7 @@ public struct LeakReport {
 
 public enum LeakFinder {
     /// - Parameter reachable: whether the walk from the roots reached an object.
-    public static func find(objects: ObjectTable, graph: ObjectGraph, frames: StringTable,
+    public static func find(objects: ObjectTable, graph: ObjectGraph, names: FrameNames,
                             reachable: (Int) -> Bool) -> LeakReport {
         let leaked = (0..<objects.count).filter { !reachable($0) }
         guard !leaked.isEmpty else { return LeakReport() }
@@ -65,7 +65,7 @@ public enum LeakFinder {
                 }
             }
             let isCycle = members.count > 1 || graph.edges(of: Int(members[0])).contains { graph.targets[$0] == members[0] }
-            let shape = isCycle ? cycleShape(members, objects: objects, graph: graph, frames: frames)
+            let shape = isCycle ? cycleShape(members, objects: objects, graph: graph, names: names)
                                 : objects.types[Int(objects.typeIndices[Int(members[0])])].name
             report.groups.append(.init(kind: isCycle ? .cycle : .leak, members: members, retained: retained, shape: shape))
         }
@@ -74,7 +74,7 @@ public enum LeakFinder {
 
     /// The shortest cycle through the component's object with the smallest type name (so the same
     /// cycle always reads the same), as `Type.field → Type.field → Type`.
-    static func cycleShape(_ members: [Int32], objects: ObjectTable, graph: ObjectGraph, frames: StringTable) -> String {
+    static func cycleShape(_ members: [Int32], objects: ObjectTable, graph: ObjectGraph, names: FrameNames) -> String {
         let inComponent = Set(members)
         let start = members.min { (typeName($0, objects), $0) < (typeName($1, objects), $1) }!
         var previous: [Int32: (from: Int32, label: UInt32)] = [:]
@@ -95,13 +95,13 @@ public enum LeakFinder {
             }
         }
         guard let closing else { return members.map { typeName($0, objects) }.joined(separator: " ⇄ ") }
-        var steps: [(object: Int32, label: UInt32)] = [(closing.from, closing.label)]
+        var steps: [(object: Int32, label: UInt32, to: Int32)] = [(closing.from, closing.label, start)]
         var current = closing.from
         while current != start, let step = previous[current] {
-            steps.append((step.from, step.label))
+            steps.append((step.from, step.label, current))
             current = step.from
         }
-        let hops = steps.reversed().map { "\(typeName($0.object, objects)).\(fieldName(frames[$0.label]))" }
+        let hops = steps.reversed().map { "\(typeName($0.object, objects)).\(fieldName(names.text($0.label, target: $0.to)))" }
         return (hops + [typeName(start, objects)]).joined(separator: " → ")
     }
 

@@ -7,13 +7,11 @@ public final class ReferenceScanner {
     let objects: ObjectTable
     let layouts: ObjectLayouts
     let symbolizer: Symbolizer
-    public var frames = StringTable()
-    private var paths = StringTable()
-    private var labelCache: [UInt64: UInt32] = [:]
+    public let names: FrameNames
     private var typeLabels: [Int32: UInt32] = [:]
-    private var compiled: [Int32: Compiled] = [:]
-    private let lowest: UInt64
-    private let highest: UInt64
+    private var compiled: [Compiled?]
+    private var window: MemoryWindow
+    private let index: AddressIndex
 
     /// Pointer bits that can hold tags: x86_64 user addresses fit in 47 bits.
     static let addressMask: UInt64 = 0x0000_7FFF_FFFF_FFFF
@@ -41,10 +39,12 @@ public final class ReferenceScanner {
         self.objects = objects
         self.layouts = layouts
         self.symbolizer = symbolizer
-        lowest = objects.addresses.first ?? 0
-        highest = objects.count > 0 ? objects.addresses[objects.count - 1] + objects.sizes[objects.count - 1] : 0
-        subObjectsLabel = frames.intern(ReferenceScanner.subObjects)
-        sideTableLabel = frames.intern("$side_table")
+        names = FrameNames(objects: objects)
+        compiled = Array(repeating: nil, count: objects.types.count)
+        window = MemoryWindow(source: source)
+        index = AddressIndex(addresses: objects.addresses, sizes: objects.sizes, memoryMap: source.memoryMap)
+        subObjectsLabel = names.code(frame: ReferenceScanner.subObjects)
+        sideTableLabel = names.code(frame: "$side_table")
     }
 
     // MARK: Pointers
@@ -52,10 +52,11 @@ public final class ReferenceScanner {
     /// The object a word points into, if any (interior pointers keep the whole block).
     @inline(__always)
     public func target(of word: UInt64) -> Int32? {
-        let address = word & ReferenceScanner.addressMask
-        guard address >= lowest && address < highest else { return nil }
-        return objects.object(containing: address).map(Int32.init)
+        index.block(containing: word & ReferenceScanner.addressMask).map(Int32.init)
     }
+
+    @inline(__always)
+    private func readWord(_ address: UInt64) -> UInt64? { window.word(address) }
 
     // MARK: Labels
 
@@ -71,24 +72,21 @@ public final class ReferenceScanner {
         return name.replacingAll("Swift.", with: "")
     }
 
-    private func label(path: UInt32, target: Int32) -> UInt32 {
-        let type = objects.typeIndices[Int(target)]
-        let key = UInt64(path) << 32 | UInt64(UInt32(bitPattern: type))
-        if let cached = labelCache[key] { return cached }
-        let pathText = paths[path]
-        let typeName = ReferenceScanner.displayName(objects.types[Int(type)].name)
-        let id = frames.intern("\(pathText). (\(typeName))")
-        labelCache[key] = id
-        return id
-    }
-
     /// `(T)`: the frame of an object found by a conservative word in a root.
     public func typeLabel(of target: Int32) -> UInt32 {
         let type = objects.typeIndices[Int(target)]
         if let cached = typeLabels[type] { return cached }
-        let id = frames.intern("(\(ReferenceScanner.displayName(objects.types[Int(type)].name)))")
+        let id = names.code(frame: "(\(ReferenceScanner.displayName(objects.types[Int(type)].name)))")
         typeLabels[type] = id
         return id
+    }
+
+    private var pathTexts: [UInt32: String] = [:]
+    private func pathsText(_ code: UInt32) -> String { pathTexts[code] ?? "" }
+    private func pathCode(_ path: String) -> UInt32 {
+        let code = names.code(path: path)
+        pathTexts[code] = path
+        return code
     }
 
     private func functionLabel(path: UInt32, function: UInt64) -> UInt32 {
@@ -96,8 +94,8 @@ public final class ReferenceScanner {
         for prefix in ["partial apply forwarder for ", "partial apply for ", "thunk for ", "reabstraction thunk helper from "] where name.hasPrefix(prefix) {
             name = String(name.dropFirst(prefix.count))
         }
-        let pathText = paths[path]
-        return frames.intern(pathText.isEmpty ? name : "\(pathText). (\(name))")
+        let pathText = path == 0 ? "" : pathsText(path)
+        return names.code(frame: pathText.isEmpty ? name : "\(pathText). (\(name))")
     }
 
     // MARK: Values
@@ -106,7 +104,7 @@ public final class ReferenceScanner {
     /// Paths that come out empty give label 0: the object sits in the holder's frame.
     public func scanValue(_ layout: ValueLayout, at base: UInt64, prefix: String,
                           emit: (Int32, UInt32) -> Void) {
-        let slots = layout.slots.map { CompiledSlot(offset: $0.offset, action: $0.action, pathIDs: [paths.intern(joined(prefix, $0.path))]) }
+        let slots = layout.slots.map { CompiledSlot(offset: $0.offset, action: $0.action, pathIDs: [pathCode(joined(prefix, $0.path))]) }
         scan(slots, at: base, bucket: 0, emit: emit)
     }
 
@@ -123,19 +121,15 @@ public final class ReferenceScanner {
             let path = slot.pathIDs[min(bucket, slot.pathIDs.count - 1)]
             switch slot.action {
             case .reference:
-                if let word = source.readWord(address), let target = target(of: word) {
-                    emit(target, path == 0 ? 0 : label(path: path, target: target))
-                }
+                if let word = readWord(address), let target = target(of: word) { emit(target, path) }
             case .function:
-                if let context = source.readWord(address + 8), let target = target(of: context) {
-                    let function = source.readWord(address) ?? 0
+                if let context = readWord(address + 8), let target = target(of: context) {
+                    let function = readWord(address) ?? 0
                     emit(target, functionLabel(path: path, function: function))
                 }
             case .words(let count):
                 for index in 0..<count {
-                    if let word = source.readWord(address + UInt64(index * 8)), let target = target(of: word) {
-                        emit(target, path == 0 ? 0 : label(path: path, target: target))
-                    }
+                    if let word = readWord(address + UInt64(index * 8)), let target = target(of: word) { emit(target, path) }
                 }
             }
         }
@@ -155,7 +149,7 @@ public final class ReferenceScanner {
                 }
             } else {
                 for index in 0..<length / 8 {
-                    if let word = source.readWord(address + UInt64(index * 8)), let target = target(of: word) { emit(target, label) }
+                    if let word = readWord(address + UInt64(index * 8)), let target = target(of: word) { emit(target, label) }
                 }
             }
             address += UInt64(length)
@@ -171,7 +165,7 @@ public final class ReferenceScanner {
         let usable = objects.sizes[index] - 8
         // A Swift object owns its side table (the refcount word holds its address, shifted).
         if objects.types[Int(type)].kind != .malloc, objects.types[Int(type)].kind != .sideTable,
-           let word = source.readWord(address + 8), RefCountWord(raw: word).usesSideTable,
+           let word = readWord(address + 8), RefCountWord(raw: word).usesSideTable,
            let table = target(of: RefCountWord(raw: word).sideTable) {
             emit(table, sideTableLabel)
         }
@@ -187,22 +181,22 @@ public final class ReferenceScanner {
                           label: subObjectsLabel, emit: emit)
             }
         case .array(let slots, let stride, let start):
-            guard stride > 0, !slots.isEmpty, let count = source.readWord(address + 16) else { return }
+            guard stride > 0, !slots.isEmpty, let count = readWord(address + 16) else { return }
             let capacity = (usable - UInt64(start)) / UInt64(stride)
             for element in 0..<Int(min(count, capacity)) {
                 scan(slots, at: address + UInt64(start + element * stride), bucket: min(element, 10), emit: emit)
             }
         case .dictionary(let keys, let keyStride, let values, let valueStride):
             forEachOccupiedBucket(address, bitmap: 64, usable: usable) { bucket, _ in
-                if !keys.isEmpty, let base = source.readWord(address + 48) {
+                if !keys.isEmpty, let base = readWord(address + 48) {
                     scan(keys, at: base + UInt64(bucket * keyStride), bucket: 0, emit: emit)
                 }
-                if !values.isEmpty, let base = source.readWord(address + 56) {
+                if !values.isEmpty, let base = readWord(address + 56) {
                     scan(values, at: base + UInt64(bucket * valueStride), bucket: 0, emit: emit)
                 }
             }
         case .set(let slots, let stride):
-            guard !slots.isEmpty, let base = source.readWord(address + 48) else { return }
+            guard !slots.isEmpty, let base = readWord(address + 48) else { return }
             forEachOccupiedBucket(address, bitmap: 56, usable: usable) { bucket, _ in
                 scan(slots, at: base + UInt64(bucket * stride), bucket: 0, emit: emit)
             }
@@ -228,7 +222,7 @@ public final class ReferenceScanner {
     }
 
     private func compiledLayout(type: Int32, sample: UInt64) -> Compiled {
-        if let cached = compiled[type] { return cached }
+        if let cached = compiled[Int(type)] { return cached }
         let layout = layouts.layout(type: type, entry: objects.types[Int(type)], sample: sample)
         let result: Compiled
         switch layout {
@@ -245,7 +239,7 @@ public final class ReferenceScanner {
         case .set(let element):
             result = .set(compile(element, prefixes: ["$setval"], emptyPath: nil), stride: max(element.stride, 1))
         }
-        compiled[type] = result
+        compiled[Int(type)] = result
         return result
     }
 
@@ -253,7 +247,7 @@ public final class ReferenceScanner {
         layout.slots.map { slot in
             CompiledSlot(offset: slot.offset, action: slot.action, pathIDs: prefixes.map { prefix in
                 let path = joined(prefix, slot.path)
-                return paths.intern(path.isEmpty ? (emptyPath ?? "") : path)
+                return pathCode(path.isEmpty ? (emptyPath ?? "") : path)
             })
         }
     }

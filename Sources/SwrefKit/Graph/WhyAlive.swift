@@ -55,7 +55,7 @@ public enum WhyAlive {
         }
         chosen.sort { ($0.length, $0.root) < ($1.length, $1.root) }
         return chosen.map { candidate in
-            var steps = [Step(object: candidate.entry, label: attribution.frames[candidate.label])]
+            var steps = [Step(object: candidate.entry, label: attribution.names.text(candidate.label, target: Int32(candidate.entry)))]
             var current = candidate.entry
             while current != target {
                 var next: (Int, UInt32)? = nil
@@ -64,7 +64,7 @@ public enum WhyAlive {
                     if distance[w] == distance[current] - 1 { next = (w, graph.labels[e]); break }
                 }
                 guard let (w, label) = next else { break }
-                steps.append(Step(object: w, label: attribution.frames[label]))
+                steps.append(Step(object: w, label: attribution.names.text(label, target: Int32(w))))
                 current = w
             }
             return Path(root: candidate.root, steps: steps)

@@ -6,6 +6,42 @@ public protocol MemorySource: AnyObject {
     var memoryMap: MemoryMap { get }
     /// Copies `count` bytes at `address` into `buffer`; false when any byte is unreadable.
     func read(_ address: UInt64, count: Int, into buffer: UnsafeMutableRawPointer) -> Bool
+    /// The bytes of the mapping that holds `address`, when they sit in swref's own memory (a
+    /// snapshot's copy, a mapped core): hot loops read through them without a call per word.
+    func localBytes(containing address: UInt64) -> (start: UInt64, bytes: UnsafeRawBufferPointer)?
+}
+
+extension MemorySource {
+    public func localBytes(containing address: UInt64) -> (start: UInt64, bytes: UnsafeRawBufferPointer)? { nil }
+}
+
+/// A cursor over a memory source that remembers the last local mapping it used: reading a word
+/// in the same mapping is a bounds check and a load.
+public struct MemoryWindow {
+    let source: MemorySource
+    private var start: UInt64 = 1
+    private var end: UInt64 = 0
+    private var base: UnsafeRawPointer? = nil
+
+    public init(source: MemorySource) { self.source = source }
+
+    @inline(__always)
+    public mutating func word(_ address: UInt64) -> UInt64? {
+        if address >= start && address &+ 8 <= end, let base {
+            return base.loadUnaligned(fromByteOffset: Int(address - start), as: UInt64.self)
+        }
+        return slowWord(address)
+    }
+
+    private mutating func slowWord(_ address: UInt64) -> UInt64? {
+        if let local = source.localBytes(containing: address), let pointer = local.bytes.baseAddress {
+            start = local.start
+            end = local.start + UInt64(local.bytes.count)
+            base = UnsafeRawPointer(pointer)
+            if address &+ 8 <= end { return base!.loadUnaligned(fromByteOffset: Int(address - start), as: UInt64.self) }
+        }
+        return source.readWord(address)
+    }
 }
 
 extension MemorySource {

@@ -54,6 +54,12 @@ public final class Snapshot: MemorySource {
         return UnsafeRawBufferPointer(start: copy, count: Int(memoryMap.regions[index].size))
     }
 
+    public func localBytes(containing address: UInt64) -> (start: UInt64, bytes: UnsafeRawBufferPointer)? {
+        guard let index = MemoryMap.index(in: memoryMap.regions, containing: address), let copy = copies[index] else { return nil }
+        let region = memoryMap.regions[index]
+        return (region.start, UnsafeRawBufferPointer(start: copy, count: Int(region.size)))
+    }
+
     public func isCopied(_ address: UInt64) -> Bool {
         guard let index = MemoryMap.index(in: memoryMap.regions, containing: address) else { return false }
         return copies[index] != nil

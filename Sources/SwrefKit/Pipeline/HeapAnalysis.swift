@@ -30,6 +30,16 @@ public final class HeapAnalysis {
     /// Things the user should know about this analysis (no Swift runtime, arenas not found, …).
     public private(set) var notes: [String] = []
 
+    /// Time spent per phase, in nanoseconds, in order.
+    public private(set) var timings: [(phase: String, nanoseconds: UInt64)] = []
+    private var phaseStart = monotonicNanoseconds()
+
+    private func lap(_ phase: String) {
+        let now = monotonicNanoseconds()
+        timings.append((phase, now - phaseStart))
+        phaseStart = now
+    }
+
     public init(source: MemorySource, sysroot: String = "", exactPaths: Set<String> = [], progress: ProgressReporter? = nil) {
         self.source = source
         progress?.update("reading images", done: 0, total: 1, unit: .items)
@@ -41,16 +51,21 @@ public final class HeapAnalysis {
             reflection = nil
             notes.append("no Swift runtime found in the target: malloc census only")
         }
+        let imagesDone = monotonicNanoseconds()
         heap = MallocHeap(source: source)
         notes += heap.notes
+        let heapDone = monotonicNanoseconds()
         let recognizer = SwiftObjectRecognizer(source: source, images: images, reflection: reflection)
         objects = ObjectTable(heap: heap, recognizer: recognizer, progress: progress)
+        let objectsDone = monotonicNanoseconds()
         if !images.unreadable.isEmpty {
             let listed = images.unreadable.prefix(5).joined(separator: ", ")
             let more = images.unreadable.count > 5 ? " and \(images.unreadable.count - 5) more" : ""
             notes.append("\(images.unreadable.count) mapped files could not be read (\(listed)\(more)): analysis went on without them")
         }
         self.notes = notes
+        timings = [("images", imagesDone - phaseStart), ("malloc heap", heapDone - imagesDone), ("objects", objectsDone - heapDone)]
+        phaseStart = objectsDone
     }
 
     public var census: HeapCensus { HeapCensus(objects: objects) }
@@ -72,19 +87,24 @@ public final class HeapAnalysis {
         let layouts = ObjectLayouts(reflection: reflection, source: source)
         let symbolizer = Symbolizer(images: images)
         let scanner = ReferenceScanner(source: source, objects: objects, layouts: layouts, symbolizer: symbolizer)
+        phaseStart = monotonicNanoseconds()
         var graph = ObjectGraph(objectCount: objects.count)
         for index in 0..<objects.count {
             scanner.references(of: index) { graph.add(target: $0, label: $1) }
             graph.finishObject()
             if index & 0xffff == 0 { progress?.update("walking references", done: UInt64(index), total: UInt64(objects.count), unit: .items) }
         }
+        lap("graph")
         let finder = RootFinder(source: source, threads: threads, images: images, objects: objects, scanner: scanner,
                                 values: layouts.values, symbolizer: symbolizer)
         let roots = finder.findRoots()
-        var attribution = Attribution(objectCount: objects.count, graph: graph, roots: roots, frames: scanner.frames,
+        lap("roots")
+        var attribution = Attribution(objectCount: objects.count, graph: graph, roots: roots, names: scanner.names,
                                       maxDepth: maxDepth)
-        let leaks = LeakFinder.find(objects: objects, graph: graph, frames: attribution.frames) { attribution.isReachable($0) }
+        lap("attribution")
+        let leaks = LeakFinder.find(objects: objects, graph: graph, names: scanner.names) { attribution.isReachable($0) }
         attribution.attributeLeaks(leaks, graph: graph)
+        lap("leaks")
         var retained: RetainedSizes? = nil
         if mode == .dominator || mode == .firstPathWithRetained {
             let need = RetainedSizes.estimatedMemory(objects: objects.count, edges: graph.edgeCount, roots: attribution.roots.count)
@@ -92,7 +112,11 @@ public final class HeapAnalysis {
             if need <= budget {
                 progress?.update("computing dominators", done: 0, total: 1, unit: .items)
                 retained = RetainedSizes(objects: objects, graph: graph, attribution: attribution, leaks: leaks)
-                if mode == .dominator { attribution.attributeByDominators(retained!, graph: graph, objects: objects, leaks: leaks) }
+                lap("dominators")
+                if mode == .dominator {
+                    attribution.attributeByDominators(retained!, graph: graph, objects: objects, leaks: leaks)
+                    lap("dominator attribution")
+                }
             } else {
                 notes.append("the dominator tree would need about \(formatBytes(need)), more than the \(formatBytes(budget)) allowed: "
                              + "retained sizes skipped, objects attributed to their first path")

@@ -209,6 +209,13 @@ public final class CoreFile: MemorySource {
         return mappedFiles.first?.path
     }
 
+    public func localBytes(containing address: UInt64) -> (start: UInt64, bytes: UnsafeRawBufferPointer)? {
+        guard let index = MemoryMap.index(in: memoryMap.regions, containing: address) else { return nil }
+        let segment = segments[index]
+        guard segment.fileSize == segment.end - segment.start else { return nil }
+        return (segment.start, UnsafeRawBufferPointer(start: base + Int(segment.fileOffset), count: Int(segment.fileSize)))
+    }
+
     /// Bytes that are in the core file itself (never from disk), or nil.
     public func readFromCore(_ address: UInt64, count: Int) -> [UInt8]? {
         guard let index = MemoryMap.index(in: memoryMap.regions, containing: address) else { return nil }

@@ -1,0 +1,68 @@
+/// Finds the block that holds an address without a binary search over millions of addresses:
+/// per mapping that holds blocks, a bitmap marks every 16-byte granule where a block starts, and
+/// a running count per 64 granules turns a bit into the block's index (rank). Both fit in cache
+/// for heaps of hundreds of megabytes (1/128 and 1/256 of the mapping's size).
+public struct AddressIndex {
+    private struct Area {
+        var start: UInt64
+        var end: UInt64
+        /// Index of the area's first block.
+        var firstBlock: Int
+        var bits: [UInt64]
+        /// Blocks starting before each bitmap word.
+        var before: [Int32]
+    }
+
+    private let addresses: [UInt64]
+    private let sizes: [UInt64]
+    private var areas: [Area] = []
+    private let lowest: UInt64
+    private let highest: UInt64
+
+    public init(addresses: [UInt64], sizes: [UInt64], memoryMap: MemoryMap) {
+        self.addresses = addresses
+        self.sizes = sizes
+        lowest = addresses.first ?? 0
+        highest = addresses.isEmpty ? 0 : addresses[addresses.count - 1] + sizes[sizes.count - 1]
+        var index = 0
+        for region in memoryMap.regions where index < addresses.count {
+            while index < addresses.count && addresses[index] < region.start { index += 1 }
+            guard index < addresses.count, region.contains(addresses[index]) else { continue }
+            let first = index
+            let granules = Int((region.end - region.start) >> 4)
+            var bits = [UInt64](repeating: 0, count: (granules + 63) / 64 + 1)
+            while index < addresses.count && addresses[index] < region.end {
+                let granule = Int((addresses[index] - region.start) >> 4)
+                bits[granule >> 6] |= 1 << UInt64(granule & 63)
+                index += 1
+            }
+            var before = [Int32](repeating: 0, count: bits.count)
+            var running: Int32 = 0
+            for word in bits.indices {
+                before[word] = running
+                running += Int32(bits[word].nonzeroBitCount)
+            }
+            areas.append(Area(start: region.start, end: region.end, firstBlock: first, bits: bits, before: before))
+        }
+    }
+
+    /// The index of the block whose user bytes hold `address`.
+    @inline(__always)
+    public func block(containing address: UInt64) -> Int? {
+        guard address >= lowest && address < highest else { return nil }
+        for area in areas where address >= area.start && address < area.end {
+            let granule = Int((address - area.start) >> 4)
+            let word = granule >> 6
+            let bit = UInt64(granule & 63)
+            let upTo = area.bits[word] & (bit == 63 ? ~0 : (UInt64(2) << bit) - 1)
+            var rank = Int(area.before[word]) + upTo.nonzeroBitCount
+            // Blocks start 16-byte aligned: a set bit at an aligned address is that block's start.
+            if upTo >> bit & 1 == 1 && (address & 15) == 0 { return area.firstBlock + rank - 1 }
+            if rank == 0 { return nil }
+            rank -= 1
+            let candidate = area.firstBlock + rank
+            return address < addresses[candidate] + sizes[candidate] - 8 ? candidate : nil
+        }
+        return nil
+    }
+}

@@ -1,0 +1,44 @@
+/// Frame names and the labels edges carry. An edge's label is a code: either a finished frame
+/// name (a closure's function, `$sub_objects$`, `(T)`) or a field path that still needs the type
+/// of the object it reaches (`owner` → `owner. (app.Owner)`). Paths are resolved only for the
+/// edges a report shows — one per object — not for every edge of the graph.
+public final class FrameNames {
+    private var table = StringTable()
+    private var paths = StringTable()
+    private var resolved: [UInt64: UInt32] = [:]
+    private let objects: ObjectTable
+
+    /// Codes with this bit name a frame; without it, a path.
+    static let frameFlag: UInt32 = 0x8000_0000
+
+    public init(objects: ObjectTable) { self.objects = objects }
+
+    /// The code of a field path; "" gives 0 (the object sits in its holder's frame).
+    public func code(path: String) -> UInt32 { path.isEmpty ? 0 : paths.intern(path) }
+
+    /// The code of a finished frame name.
+    public func code(frame: String) -> UInt32 { frame.isEmpty ? 0 : table.intern(frame) | FrameNames.frameFlag }
+
+    /// A frame id (into this table) for a name.
+    public func intern(_ frame: String) -> UInt32 { table.intern(frame) }
+
+    /// The frame an edge with `code` gives the object `target`; 0 when it adds no frame.
+    public func frame(_ code: UInt32, target: Int32) -> UInt32 {
+        if code == 0 { return 0 }
+        if code & FrameNames.frameFlag != 0 { return code & ~FrameNames.frameFlag }
+        let type = objects.typeIndices[Int(target)]
+        let key = UInt64(code) << 32 | UInt64(UInt32(bitPattern: type))
+        if let frame = resolved[key] { return frame }
+        let frame = table.intern("\(paths[code]). (\(ReferenceScanner.displayName(objects.types[Int(type)].name)))")
+        resolved[key] = frame
+        return frame
+    }
+
+    /// The text of an edge's label toward `target`.
+    public func text(_ code: UInt32, target: Int32) -> String {
+        let id = frame(code, target: target) // may add to the table: resolve before reading it
+        return table[id]
+    }
+
+    public subscript(frame: UInt32) -> String { table[frame] }
+}
