@@ -22,7 +22,13 @@ let package = Package(
                 .linkedLibrary("z"),
             ]
         ),
-        .target(name: "SwrefKit", dependencies: ["CSwrefSystem"]),
+        .target(
+            name: "SwrefKit",
+            dependencies: ["CSwrefSystem"],
+            // The analysis loops touch class state millions of times; dynamic exclusivity checks
+            // cost about a tenth of the time there. Debug builds keep them.
+            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+        ),
         .executableTarget(
             name: "swref",
             dependencies: [

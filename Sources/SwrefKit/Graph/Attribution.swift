@@ -18,6 +18,7 @@ public struct Attribution {
     public let names: FrameNames
     public private(set) var unreachableCount = 0
     private var children: [UInt64: Int32] = [:]
+    private var lastChild: (key: UInt64, node: Int32) = (.max, -1)
     private let maxDepth: Int
     public static let leakedRoot = "<leaked>"
     public static let sharedRoot = "<shared by several roots>"
@@ -30,13 +31,15 @@ public struct Attribution {
         var children: [UInt64: Int32] = [:]
         var nodes: [PathNode] = []
 
+        var last: (key: UInt64, node: Int32) = (.max, -1)
         func child(_ parent: Int32, _ code: UInt32, _ target: Int32) -> Int32 {
             let frame = names.frame(code, target: target)
             if frame == 0 { return parent }
             let parentNode = nodes[Int(parent)]
             if parentNode.depth >= maxDepth { return parent }
             let key = UInt64(UInt32(bitPattern: parent)) << 32 | UInt64(frame)
-            if let existing = children[key] { return existing }
+            if key == last.key { return last.node }
+            if let existing = children[key] { last = (key, existing); return existing }
             let id = Int32(nodes.count)
             nodes.append(PathNode(parent: parent, frame: frame, root: parentNode.root, depth: parentNode.depth + 1))
             children[key] = id
@@ -82,10 +85,13 @@ public struct Attribution {
         let parentNode = nodes[Int(parent)]
         if parentNode.depth >= maxDepth { return parent }
         let key = UInt64(UInt32(bitPattern: parent)) << 32 | UInt64(frame)
-        if let existing = children[key] { return existing }
+        // Siblings come in runs (every value of one dictionary): skip the hash for a repeat.
+        if key == lastChild.key { return lastChild.node }
+        if let existing = children[key] { lastChild = (key, existing); return existing }
         let id = Int32(nodes.count)
         nodes.append(PathNode(parent: parent, frame: frame, root: parentNode.root, depth: parentNode.depth + 1))
         children[key] = id
+        lastChild = (key, id)
         return id
     }
 
@@ -102,6 +108,7 @@ public struct Attribution {
         }
         nodes = []
         children = [:]
+        lastChild = (.max, -1)
         nodeOf = [Int32](repeating: -1, count: nodeOf.count)
         var rootNodes = [Int32](repeating: -1, count: roots.count + 1)
         var typeLabels: [Int32: UInt32] = [:]

@@ -37,16 +37,18 @@ public struct RetainedSizes {
         // word in an untyped block reached from the runtime's data, does not hold an object that a
         // global holds (ARC retains by counts, not by words lying around).
         let kindRank = Dictionary(uniqueKeysWithValues: RootKind.allCases.enumerated().map { ($1, UInt8($0)) })
+        let rootRank = roots.map { kindRank[$0.kind]! }
+        let nodeRank = attribution.nodes.map { rootRank[Int($0.root)] }
         var tier = [UInt8](repeating: UInt8(RootKind.allCases.count), count: objects.count)
         for object in 0..<objects.count {
             let node = attribution.nodeOf[object]
-            if node >= 0 { tier[object] = kindRank[roots[Int(attribution.nodes[Int(node)].root)].kind]! }
+            if node >= 0 { tier[object] = nodeRank[Int(node)] }
         }
-        for root in roots {
+        for (rootIndex, root) in roots.enumerated() {
             if root.kind == .leaked {
                 for group in leaks.groups { for member in group.members { targets.append(member + offset) } }
             } else {
-                let rank = kindRank[root.kind]!
+                let rank = rootRank[rootIndex]
                 for target in root.targets where tier[Int(target)] >= rank { targets.append(target + offset) }
             }
             edgeStart.append(UInt32(targets.count))

@@ -36,13 +36,15 @@ public struct MallocHeap {
     public init(source: MemorySource) {
         var walker = Walker(source: source)
         walker.run()
-        var order = Array(walker.blocks.indices)
-        order.sort { walker.blocks[$0].0 < walker.blocks[$1].0 }
-        addresses.reserveCapacity(order.count)
-        sizes.reserveCapacity(order.count)
-        for index in order {
-            let (chunk, size) = walker.blocks[index]
-            if walker.freeCached.contains(chunk) { continue }
+        // Arenas are walked in address order, so this is nearly sorted already.
+        walker.blocks.sort { $0.0 < $1.0 }
+        let free = walker.freeCached.sorted()
+        var nextFree = 0
+        addresses.reserveCapacity(walker.blocks.count)
+        sizes.reserveCapacity(walker.blocks.count)
+        for (chunk, size) in walker.blocks {
+            while nextFree < free.count && free[nextFree] < chunk { nextFree += 1 }
+            if nextFree < free.count && free[nextFree] == chunk { continue }
             addresses.append(chunk + MallocLayout.chunkHeader)
             sizes.append(size)
         }
@@ -58,6 +60,7 @@ public struct MallocHeap {
 /// The walk itself: arenas, their heaps and chunks, tcache and fastbin lists, mmapped chunks.
 private struct Walker {
     let source: MemorySource
+    var window: MemoryWindow
     /// (chunk address, chunk size) of every chunk that looks in use.
     var blocks: [(UInt64, UInt64)] = []
     var freeCached: Set<UInt64> = []
@@ -70,7 +73,10 @@ private struct Walker {
     var arenaRegions: Set<UInt64> = []
     var tcacheCandidates: [UInt64] = []
 
-    init(source: MemorySource) { self.source = source }
+    init(source: MemorySource) {
+        self.source = source
+        window = MemoryWindow(source: source)
+    }
 
     mutating func run() {
         let map = source.memoryMap
@@ -112,7 +118,7 @@ private struct Walker {
         var chunk = start
         var steps = 0
         while chunk + MallocLayout.chunkHeader <= end {
-            guard let sizeField = source.readWord(chunk + 8) else { return nil }
+            guard let sizeField = window.word(chunk + 8) else { return nil }
             let size = sizeField & MallocLayout.sizeMask
             if chunk == top { return chunk }
             if size < MallocLayout.minChunkSize || chunk + size > end || size & 0xf != 0 {
@@ -124,7 +130,7 @@ private struct Walker {
             }
             let next = chunk + size
             if next + MallocLayout.chunkHeader > end { return chunk }
-            guard let nextSize = source.readWord(next + 8) else { return nil }
+            guard let nextSize = window.word(next + 8) else { return nil }
             if nextSize & MallocLayout.prevInUse != 0 {
                 blocks.append((chunk, size))
                 if size == MallocLayout.tcacheChunkSize { tcacheCandidates.append(chunk) }

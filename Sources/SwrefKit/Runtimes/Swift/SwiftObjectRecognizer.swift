@@ -22,6 +22,9 @@ public final class SwiftObjectRecognizer {
     let reflection: ReflectionContext?
     public private(set) var types: [TypeEntry] = []
     private var verdicts: [UInt64: Verdict] = [:]
+    private var window: MemoryWindow
+    /// The last few verdicts: neighbouring blocks are often of the same few types.
+    private var recent: [(metadata: UInt64, verdict: Verdict)] = []
     private var typeByName: [String: Int32] = [:]
 
     /// The type index used for blocks that are not Swift objects.
@@ -31,23 +34,30 @@ public final class SwiftObjectRecognizer {
         self.source = source
         self.images = images
         self.reflection = reflection
+        window = MemoryWindow(source: source)
         types.append(TypeEntry(name: "<malloc>", kind: .malloc, metadata: 0))
     }
 
     /// The type of the object at `address` in a block of `usableSize` bytes, or `mallocType`.
     public func classify(_ address: UInt64, usableSize: UInt64) -> Int32 {
-        guard usableSize >= 16, let metadata = source.readWord(address), metadata != 0, metadata & 7 == 0 else {
+        guard usableSize >= 16, let metadata = window.word(address), metadata != 0, metadata & 7 == 0 else {
             return mallocType
         }
-        let verdict: Verdict
-        if let cached = verdicts[metadata] {
-            verdict = cached
+        var verdict: Verdict
+        if let hit = recent.first(where: { $0.metadata == metadata }) {
+            verdict = hit.verdict
         } else {
-            verdict = validate(metadata: metadata, sample: address)
-            verdicts[metadata] = verdict
+            if let cached = verdicts[metadata] {
+                verdict = cached
+            } else {
+                verdict = validate(metadata: metadata, sample: address)
+                verdicts[metadata] = verdict
+            }
+            if recent.count == 4 { recent.removeFirst() }
+            recent.append((metadata, verdict))
         }
         guard verdict.typeIndex > 0, usableSize >= verdict.minimumSize,
-              let word = source.readWord(address + 8), RefCountWord(raw: word).isPlausible(in: source) else {
+              let word = window.word(address + 8), RefCountWord(raw: word).isPlausible(in: source) else {
             return mallocType
         }
         return verdict.typeIndex
