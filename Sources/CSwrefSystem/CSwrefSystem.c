@@ -147,3 +147,12 @@ int swref_continue(pid_t pid, int signal) { return (int)ptrace(PTRACE_CONT, pid,
 int swref_event_message(pid_t pid, unsigned long *message) {
   return (int)ptrace(PTRACE_GETEVENTMSG, pid, NULL, message);
 }
+
+int swref_set_regs(pid_t tid, const struct user_regs_struct *regs) {
+  return (int)ptrace(PTRACE_SETREGS, tid, NULL, (void *)regs);
+}
+int swref_set_options(pid_t tid, long options) { return (int)ptrace(PTRACE_SETOPTIONS, tid, NULL, (void *)options); }
+int swref_single_step(pid_t tid) { return (int)ptrace(PTRACE_SINGLESTEP, tid, NULL, NULL); }
+long swref_option_tracefork(void) { return PTRACE_O_TRACEFORK; }
+long swref_option_exitkill(void) { return PTRACE_O_EXITKILL; }
+int swref_kill(pid_t pid, int signal) { return kill(pid, signal); }

@@ -14,12 +14,14 @@ extension Swref {
 
         @OptionGroup var outputOptions: OutputOptions
         @OptionGroup var analysisOptions: AnalysisOptions
+        @OptionGroup var captureOptions: CaptureOptions
 
         func run() throws {
             try runReporting {
                 let progress = ProgressReporter()
                 let stall = Int(getenv("SWREF_TEST_STALL_MS").flatMap { Int(String(cString: $0)) } ?? 0)
-                let snapshot = try LiveCapture.capture(pid: pid, options: .init(progress: progress, stallMilliseconds: stall))
+                let snapshot = try LiveCapture.capture(pid: pid, options: .init(progress: progress, stallMilliseconds: stall,
+                                                                                fork: captureOptions.fork))
                 let analysis = HeapAnalysis(source: snapshot, progress: progress)
                 let summary = "paused PID \(pid) for \(formatMilliseconds(snapshot.pauseNanoseconds))"
                 try report(analysis, threads: snapshot.threads, summary: summary, output: outputOptions,

@@ -57,3 +57,13 @@ extension String {
         return out
     }
 }
+
+/// How a live process is captured.
+struct CaptureOptions: ParsableArguments {
+    @Flag(help: """
+    Snapshot by making the target fork(2) and reading the frozen child: the pause is the fork alone \
+    (about 25 ms per GiB) instead of the copy. If swref is killed with SIGKILL during the fork itself, \
+    the target's main thread is left mid-injection: see docs/performance.md.
+    """)
+    var fork = false
+}

@@ -172,3 +172,13 @@ int swref_trace_exit(pid_t pid);
 int swref_continue(pid_t pid, int signal);
 /// PTRACE_GETEVENTMSG.
 int swref_event_message(pid_t pid, unsigned long *message);
+
+// MARK: Fork injection (low-pause snapshots)
+
+int swref_set_regs(pid_t tid, const struct user_regs_struct *regs);
+int swref_set_options(pid_t tid, long options);
+int swref_single_step(pid_t tid);
+/// PTRACE_O_TRACEFORK, PTRACE_O_EXITKILL for the caller's convenience.
+long swref_option_tracefork(void);
+long swref_option_exitkill(void);
+int swref_kill(pid_t pid, int signal);

@@ -1,5 +1,5 @@
 /// One line of `/proc/PID/maps` (or one mapping of a core file).
-public struct MemoryRegion: Equatable, Sendable {
+public struct MemoryRegion: Hashable, Sendable {
     public var start: UInt64
     public var end: UInt64
     public var readable: Bool

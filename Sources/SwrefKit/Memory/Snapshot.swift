@@ -36,15 +36,23 @@ public final class Snapshot: MemorySource {
     /// Copies region `index` with `fill`, which writes the region's bytes into the buffer it is
     /// given and returns false when the target is gone. Anonymous pages that are never touched
     /// cost nothing: the buffer is a fresh private mapping.
-    func copyRegion(_ index: Int, fill: (UnsafeMutableRawPointer, MemoryRegion) throws -> Void) throws {
+    func copyRegion(_ index: Int, prepared: UnsafeMutableRawPointer? = nil,
+                    fill: (UnsafeMutableRawPointer, MemoryRegion) throws -> Void) throws {
         let region = memoryMap.regions[index]
-        let buffer = mmap(nil, Int(region.size), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
-        guard let buffer, buffer != MAP_FAILED else {
-            throw SwrefError.system("mmap", errno: errno, "allocating \(region.size) bytes for the snapshot")
-        }
+        let buffer = try prepared ?? Snapshot.allocate(Int(region.size), populate: false)
         copies[index] = buffer
         try fill(buffer, region)
         copiedBytes += region.size
+    }
+
+    /// A private anonymous mapping; `populate` faults its pages in now (before a pause, not during).
+    static func allocate(_ size: Int, populate: Bool) throws -> UnsafeMutableRawPointer {
+        let flags = MAP_PRIVATE | MAP_ANONYMOUS | (populate ? MAP_POPULATE : MAP_NORESERVE)
+        let buffer = mmap(nil, size, PROT_READ | PROT_WRITE, flags, -1, 0)
+        guard let buffer, buffer != MAP_FAILED else {
+            throw SwrefError.system("mmap", errno: errno, "allocating \(size) bytes for the snapshot")
+        }
+        return buffer
     }
 
     /// The bytes of a copied region, for scans that walk a whole region without per-word lookups.

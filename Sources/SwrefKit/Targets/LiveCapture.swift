@@ -8,16 +8,28 @@ public enum LiveCapture {
         public var progress: ProgressReporter?
         /// Test hook: stay stopped this long after stopping, so a test can kill the target mid-read.
         public var stallMilliseconds: Int = 0
+        /// Snapshot by injecting fork(2) (pause: the fork alone) instead of copying while stopped.
+        public var fork = false
 
-        public init(progress: ProgressReporter? = nil, stallMilliseconds: Int = 0) {
+        public init(progress: ProgressReporter? = nil, stallMilliseconds: Int = 0, fork: Bool = false) {
             self.progress = progress
             self.stallMilliseconds = stallMilliseconds
+            self.fork = fork
         }
     }
 
     public static func capture(pid: Int32, options: Options = Options()) throws -> Snapshot {
         guard pid > 0, ProcFS.exists(pid) else { throw SwrefError.noSuchProcess(pid) }
         guard pid != getpid() else { throw SwrefError.invalidInput("swref cannot attach to itself (PID \(pid))") }
+        if options.fork {
+            let fork = try ForkSnapshot(pid: pid)
+            defer { fork.release() }
+            return try fork.copy(progress: options.progress)
+        }
+        // Buffers for the copy are mapped and faulted in before the target stops, so the pause is the
+        // copy itself (page faults on fresh memory would roughly double it).
+        var prepared = try prepareBuffers(ProcFS.memoryMap(pid))
+        defer { for (region, buffer) in prepared { munmap(buffer, Int(region.size)) } }
         let session = PtraceSession(pid: pid)
         defer { session.detachAll() }
         try session.stopAll()
@@ -25,23 +37,43 @@ public enum LiveCapture {
 
         let threads = session.registers()
         if threads.isEmpty { throw SwrefError.processExited(pid) }
-        let snapshot = try copyStopped(pid: pid, threads: threads, progress: options.progress)
+        let snapshot = try copyStopped(pid: pid, threads: threads, progress: options.progress, prepared: &prepared)
         snapshot.pauseNanoseconds = session.detachAll()
         return snapshot
     }
 
+    private static func prepareBuffers(_ map: MemoryMap) throws -> [MemoryRegion: UnsafeMutableRawPointer] {
+        var buffers: [MemoryRegion: UnsafeMutableRawPointer] = [:]
+        for region in map.regions where shouldCopy(region) {
+            buffers[region] = try Snapshot.allocate(Int(region.size), populate: true)
+        }
+        return buffers
+    }
+
     /// Copies a process whose threads are already stopped (by us, or at its exit).
     /// - Parameter everything: copy read-only mappings too (the process is about to go away).
-    public static func copyStopped(pid: Int32, threads: [ThreadState], everything: Bool = false,
-                                   progress: ProgressReporter? = nil) throws -> Snapshot {
-        let map = try ProcFS.memoryMap(pid)
-        let snapshot = Snapshot(memoryMap: map, threads: threads, pid: pid,
-                                fallback: LiveProcessReader(pid: pid, memoryMap: map))
+    /// - Parameters:
+    ///   - map: the mappings to copy (default: the process's own).
+    ///   - fallbackPid: the process that serves reads of what was not copied (default: `pid`).
+    public static func copyStopped(pid: Int32, threads: [ThreadState], everything: Bool = false, map: MemoryMap? = nil,
+                                   progress: ProgressReporter? = nil, fallbackPid: Int32? = nil) throws -> Snapshot {
+        var none: [MemoryRegion: UnsafeMutableRawPointer] = [:]
+        return try copyStopped(pid: pid, threads: threads, everything: everything, map: map, progress: progress,
+                               fallbackPid: fallbackPid, prepared: &none)
+    }
+
+    /// As above, taking buffers from `prepared` for regions that did not change (they leave the dictionary).
+    static func copyStopped(pid: Int32, threads: [ThreadState], everything: Bool = false, map: MemoryMap? = nil,
+                            progress: ProgressReporter? = nil, fallbackPid: Int32? = nil,
+                            prepared: inout [MemoryRegion: UnsafeMutableRawPointer]) throws -> Snapshot {
+        let map = try map ?? ProcFS.memoryMap(pid)
+        let snapshot = Snapshot(memoryMap: map, threads: threads, pid: fallbackPid ?? pid,
+                                fallback: LiveProcessReader(pid: fallbackPid ?? pid, memoryMap: map))
         let toCopy = map.regions.indices.filter { shouldCopy(map.regions[$0], everything: everything) }
         let total = toCopy.reduce(UInt64(0)) { $0 + map.regions[$1].size }
         var done: UInt64 = 0
         for index in toCopy {
-            try snapshot.copyRegion(index) { buffer, region in
+            try snapshot.copyRegion(index, prepared: prepared.removeValue(forKey: map.regions[index])) { buffer, region in
                 try copy(pid: pid, region: region, into: buffer)
             }
             done += map.regions[index].size
