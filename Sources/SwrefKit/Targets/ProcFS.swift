@@ -32,8 +32,10 @@ public enum ProcFS {
 
     public static func memoryMap(_ pid: Int32) throws -> MemoryMap {
         guard let text = readFile("/proc/\(pid)/maps") else {
+            let err = errno
             if !exists(pid) { throw SwrefError.processExited(pid) }
-            throw SwrefError.system("open", errno: errno, "reading /proc/\(pid)/maps")
+            if err == EACCES || err == EPERM { throw SwrefError.permissionDenied(pid, permissionHint(pid)) }
+            throw SwrefError.system("open", errno: err, "reading /proc/\(pid)/maps")
         }
         return MemoryMap(parsing: text)
     }
