@@ -14,11 +14,11 @@ extension Swref {
             """
         )
 
-        @Option(help: "Number of Record objects in the target's dictionary.")
-        var objects: Int = 1_000_000
+        @Option(help: "Number of Record objects in the target's dictionary (each with a payload array: two blocks).")
+        var objects: Int = 5_000_000
 
-        @Option(help: "Bytes of [UInt8] payload per record (0: none).")
-        var payload: Int = 0
+        @Option(help: "Bytes of [UInt8] payload per record (0: none). The default makes about 1 GiB in 10 million blocks.")
+        var payload: Int = 80
 
         @Option(help: "Runs per measurement; medians are printed.")
         var runs: Int = 3
@@ -47,6 +47,8 @@ extension Swref {
 
             var floors: [Double] = [], totals: [Double] = [], pauses: [Double] = [], reportedPauses: [Double] = []
             var peaks: [Double] = [], gcores: [Double] = [], gcorePauses: [Double] = [], blocks: [Double] = [], heap: [Double] = []
+            var forkTotals: [Double] = [], forkPauses: [Double] = [], forkReported: [Double] = [], forkPeaks: [Double] = []
+            var phases: [String: [Double]] = [:]
             let swref = CommandLine.arguments[0].hasPrefix("/") ? CommandLine.arguments[0]
                 : FileManager.default.currentDirectoryPath + "/" + CommandLine.arguments[0]
             for run in 1...runs {
@@ -54,7 +56,7 @@ extension Swref {
                 _ = target.takeMaxGap()
                 let out = work.appendingPathComponent("run\(run).out").path
                 let started = Date()
-                let result = try runProcess(swref, ["attach", "\(target.pid)", "-o", out])
+                let result = try runProcess(swref, ["attach", "\(target.pid)", "-o", out, "--timings"])
                 totals.append(Date().timeIntervalSince(started))
                 guard result.status == 0 else { throw ValidationError("swref attach failed: \(result.stderr)") }
                 usleep(20_000)
@@ -62,6 +64,23 @@ extension Swref {
                 peaks.append(Double(result.maxRSS))
                 let summary = result.stderr.split(separator: "\n").last { $0.contains("paused PID") } ?? ""
                 reportedPauses.append(Double(field(summary, after: "for ", before: " ms")) ?? 0)
+                if let line = result.stderr.split(separator: "\n").first(where: { $0.hasPrefix("swref: timings ") }) {
+                    for item in line.dropFirst("swref: timings ".count).split(separator: " ") {
+                        let parts = item.split(separator: "=")
+                        if parts.count == 2, let value = Double(parts[1].dropLast(2)) { phases[String(parts[0]), default: []].append(value / 1000) }
+                    }
+                }
+                // The same with a fork snapshot.
+                _ = target.takeMaxGap()
+                let forkStarted = Date()
+                let forked = try runProcess(swref, ["attach", "\(target.pid)", "-o", out, "--fork"])
+                forkTotals.append(Date().timeIntervalSince(forkStarted))
+                guard forked.status == 0 else { throw ValidationError("swref attach --fork failed: \(forked.stderr)") }
+                usleep(20_000)
+                forkPauses.append(target.takeMaxGap())
+                forkPeaks.append(Double(forked.maxRSS))
+                let forkSummary = forked.stderr.split(separator: "\n").last { $0.contains("paused PID") } ?? ""
+                forkReported.append(Double(field(forkSummary, after: "for ", before: " ms")) ?? 0)
                 blocks.append(Double(field(summary, after: "; ", before: " blocks")) ?? 0)
                 heap.append(parseBytes(field(summary, after: "blocks, ", before: " in use")))
                 if !noGcore && FileManager.default.isExecutableFile(atPath: "/usr/bin/gcore") {
@@ -76,12 +95,18 @@ extension Swref {
             }
             let floor = median(floors), total = median(totals), objectCount = median(blocks), heapBytes = median(heap)
             print("runs: \(runs) (medians)")
-            print("  pause seen by the target:        \(ms(median(pauses)))  (swref reports \(ms(median(reportedPauses) / 1000)))")
+            print("  pause seen by the target:        \(ms(median(pauses)))  (swref reports \(ms(median(reportedPauses) / 1000)); \(ratio(median(pauses), floor)) floor)")
+            print("  pause with --fork:               \(ms(median(forkPauses)))  (swref reports \(ms(median(forkReported) / 1000)))")
             print("  copy floor (process_vm_readv):   \(ms(floor))")
             if !gcores.isEmpty {
                 print("  gcore:                           \(ms(median(gcores)))  (target paused \(ms(median(gcorePauses))); \(ratio(median(gcores), floor)) floor)")
             }
             print("  swref attach total:              \(ms(total))  (\(ratio(total, floor)) floor)")
+            print("  swref attach --fork total:       \(ms(median(forkTotals)))  (peak RSS \(formatBytes(UInt64(median(forkPeaks)))))")
+            let order = ["images", "malloc-heap", "objects", "graph", "roots", "attribution", "leaks", "dominators", "dominator-attribution", "write"]
+            print("  phases:                          " + order.compactMap { name in phases[name].map { "\(name) \(ms(median($0)))" } }.joined(separator: ", "))
+            let analysis = order.filter { $0 != "write" }.compactMap { phases[$0].map(median) }.reduce(0, +)
+            print("  analysis objects/s:              \(Int(objectCount / max(analysis, 1e-9)))  (analysis \(ms(analysis)), without capture and process start)")
             print("  objects/s:                       \(Int(objectCount / total))  (\(Int(objectCount)) blocks)")
             print("  bytes/s:                         \(formatBytes(UInt64(heapBytes / total)))/s  (\(formatBytes(UInt64(heapBytes))) in use)")
             print("  swref peak RSS:                  \(formatBytes(UInt64(median(peaks))))  (\(ratio(median(peaks), heapBytes)) heap)")
