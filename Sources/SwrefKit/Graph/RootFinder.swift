@@ -38,6 +38,7 @@ public final class RootFinder {
             lhs.tid < rhs.tid
         }
         for (number, thread) in ordered.enumerated() { roots += stackRoots(thread, number: number + 1) }
+        roots += taskRoots()
         for (number, thread) in ordered.enumerated() { roots.append(registerRoot(thread, number: number + 1)) }
         for (number, thread) in ordered.enumerated() { if let tls = tlsRoot(thread, number: number + 1) { roots.append(tls) } }
         roots += imageDataRoots()
@@ -132,6 +133,61 @@ public final class RootFinder {
         }
         claimed.append(region.start..<region.end)
         return roots
+    }
+
+    // MARK: Tasks
+
+    /// Every task is a root: each suspended async frame (`task #ID › function`), its task-local
+    /// values, then the rest of the task and its allocator slabs.
+    private func taskRoots() -> [Root] {
+        var roots: [Root] = []
+        var frameSizes: [UInt64: UInt64] = [:]
+        for object in 0..<objects.count where objects.types[Int(objects.typeIndices[object])].kind == .task {
+            let address = objects.addresses[object]
+            guard let task = AsyncTask(at: address, source: source) else { continue }
+            let name = "task #\(task.id)"
+            for frame in task.frames {
+                let function = AsyncTask.functionName(symbolizer.name(of: frame.resume))
+                var root = Root(name: "\(name) › \(function)", kind: .task)
+                let size = frameSizes[frame.resume] ?? frameSize(resume: frame.resume)
+                frameSizes[frame.resume] = size
+                scan(&root, from: frame.context, to: frame.context + size)
+                roots.append(root)
+            }
+            if !task.localValues.isEmpty {
+                var root = Root(name: "\(name) › task-local values", kind: .task)
+                for value in task.localValues { scan(&root, from: value, to: value + 32) }
+                roots.append(root)
+            }
+            var root = Root(name: "\(name) (\(task.state))", kind: .task)
+            root.targets.append(Int32(object))
+            root.labels.append(0)
+            // The rest of the task and its slabs, less the frames and values already named.
+            let usable = objects.sizes[object] - 8
+            for piece in unclaimed((address + 16)..<(address + usable)) { scan(&root, from: piece.lowerBound, to: piece.upperBound) }
+            for slab in task.slabs {
+                if let block = scanner.target(of: slab), block != Int32(object) {
+                    root.targets.append(block)
+                    root.labels.append(scanner.names.code(frame: "$slab"))
+                    let start = objects.addresses[Int(block)]
+                    for piece in unclaimed(start..<(start + objects.sizes[Int(block)] - 8)) {
+                        scan(&root, from: piece.lowerBound, to: piece.upperBound)
+                    }
+                }
+            }
+            roots.append(root)
+        }
+        return roots
+    }
+
+    /// An async function's frame size, from its async function pointer (`…Tu`: relative function,
+    /// then the context size); 256 bytes when the symbol is not there (a stripped image).
+    private func frameSize(resume: UInt64) -> UInt64 {
+        guard let (image, symbol) = symbolizer.symbol(at: resume),
+              let pointerSymbol = AsyncTask.asyncFunctionPointerSymbol(symbol.name),
+              let pointer = image.address(ofSymbol: pointerSymbol),
+              let size = source.readUInt32(pointer + 4), size > 0, size < 1 << 20 else { return 256 }
+        return UInt64(size)
     }
 
     private func registerRoot(_ thread: ThreadState, number: Int) -> Root {

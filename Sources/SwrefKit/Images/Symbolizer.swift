@@ -25,6 +25,13 @@ public final class Symbolizer {
         return result
     }
 
+    /// The raw symbol at `address` and the image that holds it.
+    public func symbol(at address: UInt64) -> (image: LoadedImage, symbol: ElfFile.Symbol)? {
+        guard let image = images.image(containing: address),
+              let symbol = image.file.symbol(containing: address &- image.loadBias) else { return nil }
+        return (image, symbol)
+    }
+
     /// Demangles Swift symbols (`$s…`); other names are returned as they are.
     public static func demangle(_ symbol: String) -> String {
         guard symbol.hasPrefix("$s") || symbol.hasPrefix("_T") || symbol.hasPrefix("$S") else { return symbol }

@@ -63,9 +63,12 @@ public final class ObjectLayouts {
             return classLayout(metadata: entry.metadata)
         case .closureContext, .box:
             return captureLayout(sample: sample, entry: entry)
-        case .task, .job, .error, .malloc:
+        case .task:
+            // A task's frames, task-locals and slabs are roots of their own (RootFinder.taskRoots).
+            return .none
+        case .job, .error, .malloc:
             return .conservative
-        case .sideTable:
+        case .sideTable, .taskSlab:
             return .none
         }
     }

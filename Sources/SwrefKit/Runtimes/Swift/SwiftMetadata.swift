@@ -18,6 +18,8 @@ public enum HeapObjectKind: String, Sendable, CaseIterable {
     case job = "job"
     /// The runtime's side table of an object that has (or had) weak references.
     case sideTable = "sidetable"
+    /// A task allocator slab: async frames and task-locals, walked through the task's roots.
+    case taskSlab = "slab"
     case malloc = "malloc"
 }
 

@@ -30,11 +30,17 @@ public final class SwiftObjectRecognizer {
     /// The type index used for blocks that are not Swift objects.
     public let mallocType: Int32 = 0
 
+    /// What the first word of every task allocator slab points to (from libswift_Concurrency's
+    /// debug variable), 0 when the process has no concurrency runtime.
+    private let slabMetadata: UInt64
+    private var slabType: Int32 = -1
+
     public init(source: MemorySource, images: ImageList, reflection: ReflectionContext?) {
         self.source = source
         self.images = images
         self.reflection = reflection
         window = MemoryWindow(source: source)
+        slabMetadata = images.address(ofSymbol: "_swift_concurrency_debug_asyncTaskSlabMetadata").flatMap { source.readWord($0) } ?? 0
         types.append(TypeEntry(name: "<malloc>", kind: .malloc, metadata: 0))
     }
 
@@ -42,6 +48,10 @@ public final class SwiftObjectRecognizer {
     public func classify(_ address: UInt64, usableSize: UInt64) -> Int32 {
         guard usableSize >= 16, let metadata = window.word(address), metadata != 0, metadata & 7 == 0 else {
             return mallocType
+        }
+        if metadata == slabMetadata {
+            if slabType < 0 { slabType = intern("Swift task allocator slab", .taskSlab, metadata) }
+            return slabType
         }
         var verdict: Verdict
         if let hit = recent.first(where: { $0.metadata == metadata }) {

@@ -1,0 +1,44 @@
+import Foundation
+import SwrefKit
+import XCTest
+
+/// Suspended tasks as roots: what an async frame holds is attributed to its task and function.
+final class TaskTests: XCTestCase {
+    func checkTasks(_ variant: BuildVariant) throws {
+        guard PprofReader.isAvailable else { throw XCTSkip("go is not installed") }
+        let count = 8
+        let program = try RunningProgram(try TestPrograms.binary("tasks", variant), ["\(count)"])
+        defer { program.stop() }
+        for attribution in ["first-path", "dominator"] {
+            let out = TestPrograms.buildDirectory.appendingPathComponent("tasks-\(variant)-\(attribution).pb.gz").path
+            let run = try Shell.swref(["attach", "\(program.pid)", "--attribution", attribution, "-o", out])
+            XCTAssertEqual(run.status, 0, run.stderr)
+            let profile = try PprofReader(path: out)
+            // One Payload per task, in handleRequest's frame, each task its own root.
+            let payloads = profile.samples.filter { $0.frames.count == 2 && $0.frames[1] == "(tasks.Payload)" }
+            XCTAssertEqual(payloads.reduce(0) { $0 + $1.values[0] }, Int64(count), "\(variant) \(attribution)")
+            XCTAssertTrue(payloads.allSatisfy {
+                $0.frames[0].hasPrefix("task #") && $0.frames[0].hasSuffix(" › tasks.handleRequest(Swift.Int) async -> ()") && $0.labels["root"] == "task"
+            }, "\(variant) \(attribution): \(payloads.map(\.frames))")
+            XCTAssertEqual(Set(payloads.map { $0.frames[0] }).count, count, "a distinct task for each")
+            XCTAssertTrue(payloads.allSatisfy { $0.values[0] == 1 })
+            // Their arrays below them.
+            XCTAssertEqual(profile.samples.filter { $0.frames.count == 3 && $0.frames[1] == "(tasks.Payload)" && $0.frames[2] == "data. ([UInt8])" }
+                .reduce(0) { $0 + $1.values[0] }, Int64(count))
+            // The actor's dictionary hangs off the global that holds the actor.
+            XCTAssertEqual(profile.samples.first { $0.frames == ["tasks.store", "items. (Dictionary<Int, tasks.Stored>)", "$mapval. (tasks.Stored)"] }?.values[0], 10)
+            if attribution == "first-path" {
+                // The task-local value, bound by withValue in serveWithContext's task.
+                let request = profile.samples.first { $0.frames.last == "(tasks.RequestInfo)" }
+                XCTAssertTrue(request?.frames.first?.hasPrefix("task #") == true, "\(request?.frames ?? [])")
+                XCTAssertTrue(request?.frames.first?.contains("serveWithContext") == true, "\(request?.frames ?? [])")
+            }
+        }
+        // Objects held only by suspended tasks are not leaks.
+        let leaks = try Shell.swref(["leaks", "\(program.pid)"])
+        XCTAssertEqual(leaks.status, 0, leaks.stdout)
+    }
+
+    func testTasksDebugBuild() throws { try checkTasks(.debug) }
+    func testTasksOptimizedBuild() throws { try checkTasks(.optimized) }
+}
