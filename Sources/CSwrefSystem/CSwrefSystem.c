@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
+#include <pthread.h>
 
 long swref_ptrace(int request, pid_t tid, unsigned long addr, unsigned long data) {
   return ptrace((enum __ptrace_request)request, tid, (void *)addr, (void *)data);
@@ -156,3 +157,17 @@ int swref_single_step(pid_t tid) { return (int)ptrace(PTRACE_SINGLESTEP, tid, NU
 long swref_option_tracefork(void) { return PTRACE_O_TRACEFORK; }
 long swref_option_exitkill(void) { return PTRACE_O_EXITKILL; }
 int swref_kill(pid_t pid, int signal) { return kill(pid, signal); }
+
+static sigset_t held_signals;
+
+void swref_hold_signals(void) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGQUIT);
+  pthread_sigmask(SIG_BLOCK, &set, &held_signals);
+}
+
+void swref_release_signals(void) { pthread_sigmask(SIG_SETMASK, &held_signals, NULL); }

@@ -182,3 +182,7 @@ int swref_single_step(pid_t tid);
 long swref_option_tracefork(void);
 long swref_option_exitkill(void);
 int swref_kill(pid_t pid, int signal);
+/// Holds back SIGINT, SIGTERM, SIGHUP and SIGQUIT while the target's registers are not its own;
+/// they are delivered by swref_release_signals().
+void swref_hold_signals(void);
+void swref_release_signals(void);

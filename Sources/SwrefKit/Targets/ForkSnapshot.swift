@@ -65,6 +65,10 @@ public final class ForkSnapshot {
             throw SwrefError.notSupported("no syscall instruction found in the target's code to fork it")
         }
         let tid = thread.tid
+        // From here until the registers are back, a SIGINT or SIGTERM must wait: the handler would
+        // detach a thread that is in the middle of a foreign syscall.
+        swref_hold_signals()
+        defer { swref_release_signals() }
         var saved = user_regs_struct()
         guard swref_get_regs(tid, &saved) == 0 else { throw SwrefError.system("ptrace(PTRACE_GETREGS)", errno: errno, "forking PID \(pid)") }
         var regs = saved
