@@ -75,7 +75,8 @@ extension Swref {
 func reportLeaks(_ analysis: HeapAnalysis, threads: [ThreadState], name: String, mainBinary: String?,
                  suppressions: Suppressions, profile: String?, json: String?, program: JSONValue?,
                  analysisOptions: AnalysisOptions, progress: ProgressReporter, toStandardError: Bool = false) throws -> LeakSummary {
-    let paths = analysis.referencePaths(threads: threads, maxDepth: analysisOptions.maxDepth, attribution: analysisOptions.attribution.mode, progress: progress)
+    let paths = analysis.referencePaths(threads: threads, maxDepth: analysisOptions.maxDepth, attribution: analysisOptions.attribution.mode,
+                                                framework: analysisOptions.framework.mode, progress: progress)
     progress.finish()
     let summary = LeakSummary(paths.leaks, objects: analysis.objects, suppressions: suppressions)
     let text = summary.text(target: name)

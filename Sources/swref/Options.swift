@@ -27,6 +27,11 @@ struct OutputOptions: ParsableArguments {
     var limit: Int?
 }
 
+enum FrameworkChoice: String, ExpressibleByArgument, CaseIterable {
+    case auto, nio, none
+    var mode: FrameworkMode { FrameworkMode(rawValue: rawValue)! }
+}
+
 enum AttributionChoice: String, ExpressibleByArgument, CaseIterable {
     case dominator
     case firstPath = "first-path"
@@ -44,6 +49,9 @@ struct AnalysisOptions: ParsableArguments {
 
     @Flag(help: "Print the time each phase took on stderr.")
     var timings = false
+
+    @Option(help: "Name framework buffers (SwiftNIO ByteBuffer) by the bytes they pin and show, charged to the user code that holds them. auto: on when the heap has them.")
+    var framework: FrameworkChoice = .auto
 
     func validate() throws {
         guard maxDepth >= 1 else { throw ValidationError("--max-depth must be at least 1") }

@@ -41,15 +41,21 @@ func report(_ analysis: HeapAnalysis, threads: [ThreadState], summary: String, o
     let notes = analysis.notes + extraNotes
     switch output.format {
     case .text:
+        let framework = analysisOptions.framework == .nio || (analysisOptions.framework == .auto && analysis.hasFrameworkBuffers)
+        let paths = framework ? analysis.referencePaths(threads: threads, maxDepth: analysisOptions.maxDepth,
+                                                        attribution: analysisOptions.attribution.mode,
+                                                        framework: analysisOptions.framework.mode, progress: progress) : nil
         progress.finish()
         print(CensusReport.text(census, limit: output.limit, notes: notes), terminator: "")
+        if let paths { print("\n" + FrameworkCharges(paths.attribution, objects: analysis.objects).text(), terminator: "") }
     case .pprof:
         var profile: PprofProfile
         switch output.view {
         case .types:
             profile = CensusReport.profile(census, comments: notes)
         case .paths:
-            let paths = analysis.referencePaths(threads: threads, maxDepth: analysisOptions.maxDepth, attribution: analysisOptions.attribution.mode, progress: progress)
+            let paths = analysis.referencePaths(threads: threads, maxDepth: analysisOptions.maxDepth, attribution: analysisOptions.attribution.mode,
+                                                framework: analysisOptions.framework.mode, progress: progress)
             profile = ReferenceReport.profile(paths.attribution, objects: analysis.objects, comments: notes)
         }
         progress.finish()

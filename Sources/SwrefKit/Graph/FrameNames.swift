@@ -14,6 +14,22 @@ public final class FrameNames {
 
     public init(objects: ObjectTable) { self.objects = objects }
 
+    /// Frames that name a framework buffer, with what it pins and what is viewed through it.
+    public struct FrameworkBuffer: Sendable {
+        public var framework: String
+        public var pinnedBytes: UInt64
+        public var viewedBytes: UInt64
+    }
+    public private(set) var frameworkBuffers: [UInt32: FrameworkBuffer] = [:]
+
+    /// The code of a framework buffer's frame: `cache. (ByteBuffer (NIOCore) 64 KiB pinned, 8 B viewed)`.
+    public func code(path: String, buffer: FrameworkBuffer, display: String) -> UInt32 {
+        let text = "\(display) \(formatBytes(buffer.pinnedBytes)) pinned, \(formatBytes(buffer.viewedBytes)) viewed"
+        let frame = table.intern(path.isEmpty ? text : "\(path). (\(text))")
+        frameworkBuffers[frame] = buffer
+        return frame | FrameNames.frameFlag
+    }
+
     /// The code of a field path; "" gives 0 (the object sits in its holder's frame).
     public func code(path: String) -> UInt32 { path.isEmpty ? 0 : paths.intern(path) }
 

@@ -34,6 +34,9 @@ public final class ReferenceScanner {
         case conservative
     }
 
+    /// Name framework buffers by what they pin and show (RPC-framework-aware mode).
+    public var frameworkMode = false
+
     public init(source: MemorySource, objects: ObjectTable, layouts: ObjectLayouts, symbolizer: Symbolizer) {
         self.source = source
         self.objects = objects
@@ -122,6 +125,14 @@ public final class ReferenceScanner {
             switch slot.action {
             case .reference:
                 if let word = readWord(address), let target = target(of: word) { emit(target, path) }
+            case .byteBuffer:
+                guard let word = readWord(address), let storage = target(of: word) else { continue }
+                guard frameworkMode, let indices = readWord(address + 8) else { emit(storage, path); continue }
+                let reader = indices & 0xffff_ffff, writer = indices >> 32
+                let capacity = UInt64(source.readUInt32(objects.addresses[Int(storage)] + 16) ?? 0)
+                let buffer = FrameNames.FrameworkBuffer(framework: "nio", pinnedBytes: capacity,
+                                                        viewedBytes: writer >= reader ? writer - reader : 0)
+                emit(storage, names.code(path: pathsText(path), buffer: buffer, display: "ByteBuffer (NIOCore)"))
             case .function:
                 if let context = readWord(address + 8), let target = target(of: context) {
                     let function = readWord(address) ?? 0
@@ -229,7 +240,12 @@ public final class ReferenceScanner {
         case .none: result = .none
         case .conservative: result = .conservative
         case .fixed(let value, let prefix, let uncovered):
-            result = .fixed(compile(value, prefixes: [prefix], emptyPath: prefix.isEmpty ? "$value" : prefix), uncovered: uncovered)
+            var slots = compile(value, prefixes: [prefix], emptyPath: prefix.isEmpty ? "$value" : prefix)
+            // A ByteBuffer's bytes are charged to the buffer: they sit in its storage's frame.
+            if frameworkMode && objects.types[Int(type)].name == "NIOCore.ByteBuffer._Storage" {
+                for index in slots.indices where value.slots[index].path == "bytes" { slots[index].pathIDs = [0] }
+            }
+            result = .fixed(slots, uncovered: uncovered)
         case .array(let element, let start):
             let prefixes = (0..<10).map { "[\($0)]" } + ["[10+]"]
             result = .array(compile(element, prefixes: prefixes, emptyPath: nil), stride: max(element.stride, 1), start: start)

@@ -8,6 +8,14 @@ public struct ReferencePaths {
     public let retained: RetainedSizes?
 }
 
+/// Whether framework buffers are named by what they pin (RPC-framework-aware mode).
+public enum FrameworkMode: String, Sendable, CaseIterable {
+    /// On when the heap holds SwiftNIO buffers.
+    case auto
+    case nio
+    case none
+}
+
 /// How objects are placed on paths in the profile.
 public enum AttributionMode: String, Sendable, CaseIterable {
     /// Under the immediate-dominator chain: a frame's total is what freeing it would free.
@@ -70,6 +78,9 @@ public final class HeapAnalysis {
 
     public var census: HeapCensus { HeapCensus(objects: objects) }
 
+    /// The heap holds SwiftNIO ByteBuffer storage.
+    public var hasFrameworkBuffers: Bool { objects.types.contains { $0.name == "NIOCore.ByteBuffer._Storage" } }
+
     /// Half the memory available now (at least 1 GiB), or SWREF_DOMINATOR_BUDGET bytes.
     static func dominatorMemoryBudget() -> UInt64 {
         if let text = ProcFS.environment("SWREF_DOMINATOR_BUDGET"), let value = UInt64(text) { return value }
@@ -83,10 +94,11 @@ public final class HeapAnalysis {
 
     /// Builds the object graph, finds the roots and attributes every object to one path.
     public func referencePaths(threads: [ThreadState], maxDepth: Int = 256, attribution mode: AttributionMode = .dominator,
-                               progress: ProgressReporter? = nil) -> ReferencePaths {
+                               framework: FrameworkMode = .auto, progress: ProgressReporter? = nil) -> ReferencePaths {
         let layouts = ObjectLayouts(reflection: reflection, source: source)
         let symbolizer = Symbolizer(images: images)
         let scanner = ReferenceScanner(source: source, objects: objects, layouts: layouts, symbolizer: symbolizer)
+        scanner.frameworkMode = framework == .nio || (framework == .auto && hasFrameworkBuffers)
         phaseStart = monotonicNanoseconds()
         var graph = ObjectGraph(objectCount: objects.count)
         for index in 0..<objects.count {

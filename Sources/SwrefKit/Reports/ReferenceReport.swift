@@ -24,9 +24,15 @@ public enum ReferenceReport {
         profile.comments = comments
         for node in attribution.nodes.indices where counts[node] > 0 {
             let root = attribution.roots[Int(attribution.nodes[node].root)]
-            // kind label: global, stack, …, or leaked
-            profile.samples.append(.init(frames: attribution.frames(of: Int32(node)), values: [counts[node], bytes[node]],
-                                         labels: ["root": root.kind.rawValue]))
+            var sample = PprofProfile.Sample(frames: attribution.frames(of: Int32(node)), values: [counts[node], bytes[node]],
+                                             labels: ["root": root.kind.rawValue])
+            if let (buffer, chargedTo) = FrameworkCharges.buffer(of: Int32(node), attribution) {
+                sample.labels["framework"] = buffer.framework
+                sample.labels["charged_to"] = chargedTo
+                sample.numericLabels["pinned_bytes"] = (Int64(buffer.pinnedBytes), "bytes")
+                sample.numericLabels["viewed_bytes"] = (Int64(buffer.viewedBytes), "bytes")
+            }
+            profile.samples.append(sample)
         }
         for type in objects.types.indices where unreachableCounts[type] > 0 {
             profile.samples.append(.init(frames: [unreachableRoot, ReferenceScanner.displayName(objects.types[type].name)],

@@ -36,11 +36,14 @@ struct PprofReader {
                     let values = line[..<colon].split(separator: " ").compactMap { Int64($0) }
                     let ids = line[line.index(after: colon)...].split(separator: " ").compactMap { Int($0) }
                     pending.append((values, ids, [:]))
-                } else if let bracket = line.firstIndex(of: "["), !pending.isEmpty {
-                    // "                kind:[class]"
-                    let key = line[..<bracket].trimmingCharacters(in: .whitespaces).dropLast()
-                    let value = line[line.index(after: bracket)...].dropLast()
-                    pending[pending.count - 1].labels[String(key)] = String(value)
+                } else if line.contains(":["), !pending.isEmpty {
+                    // "                kind:[class] pinned_bytes:[2048 bytes]"
+                    var rest = line.trimmingCharacters(in: .whitespaces)[...]
+                    while let open = rest.range(of: ":["), let close = rest[open.upperBound...].firstIndex(of: "]") {
+                        let key = rest[..<open.lowerBound].trimmingCharacters(in: .whitespaces)
+                        pending[pending.count - 1].labels[key] = String(rest[open.upperBound..<close])
+                        rest = rest[rest.index(after: close)...]
+                    }
                 }
             case "Locations":
                 // "     3: 0x0 M=1 census.Node :0 s=0()"

@@ -12,6 +12,8 @@ public struct ValueLayout: Sendable {
         case reference
         /// A thick function: code pointer, then context object.
         case function
+        /// A SwiftNIO `ByteBuffer` value: storage reference at +0, reader and writer indices at +8/+12.
+        case byteBuffer
         /// Words whose meaning depends on the value (existential buffers, multi-payload enums) or
         /// is unknown: each word is checked as a possible reference.
         case words(Int)
@@ -96,6 +98,11 @@ public final class ValueLayoutBuilder {
         let name = typeName(tr)
         // Standard-library internals: the fields below are implementation details.
         let hide = hidePath || name.hasPrefix("Swift.")
+        if name == "NIOCore.ByteBuffer" && size >= 16 {
+            slots.append(.init(offset: offset, action: .byteBuffer, path: path))
+            covered += size
+            return
+        }
         // A String's second word is a tagged pointer to its storage (native or shared) or inline bytes.
         if name == "Swift.String" || name == "Swift.Substring" {
             slots.append(.init(offset: offset + 8, action: .words(1), path: path))
