@@ -42,3 +42,25 @@ final class TaskTests: XCTestCase {
     func testTasksDebugBuild() throws { try checkTasks(.debug) }
     func testTasksOptimizedBuild() throws { try checkTasks(.optimized) }
 }
+
+/// Blocks waiting on a DispatchQueue hold what they capture: the queue is their root.
+final class DispatchQueueTests: XCTestCase {
+    func testQueuedBlocksAreAttributedToTheirQueue() throws {
+        guard PprofReader.isAvailable else { throw XCTSkip("go is not installed") }
+        for variant in [BuildVariant.debug, .optimized] {
+            let program = try RunningProgram(try TestPrograms.binary("dispatch", variant), ["5"])
+            defer { program.stop() }
+            for attribution in ["first-path", "dominator"] {
+                let out = TestPrograms.buildDirectory.appendingPathComponent("dispatch-\(variant)-\(attribution).pb.gz").path
+                let run = try Shell.swref(["attach", "\(program.pid)", "--attribution", attribution, "-o", out])
+                XCTAssertEqual(run.status, 0, run.stderr)
+                let profile = try PprofReader(path: out)
+                let jobs = profile.samples.filter { ($0.frames.last ?? "").hasSuffix("(dispatch.Job)") }
+                XCTAssertEqual(jobs.reduce(0) { $0 + $1.values[0] }, 5, "\(variant) \(attribution)")
+                XCTAssertTrue(jobs.allSatisfy { $0.frames.first == "dispatch queue swref.work › block" && $0.labels["root"] == "dispatch" },
+                              "\(variant) \(attribution): \(jobs.map(\.frames))")
+            }
+            XCTAssertEqual(try Shell.swref(["leaks", "\(program.pid)"]).status, 0, "queued work is not leaked")
+        }
+    }
+}

@@ -39,6 +39,7 @@ public final class RootFinder {
         }
         for (number, thread) in ordered.enumerated() { roots += stackRoots(thread, number: number + 1) }
         roots += taskRoots()
+        roots += dispatchRoots()
         for (number, thread) in ordered.enumerated() { roots.append(registerRoot(thread, number: number + 1)) }
         for (number, thread) in ordered.enumerated() { if let tls = tlsRoot(thread, number: number + 1) { roots.append(tls) } }
         roots += imageDataRoots()
@@ -174,6 +175,50 @@ public final class RootFinder {
                         scan(&root, from: piece.lowerBound, to: piece.upperBound)
                     }
                 }
+            }
+            roots.append(root)
+        }
+        return roots
+    }
+
+    // MARK: Dispatch
+
+    /// Every libdispatch queue is a root: the blocks waiting on it (`dispatch queue LABEL › block`,
+    /// each continuation and the block it carries, scanned word by word), then the queue itself.
+    private func dispatchRoots() -> [Root] {
+        var roots: [Root] = []
+        for object in 0..<objects.count where objects.types[Int(objects.typeIndices[object])].kind == .dispatchQueue {
+            let queue = objects.addresses[object]
+            let label = source.readWord(queue + 72).flatMap { $0 == 0 ? nil : source.readCString($0, limit: 256) } ?? "0x\(String(queue, radix: 16))"
+            var blocks = Root(name: "dispatch queue \(label) › block", kind: .dispatch)
+            var item = source.readWord(queue + 104) ?? 0
+            var seen = 0
+            while item != 0 && seen < 100_000 {
+                // The continuation and the block it carries belong to this root, and so does what
+                // they hold.
+                if let continuation = scanner.target(of: item) {
+                    blocks.targets.append(continuation)
+                    blocks.labels.append(scanner.typeLabel(of: continuation))
+                }
+                scan(&blocks, from: item, to: item + 64)
+                if let context = source.readWord(item + 40), let block = scanner.target(of: context) {
+                    blocks.targets.append(block)
+                    blocks.labels.append(scanner.typeLabel(of: block))
+                    let start = objects.addresses[Int(block)]
+                    for piece in unclaimed(start..<(start + objects.sizes[Int(block)] - 8)) { scan(&blocks, from: piece.lowerBound, to: piece.upperBound) }
+                }
+                item = source.readWord(item + 16) ?? 0
+                seen += 1
+            }
+            roots.append(blocks)
+            // The queue object and its other fields (label, target queue…), less the item links
+            // followed above (tail at +48, head at +104).
+            var root = Root(name: "dispatch queue \(label)", kind: .dispatch)
+            root.targets.append(Int32(object))
+            root.labels.append(0)
+            let end = queue + objects.sizes[object] - 8
+            for range in [(queue + 8)..<(queue + 48), (queue + 56)..<(queue + 104), (queue + 112)..<end] where range.upperBound <= end {
+                scan(&root, from: range.lowerBound, to: range.upperBound)
             }
             roots.append(root)
         }

@@ -1,6 +1,6 @@
 /// What kind of root holds a reference, in the order the walk visits them.
 public enum RootKind: String, CaseIterable, Comparable, Sendable {
-    case global, stack, task, register, tls, runtime, conservative
+    case global, stack, task, dispatch, register, tls, runtime, conservative
     /// With dominator attribution: objects that no single root dominates.
     case shared
     /// The pseudo-root of objects no root reaches (see `LeakFinder`).

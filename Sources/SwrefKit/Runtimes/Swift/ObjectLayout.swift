@@ -68,7 +68,7 @@ public final class ObjectLayouts {
             return .none
         case .job, .error, .malloc:
             return .conservative
-        case .sideTable, .taskSlab:
+        case .sideTable, .taskSlab, .dispatchQueue:
             return .none
         }
     }

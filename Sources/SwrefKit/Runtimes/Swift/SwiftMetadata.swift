@@ -20,6 +20,8 @@ public enum HeapObjectKind: String, Sendable, CaseIterable {
     case sideTable = "sidetable"
     /// A task allocator slab: async frames and task-locals, walked through the task's roots.
     case taskSlab = "slab"
+    /// A libdispatch queue (`dispatch_queue_s`): its queued blocks are walked as roots.
+    case dispatchQueue = "queue"
     case malloc = "malloc"
 }
 

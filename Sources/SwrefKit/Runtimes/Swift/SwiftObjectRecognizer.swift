@@ -34,6 +34,9 @@ public final class SwiftObjectRecognizer {
     /// debug variable), 0 when the process has no concurrency runtime.
     private let slabMetadata: UInt64
     private var slabType: Int32 = -1
+    /// libdispatch's queue vtables (serial, concurrent): the first word of every queue.
+    private let queueVtables: Set<UInt64>
+    private var queueType: Int32 = -1
 
     public init(source: MemorySource, images: ImageList, reflection: ReflectionContext?) {
         self.source = source
@@ -41,6 +44,8 @@ public final class SwiftObjectRecognizer {
         self.reflection = reflection
         window = MemoryWindow(source: source)
         slabMetadata = images.address(ofSymbol: "_swift_concurrency_debug_asyncTaskSlabMetadata").flatMap { source.readWord($0) } ?? 0
+        queueVtables = Set(["__OS_dispatch_queue_serial_vtable", "__OS_dispatch_queue_concurrent_vtable"]
+            .compactMap { images.address(ofSymbol: $0) })
         types.append(TypeEntry(name: "<malloc>", kind: .malloc, metadata: 0))
     }
 
@@ -52,6 +57,10 @@ public final class SwiftObjectRecognizer {
         if metadata == slabMetadata {
             if slabType < 0 { slabType = intern("Swift task allocator slab", .taskSlab, metadata) }
             return slabType
+        }
+        if queueVtables.contains(metadata) {
+            if queueType < 0 { queueType = intern("dispatch_queue_s", .dispatchQueue, metadata) }
+            return queueType
         }
         var verdict: Verdict
         if let hit = recent.first(where: { $0.metadata == metadata }) {
