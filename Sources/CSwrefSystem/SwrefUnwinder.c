@@ -64,9 +64,10 @@ static int on_frame(Dwfl_Frame *state, void *arg) {
   Dwarf_Addr pc = 0;
   bool activation = false;
   if (!dwfl_frame_pc(state, &pc, &activation)) return DWARF_CB_ABORT;
-  Dwarf_Word sp = 0;
+  Dwarf_Word sp = 0, bp = 0;
   if (dwfl_frame_reg(state, 7, &sp) != 0) sp = 0;
-  walk->frame(walk->context, walk->tid, pc, sp, activation);
+  if (dwfl_frame_reg(state, 6, &bp) != 0) bp = 0;
+  walk->frame(walk->context, walk->tid, pc, sp, bp, activation);
   return --walk->remaining > 0 ? DWARF_CB_OK : DWARF_CB_ABORT;
 }
 

@@ -135,7 +135,7 @@ char *swift_demangle(const char *mangled, size_t length, char *output, size_t *o
 // MARK: Unwinding with libdwfl over any memory source
 
 typedef int (*swref_read_word_fn)(void *context, uint64_t address, uint64_t *out);
-typedef void (*swref_frame_fn)(void *context, int32_t tid, uint64_t pc, uint64_t sp, int is_activation);
+typedef void (*swref_frame_fn)(void *context, int32_t tid, uint64_t pc, uint64_t sp, uint64_t bp, int is_activation);
 
 typedef struct swref_thread_registers {
   int32_t tid;
@@ -186,3 +186,14 @@ int swref_kill(pid_t pid, int signal);
 /// they are delivered by swref_release_signals().
 void swref_hold_signals(void);
 void swref_release_signals(void);
+
+// MARK: DWARF locals
+
+/// Where a local lives at a pc: `base` is 0 for the frame base, 1 for the CFA, 2 + N for DWARF
+/// register N; the value is at base + offset (then dereferenced when `deref`).
+typedef void (*swref_local_fn)(void *context, const char *name, int base, int64_t offset, int deref,
+                               const char *type_linkage_name);
+/// Calls `found` for each variable and parameter of the innermost function scope holding `pc`
+/// (unrelocated) whose location there is a simple stack slot. `frame_base` gets the function's
+/// frame base kind (same encoding as `base`, -1 when unknown). Returns the count, or -1.
+int swref_dwarf_locals(const char *path, uint64_t pc, swref_local_fn found, void *context, int *frame_base);

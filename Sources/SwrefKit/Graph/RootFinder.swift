@@ -122,8 +122,11 @@ public final class RootFinder {
             let end = index + 1 < frames.count ? frames[index + 1].sp : region.end
             guard end > start, region.contains(end - 1) || end == region.end else { break }
             let pc = frame.isActivation ? frame.pc : frame.pc &- 1
-            var root = Root(name: "thread \(number) › \(symbolizer.name(of: pc))", kind: .stack)
-            scan(&root, from: start, to: end)
+            let function = "thread \(number) › \(symbolizer.name(of: pc))"
+            // Locals DWARF can place are roots of their own, walked by their types.
+            roots += namedLocals(frame: frame, pc: pc, cfa: index + 1 < frames.count ? frames[index + 1].sp : nil, prefix: function)
+            var root = Root(name: function, kind: .stack)
+            for piece in unclaimed(start..<end) { scan(&root, from: piece.lowerBound, to: piece.upperBound) }
             roots.append(root)
             start = end
         }
@@ -233,6 +236,39 @@ public final class RootFinder {
               let pointer = image.address(ofSymbol: pointerSymbol),
               let size = source.readUInt32(pointer + 4), size > 0, size < 1 << 20 else { return 256 }
         return UInt64(size)
+    }
+
+    /// `thread N › function › name` roots for the locals of one frame that DWARF locates in memory.
+    private func namedLocals(frame: StackFrame, pc: UInt64, cfa: UInt64?, prefix: String) -> [Root] {
+        guard let values, let image = images.image(containing: pc), image.file.section(named: ".debug_info") != nil,
+              let (frameBase, locals) = DwarfLocals.at(pc: pc &- image.loadBias, in: image.path) else { return [] }
+        func value(of base: DwarfLocal.Base?) -> UInt64? {
+            switch base {
+            case .frameBase?: return value(of: frameBase)
+            case .cfa?: return cfa
+            case .register(6)?: return frame.bp == 0 ? nil : frame.bp
+            case .register(7)?: return frame.sp
+            default: return nil
+            }
+        }
+        var roots: [Root] = []
+        for local in locals where !local.name.isEmpty {
+            guard let mangled = local.typeName, mangled.hasPrefix("$s"), let layout = values.layout(ofMangledType: mangled),
+                  layout.hasReferences, let base = value(of: local.base) else { continue }
+            let slot = base &+ UInt64(bitPattern: local.offset)
+            guard source.memoryMap.region(containing: slot) != nil else { continue }
+            let address = local.indirect ? (source.readWord(slot) ?? 0) : slot
+            guard address != 0 else { continue }
+            var root = Root(name: "\(prefix) › \(local.name)", kind: .stack)
+            var targets: [Int32] = []
+            var labels: [UInt32] = []
+            scanner.scanValue(layout, at: address, prefix: "") { targets.append($0); labels.append($1) }
+            root.targets = targets
+            root.labels = labels
+            claimed.append(slot..<(slot + UInt64(local.indirect ? 8 : max(layout.size, 8))))
+            if !targets.isEmpty { roots.append(root) }
+        }
+        return roots
     }
 
     private func registerRoot(_ thread: ThreadState, number: Int) -> Root {

@@ -4,6 +4,8 @@ import CSwrefSystem
 public struct StackFrame: Sendable {
     public var pc: UInt64
     public var sp: UInt64
+    /// rbp in this frame, 0 when the unwinder could not tell.
+    public var bp: UInt64 = 0
     public var isActivation: Bool
 }
 
@@ -40,9 +42,9 @@ public enum StackUnwinder {
                     out!.pointee = word
                     return 0
                 }, opaque,
-                { ctx, tid, pc, sp, activation in
+                { ctx, tid, pc, sp, bp, activation in
                     let me = Unmanaged<Context>.fromOpaque(ctx!).takeUnretainedValue()
-                    me.frames[tid, default: []].append(StackFrame(pc: pc, sp: sp, isActivation: activation != 0))
+                    me.frames[tid, default: []].append(StackFrame(pc: pc, sp: sp, bp: bp, isActivation: activation != 0))
                 }, opaque, Int32(maxFrames))
         }
         return context.frames
