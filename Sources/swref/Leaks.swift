@@ -7,8 +7,11 @@ struct LeakOptions: ParsableArguments {
     @Option(help: "Also write the leak report as JSON (schema: docs/json-report.md).")
     var json: String?
 
-    @Option(help: "File of known leaks to ignore: lines leak:PATTERN, type:PATTERN (docs/json-report.md).")
+    @Option(help: "File of known leaks to ignore: lines leak:PATTERN, type:PATTERN (docs/leaks-and-ci.md).")
     var suppressions: String?
+
+    @Flag(help: "Count leak roots made only of system objects (Foundation, XCTest, Dispatch, the standard library, untyped malloc blocks), which test harnesses and runtimes leave at exit; suppressed by default.")
+    var includeSystemLeaks = false
 
     func loadSuppressions() throws -> Suppressions { try swrefLoadSuppressions(suppressions) }
 }
@@ -63,7 +66,7 @@ extension Swref {
                 let summary = try reportLeaks(loaded.analysis, threads: loaded.threads, name: loaded.name, mainBinary: loaded.binary,
                                               suppressions: suppressions,
                                               profile: output, json: leakOptions.json, program: nil, analysisOptions: analysisOptions,
-                                              progress: progress)
+                                              progress: progress, includeSystem: leakOptions.includeSystemLeaks)
                 leaked = summary.hasLeaks
             }
             if leaked { throw ExitCode(1) }
@@ -74,11 +77,13 @@ extension Swref {
 /// Walks the references, prints the leak report, and writes the profile and JSON when asked.
 func reportLeaks(_ analysis: HeapAnalysis, threads: [ThreadState], name: String, mainBinary: String?,
                  suppressions: Suppressions, profile: String?, json: String?, program: JSONValue?,
-                 analysisOptions: AnalysisOptions, progress: ProgressReporter, toStandardError: Bool = false) throws -> LeakSummary {
+                 analysisOptions: AnalysisOptions, progress: ProgressReporter, toStandardError: Bool = false,
+                 includeSystem: Bool) throws -> LeakSummary {
     let paths = analysis.referencePaths(threads: threads, maxDepth: analysisOptions.maxDepth, attribution: analysisOptions.attribution.mode,
                                                 framework: analysisOptions.framework.mode, progress: progress)
     progress.finish()
-    let summary = LeakSummary(paths.leaks, objects: analysis.objects, suppressions: suppressions)
+    let summary = LeakSummary(paths.leaks, objects: analysis.objects, suppressions: suppressions,
+                              includeSystem: includeSystem)
     let text = summary.text(target: name)
     if toStandardError { printError(String(text.dropLast())) } else { print(text, terminator: "") }
     for note in analysis.notes { printError("swref: note: \(note)") }

@@ -68,7 +68,8 @@ extension Swref {
                 let summary = try reportLeaks(analysis, threads: snapshot.threads, name: "\(command[0]) (PID \(launch.pid)) at exit",
                                               mainBinary: ProcFS.executablePath(launch.pid) ?? command[0],
                                               suppressions: suppressions, profile: output, json: leakOptions.json, program: program,
-                                              analysisOptions: analysisOptions, progress: progress, toStandardError: true)
+                                              analysisOptions: analysisOptions, progress: progress, toStandardError: true,
+                                              includeSystem: leakOptions.includeSystemLeaks)
                 if finalEnding != .exited(0) {
                     status = finalEnding.shellStatus
                 } else if failOnLeaks && summary.hasLeaks {

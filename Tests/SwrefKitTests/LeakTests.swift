@@ -155,3 +155,30 @@ final class LeakTests: XCTestCase {
         XCTAssertEqual(broken.stderr.split(separator: "\n").count, 1, broken.stderr)
     }
 }
+
+/// The CI recipe of docs/leaks-and-ci.md on a real package: its XCTest bundle under `swref run`.
+final class XCTestUnderRunTests: XCTestCase {
+    func testSwiftTestBundleUnderRun() throws {
+        let package = TestPrograms.testdata.appendingPathComponent("xctest-leak")
+        let build = try Shell.run("/usr/bin/env", ["swift", "build", "--build-tests", "--package-path", package.path], timeout: 600)
+        XCTAssertEqual(build.status, 0, build.stderr)
+        let bundle = package.appendingPathComponent(".build/debug/WidgetsPackageTests.xctest").path
+        let json = TestPrograms.buildDirectory.appendingPathComponent("xctest.json").path
+
+        let leaking = try Shell.swref(["run", "--fail-on-leaks", "--json", json, "--", bundle], environment: ["SWREF_TEST_LEAK": "1"])
+        XCTAssertEqual(leaking.status, 1, leaking.stderr)
+        let (summary, groups) = try LeakTests.groups(inJSON: json)
+        XCTAssertTrue(groups.contains { $0.shape == "Widgets.Widget.peer → Widgets.Widget.peer → Widgets.Widget" && $0.instances == 1 },
+                      "\(groups)")
+        XCTAssertEqual(summary["leakedObjects"] as? Int, 2, "only the widgets count; XCTest's and Foundation's leftovers are system")
+        XCTAssertGreaterThan(summary["suppressedObjects"] as? Int ?? 0, 0)
+
+        let clean = try Shell.swref(["run", "--fail-on-leaks", "--", bundle])
+        XCTAssertEqual(clean.status, 0, clean.stderr)
+        let failing = try Shell.swref(["run", "--fail-on-leaks", "--json", json, "--", bundle], environment: ["SWREF_TEST_FAIL": "1"])
+        XCTAssertEqual(failing.status, 1, "the test bundle's own failure status")
+        let program = (try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as! [String: Any])["program"] as! [String: Any]
+        XCTAssertEqual(program["exitStatus"] as? Int, 1)
+        XCTAssertEqual(try LeakTests.groups(inJSON: json).summary["leakedObjects"] as? Int, 0)
+    }
+}

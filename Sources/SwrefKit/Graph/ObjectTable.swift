@@ -36,25 +36,21 @@ public struct ObjectTable {
     }
 
     static func index(in addresses: [UInt64], of address: UInt64) -> Int? {
-        var low = 0
-        var high = addresses.count
-        while low < high {
-            let mid = (low + high) / 2
-            if addresses[mid] < address { low = mid + 1 } else { high = mid }
-        }
-        return low < addresses.count && addresses[low] == address ? low : nil
+        let index = addresses.lowerBound(address)
+        return index < addresses.count && addresses[index] == address ? index : nil
+    }
+
+    /// The first object at or after `address`.
+    public func firstObject(atOrAfter address: UInt64) -> Int? {
+        let index = addresses.lowerBound(address)
+        return index < count ? index : nil
     }
 
     /// The object whose block holds `address` (interior pointers included).
     public func object(containing address: UInt64) -> Int? {
-        var low = 0
-        var high = addresses.count
-        while low < high {
-            let mid = (low + high) / 2
-            if addresses[mid] <= address { low = mid + 1 } else { high = mid }
-        }
-        guard low > 0 else { return nil }
-        let index = low - 1
+        let after = addresses.upperBound(address)
+        guard after > 0 else { return nil }
+        let index = after - 1
         return address < addresses[index] + sizes[index] - 8 ? index : nil
     }
 }

@@ -329,18 +329,8 @@ public final class RootFinder {
     }
 
     private func holdsObjects(_ region: MemoryRegion) -> Bool {
-        guard let index = objects.object(containing: region.start) ?? firstObject(atOrAfter: region.start) else { return false }
+        guard let index = objects.object(containing: region.start) ?? objects.firstObject(atOrAfter: region.start) else { return false }
         return region.contains(objects.addresses[index])
-    }
-
-    private func firstObject(atOrAfter address: UInt64) -> Int? {
-        var low = 0
-        var high = objects.count
-        while low < high {
-            let mid = (low + high) / 2
-            if objects.addresses[mid] < address { low = mid + 1 } else { high = mid }
-        }
-        return low < objects.count ? low : nil
     }
 
     private func unclaimed(_ range: Range<UInt64>) -> [Range<UInt64>] {

@@ -25,7 +25,34 @@ public struct LeakSummary {
     public var suppressedBytes: UInt64 { entries.filter { $0.suppressedBy != nil }.reduce(0) { $0 + $1.totalBytes } }
     public var hasLeaks: Bool { leakedObjects > 0 }
 
-    public init(_ report: LeakReport, objects: ObjectTable, suppressions: Suppressions = Suppressions()) {
+    /// Marks leak roots made only of system objects (Foundation, XCTest, Dispatch, the standard
+    /// library, untyped malloc blocks): what test harnesses and runtimes leave at exit.
+    public static let systemSuppression = "<system>"
+    static let systemModules: Set<String> = ["Swift", "Foundation", "FoundationEssentials", "FoundationInternationalization",
+                                             "FoundationNetworking", "FoundationXML", "XCTest", "Testing", "Dispatch", "_Concurrency"]
+
+    /// Whether every module-qualified name in a type name is a system module's (`box<() -> ()>`,
+    /// `<malloc>` and `Foundation._NSCFString` are; `Swift._ContiguousArrayStorage<App.Node>` is not).
+    static func isSystemType(_ name: String) -> Bool {
+        var components: [String] = []
+        var current = ""
+        for character in name + " " {
+            if character.isLetter || character.isNumber || character == "_" {
+                current.append(character)
+            } else if character == ".", !current.isEmpty {
+                components.append(current)
+                current = ""
+            } else {
+                // End of a dotted name: its first component is a module when there was a dot.
+                if !components.isEmpty, !systemModules.contains(components[0]) { return false }
+                components = []
+                current = ""
+            }
+        }
+        return true
+    }
+
+    public init(_ report: LeakReport, objects: ObjectTable, suppressions: Suppressions = Suppressions(), includeSystem: Bool = false) {
         heapObjects = objects.count
         heapBytes = objects.sizes.reduce(0, +)
         var index: [String: Int] = [:]
@@ -46,7 +73,10 @@ public struct LeakSummary {
                 continue
             }
             let memberTypes = group.members.map { objects.types[Int(objects.typeIndices[Int($0)])].name }
-            let suppressed = suppressions.leakPattern(matching: [group.shape] + memberTypes + retainedList.map(\.type))
+            var suppressed = suppressions.leakPattern(matching: [group.shape] + memberTypes + retainedList.map(\.type))
+            if suppressed == nil && !includeSystem && (memberTypes + retainedList.map(\.type)).allSatisfy(LeakSummary.isSystemType) {
+                suppressed = LeakSummary.systemSuppression
+            }
             index[key] = entries.count
             entries.append(Entry(kind: group.kind, shape: group.shape, instances: 1, objectsEach: group.count, bytesEach: bytes,
                                  retained: retainedList, examples: [objects.addresses[Int(group.members[0])]], suppressedBy: suppressed))

@@ -154,7 +154,6 @@ public final class CoreFile: MemorySource {
                                         fileOffset: file.map { $0.fileOffset + (segment.start - $0.start) } ?? 0,
                                         inode: file == nil ? 0 : 1, path: file?.path ?? ""))
         }
-        // The kernel marks the stack; other cores do not name it.
         memoryMap = MemoryMap(regions: regions)
         self.segments = segments
         self.threads = threads

@@ -20,19 +20,6 @@ public struct MallocHeap {
     public var count: Int { addresses.count }
     public var totalBytes: UInt64 { sizes.reduce(0, +) }
 
-    /// The index of the block whose user range holds `address`, interior pointers included.
-    public func blockIndex(containing address: UInt64) -> Int? {
-        var low = 0
-        var high = addresses.count
-        while low < high {
-            let mid = (low + high) / 2
-            if addresses[mid] <= address { low = mid + 1 } else { high = mid }
-        }
-        guard low > 0 else { return nil }
-        let index = low - 1
-        return address < addresses[index] + sizes[index] - MallocLayout.chunkHeader + 8 ? index : nil
-    }
-
     public init(source: MemorySource) {
         var walker = Walker(source: source)
         walker.run()
