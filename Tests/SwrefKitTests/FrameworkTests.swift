@@ -86,3 +86,34 @@ final class FrameworkTests: XCTestCase {
         }
     }
 }
+
+/// Foundation Data in framework mode: whole values in a cache and 8-byte slices pinning 64 KiB.
+final class FoundationDataTests: XCTestCase {
+    func testDataCacheAndSlices() throws {
+        guard PprofReader.isAvailable else { throw XCTSkip("go is not installed") }
+        for variant in [BuildVariant.debug, .optimized] {
+            let program = try RunningProgram(try TestPrograms.binary("datacache", variant))
+            defer { program.stop() }
+            let expectations = ReferencePathTests.expectations(program.outputBeforeReady)
+            XCTAssertEqual(expectations.count, 2)
+            let out = TestPrograms.buildDirectory.appendingPathComponent("datacache-\(variant).pb.gz").path
+            let run = try Shell.swref(["attach", "\(program.pid)", "--attribution", "first-path", "-o", out])
+            XCTAssertEqual(run.status, 0, run.stderr)
+            let profile = try PprofReader(path: out)
+            for expectation in expectations {
+                let matching = profile.samples.filter { ReferencePathTests.matches($0.frames, expectation.frames) }
+                XCTAssertEqual(matching.reduce(0) { $0 + $1.values[0] }, expectation.count, "\(variant) \(expectation.frames)")
+                XCTAssertEqual(matching.reduce(0) { $0 + $1.values[1] }, expectation.bytes, "\(variant) \(expectation.frames)")
+                XCTAssertTrue(matching.allSatisfy { $0.labels["framework"] == "foundation" && $0.labels["charged_to"] == expectation.frames[0] })
+            }
+            let cached = profile.samples.filter { $0.frames.first == "datacache.cache" && $0.frames.count == 3 }
+            XCTAssertTrue(cached.allSatisfy { $0.frames[2].hasSuffix(" pinned, 1000 B viewed)") && $0.labels["viewed_bytes"] == "1000 bytes" })
+            let slice = profile.samples.first { $0.frames.first == "datacache.slices" && $0.frames.count == 2 }
+            XCTAssertTrue(slice?.frames[1].hasSuffix(" pinned, 8 B viewed)") == true, "\(slice?.frames ?? [])")
+            XCTAssertGreaterThanOrEqual(Int(slice?.labels["pinned_bytes"]?.split(separator: " ").first ?? "") ?? 0, 65536)
+            let text = try Shell.swref(["attach", "\(program.pid)", "--format", "text", "--attribution", "first-path"])
+            XCTAssertTrue(text.stdout.contains("Small views pinning large buffers:"), text.stdout)
+            XCTAssertTrue(text.stdout.contains("pinned for 8 B viewed") && text.stdout.contains("datacache.slices › [0]. (Data (Foundation)"), text.stdout)
+        }
+    }
+}

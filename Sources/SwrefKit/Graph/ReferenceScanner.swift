@@ -133,6 +133,8 @@ public final class ReferenceScanner {
                 let buffer = FrameNames.FrameworkBuffer(framework: "nio", pinnedBytes: capacity,
                                                         viewedBytes: writer >= reader ? writer - reader : 0)
                 emit(storage, names.code(path: pathsText(path), buffer: buffer, display: "ByteBuffer (NIOCore)"))
+            case .foundationData:
+                scanData(at: address, path: path, emit: emit)
             case .function:
                 if let context = readWord(address + 8), let target = target(of: context) {
                     let function = readWord(address) ?? 0
@@ -145,6 +147,42 @@ public final class ReferenceScanner {
             }
         }
     }
+
+    /// Foundation `Data`: word 1 is a `__DataStorage` tagged in its top bits (0b01: InlineSlice, whose
+    /// word 0 holds the slice as two Int32; 0b10: LargeSlice, whose word 0 is a RangeReference object
+    /// with the range at +16). Empty and inline values (≤ 14 bytes) reference nothing.
+    private func scanData(at address: UInt64, path: UInt32, emit: (Int32, UInt32) -> Void) {
+        guard let first = readWord(address), let second = readWord(address + 8) else { return }
+        let tag = second >> 62
+        guard tag == 1 || tag == 2, let storage = target(of: second & 0x00FF_FFFF_FFFF_FFF8) else {
+            // Unknown representation: look at both words.
+            for word in [first, second] { if let object = target(of: word) { emit(object, path) } }
+            return
+        }
+        var viewed: UInt64 = 0
+        if tag == 1 {
+            let lower = Int32(truncatingIfNeeded: first), upper = Int32(truncatingIfNeeded: first >> 32)
+            viewed = upper >= lower ? UInt64(upper - lower) : 0
+        } else if let range = target(of: first) {
+            emit(range, path)
+            let base = objects.addresses[Int(range)]
+            if let lower = readWord(base + 16), let upper = readWord(base + 24), upper >= lower { viewed = upper - lower }
+        }
+        guard frameworkMode, let capacity = dataCapacity(storage: storage) else { emit(storage, path); return }
+        let buffer = FrameNames.FrameworkBuffer(framework: "foundation", pinnedBytes: capacity, viewedBytes: viewed)
+        emit(storage, names.code(path: pathsText(path), buffer: buffer, display: "Data (Foundation)"))
+    }
+
+    /// `__DataStorage._capacity`, at the offset reflection gives for the storage's class.
+    private func dataCapacity(storage: Int32) -> UInt64? {
+        let type = objects.typeIndices[Int(storage)]
+        if dataCapacityOffset == nil {
+            dataCapacityOffset = layouts.fieldOffset(named: "_capacity", metadata: objects.types[Int(type)].metadata) ?? -1
+        }
+        guard let offset = dataCapacityOffset, offset > 0 else { return nil }
+        return readWord(objects.addresses[Int(storage)] + UInt64(offset))
+    }
+    private var dataCapacityOffset: Int? = nil
 
     /// Untyped memory: every word that points into a block is a reference.
     public func scanWords(from start: UInt64, to end: UInt64, label: UInt32, emit: (Int32, UInt32) -> Void) {
@@ -241,9 +279,13 @@ public final class ReferenceScanner {
         case .conservative: result = .conservative
         case .fixed(let value, let prefix, let uncovered):
             var slots = compile(value, prefixes: [prefix], emptyPath: prefix.isEmpty ? "$value" : prefix)
-            // A ByteBuffer's bytes are charged to the buffer: they sit in its storage's frame.
-            if frameworkMode && objects.types[Int(type)].name == "NIOCore.ByteBuffer._Storage" {
+            // A buffer's bytes are charged to the buffer: they sit in its storage's frame.
+            let name = objects.types[Int(type)].name
+            if frameworkMode && name == "NIOCore.ByteBuffer._Storage" {
                 for index in slots.indices where value.slots[index].path == "bytes" { slots[index].pathIDs = [0] }
+            }
+            if frameworkMode && name.hasSuffix("Foundation.__DataStorage") || frameworkMode && name.hasSuffix("FoundationEssentials.__DataStorage") {
+                for index in slots.indices where value.slots[index].path == "_bytes" { slots[index].pathIDs = [0] }
             }
             result = .fixed(slots, uncovered: uncovered)
         case .array(let element, let start):

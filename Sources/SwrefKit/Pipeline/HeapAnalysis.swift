@@ -79,7 +79,10 @@ public final class HeapAnalysis {
     public var census: HeapCensus { HeapCensus(objects: objects) }
 
     /// The heap holds SwiftNIO ByteBuffer storage.
-    public var hasFrameworkBuffers: Bool { objects.types.contains { $0.name == "NIOCore.ByteBuffer._Storage" } }
+    public var hasFrameworkBuffers: Bool {
+        objects.types.contains { $0.name == "NIOCore.ByteBuffer._Storage" || $0.name.hasSuffix("Foundation.__DataStorage")
+            || $0.name.hasSuffix("FoundationEssentials.__DataStorage") }
+    }
 
     /// Half the memory available now (at least 1 GiB), or SWREF_DOMINATOR_BUDGET bytes.
     static func dominatorMemoryBudget() -> UInt64 {

@@ -73,6 +73,16 @@ public final class ObjectLayouts {
         }
     }
 
+    /// The offset of a stored property of a class, by name.
+    public func fieldOffset(named name: String, metadata: UInt64) -> Int? {
+        guard let reflection, let info = reflection.metadataInfo(metadata) else { return nil }
+        for index in 0..<Int(info.NumFields) {
+            if let child = reflection.child(ofMetadata: metadata, index), let childName = child.Name,
+               String(cString: childName) == name { return Int(child.Offset) }
+        }
+        return nil
+    }
+
     private func classLayout(metadata: UInt64) -> ObjectLayout {
         guard let reflection, let values, let info = reflection.metadataInfo(metadata),
               let instanceSize = source.readUInt32(metadata + ClassMetadataLayout.instanceSize) else { return .conservative }

@@ -14,6 +14,8 @@ public struct ValueLayout: Sendable {
         case function
         /// A SwiftNIO `ByteBuffer` value: storage reference at +0, reader and writer indices at +8/+12.
         case byteBuffer
+        /// A Foundation `Data` value (16 bytes): inline bytes, or a slice of a `__DataStorage`.
+        case foundationData
         /// Words whose meaning depends on the value (existential buffers, multi-payload enums) or
         /// is unknown: each word is checked as a possible reference.
         case words(Int)
@@ -100,6 +102,11 @@ public final class ValueLayoutBuilder {
         let hide = hidePath || name.hasPrefix("Swift.")
         if name == "NIOCore.ByteBuffer" && size >= 16 {
             slots.append(.init(offset: offset, action: .byteBuffer, path: path))
+            covered += size
+            return
+        }
+        if (name == "FoundationEssentials.Data" || name == "Foundation.Data") && size == 16 {
+            slots.append(.init(offset: offset, action: .foundationData, path: path))
             covered += size
             return
         }
