@@ -20,6 +20,7 @@ let package = Package(
                 .linkedLibrary("dw"),
                 .linkedLibrary("elf"),
                 .linkedLibrary("z"),
+                .linkedLibrary("stdc++"),
             ]
         ),
         .target(

@@ -197,3 +197,6 @@ typedef void (*swref_local_fn)(void *context, const char *name, int base, int64_
 /// (unrelocated) whose location there is a simple stack slot. `frame_base` gets the function's
 /// frame base kind (same encoding as `base`, -1 when unknown). Returns the count, or -1.
 int swref_dwarf_locals(const char *path, uint64_t pc, swref_local_fn found, void *context, int *frame_base);
+
+/// The C++ ABI's demangler (libstdc++, which libswiftRemoteMirror already needs); caller frees.
+char *__cxa_demangle(const char *mangled, char *output, size_t *length, int *status);

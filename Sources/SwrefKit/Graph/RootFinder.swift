@@ -163,7 +163,8 @@ public final class RootFinder {
                 for value in task.localValues { scan(&root, from: value, to: value + 32) }
                 roots.append(root)
             }
-            var root = Root(name: "\(name) (\(task.state))", kind: .task)
+            let parent = task.parent.flatMap { AsyncTask.id(at: $0, source: source) }.map { ", child of task #\($0)" } ?? ""
+            var root = Root(name: "\(name) (\(task.state)\(parent))", kind: .task)
             root.targets.append(Int32(object))
             root.labels.append(0)
             // The rest of the task and its slabs, less the frames and values already named.

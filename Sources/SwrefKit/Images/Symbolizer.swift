@@ -34,6 +34,13 @@ public final class Symbolizer {
 
     /// Demangles Swift symbols (`$s…`); other names are returned as they are.
     public static func demangle(_ symbol: String) -> String {
+        if symbol.hasPrefix("_Z") {
+            // C++ (the Swift runtime's own functions).
+            var status: Int32 = 0
+            guard let out = __cxa_demangle(symbol, nil, nil, &status), status == 0 else { return symbol }
+            defer { free(out) }
+            return String(cString: out)
+        }
         guard symbol.hasPrefix("$s") || symbol.hasPrefix("_T") || symbol.hasPrefix("$S") else { return symbol }
         let demangled: String? = symbol.withCString { raw in
             guard let out = swift_demangle(raw, strlen(raw), nil, nil, 0) else { return nil }

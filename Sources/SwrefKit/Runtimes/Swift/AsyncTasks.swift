@@ -14,6 +14,8 @@ public struct AsyncTask {
     /// Task-local items: address of each value (inline at +24 of the item).
     public var localValues: [UInt64]
     public var slabs: [UInt64]
+    /// The parent task of a child task (async let, task group, structured), else nil.
+    public var parent: UInt64?
 
     public var state: String {
         if status & 0x2000 != 0 { return "complete" }
@@ -30,6 +32,8 @@ public struct AsyncTask {
     static let firstSlab: UInt64 = 120
     static let taskLocalHead: UInt64 = 136
     static let idHigh: UInt64 = 144
+    static let jobFlags: UInt64 = 32      // u32; bit 24: is a child task
+    static let childParent: UInt64 = 208  // child tasks: {Parent, NextChild}
 
     public init?(at address: UInt64, source: MemorySource) {
         guard let low = source.readUInt32(address + AsyncTask.idLow), let high = source.readUInt32(address + AsyncTask.idHigh),
@@ -65,6 +69,16 @@ public struct AsyncTask {
             slab = source.readWord(slab + 8) ?? 0
         }
         self.slabs = slabs
+        if let flags = source.readUInt32(address + AsyncTask.jobFlags), flags & (1 << 24) != 0,
+           let parent = source.readWord(address + AsyncTask.childParent), parent != 0 {
+            self.parent = parent
+        }
+    }
+
+    /// The id of the task at `address`.
+    public static func id(at address: UInt64, source: MemorySource) -> UInt64? {
+        guard let low = source.readUInt32(address + idLow), let high = source.readUInt32(address + idHigh) else { return nil }
+        return UInt64(high) << 32 | UInt64(low)
     }
 
     /// `handleRequest(_:)`'s name from a resume partial function's demangled symbol.
