@@ -45,44 +45,15 @@ extension Swref {
             let rss = target.residentBytes
             print("target: \(objects) records, payload \(payload) B, resident \(formatBytes(rss))\(write ? ", writing" : "")")
 
-            var floors: [Double] = [], totals: [Double] = [], pauses: [Double] = [], reportedPauses: [Double] = []
-            var peaks: [Double] = [], gcores: [Double] = [], gcorePauses: [Double] = [], blocks: [Double] = [], heap: [Double] = []
-            var forkTotals: [Double] = [], forkPauses: [Double] = [], forkReported: [Double] = [], forkPeaks: [Double] = []
-            var phases: [String: [Double]] = [:]
+            var floors: [Double] = [], gcores: [Double] = [], gcorePauses: [Double] = []
+            var stopped = AttachRuns(), forked = AttachRuns()
             let swref = CommandLine.arguments[0].hasPrefix("/") ? CommandLine.arguments[0]
                 : FileManager.default.currentDirectoryPath + "/" + CommandLine.arguments[0]
             for run in 1...runs {
                 floors.append(try copyFloor(pid: target.pid))
-                _ = target.takeMaxGap()
                 let out = work.appendingPathComponent("run\(run).out").path
-                let started = Date()
-                let result = try runProcess(swref, ["attach", "\(target.pid)", "-o", out, "--timings"])
-                totals.append(Date().timeIntervalSince(started))
-                guard result.status == 0 else { throw ValidationError("swref attach failed: \(result.stderr)") }
-                usleep(20_000)
-                pauses.append(target.takeMaxGap())
-                peaks.append(Double(result.maxRSS))
-                let summary = result.stderr.split(separator: "\n").last { $0.contains("paused PID") } ?? ""
-                reportedPauses.append(Double(field(summary, after: "for ", before: " ms")) ?? 0)
-                if let line = result.stderr.split(separator: "\n").first(where: { $0.hasPrefix("swref: timings ") }) {
-                    for item in line.dropFirst("swref: timings ".count).split(separator: " ") {
-                        let parts = item.split(separator: "=")
-                        if parts.count == 2, let value = Double(parts[1].dropLast(2)) { phases[String(parts[0]), default: []].append(value / 1000) }
-                    }
-                }
-                // The same with a fork snapshot.
-                _ = target.takeMaxGap()
-                let forkStarted = Date()
-                let forked = try runProcess(swref, ["attach", "\(target.pid)", "-o", out, "--fork"])
-                forkTotals.append(Date().timeIntervalSince(forkStarted))
-                guard forked.status == 0 else { throw ValidationError("swref attach --fork failed: \(forked.stderr)") }
-                usleep(20_000)
-                forkPauses.append(target.takeMaxGap())
-                forkPeaks.append(Double(forked.maxRSS))
-                let forkSummary = forked.stderr.split(separator: "\n").last { $0.contains("paused PID") } ?? ""
-                forkReported.append(Double(field(forkSummary, after: "for ", before: " ms")) ?? 0)
-                blocks.append(Double(field(summary, after: "; ", before: " blocks")) ?? 0)
-                heap.append(parseBytes(field(summary, after: "blocks, ", before: " in use")))
+                try stopped.measure(swref, ["attach", "\(target.pid)", "-o", out, "--timings"], target: target)
+                try forked.measure(swref, ["attach", "\(target.pid)", "-o", out, "--fork"], target: target)
                 if !noGcore && FileManager.default.isExecutableFile(atPath: "/usr/bin/gcore") {
                     let core = work.appendingPathComponent("core").path
                     let started = Date()
@@ -93,40 +64,71 @@ extension Swref {
                     try? FileManager.default.removeItem(atPath: "\(core).\(target.pid)")
                 }
             }
-            let floor = median(floors), total = median(totals), objectCount = median(blocks), heapBytes = median(heap)
+            let floor = median(floors), total = median(stopped.totals), objectCount = median(stopped.blocks)
+            let heapBytes = median(stopped.heap), phases = stopped.phases
             print("runs: \(runs) (medians)")
-            print("  pause seen by the target:        \(ms(median(pauses)))  (swref reports \(ms(median(reportedPauses) / 1000)); \(ratio(median(pauses), floor)) floor)")
-            print("  pause with --fork:               \(ms(median(forkPauses)))  (swref reports \(ms(median(forkReported) / 1000)))")
+            print("  pause seen by the target:        \(ms(median(stopped.pauses)))  (swref reports \(ms(median(stopped.reported) / 1000)); \(ratio(median(stopped.pauses), floor)) floor)")
+            print("  pause with --fork:               \(ms(median(forked.pauses)))  (swref reports \(ms(median(forked.reported) / 1000)))")
             print("  copy floor (process_vm_readv):   \(ms(floor))")
             if !gcores.isEmpty {
                 print("  gcore:                           \(ms(median(gcores)))  (target paused \(ms(median(gcorePauses))); \(ratio(median(gcores), floor)) floor)")
             }
             print("  swref attach total:              \(ms(total))  (\(ratio(total, floor)) floor)")
-            print("  swref attach --fork total:       \(ms(median(forkTotals)))  (peak RSS \(formatBytes(UInt64(median(forkPeaks)))))")
+            print("  swref attach --fork total:       \(ms(median(forked.totals)))  (peak RSS \(formatBytes(UInt64(median(forked.peaks)))))")
             let order = ["images", "malloc-heap", "objects", "graph", "roots", "attribution", "leaks", "dominators", "dominator-attribution", "write"]
             print("  phases:                          " + order.compactMap { name in phases[name].map { "\(name) \(ms(median($0)))" } }.joined(separator: ", "))
             let analysis = order.filter { $0 != "write" }.compactMap { phases[$0].map(median) }.reduce(0, +)
             print("  analysis objects/s:              \(Int(objectCount / max(analysis, 1e-9)))  (analysis \(ms(analysis)), without capture and process start)")
             print("  objects/s:                       \(Int(objectCount / total))  (\(Int(objectCount)) blocks)")
             print("  bytes/s:                         \(formatBytes(UInt64(heapBytes / total)))/s  (\(formatBytes(UInt64(heapBytes))) in use)")
-            print("  swref peak RSS:                  \(formatBytes(UInt64(median(peaks))))  (\(ratio(median(peaks), heapBytes)) heap)")
+            print("  swref peak RSS:                  \(formatBytes(UInt64(median(stopped.peaks))))  (\(ratio(median(stopped.peaks), heapBytes)) heap)")
         }
 
         private func ms(_ seconds: Double) -> String { String(seconds * 1000, decimals: 1) + " ms" }
         private func ratio(_ a: Double, _ b: Double) -> String { b > 0 ? String(a / b, decimals: 2) + "×" : "n/a" }
+    }
+}
 
-        private func field(_ line: Substring, after: String, before: String) -> String {
-            guard let start = line.range(of: after)?.upperBound, let end = line[start...].range(of: before)?.lowerBound else { return "" }
-            return String(line[start..<end])
-        }
+/// Medians' raw material for one way of running `swref attach` against the benchmark target.
+struct AttachRuns {
+    var totals: [Double] = [], pauses: [Double] = [], reported: [Double] = [], peaks: [Double] = []
+    var blocks: [Double] = [], heap: [Double] = []
+    var phases: [String: [Double]] = [:]
 
-        private func parseBytes(_ text: String) -> Double {
-            let parts = text.split(separator: " ")
-            guard parts.count == 2, let value = Double(parts[0]) else { return 0 }
-            let scale: [Substring: Double] = ["B": 1, "KiB": 1024, "MiB": 1_048_576, "GiB": 1_073_741_824, "TiB": 1_099_511_627_776]
-            return value * (scale[parts[1]] ?? 1)
+    /// Runs swref once: wall time, peak RSS, the pause the target saw, what swref printed.
+    mutating func measure(_ swref: String, _ arguments: [String], target: BenchTarget) throws {
+        _ = target.takeMaxGap()
+        let started = Date()
+        let result = try runProcess(swref, arguments)
+        totals.append(Date().timeIntervalSince(started))
+        guard result.status == 0 else { throw ValidationError("swref \(arguments.joined(separator: " ")) failed: \(result.stderr)") }
+        usleep(20_000)
+        pauses.append(target.takeMaxGap())
+        peaks.append(Double(result.maxRSS))
+        let lines = result.stderr.split(separator: "\n")
+        let summary = lines.last { $0.contains("paused PID") } ?? ""
+        reported.append(Double(field(summary, after: "for ", before: " ms")) ?? 0)
+        blocks.append(Double(field(summary, after: "; ", before: " blocks")) ?? 0)
+        heap.append(parseBytes(field(summary, after: "blocks, ", before: " in use")))
+        if let line = lines.first(where: { $0.hasPrefix("swref: timings ") }) {
+            for item in line.dropFirst("swref: timings ".count).split(separator: " ") {
+                let parts = item.split(separator: "=")
+                if parts.count == 2, let value = Double(parts[1].dropLast(2)) { phases[String(parts[0]), default: []].append(value / 1000) }
+            }
         }
     }
+}
+
+func field(_ line: Substring, after: String, before: String) -> String {
+    guard let start = line.range(of: after)?.upperBound, let end = line[start...].range(of: before)?.lowerBound else { return "" }
+    return String(line[start..<end])
+}
+
+func parseBytes(_ text: String) -> Double {
+    let parts = text.split(separator: " ")
+    guard parts.count == 2, let value = Double(parts[0]) else { return 0 }
+    let scale: [Substring: Double] = ["B": 1, "KiB": 1024, "MiB": 1_048_576, "GiB": 1_073_741_824, "TiB": 1_099_511_627_776]
+    return value * (scale[parts[1]] ?? 1)
 }
 
 /// The time to copy every writable mapping of `pid` once: the stop-the-world floor.

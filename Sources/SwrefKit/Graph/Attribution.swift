@@ -127,6 +127,32 @@ public struct Attribution {
             typeLabels[type] = label
             return label
         }
+        // The label of the reference a dominator holds to a child. A holder with many references
+        // (a dictionary of a million values) gets an index, built once: searching its edges for
+        // every child would be quadratic.
+        var edgeIndexes: [Int: [Int32: UInt32]] = [:]
+        func edgeLabel(from holder: Int, to object: Int32) -> UInt32? {
+            let edges = graph.edges(of: holder)
+            if edges.count <= 16 {
+                for edge in edges where graph.targets[edge] == object { return graph.labels[edge] }
+                return nil
+            }
+            if edgeIndexes[holder] == nil {
+                var index: [Int32: UInt32] = [:]
+                for edge in edges.reversed() { index[graph.targets[edge]] = graph.labels[edge] }
+                edgeIndexes[holder] = index
+            }
+            return edgeIndexes[holder]![object]
+        }
+        var rootIndexes: [Int: [Int32: UInt32]] = [:]
+        func rootLabel(_ root: Int, to object: Int32) -> UInt32? {
+            if rootIndexes[root] == nil {
+                var index: [Int32: UInt32] = [:]
+                for (target, label) in zip(roots[root].targets, roots[root].labels).reversed() { index[target] = label }
+                rootIndexes[root] = index
+            }
+            return rootIndexes[root]![object]
+        }
         let rootCount = retained.rootCount
         for node in retained.topDown {
             guard let object = retained.object(ofNode: Int(node)) else { continue }
@@ -137,12 +163,11 @@ public struct Attribution {
                 parent = rootNode(rootCount)
             } else if let holder = retained.object(ofNode: dominator) {
                 parent = nodeOf[holder]
-                for edge in graph.edges(of: holder) where graph.targets[edge] == Int32(object) { label = graph.labels[edge]; break }
+                label = edgeLabel(from: holder, to: Int32(object))
             } else {
                 let root = dominator - 1
                 parent = rootNode(root)
-                if let index = roots[root].targets.firstIndex(of: Int32(object)) { label = roots[root].labels[index] }
-                if roots[root].kind == .leaked { label = groupFrame[Int32(object)] }
+                label = roots[root].kind == .leaked ? groupFrame[Int32(object)] : rootLabel(root, to: Int32(object))
             }
             nodeOf[object] = child(parent, label ?? typeLabel(object), Int32(object))
         }
