@@ -127,31 +127,25 @@ public struct Attribution {
             typeLabels[type] = label
             return label
         }
-        // The label of the reference a dominator holds to a child. A holder with many references
-        // (a dictionary of a million values) gets an index, built once: searching its edges for
-        // every child would be quadratic.
-        var edgeIndexes: [Int: [Int32: UInt32]] = [:]
-        func edgeLabel(from holder: Int, to object: Int32) -> UInt32? {
-            let edges = graph.edges(of: holder)
-            if edges.count <= 16 {
-                for edge in edges where graph.targets[edge] == object { return graph.labels[edge] }
-                return nil
+        // The label of the reference each object's immediate dominator holds to it, found in one
+        // pass over all references (a per-child search of a holder's references would be
+        // quadratic for a dictionary of a million values).
+        var dominatorLabel = [UInt32](repeating: .max, count: objects.count)
+        for holder in 0..<objects.count {
+            let holderNode = Int32(retained.node(ofObject: holder))
+            for edge in graph.edges(of: holder) {
+                let target = Int(graph.targets[edge])
+                if dominatorLabel[target] == .max && retained.idom[retained.node(ofObject: target)] == holderNode {
+                    dominatorLabel[target] = graph.labels[edge]
+                }
             }
-            if edgeIndexes[holder] == nil {
-                var index: [Int32: UInt32] = [:]
-                for edge in edges.reversed() { index[graph.targets[edge]] = graph.labels[edge] }
-                edgeIndexes[holder] = index
-            }
-            return edgeIndexes[holder]![object]
         }
-        var rootIndexes: [Int: [Int32: UInt32]] = [:]
-        func rootLabel(_ root: Int, to object: Int32) -> UInt32? {
-            if rootIndexes[root] == nil {
-                var index: [Int32: UInt32] = [:]
-                for (target, label) in zip(roots[root].targets, roots[root].labels).reversed() { index[target] = label }
-                rootIndexes[root] = index
+        for (index, root) in roots.enumerated() where root.kind != .leaked && index < retained.rootCount {
+            let rootNode = Int32(retained.node(ofRoot: index))
+            for (target, label) in zip(root.targets, root.labels)
+            where dominatorLabel[Int(target)] == .max && retained.idom[retained.node(ofObject: Int(target))] == rootNode {
+                dominatorLabel[Int(target)] = label
             }
-            return rootIndexes[root]![object]
         }
         let rootCount = retained.rootCount
         for node in retained.topDown {
@@ -163,11 +157,12 @@ public struct Attribution {
                 parent = rootNode(rootCount)
             } else if let holder = retained.object(ofNode: dominator) {
                 parent = nodeOf[holder]
-                label = edgeLabel(from: holder, to: Int32(object))
+                label = dominatorLabel[object] == .max ? nil : dominatorLabel[object]
             } else {
                 let root = dominator - 1
                 parent = rootNode(root)
-                label = roots[root].kind == .leaked ? groupFrame[Int32(object)] : rootLabel(root, to: Int32(object))
+                label = roots[root].kind == .leaked ? groupFrame[Int32(object)]
+                    : (dominatorLabel[object] == .max ? nil : dominatorLabel[object])
             }
             nodeOf[object] = child(parent, label ?? typeLabel(object), Int32(object))
         }

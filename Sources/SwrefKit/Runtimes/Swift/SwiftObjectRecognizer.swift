@@ -15,6 +15,8 @@ public final class SwiftObjectRecognizer {
     private struct Verdict {
         var typeIndex: Int32   // -1: not Swift metadata
         var minimumSize: UInt64
+        /// Runtime blocks recognised by their first word (slabs, queues) have no reference count.
+        var hasRefCount = true
     }
 
     public let source: MemorySource
@@ -54,14 +56,6 @@ public final class SwiftObjectRecognizer {
         guard usableSize >= 16, let metadata = window.word(address), metadata != 0, metadata & 7 == 0 else {
             return mallocType
         }
-        if metadata == slabMetadata {
-            if slabType < 0 { slabType = intern("Swift task allocator slab", .taskSlab, metadata) }
-            return slabType
-        }
-        if queueVtables.contains(metadata) {
-            if queueType < 0 { queueType = intern("dispatch_queue_s", .dispatchQueue, metadata) }
-            return queueType
-        }
         var verdict: Verdict
         if let hit = recent.first(where: { $0.metadata == metadata }) {
             verdict = hit.verdict
@@ -75,8 +69,9 @@ public final class SwiftObjectRecognizer {
             if recent.count == 4 { recent.removeFirst() }
             recent.append((metadata, verdict))
         }
-        guard verdict.typeIndex > 0, usableSize >= verdict.minimumSize,
-              let word = window.word(address + 8), RefCountWord(raw: word).isPlausible(in: source) else {
+        guard verdict.typeIndex > 0, usableSize >= verdict.minimumSize else { return mallocType }
+        if !verdict.hasRefCount { return verdict.typeIndex }
+        guard let word = window.word(address + 8), RefCountWord(raw: word).isPlausible(in: source) else {
             return mallocType
         }
         return verdict.typeIndex
@@ -89,6 +84,14 @@ public final class SwiftObjectRecognizer {
 
     private func validate(metadata: UInt64, sample: UInt64) -> Verdict {
         let invalid = Verdict(typeIndex: -1, minimumSize: 0)
+        if metadata == slabMetadata {
+            if slabType < 0 { slabType = intern("Swift task allocator slab", .taskSlab, metadata) }
+            return Verdict(typeIndex: slabType, minimumSize: 16, hasRefCount: false)
+        }
+        if queueVtables.contains(metadata) {
+            if queueType < 0 { queueType = intern("dispatch_queue_s", .dispatchQueue, metadata) }
+            return Verdict(typeIndex: queueType, minimumSize: 16, hasRefCount: false)
+        }
         guard let kind = source.readWord(metadata) else { return invalid }
         switch kind {
         case SwiftMetadataKind.classMetadata.rawValue:
