@@ -24,6 +24,8 @@ enum TestPrograms {
     static let buildDirectory: URL = {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("swref-tests-\(getpid())")
         try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        // Cores and profiles add up to a few hundred megabytes: remove them when the run ends.
+        atexit { try? FileManager.default.removeItem(at: TestPrograms.buildDirectory) }
         return dir
     }()
     private static var built: [String: String] = [:]
