@@ -55,7 +55,7 @@ func openCore(_ files: [String], sysroot: String) throws -> (CoreFile, String?) 
             throw SwrefError.invalidInput("\(exe) does not match \(corePath): build id \(hex(onDisk)) on disk, \(hex(inCore)) in the core")
         }
         if core.buildID(ofImageAt: start) == nil, let header = core.readFromCore(start, count: 64),
-           let disk = ProcFileBytes.read(exe, count: 64), header != disk {
+           let disk = ProcFS.readPrefix(exe, count: 64), header != disk {
             throw SwrefError.invalidInput("\(exe) does not match \(corePath): its ELF header differs from the one the core mapped")
         }
     }
@@ -63,10 +63,3 @@ func openCore(_ files: [String], sysroot: String) throws -> (CoreFile, String?) 
 }
 
 private func hex(_ bytes: [UInt8]) -> String { bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined() }
-
-enum ProcFileBytes {
-    static func read(_ path: String, count: Int) -> [UInt8]? {
-        guard let bytes = ProcFS.readBytes(path), bytes.count >= count else { return nil }
-        return Array(bytes.prefix(count))
-    }
-}

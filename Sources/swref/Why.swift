@@ -56,7 +56,7 @@ extension Swref {
                             return node >= 0 && Suppressions.matches(query, paths.attribution.frames(of: node).joined(separator: " › "))
                         }
                         let name = table.types[Int(table.typeIndices[object])].name
-                        return query.contains("*") || query.contains("?") ? Suppressions.matches(query, name) && globWhole(query, name) : name == query
+                        return query.contains("*") || query.contains("?") ? Suppressions.matches(query, name) : name == query
                     }
                     guard !matches.isEmpty else { throw SwrefError.invalidInput("no object of \(loaded.name) matches \(query)") }
                     print("\(matches.count) objects match \(query)")
@@ -82,11 +82,6 @@ extension Swref {
                 found = true
             }
             if !found { throw ExitCode(2) }
-        }
-
-        private func globWhole(_ pattern: String, _ name: String) -> Bool {
-            // A pattern with wildcards matches the whole name (Suppressions matches anywhere).
-            Suppressions.matches(pattern, name)
         }
 
         private func short(_ object: Int, _ analysis: HeapAnalysis) -> String {

@@ -28,24 +28,6 @@ public struct Attribution {
         self.roots = roots
         self.maxDepth = maxDepth
         nodeOf = [Int32](repeating: -1, count: objectCount)
-        var children: [UInt64: Int32] = [:]
-        var nodes: [PathNode] = []
-
-        var last: (key: UInt64, node: Int32) = (.max, -1)
-        func child(_ parent: Int32, _ code: UInt32, _ target: Int32) -> Int32 {
-            let frame = names.frame(code, target: target)
-            if frame == 0 { return parent }
-            let parentNode = nodes[Int(parent)]
-            if parentNode.depth >= maxDepth { return parent }
-            let key = UInt64(UInt32(bitPattern: parent)) << 32 | UInt64(frame)
-            if key == last.key { return last.node }
-            if let existing = children[key] { last = (key, existing); return existing }
-            let id = Int32(nodes.count)
-            nodes.append(PathNode(parent: parent, frame: frame, root: parentNode.root, depth: parentNode.depth + 1))
-            children[key] = id
-            return id
-        }
-
         var queue: [Int32] = []
         queue.reserveCapacity(objectCount)
         var head = 0
@@ -58,22 +40,26 @@ public struct Attribution {
                     queue.append(target)
                 }
             }
-            while head < queue.count {
-                let object = Int(queue[head])
-                head += 1
-                let node = nodeOf[object]
-                for edge in graph.edges(of: object) {
-                    let target = Int(graph.targets[edge])
-                    if nodeOf[target] < 0 {
-                        nodeOf[target] = child(node, graph.labels[edge], Int32(target))
-                        queue.append(Int32(target))
-                    }
+            expand(&queue, from: &head, graph: graph)
+        }
+        unreachableCount = objectCount - queue.count
+    }
+
+    /// Breadth-first from the queued objects: each object not yet placed goes below the node of
+    /// the object that reaches it, named by the reference's label.
+    private mutating func expand(_ queue: inout [Int32], from head: inout Int, graph: ObjectGraph) {
+        while head < queue.count {
+            let object = Int(queue[head])
+            head += 1
+            let node = nodeOf[object]
+            for edge in graph.edges(of: object) {
+                let target = Int(graph.targets[edge])
+                if nodeOf[target] < 0 {
+                    nodeOf[target] = child(node, graph.labels[edge], Int32(target))
+                    queue.append(Int32(target))
                 }
             }
         }
-        unreachableCount = objectCount - queue.count
-        self.nodes = nodes
-        self.children = children
     }
 
     public func isReachable(_ object: Int) -> Bool { nodeOf[object] >= 0 }
@@ -183,17 +169,7 @@ public struct Attribution {
                 queue.append(member)
             }
             var head = 0
-            while head < queue.count {
-                let object = Int(queue[head])
-                head += 1
-                for edge in graph.edges(of: object) {
-                    let target = Int(graph.targets[edge])
-                    if nodeOf[target] < 0 {
-                        nodeOf[target] = child(nodeOf[object], graph.labels[edge], Int32(target))
-                        queue.append(Int32(target))
-                    }
-                }
-            }
+            expand(&queue, from: &head, graph: graph)
         }
     }
 

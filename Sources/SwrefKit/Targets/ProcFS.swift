@@ -6,6 +6,16 @@ public enum ProcFS {
         readBytes(path).map { String(decoding: $0, as: UTF8.self) }
     }
 
+    /// The first `count` bytes of a file, or nil when it is shorter or unreadable.
+    public static func readPrefix(_ path: String, count: Int) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: count)
+        let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, count, 0) }
+        return n == count ? bytes : nil
+    }
+
     public static func readBytes(_ path: String) -> [UInt8]? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
