@@ -47,6 +47,7 @@ public struct Attribution {
 
     /// Breadth-first from the queued objects: each object not yet placed goes below the node of
     /// the object that reaches it, named by the reference's label.
+    @inline(__always)
     private mutating func expand(_ queue: inout [Int32], from head: inout Int, graph: ObjectGraph) {
         while head < queue.count {
             let object = Int(queue[head])
@@ -65,6 +66,7 @@ public struct Attribution {
     public func isReachable(_ object: Int) -> Bool { nodeOf[object] >= 0 }
 
     /// The trie node below `parent` for an edge label `code` toward `target`.
+    @inline(__always)
     private mutating func child(_ parent: Int32, _ code: UInt32, _ target: Int32) -> Int32 {
         let frame = names.frame(code, target: target)
         if frame == 0 { return parent }
