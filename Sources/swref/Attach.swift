@@ -6,7 +6,7 @@ extension Swref {
     struct Attach: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Stop a live process briefly, copy its memory, and report who holds its heap.",
-            discussion: "Needs root or CAP_SYS_PTRACE. The target is stopped only while its memory is copied."
+            discussion: "Needs root or CAP_SYS_PTRACE. The target is stopped only while it forks a frozen copy of itself, which swref reads and then kills."
         )
 
         @Argument(help: "Process ID of the target.")
@@ -19,11 +19,9 @@ extension Swref {
         func run() throws {
             try runReporting {
                 let progress = ProgressReporter()
-                let stall = Int(getenv("SWREF_TEST_STALL_MS").flatMap { Int(String(cString: $0)) } ?? 0)
-                let snapshot = try LiveCapture.capture(pid: pid, options: .init(progress: progress, stallMilliseconds: stall,
-                                                                                fork: captureOptions.fork))
+                let snapshot = try captureOptions.capture(pid: pid, progress: progress)
                 let analysis = HeapAnalysis(source: snapshot, progress: progress)
-                let summary = "paused PID \(pid) for \(formatMilliseconds(snapshot.pauseNanoseconds))"
+                let summary = pauseSummary(snapshot, pid: pid)
                 try report(analysis, threads: snapshot.threads, summary: summary, output: outputOptions,
                            analysisOptions: analysisOptions, progress: progress, mainBinary: ProcFS.executablePath(pid))
             }

@@ -46,14 +46,14 @@ extension Swref {
             print("target: \(objects) records, payload \(payload) B, resident \(formatBytes(rss))\(write ? ", writing" : "")")
 
             var floors: [Double] = [], gcores: [Double] = [], gcorePauses: [Double] = []
-            var stopped = AttachRuns(), forked = AttachRuns()
+            var forked = AttachRuns(), stopped = AttachRuns()
             let swref = CommandLine.arguments[0].hasPrefix("/") ? CommandLine.arguments[0]
                 : FileManager.default.currentDirectoryPath + "/" + CommandLine.arguments[0]
             for run in 1...runs {
                 floors.append(try copyFloor(pid: target.pid))
                 let out = work.appendingPathComponent("run\(run).out").path
-                try stopped.measure(swref, ["attach", "\(target.pid)", "-o", out, "--timings"], target: target)
-                try forked.measure(swref, ["attach", "\(target.pid)", "-o", out, "--fork"], target: target)
+                try forked.measure(swref, ["attach", "\(target.pid)", "-o", out, "--timings"], target: target)
+                try stopped.measure(swref, ["attach", "\(target.pid)", "-o", out, "--stop-the-world"], target: target)
                 if !noGcore && FileManager.default.isExecutableFile(atPath: "/usr/bin/gcore") {
                     let core = work.appendingPathComponent("core").path
                     let started = Date()
@@ -64,24 +64,24 @@ extension Swref {
                     try? FileManager.default.removeItem(atPath: "\(core).\(target.pid)")
                 }
             }
-            let floor = median(floors), total = median(stopped.totals), objectCount = median(stopped.blocks)
-            let heapBytes = median(stopped.heap), phases = stopped.phases
+            let floor = median(floors), total = median(forked.totals), objectCount = median(forked.blocks)
+            let heapBytes = median(forked.heap), phases = forked.phases
             print("runs: \(runs) (medians)")
-            print("  pause seen by the target:        \(ms(median(stopped.pauses)))  (swref reports \(ms(median(stopped.reported) / 1000)); \(ratio(median(stopped.pauses), floor)) floor)")
-            print("  pause with --fork:               \(ms(median(forked.pauses)))  (swref reports \(ms(median(forked.reported) / 1000)))")
+            print("  pause seen by the target:        \(ms(median(forked.pauses)))  (fork snapshot; swref reports \(ms(median(forked.reported) / 1000)); \(ratio(median(forked.pauses), floor)) floor)")
+            print("  pause with --stop-the-world:     \(ms(median(stopped.pauses)))  (swref reports \(ms(median(stopped.reported) / 1000)); \(ratio(median(stopped.pauses), floor)) floor)")
             print("  copy floor (process_vm_readv):   \(ms(floor))")
             if !gcores.isEmpty {
                 print("  gcore:                           \(ms(median(gcores)))  (target paused \(ms(median(gcorePauses))); \(ratio(median(gcores), floor)) floor)")
             }
             print("  swref attach total:              \(ms(total))  (\(ratio(total, floor)) floor)")
-            print("  swref attach --fork total:       \(ms(median(forked.totals)))  (peak RSS \(formatBytes(UInt64(median(forked.peaks)))))")
+            print("  --stop-the-world total:          \(ms(median(stopped.totals)))  (peak RSS \(formatBytes(UInt64(median(stopped.peaks)))))")
             let order = ["images", "malloc-heap", "objects", "graph", "roots", "attribution", "leaks", "dominators", "dominator-attribution", "write"]
             print("  phases:                          " + order.compactMap { name in phases[name].map { "\(name) \(ms(median($0)))" } }.joined(separator: ", "))
             let analysis = order.filter { $0 != "write" }.compactMap { phases[$0].map(median) }.reduce(0, +)
             print("  analysis objects/s:              \(Int(objectCount / max(analysis, 1e-9)))  (analysis \(ms(analysis)), without capture and process start)")
             print("  objects/s:                       \(Int(objectCount / total))  (\(Int(objectCount)) blocks)")
             print("  bytes/s:                         \(formatBytes(UInt64(heapBytes / total)))/s  (\(formatBytes(UInt64(heapBytes))) in use)")
-            print("  swref peak RSS:                  \(formatBytes(UInt64(median(stopped.peaks))))  (\(ratio(median(stopped.peaks), heapBytes)) heap)")
+            print("  swref peak RSS:                  \(formatBytes(UInt64(median(forked.peaks))))  (\(ratio(median(forked.peaks), heapBytes)) heap)")
         }
 
         private func ms(_ seconds: Double) -> String { String(seconds * 1000, decimals: 1) + " ms" }

@@ -6,7 +6,7 @@ extension Swref {
     struct Dump: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Write an ELF core of a live process (readable by gdb and `swref core`).",
-            discussion: "The target is stopped only while its writable memory is copied; the core is written after it resumes."
+            discussion: "The target is stopped only while it forks (or, with --stop-the-world, while its writable memory is copied); the core is written after it resumes."
         )
 
         @Argument(help: "Process ID of the target.")
@@ -15,16 +15,18 @@ extension Swref {
         @Option(name: [.short, .customLong("output")], help: "Core file to write.")
         var output: String = "core.swref"
 
+        @OptionGroup var captureOptions: CaptureOptions
+
         @Flag(help: "Write read-only file mappings only as their first page, like a kernel core (smaller; the files must be present when the core is read).")
         var skipReadOnlyFiles = false
 
         func run() throws {
             try runReporting {
                 let progress = ProgressReporter()
-                let snapshot = try LiveCapture.capture(pid: pid, options: .init(progress: progress))
+                let snapshot = try captureOptions.capture(pid: pid, progress: progress)
                 try CoreWriter.write(snapshot, process: .live(pid), to: output, readOnlyFiles: !skipReadOnlyFiles, progress: progress)
                 progress.finish()
-                printError("swref: paused PID \(pid) for \(formatMilliseconds(snapshot.pauseNanoseconds)); wrote \(output)")
+                printError("swref: \(pauseSummary(snapshot, pid: pid)); wrote \(output)")
             }
         }
     }

@@ -48,6 +48,7 @@ extension Swref {
 
         @OptionGroup var leakOptions: LeakOptions
         @OptionGroup var analysisOptions: AnalysisOptions
+        @OptionGroup var captureOptions: CaptureOptions
 
         func validate() throws {
             if core {
@@ -62,7 +63,7 @@ extension Swref {
             try runReporting {
                 let suppressions = try leakOptions.loadSuppressions()
                 let progress = ProgressReporter()
-                let loaded = try LoadedTarget.load(core: core, arguments: target, sysroot: sysroot, progress: progress)
+                let loaded = try LoadedTarget.load(core: core, arguments: target, sysroot: sysroot, capture: captureOptions, progress: progress)
                 let summary = try reportLeaks(loaded.analysis, threads: loaded.threads, name: loaded.name, mainBinary: loaded.binary,
                                               suppressions: suppressions,
                                               profile: output, json: leakOptions.json, program: nil, analysisOptions: analysisOptions,

@@ -1,5 +1,6 @@
 import SwrefKit
 import ArgumentParser
+import Glibc
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
     case pprof, text
@@ -69,9 +70,24 @@ extension String {
 /// How a live process is captured.
 struct CaptureOptions: ParsableArguments {
     @Flag(help: """
-    Snapshot by making the target fork(2) and reading the frozen child: the pause is the fork alone \
-    (about 25 ms per GiB) instead of the copy. If swref is killed with SIGKILL during the fork itself, \
-    the target's main thread is left mid-injection: see docs/performance.md.
+    Keep the target stopped while its whole memory is copied, instead of the default fork snapshot \
+    (the target is stopped only while it forks, about 25 ms per GiB, and swref reads the frozen child). \
+    See docs/performance.md.
     """)
-    var fork = false
+    var stopTheWorld = false
+
+    /// Takes the snapshot, saying on stderr when the fork snapshot was not possible.
+    func capture(pid: Int32, progress: ProgressReporter?) throws -> Snapshot {
+        // Test hook: hold the target stopped (or, forking, mid-injection) this long.
+        let stall = Int(getenv("SWREF_TEST_STALL_MS").flatMap { Int(String(cString: $0)) } ?? 0)
+        let snapshot = try LiveCapture.capture(pid: pid, options: .init(progress: progress, stallMilliseconds: stall,
+                                                                        lowPause: !stopTheWorld))
+        if let note = snapshot.captureNote { printError("swref: note: \(note)") }
+        return snapshot
+    }
+}
+
+/// "paused PID 42 for 8.1 ms (fork snapshot)"
+func pauseSummary(_ snapshot: Snapshot, pid: Int32) -> String {
+    "paused PID \(pid) for \(formatMilliseconds(snapshot.pauseNanoseconds)) (\(snapshot.captureMethod.rawValue))"
 }

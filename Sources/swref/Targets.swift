@@ -9,7 +9,8 @@ struct LoadedTarget {
     var binary: String?
 
     /// - Parameter arguments: `[PID]`, or with `core`: `[EXE] CORE`.
-    static func load(core: Bool, arguments: [String], sysroot: String, progress: ProgressReporter) throws -> LoadedTarget {
+    static func load(core: Bool, arguments: [String], sysroot: String, capture: CaptureOptions,
+                     progress: ProgressReporter) throws -> LoadedTarget {
         if core {
             let (file, exe) = try openCore(arguments, sysroot: sysroot)
             let analysis = HeapAnalysis(source: file, sysroot: sysroot, exactPaths: Set(exe.map { [$0] } ?? []), progress: progress)
@@ -17,7 +18,7 @@ struct LoadedTarget {
                                 binary: exe ?? file.executablePath)
         }
         guard arguments.count == 1, let pid = Int32(arguments[0]) else { throw SwrefError.invalidInput("give a PID, or --core [EXE] CORE") }
-        let snapshot = try LiveCapture.capture(pid: pid, options: .init(progress: progress))
+        let snapshot = try capture.capture(pid: pid, progress: progress)
         return LoadedTarget(analysis: HeapAnalysis(source: snapshot, progress: progress), threads: snapshot.threads,
                             name: "PID \(pid)", binary: ProcFS.executablePath(pid))
     }

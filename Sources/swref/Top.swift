@@ -21,6 +21,8 @@ extension Swref {
         @Option(help: "Rows per section.")
         var limit: Int = 15
 
+        @OptionGroup var captureOptions: CaptureOptions
+
         @Option(help: "Directory that stands for / when opening the files a core names.")
         var sysroot: String = ""
 
@@ -31,7 +33,7 @@ extension Swref {
                     return
                 }
                 let progress = ProgressReporter()
-                let loaded = try LoadedTarget.load(core: core, arguments: target, sysroot: sysroot, progress: progress)
+                let loaded = try LoadedTarget.load(core: core, arguments: target, sysroot: sysroot, capture: captureOptions, progress: progress)
                 let paths = loaded.analysis.referencePaths(threads: loaded.threads, attribution: .dominator, progress: progress)
                 progress.finish()
                 let report = TopReport(objects: loaded.analysis.objects, paths: paths, limit: limit)

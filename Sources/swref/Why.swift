@@ -25,6 +25,8 @@ extension Swref {
         @Option(help: "Objects shown for a type or path query.")
         var objects: Int = 3
 
+        @OptionGroup var captureOptions: CaptureOptions
+
         @Option(help: "Directory that stands for / when opening the files a core names.")
         var sysroot: String = ""
 
@@ -37,7 +39,7 @@ extension Swref {
             try runReporting {
                 let query = arguments.last!
                 let progress = ProgressReporter()
-                let loaded = try LoadedTarget.load(core: core, arguments: Array(arguments.dropLast()), sysroot: sysroot, progress: progress)
+                let loaded = try LoadedTarget.load(core: core, arguments: Array(arguments.dropLast()), sysroot: sysroot, capture: captureOptions, progress: progress)
                 let analysis = loaded.analysis
                 let paths = analysis.referencePaths(threads: loaded.threads, attribution: .firstPathWithRetained, progress: progress)
                 progress.finish()

@@ -34,7 +34,8 @@ final class AttachFailureTests: XCTestCase {
         let pid = program.pid
         // The test hook keeps the target stopped for a second; it is killed meanwhile.
         DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) { kill(pid, SIGKILL) }
-        let result = try Shell.swref(["attach", "\(pid)", "-o", TestPrograms.buildDirectory.appendingPathComponent("exit.out").path],
+        let result = try Shell.swref(["attach", "\(pid)", "--stop-the-world", "-o",
+                                      TestPrograms.buildDirectory.appendingPathComponent("exit.out").path],
                                      environment: ["SWREF_TEST_STALL_MS": "1000"])
         assertOneLineError(result, contains: "exited while it was being read")
         program.stop()
@@ -54,13 +55,19 @@ final class AttachFailureTests: XCTestCase {
         XCTAssertTrue(sleeper.isRunning)
     }
 
+    /// Stop-the-world: killed while the target is stopped. Fork snapshot: killed while the target's
+    /// main thread holds the injected clone(2) registers — the holder process finishes the fork,
+    /// puts the registers back, and kills the snapshot child.
     func testSwrefKilledMidCaptureLeavesTargetRunning() throws {
-        let program = try RunningProgram(try TestPrograms.binary("census", .optimized), ["10", "10"])
+        let exe = try TestPrograms.binary("census", .optimized)
+        let program = try RunningProgram(exe, ["10", "10"])
         defer { program.stop() }
-        for signal in [SIGKILL, SIGINT, SIGTERM] {
+        for (mode, signal) in [("--stop-the-world", SIGKILL), ("--stop-the-world", SIGINT), ("--stop-the-world", SIGTERM),
+                               ("", SIGKILL), ("", SIGINT), ("", SIGTERM)] {
             let swref = Process()
             swref.executableURL = URL(fileURLWithPath: try TestPrograms.swrefExecutable())
             swref.arguments = ["attach", "\(program.pid)", "-o", TestPrograms.buildDirectory.appendingPathComponent("killed.out").path]
+                + (mode.isEmpty ? [] : [mode])
             swref.environment = ProcessInfo.processInfo.environment.merging(["SWREF_TEST_STALL_MS": "5000"]) { $1 }
             swref.standardError = FileHandle.nullDevice
             try swref.run()
@@ -70,9 +77,18 @@ final class AttachFailureTests: XCTestCase {
             XCTAssertEqual(program.state, "t", "swref stopped the target")
             kill(swref.processIdentifier, signal)
             swref.waitUntilExit()
+            // The holder still has up to the rest of the stall to finish.
+            let settled = Date().addingTimeInterval(10)
+            while (program.state == "t" || program.tracerPid != "0") && Date() < settled { usleep(20_000) }
             usleep(100_000)
-            XCTAssertTrue(["S", "R"].contains(program.state), "after signal \(signal) the target runs: \(program.state)")
+            XCTAssertTrue(["S", "R"].contains(program.state), "\(mode) after signal \(signal) the target runs: \(program.state)")
             XCTAssertEqual(program.tracerPid, "0")
+            let left = try LowPauseTests.processes(exe: exe, except: program.pid).filter { $0.state != "Z" }
+            XCTAssertEqual(left.count, 0, "\(mode) signal \(signal): snapshot children left: \(left)")
         }
+        // The target survived with its state intact: a full capture still works and finds its objects.
+        let census = try Shell.swref(["attach", "\(program.pid)", "--view", "types", "--format", "text"])
+        XCTAssertEqual(census.status, 0, census.stderr)
+        XCTAssertTrue(census.stdout.contains("census."), census.stdout)
     }
 }

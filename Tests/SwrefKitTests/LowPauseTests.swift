@@ -2,8 +2,8 @@ import Foundation
 import SwrefKit
 import XCTest
 
-/// `--fork` snapshots: the same profile as a stop-the-world copy, and nothing harmed or left
-/// behind when swref is killed mid-capture.
+/// Fork snapshots (the default): the same profile as a stop-the-world copy, and nothing harmed or
+/// left behind when swref is killed mid-capture.
 final class LowPauseTests: XCTestCase {
     func normalized(_ path: String) throws -> [String] {
         try PprofReader(path: path).samples.map { "\($0.values) \($0.frames.joined(separator: " | "))" }.sorted()
@@ -16,18 +16,19 @@ final class LowPauseTests: XCTestCase {
             defer { running.stop() }
             let stopped = TestPrograms.buildDirectory.appendingPathComponent("stw-\(program).pb.gz").path
             let forked = TestPrograms.buildDirectory.appendingPathComponent("fork-\(program).pb.gz").path
-            XCTAssertEqual(try Shell.swref(["attach", "\(running.pid)", "-o", stopped]).status, 0)
-            let fork = try Shell.swref(["attach", "\(running.pid)", "--fork", "-o", forked])
+            XCTAssertEqual(try Shell.swref(["attach", "\(running.pid)", "--stop-the-world", "-o", stopped]).status, 0)
+            let fork = try Shell.swref(["attach", "\(running.pid)", "-o", forked])
             XCTAssertEqual(fork.status, 0, fork.stderr)
+            XCTAssertTrue(fork.stderr.contains("(fork snapshot)"), fork.stderr)
             XCTAssertEqual(try normalized(forked), try normalized(stopped), program)
             XCTAssertTrue(["S", "R"].contains(running.state))
             XCTAssertEqual(running.tracerPid, "0")
-            XCTAssertEqual(try childrenOf(exe: running.process.executableURL!.path, except: running.pid).filter { $0.state != "Z" }.count, 0)
+            XCTAssertEqual(try LowPauseTests.processes(exe: running.process.executableURL!.path, except: running.pid).filter { $0.state != "Z" }.count, 0)
         }
     }
 
     /// Other processes running `exe` (the forked snapshots), with their states.
-    func childrenOf(exe: String, except pid: Int32) throws -> [(pid: Int32, state: String)] {
+    static func processes(exe: String, except pid: Int32) throws -> [(pid: Int32, state: String)] {
         try FileManager.default.contentsOfDirectory(atPath: "/proc").compactMap { Int32($0) }.filter { $0 != pid }.compactMap { other in
             guard let path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(other)/exe"), path == exe,
                   let stat = try? String(contentsOfFile: "/proc/\(other)/stat", encoding: .utf8),
@@ -45,16 +46,19 @@ final class LowPauseTests: XCTestCase {
             let swref = Process()
             swref.executableURL = URL(fileURLWithPath: try TestPrograms.swrefExecutable())
             swref.arguments = ["attach", "\(program.pid)", "-o", TestPrograms.buildDirectory.appendingPathComponent("killed-fork.out").path]
-                + (round % 2 == 0 ? ["--fork"] : [])
+                + (round % 2 == 0 ? [] : ["--stop-the-world"])
             swref.standardError = FileHandle.nullDevice
             try swref.run()
             usleep(UInt32(rng.next() % 150_000))
             kill(swref.processIdentifier, SIGKILL)
             swref.waitUntilExit()
+            // Killed mid-fork, the holder still finishes and then kills the snapshot child.
+            let settled = Date().addingTimeInterval(5)
+            while (program.state == "t" || program.tracerPid != "0") && Date() < settled { usleep(10_000) }
             usleep(50_000)
             XCTAssertTrue(["S", "R"].contains(program.state), "round \(round): the target runs (\(program.state))")
             XCTAssertEqual(program.tracerPid, "0", "round \(round)")
-            let left = try childrenOf(exe: exe, except: program.pid).filter { $0.state != "Z" }
+            let left = try LowPauseTests.processes(exe: exe, except: program.pid).filter { $0.state != "Z" }
             XCTAssertEqual(left.count, 0, "round \(round): snapshot children left: \(left)")
         }
         // The target still answers: a last capture works.

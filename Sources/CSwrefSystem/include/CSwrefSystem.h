@@ -25,6 +25,31 @@ pid_t swref_wait_thread(pid_t tid, int *status, int nohang);
 /// Reads `length` bytes of `pid` at `remote` into `local`; returns bytes read or -1.
 ssize_t swref_read_remote(pid_t pid, void *local, uint64_t remote, size_t length);
 
+// MARK: fork snapshot holder (SwrefForkHolder.c)
+
+/// What the holder reports first: then `thread_count` swref_fork_thread records follow.
+struct swref_fork_report {
+  int error;          // 0, or -errno of what failed (-EPERM: the target's clone failed)
+  pid_t child;        // the frozen child, stopped and traced by the holder
+  int thread_count;
+  int failed_stage;   // 1: stopping the threads, 2: the injected clone
+  uint64_t pause_ns;  // from the first stop to the last detach
+};
+
+struct swref_fork_thread {
+  pid_t tid;
+  int reserved;
+  struct user_regs_struct regs;
+};
+
+/// Forks the holder process that stops `pid`, makes its main thread fork at `syscall_address`
+/// and lets it go. Reads come on *report_fd; write a byte to (or close) *control_fd to have the
+/// child killed. `stall_ms` (a test hook) holds the main thread with the injected registers that
+/// long. Returns the holder's PID, or -1 with errno.
+pid_t swref_fork_holder_start(pid_t pid, uint64_t syscall_address, int stall_ms, int *report_fd, int *control_fd);
+/// read(2) until `length` bytes arrived; -1 on error or end of file.
+int swref_read_all(int fd, void *data, size_t length);
+
 // MARK: detach on signals
 // The threads we stopped are recorded here so that SIGINT/SIGTERM/SIGHUP/SIGQUIT and
 // crashes detach them from the signal handler before swref goes away.

@@ -3,6 +3,12 @@ import Glibc
 /// A consistent image of a target: registers of every thread and a copy of its writable memory,
 /// taken while the target was stopped. Read-only mappings are not copied: they cannot change, so
 /// they are read on demand from a fallback (the live process, else the mapped file on disk).
+public enum CaptureMethod: String, Sendable {
+    case forkSnapshot = "fork snapshot"
+    case stopTheWorld = "stop-the-world"
+    case atExit = "at exit"
+}
+
 public final class Snapshot: MemorySource {
     public let memoryMap: MemoryMap
     public let threads: [ThreadState]
@@ -10,6 +16,9 @@ public final class Snapshot: MemorySource {
     public let pid: Int32?
     /// How long the target's threads were stopped, in nanoseconds.
     public var pauseNanoseconds: UInt64 = 0
+    /// How the image was taken, and why not the default way when it fell back.
+    public var captureMethod: CaptureMethod = .stopTheWorld
+    public var captureNote: String?
     /// Bytes copied while the target was stopped.
     public private(set) var copiedBytes: UInt64 = 0
 

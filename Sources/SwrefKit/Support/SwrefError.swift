@@ -41,6 +41,11 @@ public struct SwrefError: Error, CustomStringConvertible, Equatable {
         }
     }
 
+    public var isPermissionDenied: Bool {
+        if case .permissionDenied = kind { return true }
+        return false
+    }
+
     public var isProcessGone: Bool {
         if case .processExited = kind { return true }
         if case .noSuchProcess = kind { return true }

@@ -2,46 +2,79 @@ import CSwrefSystem
 import Glibc
 
 /// A copy-on-write snapshot of a live process: with every thread stopped, the main thread is made
-/// to call fork(2) (a `syscall` instruction found in the target's own code), its registers are put
+/// to call clone(2) (a `syscall` instruction found in the target's own code), its registers are put
 /// back, and the process resumes — stopped only for the fork's page-table copy. The child is a
-/// frozen image of the whole address space; swref reads it at leisure, then kills it.
+/// frozen image of the whole address space; swref reads it at leisure, then has it killed.
 ///
-/// The child never runs: it is stopped from birth, traced with PTRACE_O_EXITKILL (if swref dies it
-/// is killed, not let go), and its instruction pointer is aimed at exit(2) in case anything ever
-/// resumed it.
+/// The stop and the injection run in a holder process (SwrefForkHolder.c), not in swref: killing
+/// swref at any moment, even with SIGKILL, cannot leave a thread of the target with the injected
+/// registers. The child never runs: it is stopped from birth, traced by the holder with
+/// PTRACE_O_EXITKILL, killed when swref is done or gone, and aimed at exit(2) regardless.
 public final class ForkSnapshot {
     public let parent: Int32
     public private(set) var child: Int32 = 0
-    public let threads: [ThreadState]
+    public private(set) var threads: [ThreadState] = []
     public let memoryMap: MemoryMap
     public private(set) var pauseNanoseconds: UInt64 = 0
+    private var holder: Int32 = 0
+    private var control: Int32 = -1
 
-    public init(pid: Int32) throws {
+    public init(pid: Int32, stallMilliseconds: Int = 0) throws {
         parent = pid
         guard pid > 0, ProcFS.exists(pid) else { throw SwrefError.noSuchProcess(pid) }
-        let session = PtraceSession(pid: pid)
-        do {
-            try session.stopAll()
-            threads = session.registers()
-            memoryMap = try ProcFS.memoryMap(pid)
-            guard let main = threads.first(where: { $0.tid == pid }) ?? threads.first else { throw SwrefError.processExited(pid) }
-            child = try ForkSnapshot.injectFork(thread: main, map: memoryMap, pid: pid)
-        } catch {
-            session.detachAll()
-            throw error
+        memoryMap = try ProcFS.memoryMap(pid)
+        guard let syscall = ForkSnapshot.findSyscallInstruction(memoryMap, pid: pid) else {
+            throw SwrefError.notSupported("no syscall instruction found in the target's code to fork it")
         }
-        pauseNanoseconds = session.detachAll()
+        var reportFD: Int32 = -1
+        holder = swref_fork_holder_start(pid, syscall, Int32(stallMilliseconds), &reportFD, &control)
+        guard holder > 0 else { throw SwrefError.system("fork", errno: errno, "starting the snapshot holder") }
+        defer { close(reportFD) }
+        var report = swref_fork_report()
+        guard swref_read_all(reportFD, &report, MemoryLayout<swref_fork_report>.size) == 0 else {
+            release()
+            throw SwrefError.processExited(pid)
+        }
+        if report.error != 0 {
+            release()
+            let err = -report.error
+            switch err {
+            case ESRCH: throw ProcFS.exists(pid) ? SwrefError.processExited(pid) : SwrefError.noSuchProcess(pid)
+            case EPERM where report.failed_stage == 1:
+                throw SwrefError.permissionDenied(pid, ProcFS.permissionHint(pid))
+            case _ where report.failed_stage == 2:
+                throw SwrefError.notSupported("the target could not fork (\(String(cString: strerror(err))))")
+            default: throw SwrefError.system("fork snapshot", errno: err, "stopping or forking PID \(pid)")
+            }
+        }
+        child = report.child
+        pauseNanoseconds = report.pause_ns
+        var states: [ThreadState] = []
+        for _ in 0..<report.thread_count {
+            var record = swref_fork_thread()
+            guard swref_read_all(reportFD, &record, MemoryLayout<swref_fork_thread>.size) == 0 else { break }
+            let words = withUnsafeBytes(of: &record.regs) { Array($0.bindMemory(to: UInt64.self)) }
+            states.append(ThreadState(tid: record.tid, userRegisters: words))
+        }
+        threads = states.sorted { $0.tid < $1.tid }
+        if threads.isEmpty { release(); throw SwrefError.processExited(pid) }
     }
 
     deinit { release() }
 
-    /// Kills the child: call as soon as its memory has been copied.
+    /// Has the holder kill the child: call as soon as its memory has been copied.
     public func release() {
-        guard child > 0 else { return }
-        _ = swref_kill(child, SIGKILL)
-        var status: Int32 = 0
-        _ = swref_wait_thread(child, &status, 0)
-        swref_tracees_remove(child)
+        if control >= 0 {
+            var byte: UInt8 = 1
+            _ = write(control, &byte, 1)
+            close(control)
+            control = -1
+        }
+        if holder > 0 {
+            var status: Int32 = 0
+            while waitpid(holder, &status, 0) < 0 && errno == EINTR {}
+            holder = 0
+        }
         child = 0
     }
 
@@ -58,78 +91,6 @@ public final class ForkSnapshot {
             }
         }
         return nil
-    }
-
-    private static func injectFork(thread: ThreadState, map: MemoryMap, pid: Int32) throws -> Int32 {
-        guard let syscall = findSyscallInstruction(map, pid: pid) else {
-            throw SwrefError.notSupported("no syscall instruction found in the target's code to fork it")
-        }
-        let tid = thread.tid
-        // From here until the registers are back, a SIGINT or SIGTERM must wait: the handler would
-        // detach a thread that is in the middle of a foreign syscall.
-        swref_hold_signals()
-        defer { swref_release_signals() }
-        var saved = user_regs_struct()
-        guard swref_get_regs(tid, &saved) == 0 else { throw SwrefError.system("ptrace(PTRACE_GETREGS)", errno: errno, "forking PID \(pid)") }
-        var regs = saved
-        regs.rip = syscall
-        // clone(CLONE_PARENT | SIGCHLD): a fork whose child belongs to the target's parent, so the
-        // target never gets a SIGCHLD or a zombie from it (the parent of a process is its reaper).
-        regs.rax = 56        // SYS_clone
-        regs.rdi = 0x8000 | UInt64(SIGCHLD)
-        regs.rsi = 0
-        regs.rdx = 0
-        regs.r10 = 0
-        regs.r8 = 0
-        regs.orig_rax = UInt64(bitPattern: -1) // not inside a syscall: no restart logic on the way in
-        guard swref_set_options(tid, swref_option_tracefork()) == 0, swref_set_regs(tid, &regs) == 0,
-              swref_continue(tid, 0) == 0 else {
-            _ = swref_set_regs(tid, &saved)
-            throw SwrefError.system("ptrace", errno: errno, "forking PID \(pid)")
-        }
-        var status: Int32 = 0
-        var child: Int32 = 0
-        // Expect the fork event; anything else (a signal) is put back after the step.
-        var pending: Int32 = 0
-        while true {
-            guard swref_wait_thread(tid, &status, 0) == tid, (status & 0xff) == 0x7f else {
-                throw SwrefError.processExited(pid)
-            }
-            let event = (status >> 16) & 0xff
-            let signal = (status >> 8) & 0xff
-            if event == 1 { // PTRACE_EVENT_FORK
-                var message: UInt = 0
-                _ = swref_event_message(tid, &message)
-                child = Int32(truncatingIfNeeded: message)
-                break
-            }
-            if event == 0 && signal != SIGTRAP { pending = signal }
-            if (status >> 8) & 0xff == SIGTRAP && event == 0 {
-                // The fork failed (seccomp, limits): the syscall returned without an event.
-                _ = swref_set_regs(tid, &saved)
-                _ = swref_set_options(tid, 0)
-                throw SwrefError.notSupported("fork in the target failed")
-            }
-            _ = swref_continue(tid, 0)
-        }
-        // Finish the syscall in the parent by one step, then put everything back.
-        _ = swref_single_step(tid)
-        _ = swref_wait_thread(tid, &status, 0)
-        _ = swref_set_regs(tid, &saved)
-        _ = swref_set_options(tid, 0)
-        _ = pending
-
-        // The child: stopped from birth; killed if swref goes away; aimed at exit(2) regardless.
-        swref_tracees_add(child)
-        _ = swref_wait_thread(child, &status, 0)
-        _ = swref_set_options(child, swref_option_exitkill())
-        var childRegs = saved
-        childRegs.rip = syscall
-        childRegs.rax = 60 // SYS_exit
-        childRegs.rdi = 0
-        childRegs.orig_rax = UInt64(bitPattern: -1)
-        _ = swref_set_regs(child, &childRegs)
-        return child
     }
 
     /// Copies the child's writable memory (and small read-only data) into a snapshot; the parent

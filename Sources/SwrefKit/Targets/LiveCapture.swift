@@ -6,25 +6,34 @@ import Glibc
 public enum LiveCapture {
     public struct Options {
         public var progress: ProgressReporter?
-        /// Test hook: stay stopped this long after stopping, so a test can kill the target mid-read.
+        /// Test hook: stay stopped this long after stopping (with the fork snapshot: with the
+        /// injected registers in place), so a test can kill the target or swref at that moment.
         public var stallMilliseconds: Int = 0
         /// Snapshot by injecting fork(2) (pause: the fork alone) instead of copying while stopped.
-        public var fork = false
+        /// Falls back to stopping the world when the target cannot fork.
+        public var lowPause = true
 
-        public init(progress: ProgressReporter? = nil, stallMilliseconds: Int = 0, fork: Bool = false) {
+        public init(progress: ProgressReporter? = nil, stallMilliseconds: Int = 0, lowPause: Bool = true) {
             self.progress = progress
             self.stallMilliseconds = stallMilliseconds
-            self.fork = fork
+            self.lowPause = lowPause
         }
     }
 
     public static func capture(pid: Int32, options: Options = Options()) throws -> Snapshot {
         guard pid > 0, ProcFS.exists(pid) else { throw SwrefError.noSuchProcess(pid) }
         guard pid != getpid() else { throw SwrefError.invalidInput("swref cannot attach to itself (PID \(pid))") }
-        if options.fork {
-            let fork = try ForkSnapshot(pid: pid)
-            defer { fork.release() }
-            return try fork.copy(progress: options.progress)
+        var fallbackNote: String?
+        if options.lowPause {
+            do {
+                let fork = try ForkSnapshot(pid: pid, stallMilliseconds: options.stallMilliseconds)
+                defer { fork.release() }
+                let snapshot = try fork.copy(progress: options.progress)
+                snapshot.captureMethod = .forkSnapshot
+                return snapshot
+            } catch let error as SwrefError where !error.isProcessGone && !error.isPermissionDenied {
+                fallbackNote = "no fork snapshot (\(error)); stopped the target for the whole copy instead"
+            }
         }
         // Buffers for the copy are mapped and faulted in before the target stops, so the pause is the
         // copy itself (page faults on fresh memory would roughly double it).
@@ -39,6 +48,8 @@ public enum LiveCapture {
         if threads.isEmpty { throw SwrefError.processExited(pid) }
         let snapshot = try copyStopped(pid: pid, threads: threads, progress: options.progress, prepared: &prepared)
         snapshot.pauseNanoseconds = session.detachAll()
+        snapshot.captureMethod = .stopTheWorld
+        snapshot.captureNote = fallbackNote
         return snapshot
     }
 

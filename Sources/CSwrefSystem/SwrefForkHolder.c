@@ -1,0 +1,301 @@
+// The fork snapshot's stop, run in a separate "holder" process.
+//
+// Making the target fork means pointing one of its threads at a syscall with foreign registers.
+// If the tracer died in that window the kernel would detach the thread and it would run on with
+// those registers. So swref does not trace the target itself: it forks this holder, which stops
+// the threads, injects clone(2), puts the registers back and detaches, then keeps the frozen
+// child until swref says it is done or goes away (its pipe closes). The holder is in its own
+// process group and holds the terminal's signals while it works, so killing swref — even with
+// SIGKILL, even its whole process group — cannot interrupt the injection.
+//
+// Runs between fork and _exit in a process that may have had other threads: only system calls,
+// no malloc, no stdio.
+#define _GNU_SOURCE
+#include "CSwrefSystem.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_THREADS 8192
+
+struct held_thread {
+  pid_t tid;
+  int signal; // a signal the thread was about to receive: handed back on detach
+};
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static pid_t wait_for(pid_t tid, int *status) {
+  pid_t r;
+  do {
+    r = waitpid(tid, status, __WALL);
+  } while (r < 0 && errno == EINTR);
+  return r;
+}
+
+static int write_all(int fd, const void *data, size_t length) {
+  const char *p = data;
+  while (length > 0) {
+    ssize_t n = write(fd, p, length);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return -1;
+    p += n;
+    length -= (size_t)n;
+  }
+  return 0;
+}
+
+static int is_held(struct held_thread *threads, int count, pid_t tid) {
+  for (int i = 0; i < count; i++)
+    if (threads[i].tid == tid) return 1;
+  return 0;
+}
+
+/// Seizes and interrupts one thread; returns 1 if it is now stopped, 0 if it is gone, -errno else.
+static int stop_thread(pid_t tid, int *signal_out) {
+  if (ptrace(PTRACE_SEIZE, tid, NULL, NULL) != 0) return errno == ESRCH ? 0 : -errno;
+  if (ptrace(PTRACE_INTERRUPT, tid, NULL, NULL) != 0) return errno == ESRCH ? 0 : -errno;
+  int status = 0;
+  if (wait_for(tid, &status) < 0 || !WIFSTOPPED(status)) return 0;
+  int event = (status >> 16) & 0xff, sig = WSTOPSIG(status);
+  *signal_out = (event == 0 && sig != SIGTRAP && sig != SIGSTOP) ? sig : 0;
+  return 1;
+}
+
+/// Stops every thread, listing /proc/PID/task again until no new thread appears.
+static int stop_all(pid_t pid, struct held_thread *threads, int *count) {
+  char path[64];
+  // No snprintf: build "/proc/PID/task" by hand.
+  char digits[16];
+  int n = 0;
+  for (pid_t v = pid; v > 0 && n < 15; v /= 10) digits[n++] = (char)('0' + v % 10);
+  int p = 0;
+  const char *head = "/proc/";
+  while (*head) path[p++] = *head++;
+  while (n > 0) path[p++] = digits[--n];
+  const char *tail = "/task";
+  while (*tail) path[p++] = *tail++;
+  path[p] = 0;
+
+  for (int round = 0; round < 1000; round++) {
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -ESRCH;
+    int added = 0;
+    char buffer[4096];
+    for (;;) {
+      long got = syscall(SYS_getdents64, fd, buffer, sizeof buffer);
+      if (got <= 0) break;
+      for (long offset = 0; offset < got;) {
+        struct dirent64 *entry = (struct dirent64 *)(buffer + offset);
+        offset += entry->d_reclen;
+        pid_t tid = 0;
+        const char *c = entry->d_name;
+        if (*c < '0' || *c > '9') continue;
+        for (; *c >= '0' && *c <= '9'; c++) tid = tid * 10 + (*c - '0');
+        if (is_held(threads, *count, tid)) continue;
+        if (*count >= MAX_THREADS) { close(fd); return -E2BIG; }
+        int sig = 0;
+        int r = stop_thread(tid, &sig);
+        if (r < 0) { close(fd); return r; }
+        if (r == 0) {
+          if (tid == pid) { close(fd); return -ESRCH; }
+          continue;
+        }
+        threads[*count].tid = tid;
+        threads[*count].signal = sig;
+        (*count)++;
+        added++;
+      }
+    }
+    close(fd);
+    if (added == 0) return *count > 0 ? 0 : -ESRCH;
+  }
+  return -EAGAIN;
+}
+
+/// Makes `tid` run clone(CLONE_PARENT | SIGCHLD) at `syscall_address` and puts its registers back.
+/// Returns the child (stopped from birth, traced by us) or -errno.
+static pid_t inject_fork(pid_t tid, uint64_t syscall_address, int *pending_signal, int stall_ms) {
+  struct user_regs_struct saved, regs;
+  if (ptrace(PTRACE_GETREGS, tid, NULL, &saved) != 0) return -errno;
+  regs = saved;
+  regs.rip = syscall_address;
+  // CLONE_PARENT: the child belongs to the target's parent, so the target never sees a SIGCHLD or
+  // a zombie of ours.
+  regs.rax = SYS_clone;
+  regs.rdi = CLONE_PARENT | SIGCHLD;
+  regs.rsi = regs.rdx = regs.r10 = regs.r8 = 0;
+  regs.orig_rax = (unsigned long long)-1; // not inside a syscall: no restart logic on the way in
+  if (ptrace(PTRACE_SETOPTIONS, tid, NULL, (void *)(long)PTRACE_O_TRACEFORK) != 0) return -errno;
+  if (ptrace(PTRACE_SETREGS, tid, NULL, &regs) != 0) return -errno;
+  if (stall_ms > 0) { // test hook: the window a killed tracer would make fatal
+    struct timespec pause = {stall_ms / 1000, (long)(stall_ms % 1000) * 1000000L};
+    while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {}
+  }
+  if (ptrace(PTRACE_CONT, tid, NULL, NULL) != 0) {
+    int err = errno;
+    ptrace(PTRACE_SETREGS, tid, NULL, &saved);
+    return -err;
+  }
+  pid_t child = 0;
+  int status = 0;
+  for (;;) {
+    if (wait_for(tid, &status) != tid || !WIFSTOPPED(status)) return -ESRCH;
+    int event = (status >> 16) & 0xff, sig = WSTOPSIG(status);
+    if (event == PTRACE_EVENT_FORK) {
+      unsigned long message = 0;
+      ptrace(PTRACE_GETEVENTMSG, tid, NULL, &message);
+      child = (pid_t)message;
+      break;
+    }
+    if (event == 0 && sig == SIGTRAP) { // the syscall returned without an event: clone failed
+      ptrace(PTRACE_SETREGS, tid, NULL, &saved);
+      ptrace(PTRACE_SETOPTIONS, tid, NULL, NULL);
+      return -EPERM;
+    }
+    if (event == 0) *pending_signal = sig; // keep it for the detach
+    ptrace(PTRACE_CONT, tid, NULL, NULL);
+  }
+  // Finish the syscall in the parent by one step, then put everything back.
+  ptrace(PTRACE_SINGLESTEP, tid, NULL, NULL);
+  wait_for(tid, &status);
+  ptrace(PTRACE_SETREGS, tid, NULL, &saved);
+  ptrace(PTRACE_SETOPTIONS, tid, NULL, NULL);
+
+  // The child never runs: killed if the holder dies, aimed at exit(2) in case it ever resumed.
+  wait_for(child, &status);
+  ptrace(PTRACE_SETOPTIONS, child, NULL, (void *)(long)PTRACE_O_EXITKILL);
+  struct user_regs_struct exit_regs = saved;
+  exit_regs.rip = syscall_address;
+  exit_regs.rax = SYS_exit;
+  exit_regs.rdi = 0;
+  exit_regs.orig_rax = (unsigned long long)-1;
+  ptrace(PTRACE_SETREGS, child, NULL, &exit_regs);
+  return child;
+}
+
+static void holder_main(pid_t pid, uint64_t syscall_address, int stall_ms, int report_fd, int control_fd) {
+  // Own process group: a kill of swref's group does not reach us. Terminal signals wait until
+  // the target is running again; after that their default action is fine (EXITKILL kills the child).
+  setpgid(0, 0);
+  int held[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE};
+  sigset_t set;
+  sigemptyset(&set);
+  for (size_t i = 0; i < sizeof held / sizeof held[0]; i++) {
+    signal(held[i], SIG_DFL);
+    sigaddset(&set, held[i]);
+  }
+  sigprocmask(SIG_BLOCK, &set, NULL);
+
+  struct held_thread *threads = mmap(NULL, sizeof(struct held_thread) * MAX_THREADS, PROT_READ | PROT_WRITE,
+                                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  struct swref_fork_report report;
+  memset(&report, 0, sizeof report);
+  if (threads == MAP_FAILED) {
+    report.error = -ENOMEM;
+    write_all(report_fd, &report, sizeof report);
+    _exit(1);
+  }
+  int count = 0;
+  uint64_t started = now_ns();
+  int r = stop_all(pid, threads, &count);
+  struct swref_fork_thread *states = (struct swref_fork_thread *)mmap(
+      NULL, sizeof(struct swref_fork_thread) * MAX_THREADS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  pid_t child = 0;
+  if (r != 0) report.failed_stage = 1;
+  if (r == 0 && states == MAP_FAILED) r = -ENOMEM;
+  if (r == 0) {
+    int main_index = 0;
+    for (int i = 0; i < count; i++) {
+      states[i].tid = threads[i].tid;
+      if (ptrace(PTRACE_GETREGS, threads[i].tid, NULL, &states[i].regs) != 0) states[i].tid = 0;
+      if (threads[i].tid == pid) main_index = i;
+    }
+    int pending = 0;
+    child = inject_fork(threads[main_index].tid, syscall_address, &pending, stall_ms);
+    if (child < 0) {
+      r = child;
+      report.failed_stage = 2;
+    }
+    if (pending && !threads[main_index].signal) threads[main_index].signal = pending;
+  }
+  for (int i = 0; i < count; i++) ptrace(PTRACE_DETACH, threads[i].tid, NULL, (void *)(long)threads[i].signal);
+  report.pause_ns = now_ns() - started;
+  sigprocmask(SIG_UNBLOCK, &set, NULL);
+
+  report.error = r < 0 ? r : 0;
+  report.child = r < 0 ? 0 : child;
+  int reported = 0;
+  if (r == 0)
+    for (int i = 0; i < count; i++)
+      if (states[i].tid) reported++;
+  report.thread_count = reported;
+  if (write_all(report_fd, &report, sizeof report) == 0 && r == 0) {
+    for (int i = 0; i < count; i++)
+      if (states[i].tid && write_all(report_fd, &states[i], sizeof states[i]) != 0) break;
+  }
+  close(report_fd);
+
+  // Keep the child until swref has read it: any byte or the end of the pipe (swref gone).
+  if (child > 0) {
+    char byte;
+    while (read(control_fd, &byte, 1) < 0 && errno == EINTR) {}
+    kill(child, SIGKILL);
+    int status;
+    wait_for(child, &status);
+  }
+  _exit(0);
+}
+
+pid_t swref_fork_holder_start(pid_t pid, uint64_t syscall_address, int stall_ms, int *report_fd, int *control_fd) {
+  int report[2], control[2];
+  if (pipe2(report, O_CLOEXEC) != 0) return -1;
+  if (pipe2(control, O_CLOEXEC) != 0) {
+    close(report[0]);
+    close(report[1]);
+    return -1;
+  }
+  pid_t holder = fork();
+  if (holder < 0) {
+    int err = errno;
+    close(report[0]); close(report[1]); close(control[0]); close(control[1]);
+    errno = err;
+    return -1;
+  }
+  if (holder == 0) {
+    close(report[0]);
+    close(control[1]);
+    holder_main(pid, syscall_address, stall_ms, report[1], control[0]);
+  }
+  close(report[1]);
+  close(control[0]);
+  *report_fd = report[0];
+  *control_fd = control[1];
+  return holder;
+}
+
+int swref_read_all(int fd, void *data, size_t length) {
+  char *p = data;
+  while (length > 0) {
+    ssize_t n = read(fd, p, length);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return -1;
+    p += n;
+    length -= (size_t)n;
+  }
+  return 0;
+}
