@@ -18,13 +18,16 @@ public final class FrameNames {
     public struct FrameworkBuffer: Sendable {
         public var framework: String
         public var pinnedBytes: UInt64
-        public var viewedBytes: UInt64
+        /// nil for what is not a view (a protobuf message's storage): no pinned/viewed in its name.
+        public var viewedBytes: UInt64?
+        /// Heap blocks per buffer in its frame: a storage object and its bytes, or one storage.
+        public var blocks: Int64 = 2
     }
     public private(set) var frameworkBuffers: [UInt32: FrameworkBuffer] = [:]
 
     /// The code of a framework buffer's frame: `cache. (ByteBuffer (NIOCore) 64 KiB pinned, 8 B viewed)`.
     public func code(path: String, buffer: FrameworkBuffer, display: String) -> UInt32 {
-        let text = "\(display) \(formatBytes(buffer.pinnedBytes)) pinned, \(formatBytes(buffer.viewedBytes)) viewed"
+        let text = buffer.viewedBytes.map { "\(display) \(formatBytes(buffer.pinnedBytes)) pinned, \(formatBytes($0)) viewed" } ?? display
         let frame = table.intern(path.isEmpty ? text : "\(path). (\(text))")
         frameworkBuffers[frame] = buffer
         return frame | FrameNames.frameFlag

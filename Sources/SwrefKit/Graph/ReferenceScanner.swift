@@ -125,16 +125,24 @@ public final class ReferenceScanner {
             switch slot.action {
             case .reference:
                 if let word = readWord(address), let target = target(of: word) { emit(target, path) }
-            case .byteBuffer:
+            case .byteBuffer(let grpc):
                 guard let word = readWord(address), let storage = target(of: word) else { continue }
                 guard frameworkMode, let indices = readWord(address + 8) else { emit(storage, path); continue }
                 let reader = indices & 0xffff_ffff, writer = indices >> 32
                 let capacity = UInt64(source.readUInt32(objects.addresses[Int(storage)] + 16) ?? 0)
-                let buffer = FrameNames.FrameworkBuffer(framework: "nio", pinnedBytes: capacity,
+                let buffer = FrameNames.FrameworkBuffer(framework: grpc ? "grpc" : "nio", pinnedBytes: capacity,
                                                         viewedBytes: writer >= reader ? writer - reader : 0)
-                emit(storage, names.code(path: pathsText(path), buffer: buffer, display: "ByteBuffer (NIOCore)"))
-            case .foundationData:
-                scanData(at: address, path: path, emit: emit)
+                let display = grpc ? "GRPCNIOTransportBytes (GRPCNIOTransportCore)" : "ByteBuffer (NIOCore)"
+                emit(storage, names.code(path: pathsText(path), buffer: buffer, display: display))
+            case .foundationData(let unknownFields):
+                scanData(at: address, path: path, protobufUnknownFields: unknownFields, emit: emit)
+            case .protobufStorage(let message):
+                guard let word = readWord(address), let storage = target(of: word) else { continue }
+                guard frameworkMode else { emit(storage, path); continue }
+                let buffer = FrameNames.FrameworkBuffer(framework: "protobuf", pinnedBytes: objects.sizes[Int(storage)],
+                                                        viewedBytes: nil, blocks: 1)
+                emit(storage, names.code(path: pathsText(path), buffer: buffer,
+                                         display: "\(ReferenceScanner.displayName(message)) (SwiftProtobuf message)"))
             case .function:
                 if let context = readWord(address + 8), let target = target(of: context) {
                     let function = readWord(address) ?? 0
@@ -151,7 +159,7 @@ public final class ReferenceScanner {
     /// Foundation `Data`: word 1 is a `__DataStorage` tagged in its top bits (0b01: InlineSlice, whose
     /// word 0 holds the slice as two Int32; 0b10: LargeSlice, whose word 0 is a RangeReference object
     /// with the range at +16). Empty and inline values (≤ 14 bytes) reference nothing.
-    private func scanData(at address: UInt64, path: UInt32, emit: (Int32, UInt32) -> Void) {
+    private func scanData(at address: UInt64, path: UInt32, protobufUnknownFields: Bool, emit: (Int32, UInt32) -> Void) {
         guard let first = readWord(address), let second = readWord(address + 8) else { return }
         let tag = second >> 62
         guard tag == 1 || tag == 2, let storage = target(of: second & 0x00FF_FFFF_FFFF_FFF8) else {
@@ -169,8 +177,10 @@ public final class ReferenceScanner {
             if let lower = readWord(base + 16), let upper = readWord(base + 24), upper >= lower { viewed = upper - lower }
         }
         guard frameworkMode, let capacity = dataCapacity(storage: storage) else { emit(storage, path); return }
-        let buffer = FrameNames.FrameworkBuffer(framework: "foundation", pinnedBytes: capacity, viewedBytes: viewed)
-        emit(storage, names.code(path: pathsText(path), buffer: buffer, display: "Data (Foundation)"))
+        let buffer = FrameNames.FrameworkBuffer(framework: protobufUnknownFields ? "protobuf" : "foundation",
+                                                pinnedBytes: capacity, viewedBytes: viewed)
+        emit(storage, names.code(path: pathsText(path), buffer: buffer,
+                                 display: protobufUnknownFields ? "UnknownStorage (SwiftProtobuf)" : "Data (Foundation)"))
     }
 
     /// `__DataStorage._capacity`, at the offset reflection gives for the storage's class.

@@ -81,7 +81,8 @@ public final class HeapAnalysis {
     /// The heap holds SwiftNIO ByteBuffer storage.
     public var hasFrameworkBuffers: Bool {
         objects.types.contains { $0.name == "NIOCore.ByteBuffer._Storage" || $0.name.hasSuffix("Foundation.__DataStorage")
-            || $0.name.hasSuffix("FoundationEssentials.__DataStorage") }
+            || $0.name.hasSuffix("FoundationEssentials.__DataStorage") || $0.name.hasSuffix("._StorageClass")
+            || $0.name.hasPrefix("SwiftProtobuf.") }
     }
 
     /// Half the memory available now (at least 1 GiB), or SWREF_DOMINATOR_BUDGET bytes.

@@ -79,14 +79,14 @@ public struct FrameworkCharges {
             let frame = attribution.nodes[node].frame
             guard let buffer = attribution.names.frameworkBuffers[frame], let (_, charged) = FrameworkCharges.buffer(of: Int32(node), attribution) else { continue }
             // Storage and bytes both sit in the buffer's node: a buffer is its storage object.
-            let storages = max(counts[node] / 2, 1)
+            let storages = max(counts[node] / buffer.blocks, 1)
             let current = byRetainer[charged] ?? (0, 0)
             byRetainer[charged] = (current.0 + storages, current.1 + bytes[node])
             totalBytes += bytes[node]
-            if buffer.viewedBytes * minimumRatio <= buffer.pinnedBytes {
+            if let viewed = buffer.viewedBytes, buffer.pinnedBytes > 0, viewed * minimumRatio <= buffer.pinnedBytes {
                 let path = attribution.frames(of: Int32(node))
                 let key = path.joined(separator: " › ")
-                var slice = byPath[key] ?? PinningSlice(path: path, count: 0, pinnedBytes: buffer.pinnedBytes, viewedBytes: buffer.viewedBytes)
+                var slice = byPath[key] ?? PinningSlice(path: path, count: 0, pinnedBytes: buffer.pinnedBytes, viewedBytes: viewed)
                 slice.count += storages
                 byPath[key] = slice
             }

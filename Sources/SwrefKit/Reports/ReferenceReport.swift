@@ -29,8 +29,10 @@ public enum ReferenceReport {
             if let (buffer, chargedTo) = FrameworkCharges.buffer(of: Int32(node), attribution) {
                 sample.labels["framework"] = buffer.framework
                 sample.labels["charged_to"] = chargedTo
-                sample.numericLabels["pinned_bytes"] = (Int64(buffer.pinnedBytes), "bytes")
-                sample.numericLabels["viewed_bytes"] = (Int64(buffer.viewedBytes), "bytes")
+                if let viewed = buffer.viewedBytes {
+                    sample.numericLabels["pinned_bytes"] = (Int64(buffer.pinnedBytes), "bytes")
+                    sample.numericLabels["viewed_bytes"] = (Int64(viewed), "bytes")
+                }
             }
             profile.samples.append(sample)
         }

@@ -13,9 +13,14 @@ public struct ValueLayout: Sendable {
         /// A thick function: code pointer, then context object.
         case function
         /// A SwiftNIO `ByteBuffer` value: storage reference at +0, reader and writer indices at +8/+12.
-        case byteBuffer
+        /// `grpc`: the ByteBuffer inside grpc-swift-nio-transport's `GRPCNIOTransportBytes`.
+        case byteBuffer(grpc: Bool)
         /// A Foundation `Data` value (16 bytes): inline bytes, or a slice of a `__DataStorage`.
-        case foundationData
+        /// `protobufUnknownFields`: the Data inside swift-protobuf's `UnknownStorage`.
+        case foundationData(protobufUnknownFields: Bool)
+        /// A swift-protobuf message's `_storage` reference to its heap `_StorageClass`, with the
+        /// message's type name.
+        case protobufStorage(String)
         /// Words whose meaning depends on the value (existential buffers, multi-payload enums) or
         /// is unknown: each word is checked as a possible reference.
         case words(Int)
@@ -90,6 +95,24 @@ public final class ValueLayoutBuilder {
         }
     }
 
+    /// A generated swift-protobuf message (a struct with `unknownFields: SwiftProtobuf.UnknownStorage`)
+    /// that keeps its fields in a heap `_StorageClass`: its `_storage` reference names the message,
+    /// at the message's own path.
+    private func markProtobufStorage(_ tr: swift_typeref_t, name: String, fields: Int, offset: Int, path: String,
+                                     slots: inout ArraySlice<ValueLayout.Slot>) {
+        var isMessage = false
+        var storageOffset: Int?
+        for index in 0..<fields {
+            guard let child = reflection.child(of: tr, index), let fieldName = child.Name.map({ String(cString: $0) }) else { continue }
+            if fieldName == "unknownFields" && typeName(child.TR) == "SwiftProtobuf.UnknownStorage" { isMessage = true }
+            if fieldName == "_storage" { storageOffset = offset + Int(child.Offset) }
+        }
+        guard isMessage, let storageOffset,
+              let slot = slots.firstIndex(where: { $0.offset == storageOffset && $0.action == .reference }) else { return }
+        slots[slot].action = .protobufStorage(name)
+        slots[slot].path = path
+    }
+
     private func append(_ tr: swift_typeref_t, info: swref_typeinfo_t?, offset: Int, path: String, hidePath: Bool,
                         into slots: inout [ValueLayout.Slot], covered: inout Int, depth: Int) {
         guard let info, depth < 32 else {
@@ -100,13 +123,15 @@ public final class ValueLayoutBuilder {
         let name = typeName(tr)
         // Standard-library internals: the fields below are implementation details.
         let hide = hidePath || name.hasPrefix("Swift.")
-        if name == "NIOCore.ByteBuffer" && size >= 16 {
-            slots.append(.init(offset: offset, action: .byteBuffer, path: path))
+        let grpcBytes = name == "GRPCNIOTransportCore.GRPCNIOTransportBytes"
+        if (name == "NIOCore.ByteBuffer" || grpcBytes) && size >= 16 {
+            slots.append(.init(offset: offset, action: .byteBuffer(grpc: grpcBytes), path: path))
             covered += size
             return
         }
-        if (name == "FoundationEssentials.Data" || name == "Foundation.Data") && size == 16 {
-            slots.append(.init(offset: offset, action: .foundationData, path: path))
+        let unknownFields = name == "SwiftProtobuf.UnknownStorage"
+        if (name == "FoundationEssentials.Data" || name == "Foundation.Data" || unknownFields) && size == 16 {
+            slots.append(.init(offset: offset, action: .foundationData(protobufUnknownFields: unknownFields), path: path))
             covered += size
             return
         }
@@ -141,6 +166,9 @@ public final class ValueLayoutBuilder {
             let before = slots.count
             appendChildren(count: Int(info.NumFields), child: { self.reflection.child(of: tr, $0) }, offset: offset,
                            path: path, hidePath: hide, into: &slots, covered: &childCovered, depth: depth)
+            if info.Kind == SWREF_LAYOUT_STRUCT {
+                markProtobufStorage(tr, name: name, fields: Int(info.NumFields), offset: offset, path: path, slots: &slots[before...])
+            }
             if info.Kind == SWREF_LAYOUT_SINGLE_PAYLOAD_ENUM || childCovered >= size || size == 0 {
                 covered += size
             } else if slots.count == before && info.NumFields == 0 && size >= 8 {
