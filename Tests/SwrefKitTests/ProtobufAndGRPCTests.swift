@@ -109,6 +109,10 @@ final class ProtobufAndGRPCTests: XCTestCase {
                 XCTAssertTrue(cached.contains { $0.frames == ["GRPCCacheServer.cache", "entries. (Dictionary<UInt64, CacheProto.PutRequest>)"] })
                 // grpc-swift-2 decodes each message out of the transport's ByteBuffer: the cache pins none.
                 XCTAssertFalse(cached.contains { $0.frames.contains { $0.contains("ByteBuffer (NIOCore)") || $0.contains("GRPCNIOTransportBytes") } })
+                // Framework internals (NIO's zero-capacity singleton buffer) are framework-owned.
+                let singleton = samples.filter { $0.frames.first?.contains("zeroCapacityWithDefaultAllocator") == true && $0.labels["framework"] != nil }
+                XCTAssertFalse(singleton.isEmpty)
+                XCTAssertTrue(singleton.allSatisfy { $0.labels["charged_to"] == FrameworkCharges.frameworkOwned }, "\(singleton.map(\.labels))")
                 let text = try Shell.swref(["attach", "\(server.pid)", "--format", "text", "--attribution", "first-path"])
                 XCTAssertTrue(text.stdout.contains("in \(requests) buffers  GRPCCacheServer.cache"), text.stdout)
             } else {
