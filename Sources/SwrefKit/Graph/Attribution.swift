@@ -23,11 +23,17 @@ public struct Attribution {
     public static let leakedRoot = "<leaked>"
     public static let sharedRoot = "<shared by several roots>"
 
-    public init(objectCount: Int, graph: ObjectGraph, roots: [Root], names: FrameNames, maxDepth: Int = 256) {
+    /// No object placed yet: for `attributeByDominators`, which places them all.
+    public init(objectCount: Int, roots: [Root], names: FrameNames, maxDepth: Int = 256) {
         self.names = names
         self.roots = roots
         self.maxDepth = maxDepth
         nodeOf = [Int32](repeating: -1, count: objectCount)
+    }
+
+    /// Every reachable object on its first path.
+    public init(objectCount: Int, graph: ObjectGraph, roots: [Root], names: FrameNames, maxDepth: Int = 256) {
+        self.init(objectCount: objectCount, roots: roots, names: names, maxDepth: maxDepth)
         var queue: [Int32] = []
         queue.reserveCapacity(objectCount)
         var head = 0
@@ -160,7 +166,7 @@ public struct Attribution {
     /// leak root retains below it on its own paths.
     public mutating func attributeLeaks(_ report: LeakReport, graph: ObjectGraph) {
         guard !report.groups.isEmpty else { return }
-        roots.append(Root(name: Attribution.leakedRoot, kind: .leaked))
+        addLeakedRoot()
         let rootNode = Int32(nodes.count)
         nodes.append(PathNode(parent: -1, frame: names.intern(Attribution.leakedRoot), root: Int32(roots.count - 1), depth: 1))
         for group in report.groups {
@@ -173,6 +179,11 @@ public struct Attribution {
             var head = 0
             expand(&queue, from: &head, graph: graph)
         }
+    }
+
+    /// The `<leaked>` pseudo-root, last among the roots.
+    public mutating func addLeakedRoot() {
+        if roots.last?.kind != .leaked { roots.append(Root(name: Attribution.leakedRoot, kind: .leaked)) }
     }
 
     /// Frame names from the root down to `node`.

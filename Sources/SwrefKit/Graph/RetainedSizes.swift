@@ -22,8 +22,10 @@ public struct RetainedSizes {
         return nodes * 4 * 12 + UInt64(edges) * 4 * 3
     }
 
-    public init(objects: ObjectTable, graph: ObjectGraph, attribution: Attribution, leaks: LeakReport) {
-        let roots = attribution.roots
+    /// - Parameters:
+    ///   - roots: every root, the `<leaked>` one included when there are leaks.
+    ///   - tiers: which kind of root first reaches each object.
+    public init(objects: ObjectTable, graph: ObjectGraph, roots: [Root], tiers: RootTiers, leaks: LeakReport) {
         rootCount = roots.count
         let nodeCount = objects.count + roots.count + 1
         var edgeStart = [UInt32](); edgeStart.reserveCapacity(nodeCount + 1)
@@ -36,14 +38,8 @@ public struct RetainedSizes {
         // the tier that first reached its object or an earlier one. A stale stack word, or a stale
         // word in an untyped block reached from the runtime's data, does not hold an object that a
         // global holds (ARC retains by counts, not by words lying around).
-        let kindRank = Dictionary(uniqueKeysWithValues: RootKind.allCases.enumerated().map { ($1, UInt8($0)) })
-        let rootRank = roots.map { kindRank[$0.kind]! }
-        let nodeRank = attribution.nodes.map { rootRank[Int($0.root)] }
-        var tier = [UInt8](repeating: UInt8(RootKind.allCases.count), count: objects.count)
-        for object in 0..<objects.count {
-            let node = attribution.nodeOf[object]
-            if node >= 0 { tier[object] = nodeRank[Int(node)] }
-        }
+        let rootRank = roots.map { RootTiers.rank(of: $0.kind) }
+        let tier = tiers.tier
         for (rootIndex, root) in roots.enumerated() {
             if root.kind == .leaked {
                 for group in leaks.groups { for member in group.members { targets.append(member + offset) } }

@@ -36,9 +36,26 @@ public final class Snapshot: MemorySource {
         self.copies = Array(repeating: nil, count: memoryMap.regions.count)
     }
 
+    private var released: [(UnsafeMutableRawPointer, Int)] = []
+
     deinit {
         for (index, copy) in copies.enumerated() where copy != nil {
             munmap(copy, Int(memoryMap.regions[index].size))
+        }
+        for (copy, size) in released { munmap(copy, size) }
+    }
+
+    /// Gives the copied pages back to the system once the references are all found: the rest of
+    /// the analysis works on the graph, and swref's peak memory is then the larger of
+    /// (copy + graph) and (graph + dominator tree), not their sum. Later reads go to the fallback.
+    /// The mappings stay reserved (reading zeros) until deinit, so a stale window cannot fault.
+    public func releaseCopies() {
+        for index in copies.indices {
+            guard let copy = copies[index] else { continue }
+            let size = Int(memoryMap.regions[index].size)
+            madvise(copy, size, MADV_DONTNEED)
+            released.append((copy, size))
+            copies[index] = nil
         }
     }
 

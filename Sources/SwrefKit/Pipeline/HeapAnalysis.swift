@@ -97,6 +97,9 @@ public final class HeapAnalysis {
     }
 
     /// Builds the object graph, finds the roots and attributes every object to one path.
+    /// Whether `referencePaths` gives the snapshot's copied pages back once references are found.
+    public var releaseMemoryAfterScan = true
+
     public func referencePaths(threads: [ThreadState], maxDepth: Int = 256, attribution mode: AttributionMode = .dominator,
                                framework: FrameworkMode = .auto, progress: ProgressReporter? = nil) -> ReferencePaths {
         let layouts = ObjectLayouts(reflection: reflection, source: source)
@@ -114,29 +117,37 @@ public final class HeapAnalysis {
         let finder = RootFinder(source: source, threads: threads, images: images, objects: objects, scanner: scanner,
                                 values: layouts.values, symbolizer: symbolizer)
         let roots = finder.findRoots()
+        // From here on only the graph is used: the copy of the target's memory can go.
+        if releaseMemoryAfterScan { (source as? Snapshot)?.releaseCopies() }
         lap("roots")
-        var attribution = Attribution(objectCount: objects.count, graph: graph, roots: roots, names: scanner.names,
-                                      maxDepth: maxDepth)
-        lap("attribution")
-        let leaks = LeakFinder.find(objects: objects, graph: graph, names: scanner.names) { attribution.isReachable($0) }
-        attribution.attributeLeaks(leaks, graph: graph)
+        // Reachability by root tier first: the leak finder and the dominator pass need no paths.
+        let tiers = RootTiers(objectCount: objects.count, graph: graph, roots: roots)
+        let leaks = LeakFinder.find(objects: objects, graph: graph, names: scanner.names) { tiers.isReachable($0) }
         lap("leaks")
         var retained: RetainedSizes? = nil
+        var dominatorRoots = roots
+        if !leaks.groups.isEmpty { dominatorRoots.append(Root(name: Attribution.leakedRoot, kind: .leaked)) }
         if mode == .dominator || mode == .firstPathWithRetained {
-            let need = RetainedSizes.estimatedMemory(objects: objects.count, edges: graph.edgeCount, roots: attribution.roots.count)
+            let need = RetainedSizes.estimatedMemory(objects: objects.count, edges: graph.edgeCount, roots: dominatorRoots.count)
             let budget = HeapAnalysis.dominatorMemoryBudget()
             if need <= budget {
                 progress?.update("computing dominators", done: 0, total: 1, unit: .items)
-                retained = RetainedSizes(objects: objects, graph: graph, attribution: attribution, leaks: leaks)
+                retained = RetainedSizes(objects: objects, graph: graph, roots: dominatorRoots, tiers: tiers, leaks: leaks)
                 lap("dominators")
-                if mode == .dominator {
-                    attribution.attributeByDominators(retained!, graph: graph, objects: objects, leaks: leaks)
-                    lap("dominator attribution")
-                }
             } else {
                 notes.append("the dominator tree would need about \(formatBytes(need)), more than the \(formatBytes(budget)) allowed: "
                              + "retained sizes skipped, objects attributed to their first path")
             }
+        }
+        var attribution: Attribution
+        if mode == .dominator, let retained {
+            attribution = Attribution(objectCount: objects.count, roots: dominatorRoots, names: scanner.names, maxDepth: maxDepth)
+            attribution.attributeByDominators(retained, graph: graph, objects: objects, leaks: leaks)
+            lap("dominator attribution")
+        } else {
+            attribution = Attribution(objectCount: objects.count, graph: graph, roots: roots, names: scanner.names, maxDepth: maxDepth)
+            attribution.attributeLeaks(leaks, graph: graph)
+            lap("attribution")
         }
         return ReferencePaths(graph: graph, roots: roots, attribution: attribution, leaks: leaks, retained: retained)
     }

@@ -109,10 +109,43 @@ public enum LiveCapture {
         return !region.executable && region.size <= 1 << 20
     }
 
+    /// Copies an anonymous region's pages that exist — present or swapped out, by /proc/PID/pagemap — and
+    /// leaves the rest as the buffer's untouched zero pages: an 8 MiB thread stack that used 20 KiB
+    /// costs 20 KiB, not 8 MiB (reading a never-touched page would only copy zeros).
     private static func copy(pid: Int32, region: MemoryRegion, into buffer: UnsafeMutableRawPointer) throws {
+        let page = 4096
+        let pages = Int(region.size) / page
+        // File-backed pages never touched still hold the file's bytes: those are read whole.
+        guard pages >= 16, !region.isFileBacked, let present = residentPages(pid: pid, region: region, pages: pages) else {
+            return try copy(pid: pid, region: region, range: 0..<Int(region.size), into: buffer)
+        }
+        var index = 0
+        while index < pages {
+            guard present[index] else { index += 1; continue }
+            var end = index + 1
+            while end < pages && present[end] { end += 1 }
+            try copy(pid: pid, region: region, range: (index * page)..<(end * page), into: buffer)
+            index = end
+        }
+        if !ProcFS.exists(pid) { throw SwrefError.processExited(pid) }
+    }
+
+    /// One flag per page: bit 63 (present) or 62 (swapped) of its pagemap entry; nil if unreadable.
+    private static func residentPages(pid: Int32, region: MemoryRegion, pages: Int) -> [Bool]? {
+        let fd = open("/proc/\(pid)/pagemap", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var entries = [UInt64](repeating: 0, count: pages)
+        let wanted = pages * 8
+        let got = entries.withUnsafeMutableBytes { pread(fd, $0.baseAddress, wanted, off_t(region.start / 4096 * 8)) }
+        guard got == wanted else { return nil }
+        return entries.map { $0 & (3 << 62) != 0 }
+    }
+
+    private static func copy(pid: Int32, region: MemoryRegion, range: Range<Int>, into buffer: UnsafeMutableRawPointer) throws {
         let batch = 16 << 20
-        var offset = 0
-        let size = Int(region.size)
+        var offset = range.lowerBound
+        let size = range.upperBound
         while offset < size {
             let length = min(batch, size - offset)
             let n = swref_read_remote(pid, buffer + offset, region.start + UInt64(offset), length)
@@ -130,6 +163,5 @@ public enum LiveCapture {
             }
             offset = end
         }
-        if !ProcFS.exists(pid) { throw SwrefError.processExited(pid) }
     }
 }

@@ -1,0 +1,42 @@
+/// Which kind of root first reaches each object, walking root kinds in order (globals, stacks,
+/// tasks, …) as the first-path attribution does, but without building paths: all the dominator
+/// pass and the leak finder need. One byte per object.
+public struct RootTiers {
+    /// The rank of the root kind (its index in `RootKind.allCases`) whose walk reached each object;
+    /// `unreached` when none did.
+    public private(set) var tier: [UInt8]
+    public static let unreached = UInt8(RootKind.allCases.count)
+
+    public init(objectCount: Int, graph: ObjectGraph, roots: [Root]) {
+        tier = [UInt8](repeating: RootTiers.unreached, count: objectCount)
+        var queue: [Int32] = []
+        queue.reserveCapacity(objectCount)
+        var head = 0
+        for (rank, kind) in RootKind.allCases.enumerated() {
+            let rank = UInt8(rank)
+            for root in roots where root.kind == kind {
+                for target in root.targets where tier[Int(target)] == RootTiers.unreached {
+                    tier[Int(target)] = rank
+                    queue.append(target)
+                }
+            }
+            while head < queue.count {
+                let object = Int(queue[head])
+                head += 1
+                for edge in graph.edges(of: object) {
+                    let target = Int(graph.targets[edge])
+                    if tier[target] == RootTiers.unreached {
+                        tier[target] = rank
+                        queue.append(Int32(target))
+                    }
+                }
+            }
+        }
+    }
+
+    public func isReachable(_ object: Int) -> Bool { tier[object] != RootTiers.unreached }
+
+    public static func rank(of kind: RootKind) -> UInt8 {
+        UInt8(RootKind.allCases.firstIndex(of: kind) ?? RootKind.allCases.count)
+    }
+}
