@@ -1,6 +1,7 @@
-/// Immediate dominators of a directed graph in compressed sparse rows, by Lengauer and Tarjan's
-/// algorithm (the simple version: path compression, O(m log n)), iterative so that ten-million-node
-/// heaps do not overflow the stack. Nodes unreachable from the root get -1.
+/// Immediate dominators of a directed graph in compressed sparse rows, by the semi-NCA algorithm
+/// (Lengauer–Tarjan's semidominators with path compression, O(m log n), then nearest common
+/// ancestors), iterative so that ten-million-node heaps do not overflow the stack. Nodes
+/// unreachable from the root get -1.
 public enum Dominators {
     /// - Parameters:
     ///   - edgeStart: `edgeStart[v]..<edgeStart[v+1]` indexes `targets` for node v (count + 1 entries).
@@ -31,71 +32,79 @@ public enum Dominators {
             }
         }
         let reached = vertex.count
-        // Predecessors of reached nodes, in CSR.
-        var predStart = [UInt32](repeating: 0, count: n + 1)
-        for v in 0..<n where order[v] >= 0 {
-            for e in Int(edgeStart[v])..<Int(edgeStart[v + 1]) where order[Int(targets[e])] >= 0 { predStart[Int(targets[e]) + 1] += 1 }
-        }
-        for v in 0..<n { predStart[v + 1] += predStart[v] }
-        var fill = predStart
-        var preds = [Int32](repeating: 0, count: Int(predStart[n]))
-        for v in 0..<n where order[v] >= 0 {
+        // Semi-NCA (Georgiadis): semidominators by Lengauer–Tarjan's evaluation with path
+        // compression, then each idom as the nearest common ancestor of its DFS parent and its
+        // semidominator. Every array is indexed by preorder number, so that the walks stay local.
+        var predStart = [UInt32](repeating: 0, count: reached + 1)
+        for i in 0..<reached {
+            let v = Int(vertex[i])
             for e in Int(edgeStart[v])..<Int(edgeStart[v + 1]) {
-                let w = Int(targets[e])
-                guard order[w] >= 0 else { continue }
-                preds[Int(fill[w])] = Int32(v)
-                fill[w] += 1
+                let w = order[Int(targets[e])]
+                if w >= 0 { predStart[Int(w) + 1] += 1 }
             }
         }
-        fill = []
-
-        var semi = order                                   // semidominator, as a preorder number
-        var idom = [Int32](repeating: -1, count: n)
-        var ancestor = [Int32](repeating: -1, count: n)
-        var label = [Int32](repeating: 0, count: n)
-        for v in 0..<n { label[v] = Int32(v) }
-        var bucketHead = [Int32](repeating: -1, count: n)
-        var bucketNext = [Int32](repeating: -1, count: n)
+        for i in 0..<reached { predStart[i + 1] += predStart[i] }
+        var preds = [Int32](repeating: 0, count: Int(predStart[reached]))
+        do {
+            var fill = predStart
+            for i in 0..<reached {
+                let v = Int(vertex[i])
+                for e in Int(edgeStart[v])..<Int(edgeStart[v + 1]) {
+                    let w = Int(order[Int(targets[e])])
+                    guard w >= 0 else { continue }
+                    preds[Int(fill[w])] = Int32(i)
+                    fill[w] += 1
+                }
+            }
+        }
+        var dominator = [Int32](repeating: 0, count: reached)  // preorder number → idom's
+        var semi = [Int32](repeating: 0, count: reached)
+        var label = [Int32](repeating: 0, count: reached)
+        var ancestor = [Int32](repeating: -1, count: reached)
         var path: [Int32] = []
-
-        func eval(_ v: Int) -> Int {
-            if ancestor[v] < 0 { return v }
-            // Compress the ancestor path, keeping the label with the smallest semidominator.
-            var u = v
-            while ancestor[Int(ancestor[u])] >= 0 { path.append(Int32(u)); u = Int(ancestor[u]) }
-            while let x = path.popLast() {
-                let a = Int(ancestor[Int(x)])
-                if semi[Int(label[a])] < semi[Int(label[Int(x)])] { label[Int(x)] = label[a] }
-                ancestor[Int(x)] = ancestor[a]
-            }
-            return Int(label[v])
+        for i in 0..<reached {
+            semi[i] = Int32(i)
+            label[i] = Int32(i)
+            dominator[i] = parent[Int(vertex[i])] >= 0 ? order[Int(parent[Int(vertex[i])])] : 0
         }
-
+        parent = []
+        semi.withUnsafeMutableBufferPointer { semi in
+            label.withUnsafeMutableBufferPointer { label in
+                ancestor.withUnsafeMutableBufferPointer { ancestor in
+                    // The smallest semidominator on the linked path above v (v itself if unlinked).
+                    func eval(_ v: Int) -> Int32 {
+                        if ancestor[v] < 0 { return label[v] }
+                        var u = v
+                        while ancestor[Int(ancestor[u])] >= 0 { path.append(Int32(u)); u = Int(ancestor[u]) }
+                        while let x = path.popLast() {
+                            let a = Int(ancestor[Int(x)])
+                            if label[a] < label[Int(x)] { label[Int(x)] = label[a] }
+                            ancestor[Int(x)] = ancestor[a]
+                        }
+                        return label[v]
+                    }
+                    for w in stride(from: reached - 1, through: 1, by: -1) {
+                        var best = semi[w]
+                        for p in Int(predStart[w])..<Int(predStart[w + 1]) {
+                            let candidate = eval(Int(preds[p]))
+                            if candidate < best { best = candidate }
+                        }
+                        semi[w] = best
+                        label[w] = best
+                        ancestor[w] = dominator[w]
+                    }
+                }
+            }
+        }
         if reached > 1 {
-            for i in stride(from: reached - 1, through: 1, by: -1) {
-                let w = Int(vertex[i])
-                for p in Int(predStart[w])..<Int(predStart[w + 1]) {
-                    let u = eval(Int(preds[p]))
-                    if semi[u] < semi[w] { semi[w] = semi[u] }
-                }
-                let s = Int(vertex[Int(semi[w])])
-                bucketNext[w] = bucketHead[s]
-                bucketHead[s] = Int32(w)
-                let p = Int(parent[w])
-                ancestor[w] = Int32(p)
-                var v = bucketHead[p]
-                while v >= 0 {
-                    let u = eval(Int(v))
-                    idom[Int(v)] = semi[u] < semi[Int(v)] ? Int32(u) : Int32(p)
-                    v = bucketNext[Int(v)]
-                }
-                bucketHead[p] = -1
-            }
-            for i in 1..<reached {
-                let w = Int(vertex[i])
-                if idom[w] != vertex[Int(semi[w])] { idom[w] = idom[Int(idom[w])] }
+            for w in 1..<reached {
+                var d = dominator[w]
+                while d > semi[w] { d = dominator[Int(d)] }
+                dominator[w] = d
             }
         }
+        var idom = [Int32](repeating: -1, count: n)
+        for i in 1..<max(reached, 1) { idom[Int(vertex[i])] = vertex[Int(dominator[i])] }
         idom[root] = Int32(root)
         return idom
     }
