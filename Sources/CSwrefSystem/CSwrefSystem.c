@@ -12,10 +12,6 @@
 #include <zlib.h>
 #include <pthread.h>
 
-long swref_ptrace(int request, pid_t tid, unsigned long addr, unsigned long data) {
-  return ptrace((enum __ptrace_request)request, tid, (void *)addr, (void *)data);
-}
-
 int swref_seize(pid_t tid) { return (int)ptrace(PTRACE_SEIZE, tid, NULL, NULL); }
 int swref_interrupt(pid_t tid) { return (int)ptrace(PTRACE_INTERRUPT, tid, NULL, NULL); }
 int swref_detach(pid_t tid, int signal) {
@@ -148,26 +144,3 @@ int swref_continue(pid_t pid, int signal) { return (int)ptrace(PTRACE_CONT, pid,
 int swref_event_message(pid_t pid, unsigned long *message) {
   return (int)ptrace(PTRACE_GETEVENTMSG, pid, NULL, message);
 }
-
-int swref_set_regs(pid_t tid, const struct user_regs_struct *regs) {
-  return (int)ptrace(PTRACE_SETREGS, tid, NULL, (void *)regs);
-}
-int swref_set_options(pid_t tid, long options) { return (int)ptrace(PTRACE_SETOPTIONS, tid, NULL, (void *)options); }
-int swref_single_step(pid_t tid) { return (int)ptrace(PTRACE_SINGLESTEP, tid, NULL, NULL); }
-long swref_option_tracefork(void) { return PTRACE_O_TRACEFORK; }
-long swref_option_exitkill(void) { return PTRACE_O_EXITKILL; }
-int swref_kill(pid_t pid, int signal) { return kill(pid, signal); }
-
-static sigset_t held_signals;
-
-void swref_hold_signals(void) {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGHUP);
-  sigaddset(&set, SIGQUIT);
-  pthread_sigmask(SIG_BLOCK, &set, &held_signals);
-}
-
-void swref_release_signals(void) { pthread_sigmask(SIG_SETMASK, &held_signals, NULL); }

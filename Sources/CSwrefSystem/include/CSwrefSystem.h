@@ -14,8 +14,6 @@
 // MARK: ptrace and process memory
 // ptrace(2) is variadic and process_vm_readv(2) is not exported by Glibc's Swift module.
 
-/// ptrace with errno preserved; returns -1 and sets errno on failure.
-long swref_ptrace(int request, pid_t tid, unsigned long addr, unsigned long data);
 int swref_seize(pid_t tid);
 int swref_interrupt(pid_t tid);
 int swref_detach(pid_t tid, int signal);
@@ -197,20 +195,6 @@ int swref_trace_exit(pid_t pid);
 int swref_continue(pid_t pid, int signal);
 /// PTRACE_GETEVENTMSG.
 int swref_event_message(pid_t pid, unsigned long *message);
-
-// MARK: Fork injection (low-pause snapshots)
-
-int swref_set_regs(pid_t tid, const struct user_regs_struct *regs);
-int swref_set_options(pid_t tid, long options);
-int swref_single_step(pid_t tid);
-/// PTRACE_O_TRACEFORK, PTRACE_O_EXITKILL for the caller's convenience.
-long swref_option_tracefork(void);
-long swref_option_exitkill(void);
-int swref_kill(pid_t pid, int signal);
-/// Holds back SIGINT, SIGTERM, SIGHUP and SIGQUIT while the target's registers are not its own;
-/// they are delivered by swref_release_signals().
-void swref_hold_signals(void);
-void swref_release_signals(void);
 
 // MARK: DWARF locals
 

@@ -98,7 +98,7 @@ public final class ForkSnapshot {
     public func copy(progress: ProgressReporter? = nil) throws -> Snapshot {
         guard child > 0 else { throw SwrefError.processExited(parent) }
         let snapshot = try LiveCapture.copyStopped(pid: child, threads: threads, map: memoryMap, progress: progress,
-                                                   fallbackPid: parent)
+                                                   fallbackPid: parent, frozenChild: true)
         snapshot.pauseNanoseconds = pauseNanoseconds
         return snapshot
     }

@@ -46,7 +46,8 @@ public enum LiveCapture {
 
         let threads = session.registers()
         if threads.isEmpty { throw SwrefError.processExited(pid) }
-        let snapshot = try copyStopped(pid: pid, threads: threads, progress: options.progress, prepared: &prepared)
+        let snapshot = try copyStopped(pid: pid, threads: threads, progress: options.progress, prepared: &prepared,
+                                       reader: RemoteReader(pid: pid, viaProcMem: false), sparse: false)
         snapshot.pauseNanoseconds = session.detachAll()
         snapshot.captureMethod = .stopTheWorld
         snapshot.captureNote = fallbackNote
@@ -66,17 +67,27 @@ public enum LiveCapture {
     /// - Parameters:
     ///   - map: the mappings to copy (default: the process's own).
     ///   - fallbackPid: the process that serves reads of what was not copied (default: `pid`).
+    ///   - frozenChild: `pid` is a fork snapshot's child: read it through /proc/PID/mem. Its pages are
+    ///     shared copy-on-write with the target, and process_vm_readv pins the pages it reads, which
+    ///     makes the kernel unshare (copy) every one of them first: a second copy of the heap in the
+    ///     child and seconds of system time at 1 GiB. /proc/PID/mem reads without pinning.
     public static func copyStopped(pid: Int32, threads: [ThreadState], everything: Bool = false, map: MemoryMap? = nil,
-                                   progress: ProgressReporter? = nil, fallbackPid: Int32? = nil) throws -> Snapshot {
+                                   progress: ProgressReporter? = nil, fallbackPid: Int32? = nil,
+                                   frozenChild: Bool = false) throws -> Snapshot {
         var none: [MemoryRegion: UnsafeMutableRawPointer] = [:]
+        var reader = RemoteReader(pid: pid, viaProcMem: frozenChild)
+        defer { reader.close() }
         return try copyStopped(pid: pid, threads: threads, everything: everything, map: map, progress: progress,
-                               fallbackPid: fallbackPid, prepared: &none)
+                               fallbackPid: fallbackPid, prepared: &none, reader: reader, sparse: true)
     }
 
     /// As above, taking buffers from `prepared` for regions that did not change (they leave the dictionary).
+    /// - Parameter sparse: copy only the pages that exist (not worth its pagemap read while the target
+    ///   waits, and pointless into buffers already faulted in).
     static func copyStopped(pid: Int32, threads: [ThreadState], everything: Bool = false, map: MemoryMap? = nil,
                             progress: ProgressReporter? = nil, fallbackPid: Int32? = nil,
-                            prepared: inout [MemoryRegion: UnsafeMutableRawPointer]) throws -> Snapshot {
+                            prepared: inout [MemoryRegion: UnsafeMutableRawPointer], reader: RemoteReader,
+                            sparse: Bool) throws -> Snapshot {
         let map = try map ?? ProcFS.memoryMap(pid)
         let snapshot = Snapshot(memoryMap: map, threads: threads, pid: fallbackPid ?? pid,
                                 fallback: LiveProcessReader(pid: fallbackPid ?? pid, memoryMap: map))
@@ -85,7 +96,7 @@ public enum LiveCapture {
         var done: UInt64 = 0
         for index in toCopy {
             try snapshot.copyRegion(index, prepared: prepared.removeValue(forKey: map.regions[index])) { buffer, region in
-                try copy(pid: pid, region: region, into: buffer)
+                try copy(reader, region: region, into: buffer, sparse: sparse)
             }
             done += map.regions[index].size
             progress?.update("copying memory", done: done, total: total, unit: .bytes)
@@ -112,19 +123,23 @@ public enum LiveCapture {
     /// Copies an anonymous region's pages that exist — present or swapped out, by /proc/PID/pagemap — and
     /// leaves the rest as the buffer's untouched zero pages: an 8 MiB thread stack that used 20 KiB
     /// costs 20 KiB, not 8 MiB (reading a never-touched page would only copy zeros).
-    private static func copy(pid: Int32, region: MemoryRegion, into buffer: UnsafeMutableRawPointer) throws {
+    private static func copy(_ reader: RemoteReader, region: MemoryRegion, into buffer: UnsafeMutableRawPointer,
+                             sparse: Bool) throws {
         let page = 4096
         let pages = Int(region.size) / page
+        let pid = reader.pid
         // File-backed pages never touched still hold the file's bytes: those are read whole.
-        guard pages >= 16, !region.isFileBacked, let present = residentPages(pid: pid, region: region, pages: pages) else {
-            return try copy(pid: pid, region: region, range: 0..<Int(region.size), into: buffer)
+        guard sparse, pages >= 16, !region.isFileBacked, let present = residentPages(pid: pid, region: region, pages: pages) else {
+            try copy(reader, region: region, range: 0..<Int(region.size), into: buffer)
+            if !ProcFS.exists(pid) { throw SwrefError.processExited(pid) }
+            return
         }
         var index = 0
         while index < pages {
             guard present[index] else { index += 1; continue }
             var end = index + 1
             while end < pages && present[end] { end += 1 }
-            try copy(pid: pid, region: region, range: (index * page)..<(end * page), into: buffer)
+            try copy(reader, region: region, range: (index * page)..<(end * page), into: buffer)
             index = end
         }
         if !ProcFS.exists(pid) { throw SwrefError.processExited(pid) }
@@ -142,13 +157,14 @@ public enum LiveCapture {
         return entries.map { $0 & (3 << 62) != 0 }
     }
 
-    private static func copy(pid: Int32, region: MemoryRegion, range: Range<Int>, into buffer: UnsafeMutableRawPointer) throws {
+    private static func copy(_ reader: RemoteReader, region: MemoryRegion, range: Range<Int>, into buffer: UnsafeMutableRawPointer) throws {
+        let pid = reader.pid
         let batch = 16 << 20
         var offset = range.lowerBound
         let size = range.upperBound
         while offset < size {
             let length = min(batch, size - offset)
-            let n = swref_read_remote(pid, buffer + offset, region.start + UInt64(offset), length)
+            let n = reader.read(into: buffer + offset, at: region.start + UInt64(offset), count: length)
             if n == length { offset += length; continue }
             if n < 0 && errno == ESRCH { throw SwrefError.processExited(pid) }
             // Some page refused (a file mapping past EOF, a hole): go page by page, zeros for the rest.
@@ -156,12 +172,41 @@ public enum LiveCapture {
             var page = offset + max(0, n)
             while page < end {
                 let pageLength = min(4096, end - page)
-                if swref_read_remote(pid, buffer + page, region.start + UInt64(page), pageLength) < 0 && errno == ESRCH {
+                if reader.read(into: buffer + page, at: region.start + UInt64(page), count: pageLength) < 0 && errno == ESRCH {
                     throw SwrefError.processExited(pid)
                 }
                 page += pageLength
             }
             offset = end
         }
+    }
+}
+
+/// Reads another process's memory: process_vm_readv, or pread on /proc/PID/mem.
+struct RemoteReader {
+    let pid: Int32
+    private var memFD: Int32 = -1
+
+    init(pid: Int32, viaProcMem: Bool) {
+        self.pid = pid
+        if viaProcMem { memFD = open("/proc/\(pid)/mem", O_RDONLY | O_CLOEXEC) }
+    }
+
+    /// Bytes read (a short count at a hole), or -1 with errno.
+    func read(into buffer: UnsafeMutableRawPointer, at address: UInt64, count: Int) -> Int {
+        guard memFD >= 0 else { return swref_read_remote(pid, buffer, address, count) }
+        var done = 0
+        while done < count {
+            let n = pread(memFD, buffer + done, count - done, off_t(Int64(bitPattern: address + UInt64(done))))
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return done > 0 ? done : (n < 0 ? -1 : 0) }
+            done += n
+        }
+        return done
+    }
+
+    mutating func close() {
+        if memFD >= 0 { Glibc.close(memFD) }
+        memFD = -1
     }
 }
