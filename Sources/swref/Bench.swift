@@ -49,10 +49,13 @@ extension Swref {
             var forked = AttachRuns(), stopped = AttachRuns()
             let swref = CommandLine.arguments[0].hasPrefix("/") ? CommandLine.arguments[0]
                 : FileManager.default.currentDirectoryPath + "/" + CommandLine.arguments[0]
+            // Every process_vm_readv-based copy first, fork snapshots last: after a fork the target's
+            // pages are no longer marked exclusive, and the next pinning read of each page (the
+            // floor, a stop-the-world copy) takes a fault to mark it again — a real cost, but one
+            // of the fork runs, not of the copy.
             for run in 1...runs {
                 floors.append(try copyFloor(pid: target.pid))
                 let out = work.appendingPathComponent("run\(run).out").path
-                try forked.measure(swref, ["attach", "\(target.pid)", "-o", out, "--timings"], target: target)
                 try stopped.measure(swref, ["attach", "\(target.pid)", "-o", out, "--stop-the-world"], target: target)
                 if !noGcore && FileManager.default.isExecutableFile(atPath: "/usr/bin/gcore") {
                     let core = work.appendingPathComponent("core").path
@@ -63,6 +66,10 @@ extension Swref {
                     gcorePauses.append(target.takeMaxGap())
                     try? FileManager.default.removeItem(atPath: "\(core).\(target.pid)")
                 }
+            }
+            for run in 1...runs {
+                let out = work.appendingPathComponent("run\(run).out").path
+                try forked.measure(swref, ["attach", "\(target.pid)", "-o", out, "--timings"], target: target)
             }
             let floor = median(floors), total = median(forked.totals), objectCount = median(forked.blocks)
             let heapBytes = median(forked.heap), phases = forked.phases

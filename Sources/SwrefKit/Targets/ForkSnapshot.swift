@@ -14,7 +14,9 @@ public final class ForkSnapshot {
     public let parent: Int32
     public private(set) var child: Int32 = 0
     public private(set) var threads: [ThreadState] = []
-    public let memoryMap: MemoryMap
+    /// The child's mappings: the target's at the instant of the fork (a map read before the stop
+    /// would miss what a busy target mapped meanwhile — a grown heap).
+    public private(set) var memoryMap = MemoryMap(regions: [])
     public private(set) var pauseNanoseconds: UInt64 = 0
     private var holder: Int32 = 0
     private var control: Int32 = -1
@@ -22,8 +24,7 @@ public final class ForkSnapshot {
     public init(pid: Int32, stallMilliseconds: Int = 0) throws {
         parent = pid
         guard pid > 0, ProcFS.exists(pid) else { throw SwrefError.noSuchProcess(pid) }
-        memoryMap = try ProcFS.memoryMap(pid)
-        guard let syscall = ForkSnapshot.findSyscallInstruction(memoryMap, pid: pid) else {
+        guard let syscall = ForkSnapshot.findSyscallInstruction(try ProcFS.memoryMap(pid), pid: pid) else {
             throw SwrefError.notSupported("no syscall instruction found in the target's code to fork it")
         }
         var reportFD: Int32 = -1
@@ -58,6 +59,12 @@ public final class ForkSnapshot {
         }
         threads = states.sorted { $0.tid < $1.tid }
         if threads.isEmpty { release(); throw SwrefError.processExited(pid) }
+        do {
+            memoryMap = try ProcFS.memoryMap(child)
+        } catch {
+            release()
+            throw error
+        }
     }
 
     deinit { release() }
