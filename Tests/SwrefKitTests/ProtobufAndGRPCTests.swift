@@ -53,7 +53,7 @@ final class ProtobufAndGRPCTests: XCTestCase {
         let payloads = samples.filter { $0.frames.count == 4 && Array($0.frames.prefix(3)) == ["ProtoCache.store", dictionary, message] }
         XCTAssertEqual(total(payloads).count, figures["store.payload"]?.count)
         XCTAssertEqual(total(payloads).bytes, figures["store.payload"]?.bytes)
-        XCTAssertTrue(payloads.allSatisfy { $0.frames[3].hasPrefix("_payload. (Data (Foundation) ") && $0.frames[3].hasSuffix(" pinned, 1000 B viewed)") },
+        XCTAssertTrue(payloads.allSatisfy { $0.frames[3].hasPrefix("payload. (Data (Foundation) ") && $0.frames[3].hasSuffix(" pinned, 1000 B viewed)") },
                       "\(payloads.map(\.frames))")
         XCTAssertEqual(total(samples.filter { $0.frames == ["ProtoCache.store", dictionary] }).bytes, figures["store.dictionary"]?.bytes)
 

@@ -287,10 +287,18 @@ public final class ReferenceScanner {
         switch layout {
         case .none: result = .none
         case .conservative: result = .conservative
-        case .fixed(let value, let prefix, let uncovered):
+        case .fixed(var value, let prefix, let uncovered):
+            let name = objects.types[Int(type)].name
+            // A protobuf message's heap storage names its fields `_payload`; the user wrote `payload`.
+            if frameworkMode && name.contains("_StorageClass") {
+                value.slots = value.slots.map { slot in
+                    var slot = slot
+                    if slot.path.hasPrefix("_") { slot.path.removeFirst() }
+                    return slot
+                }
+            }
             var slots = compile(value, prefixes: [prefix], emptyPath: prefix.isEmpty ? "$value" : prefix)
             // A buffer's bytes are charged to the buffer: they sit in its storage's frame.
-            let name = objects.types[Int(type)].name
             if frameworkMode && name == "NIOCore.ByteBuffer._Storage" {
                 for index in slots.indices where value.slots[index].path == "bytes" { slots[index].pathIDs = [0] }
             }
