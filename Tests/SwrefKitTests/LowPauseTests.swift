@@ -27,6 +27,26 @@ final class LowPauseTests: XCTestCase {
         }
     }
 
+    /// The reference scan on two threads gives the same profile as on one (programs with closures,
+    /// dictionaries, framework buffers and leaks; forced, since they are under the size that
+    /// turns threads on by itself).
+    func testTwoThreadScanGivesTheSameProfileAsOne() throws {
+        guard PprofReader.isAvailable else { throw XCTSkip("go is not installed") }
+        for (program, arguments) in [("paths", [String]()), ("leaks", ["leaky"]), ("datacache", [])] {
+            let running = try RunningProgram(try TestPrograms.binary(program, .optimized), arguments)
+            defer { running.stop() }
+            var profiles: [[String]] = []
+            for threads in ["1", "2"] {
+                let out = TestPrograms.buildDirectory.appendingPathComponent("threads\(threads)-\(program).pb.gz").path
+                let run = try Shell.swref(["attach", "\(running.pid)", "-o", out], environment: ["SWREF_THREADS": threads])
+                XCTAssertEqual(run.status, 0, run.stderr)
+                profiles.append(try normalized(out))
+            }
+            XCTAssertGreaterThan(profiles[0].count, 5)
+            XCTAssertEqual(profiles[0], profiles[1], program)
+        }
+    }
+
     /// Other processes running `exe` (the forked snapshots), with their states.
     static func processes(exe: String, except pid: Int32) throws -> [(pid: Int32, state: String)] {
         try FileManager.default.contentsOfDirectory(atPath: "/proc").compactMap { Int32($0) }.filter { $0 != pid }.compactMap { other in

@@ -20,6 +20,15 @@ public struct ObjectGraph {
 
     public var edgeCount: Int { targets.count }
 
+    /// Appends the objects of `other`, which follow this graph's objects in object order.
+    public mutating func append(_ other: ObjectGraph) {
+        let base = UInt32(targets.count)
+        edgeStart.reserveCapacity(edgeStart.count + other.edgeStart.count - 1)
+        for start in other.edgeStart.dropFirst() { edgeStart.append(base + start) }
+        targets += other.targets
+        labels += other.labels
+    }
+
     @inline(__always)
     public func edges(of object: Int) -> Range<Int> { Int(edgeStart[object])..<Int(edgeStart[object + 1]) }
 }

@@ -1,4 +1,5 @@
 import CSwrefSystem
+import Glibc
 
 /// Finds the references held in memory — inside objects, by their type layouts, or in untyped
 /// memory, word by word — and names each edge the way the profile shows it.
@@ -36,8 +37,12 @@ public final class ReferenceScanner {
 
     /// Name framework buffers by what they pin and show (RPC-framework-aware mode).
     public var frameworkMode = false
+    /// Guards what scanning may add to while workers run: frame names, the symbolizer's and the
+    /// layouts' caches. Shared with the workers; uncontended on a single thread.
+    private let shared: SharedLock
 
     public init(source: MemorySource, objects: ObjectTable, layouts: ObjectLayouts, symbolizer: Symbolizer) {
+        shared = SharedLock()
         self.source = source
         self.objects = objects
         self.layouts = layouts
@@ -48,6 +53,103 @@ public final class ReferenceScanner {
         index = AddressIndex(addresses: objects.addresses, sizes: objects.sizes, memoryMap: source.memoryMap)
         subObjectsLabel = names.code(frame: ReferenceScanner.subObjects)
         sideTableLabel = names.code(frame: "$side_table")
+    }
+
+    /// A scanner for another thread: the same tables and caches, its own memory window. Layouts
+    /// must all be compiled first (`compileAllLayouts`): that is the one step that is not locked.
+    private init(workerOf main: ReferenceScanner) {
+        source = main.source
+        objects = main.objects
+        layouts = main.layouts
+        symbolizer = main.symbolizer
+        names = main.names
+        shared = main.shared
+        // Buffers of its own: two threads retaining the same array buffers for every object would
+        // fight over their reference counts' cache line.
+        compiled = main.compiled.map { $0.map(ReferenceScanner.copied) }
+        window = MemoryWindow(source: main.source)
+        index = main.index
+        subObjectsLabel = main.subObjectsLabel
+        sideTableLabel = main.sideTableLabel
+        frameworkMode = main.frameworkMode
+        pathTexts = main.pathTexts
+        typeLabels = main.typeLabels
+        dataCapacityOffset = main.dataCapacityOffset
+    }
+
+    private static func copied(_ layout: Compiled) -> Compiled {
+        func fresh(_ slots: [CompiledSlot]) -> [CompiledSlot] {
+            slots.map { CompiledSlot(offset: $0.offset, action: $0.action, pathIDs: $0.pathIDs.map { $0 }) }
+        }
+        switch layout {
+        case .fixed(let slots, let uncovered): return .fixed(fresh(slots), uncovered: uncovered.map { $0 })
+        case .array(let slots, let stride, let start): return .array(fresh(slots), stride: stride, start: start)
+        case .dictionary(let keys, let keyStride, let values, let valueStride):
+            return .dictionary(keys: fresh(keys), keyStride: keyStride, values: fresh(values), valueStride: valueStride)
+        case .set(let slots, let stride): return .set(fresh(slots), stride: stride)
+        case .none, .conservative: return layout
+        }
+    }
+
+    /// Compiles the layout of every type that has objects, from its first object, as a serial scan
+    /// would meet them.
+    private func compileAllLayouts() {
+        var done = [Bool](repeating: false, count: objects.types.count)
+        for object in 0..<objects.count {
+            let type = Int(objects.typeIndices[object])
+            if done[type] { continue }
+            done[type] = true
+            _ = compiledLayout(type: Int32(type), sample: objects.addresses[object])
+        }
+        // The capacity offset of Data storage is looked up once, here, rather than under the lock.
+        if frameworkMode, dataCapacityOffset == nil,
+           let type = objects.types.firstIndex(where: { $0.name.hasSuffix("__DataStorage") }) {
+            dataCapacityOffset = layouts.fieldOffset(named: "_capacity", metadata: objects.types[type].metadata) ?? -1
+        }
+    }
+
+    /// The references of every object, as a graph; on two threads when the heap is large and the
+    /// memory is a snapshot (its reads share no cache that matters; a core's fallback to files does).
+    public func buildGraph(progress: ProgressReporter? = nil) -> ObjectGraph {
+        let count = objects.count
+        var threads = source is Snapshot && count >= 200_000 && sysconf(Int32(_SC_NPROCESSORS_ONLN)) >= 2 ? 2 : 1
+        // SWREF_THREADS=1 or 2 overrides (the tests compare both on small heaps).
+        if let forced = ProcFS.environment("SWREF_THREADS").flatMap({ Int($0) }), forced == 1 || forced == 2, count >= 2 {
+            threads = forced
+        }
+        if threads == 1 { return scanRange(0..<count, progress: progress) }
+        compileAllLayouts()
+        // Split by work: an object costs about as much as 64 bytes of scanned words.
+        var total = 0
+        for index in 0..<count { total += 1 + Int(objects.sizes[index] >> 6) }
+        var split = 0, sum = 0
+        while split < count && sum < total / 2 { sum += 1 + Int(objects.sizes[split] >> 6); split += 1 }
+        let worker = ReferenceScanner(workerOf: self)
+        let second = GraphBox()
+        var thread = pthread_t()
+        let context = Unmanaged.passRetained(WorkerContext { second.graph = worker.scanRange(split..<count, progress: nil) })
+        guard pthread_create(&thread, nil, { raw in
+            let context = Unmanaged<WorkerContext>.fromOpaque(raw!).takeRetainedValue()
+            context.body()
+            return nil
+        }, context.toOpaque()) == 0 else {
+            context.release()
+            return scanRange(0..<count, progress: progress)
+        }
+        var graph = scanRange(0..<split, progress: progress)
+        pthread_join(thread, nil)
+        graph.append(second.graph)
+        return graph
+    }
+
+    private func scanRange(_ range: Range<Int>, progress: ProgressReporter?) -> ObjectGraph {
+        var graph = ObjectGraph(objectCount: range.count)
+        for index in range {
+            references(of: index) { graph.add(target: $0, label: $1) }
+            graph.finishObject()
+            if index & 0xffff == 0 { progress?.update("walking references", done: UInt64(index), total: UInt64(objects.count), unit: .items) }
+        }
+        return graph
     }
 
     // MARK: Pointers
@@ -93,6 +195,8 @@ public final class ReferenceScanner {
     }
 
     private func functionLabel(path: UInt32, function: UInt64) -> UInt32 {
+        shared.lock()
+        defer { shared.unlock() }
         var name = symbolizer.name(of: function)
         for prefix in ["partial apply forwarder for ", "partial apply for ", "thunk for ", "reabstraction thunk helper from "] where name.hasPrefix(prefix) {
             name = String(name.dropFirst(prefix.count))
@@ -133,7 +237,7 @@ public final class ReferenceScanner {
                 let buffer = FrameNames.FrameworkBuffer(framework: grpc ? "grpc" : "nio", pinnedBytes: capacity,
                                                         viewedBytes: writer >= reader ? writer - reader : 0)
                 let display = grpc ? "GRPCNIOTransportBytes (GRPCNIOTransportCore)" : "ByteBuffer (NIOCore)"
-                emit(storage, names.code(path: pathsText(path), buffer: buffer, display: display))
+                emit(storage, shared.locked { names.code(path: pathsText(path), buffer: buffer, display: display) })
             case .foundationData(let unknownFields):
                 scanData(at: address, path: path, protobufUnknownFields: unknownFields, emit: emit)
             case .protobufStorage(let message):
@@ -141,8 +245,8 @@ public final class ReferenceScanner {
                 guard frameworkMode else { emit(storage, path); continue }
                 let buffer = FrameNames.FrameworkBuffer(framework: "protobuf", pinnedBytes: objects.sizes[Int(storage)],
                                                         viewedBytes: nil, blocks: 1)
-                emit(storage, names.code(path: pathsText(path), buffer: buffer,
-                                         display: "\(ReferenceScanner.displayName(message)) (SwiftProtobuf message)"))
+                let display = "\(ReferenceScanner.displayName(message)) (SwiftProtobuf message)"
+                emit(storage, shared.locked { names.code(path: pathsText(path), buffer: buffer, display: display) })
             case .function:
                 if let context = readWord(address + 8), let target = target(of: context) {
                     let function = readWord(address) ?? 0
@@ -179,15 +283,15 @@ public final class ReferenceScanner {
         guard frameworkMode, let capacity = dataCapacity(storage: storage) else { emit(storage, path); return }
         let buffer = FrameNames.FrameworkBuffer(framework: protobufUnknownFields ? "protobuf" : "foundation",
                                                 pinnedBytes: capacity, viewedBytes: viewed)
-        emit(storage, names.code(path: pathsText(path), buffer: buffer,
-                                 display: protobufUnknownFields ? "UnknownStorage (SwiftProtobuf)" : "Data (Foundation)"))
+        let display = protobufUnknownFields ? "UnknownStorage (SwiftProtobuf)" : "Data (Foundation)"
+        emit(storage, shared.locked { names.code(path: pathsText(path), buffer: buffer, display: display) })
     }
 
     /// `__DataStorage._capacity`, at the offset reflection gives for the storage's class.
     private func dataCapacity(storage: Int32) -> UInt64? {
         let type = objects.typeIndices[Int(storage)]
         if dataCapacityOffset == nil {
-            dataCapacityOffset = layouts.fieldOffset(named: "_capacity", metadata: objects.types[Int(type)].metadata) ?? -1
+            dataCapacityOffset = shared.locked { layouts.fieldOffset(named: "_capacity", metadata: objects.types[Int(type)].metadata) ?? -1 }
         }
         guard let offset = dataCapacityOffset, offset > 0 else { return nil }
         return readWord(objects.addresses[Int(storage)] + UInt64(offset))
@@ -357,4 +461,24 @@ extension Substring {
         }
         return nil
     }
+}
+
+/// A pthread mutex as a class, so that a scanner and its workers share one.
+final class SharedLock {
+    private var mutex = pthread_mutex_t()
+    init() { pthread_mutex_init(&mutex, nil) }
+    deinit { pthread_mutex_destroy(&mutex) }
+    func lock() { pthread_mutex_lock(&mutex) }
+    func unlock() { pthread_mutex_unlock(&mutex) }
+    func locked<T>(_ body: () -> T) -> T {
+        lock()
+        defer { unlock() }
+        return body()
+    }
+}
+
+private final class GraphBox { var graph = ObjectGraph(objectCount: 0) }
+private final class WorkerContext {
+    let body: () -> Void
+    init(_ body: @escaping () -> Void) { self.body = body }
 }

@@ -107,12 +107,7 @@ public final class HeapAnalysis {
         let scanner = ReferenceScanner(source: source, objects: objects, layouts: layouts, symbolizer: symbolizer)
         scanner.frameworkMode = framework == .nio || (framework == .auto && hasFrameworkBuffers)
         phaseStart = monotonicNanoseconds()
-        var graph = ObjectGraph(objectCount: objects.count)
-        for index in 0..<objects.count {
-            scanner.references(of: index) { graph.add(target: $0, label: $1) }
-            graph.finishObject()
-            if index & 0xffff == 0 { progress?.update("walking references", done: UInt64(index), total: UInt64(objects.count), unit: .items) }
-        }
+        let graph = scanner.buildGraph(progress: progress)
         lap("graph")
         let finder = RootFinder(source: source, threads: threads, images: images, objects: objects, scanner: scanner,
                                 values: layouts.values, symbolizer: symbolizer)
