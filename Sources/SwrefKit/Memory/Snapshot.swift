@@ -23,6 +23,8 @@ public final class Snapshot: MemorySource {
     public private(set) var copiedBytes: UInt64 = 0
 
     private var copies: [UnsafeMutableRawPointer?]
+    /// Bytes mapped for each copy: the region's size, or more for a buffer prepared with headroom.
+    private var mappedSizes: [Int]
     private let fallback: MemorySource?
     private var lastIndex = 0
 
@@ -34,13 +36,14 @@ public final class Snapshot: MemorySource {
         self.pid = pid
         self.fallback = fallback
         self.copies = Array(repeating: nil, count: memoryMap.regions.count)
+        self.mappedSizes = Array(repeating: 0, count: memoryMap.regions.count)
     }
 
     private var released: [(UnsafeMutableRawPointer, Int)] = []
 
     deinit {
         for (index, copy) in copies.enumerated() where copy != nil {
-            munmap(copy, Int(memoryMap.regions[index].size))
+            munmap(copy, mappedSizes[index])
         }
         for (copy, size) in released { munmap(copy, size) }
     }
@@ -52,7 +55,7 @@ public final class Snapshot: MemorySource {
     public func releaseCopies() {
         for index in copies.indices {
             guard let copy = copies[index] else { continue }
-            let size = Int(memoryMap.regions[index].size)
+            let size = mappedSizes[index]
             madvise(copy, size, MADV_DONTNEED)
             released.append((copy, size))
             copies[index] = nil
@@ -62,11 +65,12 @@ public final class Snapshot: MemorySource {
     /// Copies region `index` with `fill`, which writes the region's bytes into the buffer it is
     /// given and returns false when the target is gone. Anonymous pages that are never touched
     /// cost nothing: the buffer is a fresh private mapping.
-    func copyRegion(_ index: Int, prepared: UnsafeMutableRawPointer? = nil,
+    func copyRegion(_ index: Int, prepared: (buffer: UnsafeMutableRawPointer, size: Int)? = nil,
                     fill: (UnsafeMutableRawPointer, MemoryRegion) throws -> Void) throws {
         let region = memoryMap.regions[index]
-        let buffer = try prepared ?? Snapshot.allocate(Int(region.size), populate: false)
+        let buffer = try prepared?.buffer ?? Snapshot.allocate(Int(region.size), populate: false)
         copies[index] = buffer
+        mappedSizes[index] = prepared?.size ?? Int(region.size)
         try fill(buffer, region)
         copiedBytes += region.size
     }

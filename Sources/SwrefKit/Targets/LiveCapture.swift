@@ -37,8 +37,8 @@ public enum LiveCapture {
         }
         // Buffers for the copy are mapped and faulted in before the target stops, so the pause is the
         // copy itself (page faults on fresh memory would roughly double it).
-        var prepared = try prepareBuffers(ProcFS.memoryMap(pid))
-        defer { for (region, buffer) in prepared { munmap(buffer, Int(region.size)) } }
+        var prepared = try PreparedBuffers(ProcFS.memoryMap(pid))
+        defer { prepared.unmapRest() }
         let session = PtraceSession(pid: pid)
         defer { session.detachAll() }
         try session.stopAll()
@@ -54,12 +54,34 @@ public enum LiveCapture {
         return snapshot
     }
 
-    private static func prepareBuffers(_ map: MemoryMap) throws -> [MemoryRegion: UnsafeMutableRawPointer] {
-        var buffers: [MemoryRegion: UnsafeMutableRawPointer] = [:]
-        for region in map.regions where shouldCopy(region) {
-            buffers[region] = try Snapshot.allocate(Int(region.size), populate: true)
+    /// Buffers mapped and faulted in before the stop, by region start. Writable anonymous regions
+    /// (the heap) get a quarter more, up to 256 MiB: a busy target's heap grows between this moment
+    /// and the stop, and a buffer too small would be replaced by fresh pages faulted in during the
+    /// pause (3 s instead of 0.2 at 1 GiB while the target writes).
+    struct PreparedBuffers {
+        private var buffers: [UInt64: (buffer: UnsafeMutableRawPointer, size: Int)] = [:]
+
+        init(_ map: MemoryMap) throws {
+            for region in map.regions where shouldCopy(region) {
+                var size = Int(region.size)
+                if region.writable && !region.isFileBacked { size += min(size / 4, 256 << 20) & ~4095 }
+                buffers[region.start] = (try Snapshot.allocate(size, populate: true), size)
+            }
         }
-        return buffers
+
+        init() {}
+
+        /// The buffer for `region` if one of its start is large enough; it is the snapshot's then.
+        mutating func take(_ region: MemoryRegion) -> (buffer: UnsafeMutableRawPointer, size: Int)? {
+            guard let entry = buffers[region.start], entry.size >= Int(region.size) else { return nil }
+            buffers[region.start] = nil
+            return entry
+        }
+
+        mutating func unmapRest() {
+            for entry in buffers.values { munmap(entry.buffer, entry.size) }
+            buffers = [:]
+        }
     }
 
     /// Copies a process whose threads are already stopped (by us, or at its exit).
@@ -74,19 +96,19 @@ public enum LiveCapture {
     public static func copyStopped(pid: Int32, threads: [ThreadState], everything: Bool = false, map: MemoryMap? = nil,
                                    progress: ProgressReporter? = nil, fallbackPid: Int32? = nil,
                                    frozenChild: Bool = false) throws -> Snapshot {
-        var none: [MemoryRegion: UnsafeMutableRawPointer] = [:]
+        var none = PreparedBuffers()
         var reader = RemoteReader(pid: pid, viaProcMem: frozenChild)
         defer { reader.close() }
         return try copyStopped(pid: pid, threads: threads, everything: everything, map: map, progress: progress,
                                fallbackPid: fallbackPid, prepared: &none, reader: reader, sparse: true)
     }
 
-    /// As above, taking buffers from `prepared` for regions that did not change (they leave the dictionary).
+    /// As above, taking buffers from `prepared` for the regions they fit.
     /// - Parameter sparse: copy only the pages that exist (not worth its pagemap read while the target
     ///   waits, and pointless into buffers already faulted in).
     static func copyStopped(pid: Int32, threads: [ThreadState], everything: Bool = false, map: MemoryMap? = nil,
                             progress: ProgressReporter? = nil, fallbackPid: Int32? = nil,
-                            prepared: inout [MemoryRegion: UnsafeMutableRawPointer], reader: RemoteReader,
+                            prepared: inout PreparedBuffers, reader: RemoteReader,
                             sparse: Bool) throws -> Snapshot {
         let map = try map ?? ProcFS.memoryMap(pid)
         let snapshot = Snapshot(memoryMap: map, threads: threads, pid: fallbackPid ?? pid,
@@ -95,7 +117,7 @@ public enum LiveCapture {
         let total = toCopy.reduce(UInt64(0)) { $0 + map.regions[$1].size }
         var done: UInt64 = 0
         for index in toCopy {
-            try snapshot.copyRegion(index, prepared: prepared.removeValue(forKey: map.regions[index])) { buffer, region in
+            try snapshot.copyRegion(index, prepared: prepared.take(map.regions[index])) { buffer, region in
                 try copy(reader, region: region, into: buffer, sparse: sparse)
             }
             done += map.regions[index].size
