@@ -66,6 +66,14 @@ final class ProtobufAndGRPCTests: XCTestCase {
         XCTAssertEqual(total(smallPayloads).count, figures["small.payload"]?.count)
         XCTAssertEqual(total(smallPayloads).bytes, figures["small.payload"]?.bytes)
 
+        // Raw gRPC transport bytes held by user code: a ByteBuffer each, named as gRPC's.
+        let raw = samples.filter { $0.frames.first == "ProtoCache.raw" && $0.frames.count == 2 }
+        XCTAssertEqual(total(raw).count, 6, "\(raw.map(\.frames))")
+        XCTAssertGreaterThanOrEqual(total(raw).bytes, 3 * 3000)
+        XCTAssertTrue(raw.allSatisfy { $0.frames[1].contains(". (GRPCNIOTransportBytes (GRPCNIOTransportCore) ")
+                && $0.labels["viewed_bytes"] == "3000 bytes" && $0.labels["framework"] == "grpc"
+                && $0.labels["charged_to"] == "ProtoCache.raw" }, "\(raw.map(\.frames))")
+
         // Dominator attribution (the default) gives each global the sum of what it holds.
         let dominated = TestPrograms.buildDirectory.appendingPathComponent("protocache-dom.pb.gz").path
         XCTAssertEqual(try Shell.swref(["attach", "\(program.pid)", "-o", dominated]).status, 0)

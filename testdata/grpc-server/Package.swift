@@ -28,6 +28,7 @@ let package = Package(
         .executableTarget(name: "ProtoCache", dependencies: [
             "CacheProto",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
         ]),
     ],
     swiftLanguageModes: [.v5]

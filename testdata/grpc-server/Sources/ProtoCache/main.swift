@@ -6,6 +6,7 @@
 import CacheProto
 import Foundation
 import Glibc
+import GRPCNIOTransportHTTP2
 import SwiftProtobuf
 
 final class Store { var entries: [Int: Entry] = [:] }
@@ -33,6 +34,10 @@ for i in 0..<5 {
     precondition(!request.unknownFields.data.isEmpty)
     small.append(request)
 }
+
+// Raw message bytes as grpc-swift-nio-transport hands them over, kept by user code (as a proxy
+// that forwards messages without decoding them would): each is a ByteBuffer of its own.
+var raw: [GRPCNIOTransportBytes] = (0..<3).map { _ in GRPCNIOTransportBytes(repeating: 7, count: 3000) }
 
 // glibc's, from <malloc.h>, which the Glibc module does not export (the testdata programs built
 // with swiftc get it from testdata/mallinfo.h; a package target has no bridging header).
