@@ -23,16 +23,22 @@ public struct AddressIndex {
         self.addresses = addresses
         self.sizes = sizes
         lowest = addresses.first ?? 0
-        highest = addresses.isEmpty ? 0 : addresses[addresses.count - 1] + sizes[sizes.count - 1]
+        highest = addresses.isEmpty ? 0 : addresses[addresses.count - 1] &+ sizes[sizes.count - 1]
         var index = 0
         for region in memoryMap.regions where index < addresses.count {
             while index < addresses.count && addresses[index] < region.start { index += 1 }
             guard index < addresses.count, region.contains(addresses[index]) else { continue }
             let first = index
-            let granules = Int((region.end - region.start) >> 4)
+            var last = index
+            while last + 1 < addresses.count && addresses[last + 1] < region.end { last += 1 }
+            // The bitmap spans the blocks, not the mapping: a mapping's size can be anything in a
+            // damaged core, the blocks were all read from memory that exists.
+            let start = max(region.start, addresses[first] & ~15)
+            let end = max(min(region.end, addresses[last] &+ sizes[last]), addresses[last] + 1)
+            let granules = Int((end - start) >> 4) + 1
             var bits = [UInt64](repeating: 0, count: (granules + 63) / 64 + 1)
-            while index < addresses.count && addresses[index] < region.end {
-                let granule = Int((addresses[index] - region.start) >> 4)
+            while index <= last {
+                let granule = Int((addresses[index] - start) >> 4)
                 bits[granule >> 6] |= 1 << UInt64(granule & 63)
                 index += 1
             }
@@ -42,7 +48,7 @@ public struct AddressIndex {
                 before[word] = running
                 running += Int32(bits[word].nonzeroBitCount)
             }
-            areas.append(Area(start: region.start, end: region.end, firstBlock: first, bits: bits, before: before))
+            areas.append(Area(start: start, end: end, firstBlock: first, bits: bits, before: before))
         }
     }
 
