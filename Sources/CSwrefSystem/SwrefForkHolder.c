@@ -66,13 +66,29 @@ static int is_held(struct held_thread *threads, int count, pid_t tid) {
 }
 
 /// Seizes and interrupts one thread; returns 1 if it is now stopped, 0 if it is gone, -errno else.
+/// A thread that does not stop within 5 s (stuck in the kernel) gives -ETIMEDOUT: the holder then
+/// lets everything go rather than keep the target frozen with no one to interrupt it.
 static int stop_thread(pid_t tid, int *signal_out) {
   if (ptrace(PTRACE_SEIZE, tid, NULL, NULL) != 0) return errno == ESRCH ? 0 : -errno;
   if (ptrace(PTRACE_INTERRUPT, tid, NULL, NULL) != 0) return errno == ESRCH ? 0 : -errno;
   int status = 0;
-  if (wait_for(tid, &status) < 0 || !WIFSTOPPED(status)) return 0;
-  int event = (status >> 16) & 0xff, sig = WSTOPSIG(status);
-  *signal_out = (event == 0 && sig != SIGTRAP && sig != SIGSTOP) ? sig : 0;
+  uint64_t deadline = now_ns() + 5000000000ull;
+  for (;;) {
+    pid_t r = waitpid(tid, &status, __WALL | WNOHANG);
+    if (r == tid) break;
+    if (r < 0 && errno != EINTR) return 0;
+    if (now_ns() > deadline) {
+      ptrace(PTRACE_DETACH, tid, NULL, NULL);
+      return -ETIMEDOUT;
+    }
+    struct timespec pause = {0, 200000};
+    nanosleep(&pause, NULL);
+  }
+  if (!WIFSTOPPED(status)) return 0;
+  // Seized threads get no attach SIGSTOP: a signal-delivery stop (no event) is a real signal,
+  // whatever it is, and goes back on detach.
+  int event = (status >> 16) & 0xff;
+  *signal_out = event == 0 ? WSTOPSIG(status) : 0;
   return 1;
 }
 
@@ -146,35 +162,40 @@ static pid_t inject_fork(pid_t tid, uint64_t syscall_address, int *pending_signa
     struct timespec pause = {stall_ms / 1000, (long)(stall_ms % 1000) * 1000000L};
     while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {}
   }
-  if (ptrace(PTRACE_CONT, tid, NULL, NULL) != 0) {
-    int err = errno;
-    ptrace(PTRACE_SETREGS, tid, NULL, &saved);
-    return -err;
-  }
+  // Single steps, not PTRACE_CONT: a clone that fails (EINVAL for PID 1's CLONE_PARENT, EAGAIN
+  // at a process limit, seccomp) reports no fork event, and the step's SIGTRAP right after the
+  // syscall instruction is where the registers go back. Continuing would let the thread run on
+  // with the injected registers.
   pid_t child = 0;
   int status = 0;
-  for (;;) {
-    if (wait_for(tid, &status) != tid || !WIFSTOPPED(status)) return -ESRCH;
-    int event = (status >> 16) & 0xff, sig = WSTOPSIG(status);
-    if (event == PTRACE_EVENT_FORK) {
-      unsigned long message = 0;
-      ptrace(PTRACE_GETEVENTMSG, tid, NULL, &message);
-      child = (pid_t)message;
-      break;
-    }
-    if (event == 0 && sig == SIGTRAP) { // the syscall returned without an event: clone failed
+  int trapped = 0;
+  while (!trapped) {
+    if (ptrace(PTRACE_SINGLESTEP, tid, NULL, NULL) != 0) {
+      int err = errno;
       ptrace(PTRACE_SETREGS, tid, NULL, &saved);
       ptrace(PTRACE_SETOPTIONS, tid, NULL, NULL);
-      return -EPERM;
+      return -err;
     }
-    if (event == 0) *pending_signal = sig; // keep it for the detach
-    ptrace(PTRACE_CONT, tid, NULL, NULL);
+    for (;;) {
+      if (wait_for(tid, &status) != tid || !WIFSTOPPED(status)) return -ESRCH;
+      int event = (status >> 16) & 0xff, sig = WSTOPSIG(status);
+      if (event == PTRACE_EVENT_FORK) { // the clone is done; the next step ends the syscall
+        unsigned long message = 0;
+        ptrace(PTRACE_GETEVENTMSG, tid, NULL, &message);
+        child = (pid_t)message;
+        ptrace(PTRACE_SINGLESTEP, tid, NULL, NULL);
+        continue;
+      }
+      if (event == 0 && sig == SIGTRAP) { trapped = 1; break; }
+      if (event == 0) *pending_signal = sig; // a signal on its way in: keep it for the detach
+      break;                                 // step again
+    }
   }
-  // Finish the syscall in the parent by one step, then put everything back.
-  ptrace(PTRACE_SINGLESTEP, tid, NULL, NULL);
-  wait_for(tid, &status);
+  struct user_regs_struct after;
+  long result = ptrace(PTRACE_GETREGS, tid, NULL, &after) == 0 ? (long)after.rax : -EAGAIN;
   ptrace(PTRACE_SETREGS, tid, NULL, &saved);
   ptrace(PTRACE_SETOPTIONS, tid, NULL, NULL);
+  if (child <= 0) return result < 0 && result > -4096 ? (pid_t)result : -EAGAIN; // the clone's own error
 
   // The child never runs: killed if the holder dies, aimed at exit(2) in case it ever resumed.
   wait_for(child, &status);

@@ -55,6 +55,32 @@ final class AttachFailureTests: XCTestCase {
         XCTAssertTrue(sleeper.isRunning)
     }
 
+    /// A target that cannot fork — the init of a PID namespace may not clone(CLONE_PARENT) — is
+    /// put back as it was and captured by stopping the world instead, with a note.
+    func testTargetThatCannotForkFallsBackToStopTheWorld() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare") else { throw XCTSkip("no unshare") }
+        let exe = try TestPrograms.binary("census", .optimized)
+        let wrapper = try RunningProgram("/usr/bin/unshare", ["--pid", "--fork", exe, "10", "10"])
+        defer { wrapper.stop() }
+        let children = (try? String(contentsOfFile: "/proc/\(wrapper.pid)/task/\(wrapper.pid)/children", encoding: .utf8)) ?? ""
+        guard let pid = children.split(separator: " ").first.flatMap({ Int32($0) }) else {
+            throw XCTSkip("no PID namespace here (unshare gave no child)")
+        }
+        defer { kill(pid, SIGKILL) }
+        let result = try Shell.swref(["attach", "\(pid)", "--view", "types", "--format", "text"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stderr.contains("no fork snapshot"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("could not fork (Invalid argument)"), result.stderr)
+        XCTAssertTrue(result.stdout.contains("census."), result.stdout)
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        XCTAssertTrue(status.contains("TracerPid:\t0"), status)
+        XCTAssertTrue(status.contains("State:\tS") || status.contains("State:\tR"), status)
+        // Still itself: a second capture finds the same heap.
+        let again = try Shell.swref(["attach", "\(pid)", "--view", "types", "--format", "text"])
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertTrue(again.stdout.contains("census."), again.stdout)
+    }
+
     /// Stop-the-world: killed while the target is stopped. Fork snapshot: killed while the target's
     /// main thread holds the injected clone(2) registers — the holder process finishes the fork,
     /// puts the registers back, and kills the snapshot child.

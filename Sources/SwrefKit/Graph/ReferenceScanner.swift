@@ -114,7 +114,8 @@ public final class ReferenceScanner {
         let count = objects.count
         var threads = source is Snapshot && count >= 200_000 && sysconf(Int32(_SC_NPROCESSORS_ONLN)) >= 2 ? 2 : 1
         // SWREF_THREADS=1 or 2 overrides (the tests compare both on small heaps).
-        if let forced = ProcFS.environment("SWREF_THREADS").flatMap({ Int($0) }), forced == 1 || forced == 2, count >= 2 {
+        if let forced = ProcFS.environment("SWREF_THREADS").flatMap({ Int($0) }), forced == 1 || forced == 2, count >= 2,
+           source is Snapshot {
             threads = forced
         }
         if threads == 1 { return scanRange(0..<count, progress: progress) }

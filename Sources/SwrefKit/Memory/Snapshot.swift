@@ -26,6 +26,7 @@ public final class Snapshot: MemorySource {
     /// Bytes mapped for each copy: the region's size, or more for a buffer prepared with headroom.
     private var mappedSizes: [Int]
     private let fallback: MemorySource?
+    private let fallbackLock = SharedLock()
     private var lastIndex = 0
 
     /// - Parameters:
@@ -123,6 +124,7 @@ public final class Snapshot: MemorySource {
             return true
         }
         guard region.readable, let fallback else { return false }
-        return fallback.read(address, count: count, into: buffer)
+        // The fallback opens and caches files: one reader at a time (the scan may run on two threads).
+        return fallbackLock.locked { fallback.read(address, count: count, into: buffer) }
     }
 }

@@ -71,9 +71,9 @@ public final class ForkSnapshot {
 
     /// Has the holder kill the child: call as soon as its memory has been copied.
     public func release() {
+        // The end of the pipe is the signal (a write could meet a holder that already exited, and
+        // SIGPIPE would end swref).
         if control >= 0 {
-            var byte: UInt8 = 1
-            _ = write(control, &byte, 1)
             close(control)
             control = -1
         }

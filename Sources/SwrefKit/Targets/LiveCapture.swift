@@ -62,10 +62,15 @@ public enum LiveCapture {
         private var buffers: [UInt64: (buffer: UnsafeMutableRawPointer, size: Int)] = [:]
 
         init(_ map: MemoryMap) throws {
-            for region in map.regions where shouldCopy(region) {
-                var size = Int(region.size)
-                if region.writable && !region.isFileBacked { size += min(size / 4, 256 << 20) & ~4095 }
-                buffers[region.start] = (try Snapshot.allocate(size, populate: true), size)
+            do {
+                for region in map.regions where shouldCopy(region) {
+                    var size = Int(region.size)
+                    if region.writable && !region.isFileBacked { size += min(size / 4, 256 << 20) & ~4095 }
+                    buffers[region.start] = (try Snapshot.allocate(size, populate: true), size)
+                }
+            } catch {
+                unmapRest()
+                throw error
             }
         }
 
@@ -151,30 +156,38 @@ public enum LiveCapture {
         let pages = Int(region.size) / page
         let pid = reader.pid
         // File-backed pages never touched still hold the file's bytes: those are read whole.
-        guard sparse, pages >= 16, !region.isFileBacked, let present = residentPages(pid: pid, region: region, pages: pages) else {
+        let pagemap = sparse && pages >= 16 && !region.isFileBacked ? open("/proc/\(pid)/pagemap", O_RDONLY | O_CLOEXEC) : -1
+        guard pagemap >= 0 else {
             try copy(reader, region: region, range: 0..<Int(region.size), into: buffer)
             if !ProcFS.exists(pid) { throw SwrefError.processExited(pid) }
             return
         }
-        var index = 0
-        while index < pages {
-            guard present[index] else { index += 1; continue }
-            var end = index + 1
-            while end < pages && present[end] { end += 1 }
-            try copy(reader, region: region, range: (index * page)..<(end * page), into: buffer)
-            index = end
+        defer { close(pagemap) }
+        // In windows of 64 Ki pages (256 MiB): the flags of a huge reservation never sit in memory at once.
+        let window = 1 << 16
+        for first in stride(from: 0, to: pages, by: window) {
+            let count = min(window, pages - first)
+            guard let present = residentPages(pagemap, at: region.start + UInt64(first * page), pages: count) else {
+                try copy(reader, region: region, range: (first * page)..<((first + count) * page), into: buffer)
+                continue
+            }
+            var index = 0
+            while index < count {
+                guard present[index] else { index += 1; continue }
+                var end = index + 1
+                while end < count && present[end] { end += 1 }
+                try copy(reader, region: region, range: ((first + index) * page)..<((first + end) * page), into: buffer)
+                index = end
+            }
         }
         if !ProcFS.exists(pid) { throw SwrefError.processExited(pid) }
     }
 
     /// One flag per page: bit 63 (present) or 62 (swapped) of its pagemap entry; nil if unreadable.
-    private static func residentPages(pid: Int32, region: MemoryRegion, pages: Int) -> [Bool]? {
-        let fd = open("/proc/\(pid)/pagemap", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
+    private static func residentPages(_ pagemap: Int32, at address: UInt64, pages: Int) -> [Bool]? {
         var entries = [UInt64](repeating: 0, count: pages)
         let wanted = pages * 8
-        let got = entries.withUnsafeMutableBytes { pread(fd, $0.baseAddress, wanted, off_t(region.start / 4096 * 8)) }
+        let got = entries.withUnsafeMutableBytes { pread(pagemap, $0.baseAddress, wanted, off_t(address / 4096 * 8)) }
         guard got == wanted else { return nil }
         return entries.map { $0 & (3 << 62) != 0 }
     }

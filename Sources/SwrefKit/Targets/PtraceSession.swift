@@ -64,10 +64,11 @@ public final class PtraceSession {
             if isLeader { throw SwrefError.processExited(pid) }
             return
         }
-        // A signal-delivery stop (no ptrace event) holds a signal the thread must still get.
+        // A signal-delivery stop (no ptrace event) holds a signal the thread must still get; seized
+        // threads get no attach SIGSTOP, so even a SIGSTOP or SIGTRAP here is a real one.
         let event = (status >> 16) & 0xff
         let signal = (status >> 8) & 0xff
-        if event == 0 && signal != SIGTRAP && signal != SIGSTOP { stopped[tid] = signal }
+        if event == 0 { stopped[tid] = signal }
     }
 
     private func isExited(_ status: Int32) -> Bool {
