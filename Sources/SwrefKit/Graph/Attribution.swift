@@ -16,7 +16,6 @@ public struct Attribution {
     public private(set) var nodeOf: [Int32]
     public private(set) var roots: [Root]
     public let names: FrameNames
-    public private(set) var unreachableCount = 0
     private var children: [UInt64: Int32] = [:]
     private var lastChild: (key: UInt64, node: Int32) = (.max, -1)
     private let maxDepth: Int
@@ -48,7 +47,6 @@ public struct Attribution {
             }
             expand(&queue, from: &head, graph: graph)
         }
-        unreachableCount = objectCount - queue.count
     }
 
     /// Breadth-first from the queued objects: each object not yet placed goes below the node of
@@ -68,8 +66,6 @@ public struct Attribution {
             }
         }
     }
-
-    public func isReachable(_ object: Int) -> Bool { nodeOf[object] >= 0 }
 
     /// The trie node below `parent` for an edge label `code` toward `target`.
     @inline(__always)
@@ -166,7 +162,7 @@ public struct Attribution {
     /// leak root retains below it on its own paths.
     public mutating func attributeLeaks(_ report: LeakReport, graph: ObjectGraph) {
         guard !report.groups.isEmpty else { return }
-        addLeakedRoot()
+        roots = Attribution.withLeakedRoot(roots)
         let rootNode = Int32(nodes.count)
         nodes.append(PathNode(parent: -1, frame: names.intern(Attribution.leakedRoot), root: Int32(roots.count - 1), depth: 1))
         for group in report.groups {
@@ -181,9 +177,9 @@ public struct Attribution {
         }
     }
 
-    /// The `<leaked>` pseudo-root, last among the roots.
-    public mutating func addLeakedRoot() {
-        if roots.last?.kind != .leaked { roots.append(Root(name: Attribution.leakedRoot, kind: .leaked)) }
+    /// `roots` with the `<leaked>` pseudo-root last, once.
+    public static func withLeakedRoot(_ roots: [Root]) -> [Root] {
+        roots.last?.kind == .leaked ? roots : roots + [Root(name: Attribution.leakedRoot, kind: .leaked)]
     }
 
     /// Frame names from the root down to `node`.

@@ -96,10 +96,10 @@ public final class HeapAnalysis {
         return 4 << 30
     }
 
-    /// Builds the object graph, finds the roots and attributes every object to one path.
     /// Whether `referencePaths` gives the snapshot's copied pages back once references are found.
     public var releaseMemoryAfterScan = true
 
+    /// Builds the object graph, finds the roots and attributes every object to one path.
     public func referencePaths(threads: [ThreadState], maxDepth: Int = 256, attribution mode: AttributionMode = .dominator,
                                framework: FrameworkMode = .auto, progress: ProgressReporter? = nil) -> ReferencePaths {
         let layouts = ObjectLayouts(reflection: reflection, source: source)
@@ -120,8 +120,7 @@ public final class HeapAnalysis {
         let leaks = LeakFinder.find(objects: objects, graph: graph, names: scanner.names) { tiers.isReachable($0) }
         lap("leaks")
         var retained: RetainedSizes? = nil
-        var dominatorRoots = roots
-        if !leaks.groups.isEmpty { dominatorRoots.append(Root(name: Attribution.leakedRoot, kind: .leaked)) }
+        let dominatorRoots = leaks.groups.isEmpty ? roots : Attribution.withLeakedRoot(roots)
         if mode == .dominator || mode == .firstPathWithRetained {
             let need = RetainedSizes.estimatedMemory(objects: objects.count, edges: graph.edgeCount, roots: dominatorRoots.count)
             let budget = HeapAnalysis.dominatorMemoryBudget()
