@@ -34,24 +34,19 @@ extension Swref {
             """
         )
 
-        @Flag(help: "Read a core file: the arguments are [EXE] CORE.")
-        var core = false
-
         @Argument(help: ArgumentHelp("PID, or with --core: [EXE] CORE.", valueName: "target"))
         var target: [String]
 
-        @Option(help: "Directory that stands for / when opening the files a core names.")
-        var sysroot: String = ""
 
         @Option(name: [.short, .customLong("output")], help: "Also write the reference-path profile (leaks under <leaked>).")
         var output: String?
 
         @OptionGroup var leakOptions: LeakOptions
         @OptionGroup var analysisOptions: AnalysisOptions
-        @OptionGroup var captureOptions: CaptureOptions
+        @OptionGroup var targetOptions: TargetOptions
 
         func validate() throws {
-            if core {
+            if targetOptions.core {
                 guard (1...2).contains(target.count) else { throw ValidationError("with --core give [EXE] CORE") }
             } else {
                 guard target.count == 1, Int32(target[0]) != nil else { throw ValidationError("give a PID, or --core [EXE] CORE") }
@@ -63,7 +58,7 @@ extension Swref {
             try runReporting {
                 let suppressions = try leakOptions.loadSuppressions()
                 let progress = ProgressReporter()
-                let loaded = try LoadedTarget.load(core: core, arguments: target, sysroot: sysroot, capture: captureOptions, progress: progress)
+                let loaded = try targetOptions.load(target, progress: progress)
                 let summary = try reportLeaks(loaded.analysis, threads: loaded.threads, name: loaded.name, mainBinary: loaded.binary,
                                               suppressions: suppressions,
                                               profile: output, json: leakOptions.json, program: nil, analysisOptions: analysisOptions,

@@ -87,6 +87,23 @@ struct CaptureOptions: ParsableArguments {
     }
 }
 
+/// What `leaks`, `top` and `why` read: a live process, captured as CaptureOptions says, or with
+/// `--core` a core file.
+struct TargetOptions: ParsableArguments {
+    @Flag(help: "Read a core file: the target is [EXE] CORE instead of a PID.")
+    var core = false
+
+    @Option(help: "Directory that stands for / when opening the files a core names.")
+    var sysroot: String = ""
+
+    @OptionGroup var capture: CaptureOptions
+
+    /// `arguments`: `[PID]`, or with `--core`: `[EXE] CORE`.
+    func load(_ arguments: [String], progress: ProgressReporter) throws -> LoadedTarget {
+        try LoadedTarget.load(core: core, arguments: arguments, sysroot: sysroot, capture: capture, progress: progress)
+    }
+}
+
 /// "paused PID 42 for 8.1 ms (fork snapshot)"
 func pauseSummary(_ snapshot: Snapshot, pid: Int32) -> String {
     "paused PID \(pid) for \(formatMilliseconds(snapshot.pauseNanoseconds)) (\(snapshot.captureMethod.rawValue))"

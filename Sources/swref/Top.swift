@@ -12,28 +12,23 @@ extension Swref {
             """
         )
 
-        @Flag(help: "Read a core file: the arguments are [EXE] CORE.")
-        var core = false
-
         @Argument(help: ArgumentHelp("PID, PROFILE, or with --core: [EXE] CORE.", valueName: "target"))
         var target: [String]
 
         @Option(help: "Rows per section.")
         var limit: Int = 15
 
-        @OptionGroup var captureOptions: CaptureOptions
+        @OptionGroup var targetOptions: TargetOptions
 
-        @Option(help: "Directory that stands for / when opening the files a core names.")
-        var sysroot: String = ""
 
         func run() throws {
             try runReporting {
-                if !core, target.count == 1, Int32(target[0]) == nil || !ProcFS.exists(Int32(target[0]) ?? -1) {
+                if !targetOptions.core, target.count == 1, Int32(target[0]) == nil || !ProcFS.exists(Int32(target[0]) ?? -1) {
                     print(ProfileTop.text(try PprofDecoder.read(path: target[0]), limit: limit), terminator: "")
                     return
                 }
                 let progress = ProgressReporter()
-                let loaded = try LoadedTarget.load(core: core, arguments: target, sysroot: sysroot, capture: captureOptions, progress: progress)
+                let loaded = try targetOptions.load(target, progress: progress)
                 let paths = loaded.analysis.referencePaths(threads: loaded.threads, attribution: .dominator, progress: progress)
                 progress.finish()
                 let report = TopReport(objects: loaded.analysis.objects, paths: paths, limit: limit)

@@ -13,9 +13,6 @@ extension Swref {
             """
         )
 
-        @Flag(help: "Read a core file: the arguments are [EXE] CORE QUERY.")
-        var core = false
-
         @Argument(help: ArgumentHelp("PID QUERY, or with --core: [EXE] CORE QUERY.", valueName: "target"))
         var arguments: [String]
 
@@ -25,10 +22,8 @@ extension Swref {
         @Option(help: "Objects shown for a type or path query.")
         var objects: Int = 3
 
-        @OptionGroup var captureOptions: CaptureOptions
+        @OptionGroup var targetOptions: TargetOptions
 
-        @Option(help: "Directory that stands for / when opening the files a core names.")
-        var sysroot: String = ""
 
         func validate() throws {
             guard arguments.count >= 2 else { throw ValidationError("give PID QUERY, or --core [EXE] CORE QUERY") }
@@ -39,7 +34,7 @@ extension Swref {
             try runReporting {
                 let query = arguments.last!
                 let progress = ProgressReporter()
-                let loaded = try LoadedTarget.load(core: core, arguments: Array(arguments.dropLast()), sysroot: sysroot, capture: captureOptions, progress: progress)
+                let loaded = try targetOptions.load(Array(arguments.dropLast()), progress: progress)
                 let analysis = loaded.analysis
                 let paths = analysis.referencePaths(threads: loaded.threads, attribution: .firstPathWithRetained, progress: progress)
                 progress.finish()
