@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/ptrace.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -27,6 +28,11 @@ pid_t swref_wait_thread(pid_t tid, int *status, int nohang) {
     r = waitpid(tid, status, __WALL | (nohang ? WNOHANG : 0));
   } while (r < 0 && errno == EINTR);
   return r;
+}
+
+void *swref_grow_mapping(void *mapping, size_t old_size, size_t new_size) {
+  void *moved = mremap(mapping, old_size, new_size, MREMAP_MAYMOVE);
+  return moved == MAP_FAILED ? NULL : moved;
 }
 
 ssize_t swref_read_remote(pid_t pid, void *local, uint64_t remote, size_t length) {

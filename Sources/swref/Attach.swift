@@ -6,7 +6,7 @@ extension Swref {
     struct Attach: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Stop a live process briefly, copy its memory, and report who holds its heap.",
-            discussion: "Needs root or CAP_SYS_PTRACE. The target is stopped only while it forks a frozen copy of itself, which swref reads and then kills."
+            discussion: "Needs root or CAP_SYS_PTRACE. swref copies the target's memory while it runs, tracking the pages it writes, and stops it only to copy those again (--capture says how else)."
         )
 
         @Argument(help: "Process ID of the target.")

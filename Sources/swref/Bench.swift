@@ -46,13 +46,13 @@ extension Swref {
             print("target: \(objects) records, payload \(payload) B, resident \(formatBytes(rss))\(write ? ", writing" : "")")
 
             var floors: [Double] = [], gcores: [Double] = [], gcorePauses: [Double] = []
-            var forked = AttachRuns(), stopped = AttachRuns()
+            var precopied = AttachRuns(), forked = AttachRuns(), stopped = AttachRuns()
             let swref = CommandLine.arguments[0].hasPrefix("/") ? CommandLine.arguments[0]
                 : FileManager.default.currentDirectoryPath + "/" + CommandLine.arguments[0]
-            // Every process_vm_readv-based copy first, fork snapshots last: after a fork the target's
-            // pages are no longer marked exclusive, and the next pinning read of each page (the
-            // floor, a stop-the-world copy) takes a fault to mark it again — a real cost, but one
-            // of the fork runs, not of the copy.
+            // Every process_vm_readv-based copy first (pre-copy, the default, included), fork
+            // snapshots last: after a fork the target's pages are no longer marked exclusive, and the
+            // next pinning read of each page takes a fault to mark it again — a real cost, but one of
+            // the fork runs, not of the copy.
             for run in 1...runs {
                 floors.append(try copyFloor(pid: target.pid))
                 let out = work.appendingPathComponent("run\(run).out").path
@@ -67,20 +67,32 @@ extension Swref {
                     try? FileManager.default.removeItem(atPath: "\(core).\(target.pid)")
                 }
             }
+            var idleGaps: [Double] = []
             for run in 1...runs {
                 let out = work.appendingPathComponent("run\(run).out").path
-                try forked.measure(swref, ["attach", "\(target.pid)", "-o", out, "--timings"], target: target)
+                try precopied.measure(swref, ["attach", "\(target.pid)", "-o", out, "--timings"], target: target)
+                // The heartbeat's own noise (this host's scheduling, with nothing attached), over as long.
+                _ = target.takeMaxGap()
+                usleep(UInt32(min(precopied.totals.last ?? 1, 10) * 1_000_000))
+                idleGaps.append(target.takeMaxGap())
             }
-            let floor = median(floors), total = median(forked.totals), objectCount = median(forked.blocks)
-            let heapBytes = median(forked.heap), phases = forked.phases
+            for run in 1...runs {
+                let out = work.appendingPathComponent("run\(run).out").path
+                try forked.measure(swref, ["attach", "\(target.pid)", "-o", out, "--capture", "fork"], target: target)
+            }
+            let floor = median(floors), total = median(precopied.totals), objectCount = median(precopied.blocks)
+            let heapBytes = median(precopied.heap), phases = precopied.phases
             print("runs: \(runs) (medians)")
-            print("  pause seen by the target:        \(ms(median(forked.pauses)))  (fork snapshot; swref reports \(ms(median(forked.reported) / 1000)); \(ratio(median(forked.pauses), floor)) floor)")
+            print("  pause seen by the target:        \(ms(median(precopied.pauses)))  (pre-copy; swref reports \(ms(median(precopied.reported) / 1000)); \(ratio(median(precopied.pauses), floor)) floor)")
+            print("  heartbeat's longest gap, idle:   \(ms(median(idleGaps)))  (no swref, as long as a run: the noise under the pauses above)")
+            print("  pause with --capture fork:       \(ms(median(forked.pauses)))  (swref reports \(ms(median(forked.reported) / 1000)); \(ratio(median(forked.pauses), floor)) floor)")
             print("  pause with --stop-the-world:     \(ms(median(stopped.pauses)))  (swref reports \(ms(median(stopped.reported) / 1000)); \(ratio(median(stopped.pauses), floor)) floor)")
             print("  copy floor (process_vm_readv):   \(ms(floor))")
             if !gcores.isEmpty {
                 print("  gcore:                           \(ms(median(gcores)))  (target paused \(ms(median(gcorePauses))); \(ratio(median(gcores), floor)) floor)")
             }
             print("  swref attach total:              \(ms(total))  (\(ratio(total, floor)) floor)")
+            print("  --capture fork total:            \(ms(median(forked.totals)))  (peak RSS \(formatBytes(UInt64(median(forked.peaks)))))")
             print("  --stop-the-world total:          \(ms(median(stopped.totals)))  (peak RSS \(formatBytes(UInt64(median(stopped.peaks)))))")
             let order = ["images", "malloc-heap", "objects", "graph", "roots", "attribution", "leaks", "dominators", "dominator-attribution", "write"]
             print("  phases:                          " + order.compactMap { name in phases[name].map { "\(name) \(ms(median($0)))" } }.joined(separator: ", "))
@@ -88,7 +100,7 @@ extension Swref {
             print("  analysis objects/s:              \(Int(objectCount / max(analysis, 1e-9)))  (analysis \(ms(analysis)), without capture and process start)")
             print("  objects/s:                       \(Int(objectCount / total))  (\(Int(objectCount)) blocks)")
             print("  bytes/s:                         \(formatBytes(UInt64(heapBytes / total)))/s  (\(formatBytes(UInt64(heapBytes))) in use)")
-            print("  swref peak RSS:                  \(formatBytes(UInt64(median(forked.peaks))))  (\(ratio(median(forked.peaks), heapBytes)) heap)")
+            print("  swref peak RSS:                  \(formatBytes(UInt64(median(precopied.peaks))))  (\(ratio(median(precopied.peaks), heapBytes)) heap)")
         }
 
         private func ms(_ seconds: Double) -> String { String(seconds * 1000, decimals: 1) + " ms" }

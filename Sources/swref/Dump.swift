@@ -6,7 +6,7 @@ extension Swref {
     struct Dump: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Write an ELF core of a live process (readable by gdb and `swref core`).",
-            discussion: "The target is stopped only while it forks (or, with --stop-the-world, while its writable memory is copied); the core is written after it resumes."
+            discussion: "The target is stopped only to copy the pages it wrote during the copy (see --capture); the core is written after it resumes."
         )
 
         @Argument(help: "Process ID of the target.")

@@ -69,19 +69,30 @@ extension String {
 
 /// How a live process is captured.
 struct CaptureOptions: ParsableArguments {
-    @Flag(help: """
-    Keep the target stopped while its whole memory is copied, instead of the default fork snapshot \
-    (the target is stopped only while it forks, about 25 ms per GiB, and swref reads the frozen child). \
-    See docs/performance.md.
+    enum Method: String, ExpressibleByArgument, CaseIterable {
+        case precopy, fork, stopTheWorld = "stop-the-world"
+    }
+
+    @Option(help: """
+    How to take the snapshot: precopy (default: copy while the target runs, tracking its writes,     then stop it only to copy what changed since), fork (stop it while it forks, about 20 ms per GiB,     and read the frozen child) or stop-the-world (stopped for the whole copy). A way the target or     kernel does not allow falls back to the next. See docs/performance.md.
     """)
+    var capture: Method = .precopy
+
+    @Flag(help: "Same as --capture stop-the-world.")
     var stopTheWorld = false
 
-    /// Takes the snapshot, saying on stderr when the fork snapshot was not possible.
+    /// Takes the snapshot, saying on stderr when the chosen way was not possible.
     func capture(pid: Int32, progress: ProgressReporter?) throws -> Snapshot {
-        // Test hook: hold the target stopped (or, forking, mid-injection) this long.
+        // Test hook: hold the target stopped (or mid-injection) this long.
         let stall = Int(getenv("SWREF_TEST_STALL_MS").flatMap { Int(String(cString: $0)) } ?? 0)
+        let method: CaptureMethod
+        switch stopTheWorld ? .stopTheWorld : capture {
+        case .precopy: method = .precopy
+        case .fork: method = .forkSnapshot
+        case .stopTheWorld: method = .stopTheWorld
+        }
         let snapshot = try LiveCapture.capture(pid: pid, options: .init(progress: progress, stallMilliseconds: stall,
-                                                                        lowPause: !stopTheWorld))
+                                                                        method: method))
         if let note = snapshot.captureNote { printError("swref: note: \(note)") }
         return snapshot
     }

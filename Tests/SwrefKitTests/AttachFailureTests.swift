@@ -55,6 +55,26 @@ final class AttachFailureTests: XCTestCase {
         XCTAssertTrue(sleeper.isRunning)
     }
 
+    /// A target that cannot take one more descriptor (its limit lowered to what it has open) cannot
+    /// create the userfaultfd: its registers go back, and the fork snapshot is taken instead.
+    func testTargetWithoutFreeDescriptorFallsBackToForkSnapshot() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/prlimit") else { throw XCTSkip("no prlimit") }
+        let exe = try TestPrograms.binary("census", .optimized)
+        let program = try RunningProgram(exe, ["10", "10"])
+        defer { program.stop() }
+        let lowest = (try FileManager.default.contentsOfDirectory(atPath: "/proc/\(program.pid)/fd")).compactMap { Int($0) }
+        var limit = 0
+        while lowest.contains(limit) { limit += 1 } // the first free descriptor: the limit stops there
+        XCTAssertEqual(try Shell.run("/usr/bin/prlimit", ["--pid", "\(program.pid)", "--nofile=\(limit):4096"]).status, 0)
+        let descriptors = LowPauseTests.descriptorCount(program.pid)
+        let result = try Shell.swref(["attach", "\(program.pid)", "--view", "types", "--format", "text"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stderr.contains("could not create a userfaultfd (Too many open files)"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("took a fork snapshot instead"), result.stderr)
+        XCTAssertTrue(result.stdout.contains("census.Node"), result.stdout)
+        try LowPauseTests.assertUntouched(program, exe: exe, descriptors: descriptors)
+    }
+
     /// A target that cannot fork — the init of a PID namespace may not clone(CLONE_PARENT) — is
     /// put back as it was and captured by stopping the world instead, with a note.
     func testTargetThatCannotForkFallsBackToStopTheWorld() throws {
@@ -67,7 +87,7 @@ final class AttachFailureTests: XCTestCase {
             throw XCTSkip("no PID namespace here (unshare gave no child)")
         }
         defer { kill(pid, SIGKILL) }
-        let result = try Shell.swref(["attach", "\(pid)", "--view", "types", "--format", "text"])
+        let result = try Shell.swref(["attach", "\(pid)", "--view", "types", "--format", "text", "--capture", "fork"])
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertTrue(result.stderr.contains("no fork snapshot"), result.stderr)
         XCTAssertTrue(result.stderr.contains("could not fork (Invalid argument)"), result.stderr)
@@ -81,15 +101,16 @@ final class AttachFailureTests: XCTestCase {
         XCTAssertTrue(again.stdout.contains("census."), again.stdout)
     }
 
-    /// Stop-the-world: killed while the target is stopped. Fork snapshot: killed while the target's
-    /// main thread holds the injected clone(2) registers — the holder process finishes the fork,
-    /// puts the registers back, and kills the snapshot child.
+    /// Stop-the-world: killed while the target is stopped. Fork snapshot and pre-copy: killed while
+    /// the target's main thread holds the injected clone(2) or userfaultfd(2) registers — the holder
+    /// process finishes, puts the registers back, and kills the snapshot child or drops the descriptor.
     func testSwrefKilledMidCaptureLeavesTargetRunning() throws {
         let exe = try TestPrograms.binary("census", .optimized)
         let program = try RunningProgram(exe, ["10", "10"])
         defer { program.stop() }
+        let descriptors = LowPauseTests.descriptorCount(program.pid)
         for (mode, signal) in [("--stop-the-world", SIGKILL), ("--stop-the-world", SIGINT), ("--stop-the-world", SIGTERM),
-                               ("", SIGKILL), ("", SIGINT), ("", SIGTERM)] {
+                               ("--capture=fork", SIGKILL), ("--capture=fork", SIGINT), ("", SIGKILL), ("", SIGTERM)] {
             let swref = Process()
             swref.executableURL = URL(fileURLWithPath: try TestPrograms.swrefExecutable())
             swref.arguments = ["attach", "\(program.pid)", "-o", TestPrograms.buildDirectory.appendingPathComponent("killed.out").path]
@@ -108,9 +129,7 @@ final class AttachFailureTests: XCTestCase {
             while (program.state == "t" || program.tracerPid != "0") && Date() < settled { usleep(20_000) }
             usleep(100_000)
             XCTAssertTrue(["S", "R"].contains(program.state), "\(mode) after signal \(signal) the target runs: \(program.state)")
-            XCTAssertEqual(program.tracerPid, "0")
-            let left = try LowPauseTests.processes(exe: exe, except: program.pid).filter { $0.state != "Z" }
-            XCTAssertEqual(left.count, 0, "\(mode) signal \(signal): snapshot children left: \(left)")
+            try LowPauseTests.assertUntouched(program, exe: exe, descriptors: descriptors)
         }
         // The target survived with its state intact: a full capture still works and finds its objects.
         let census = try Shell.swref(["attach", "\(program.pid)", "--view", "types", "--format", "text"])

@@ -2,29 +2,79 @@ import Foundation
 import SwrefKit
 import XCTest
 
-/// Fork snapshots (the default): the same profile as a stop-the-world copy, and nothing harmed or
-/// left behind when swref is killed mid-capture.
+/// Pre-copy (the default) and fork snapshots: the same profile as a stop-the-world copy, one
+/// instant of a heap that keeps changing, and nothing harmed or left behind when swref is killed
+/// mid-capture.
 final class LowPauseTests: XCTestCase {
     func normalized(_ path: String) throws -> [String] {
         try PprofReader(path: path).samples.map { "\($0.values) \($0.frames.joined(separator: " | "))" }.sorted()
     }
 
-    func testForkSnapshotGivesTheSameProfileAsStopTheWorld() throws {
+    func testEveryCaptureMethodGivesTheSameProfile() throws {
         guard PprofReader.isAvailable else { throw XCTSkip("go is not installed") }
         for program in ["paths", "leaks"] {
             let running = try RunningProgram(try TestPrograms.binary(program, .optimized), program == "leaks" ? ["leaky"] : [])
             defer { running.stop() }
-            let stopped = TestPrograms.buildDirectory.appendingPathComponent("stw-\(program).pb.gz").path
-            let forked = TestPrograms.buildDirectory.appendingPathComponent("fork-\(program).pb.gz").path
-            XCTAssertEqual(try Shell.swref(["attach", "\(running.pid)", "--stop-the-world", "-o", stopped]).status, 0)
-            let fork = try Shell.swref(["attach", "\(running.pid)", "-o", forked])
-            XCTAssertEqual(fork.status, 0, fork.stderr)
-            XCTAssertTrue(fork.stderr.contains("(fork snapshot)"), fork.stderr)
-            XCTAssertEqual(try normalized(forked), try normalized(stopped), program)
-            XCTAssertTrue(["S", "R"].contains(running.state))
-            XCTAssertEqual(running.tracerPid, "0")
-            XCTAssertEqual(try LowPauseTests.processes(exe: running.process.executableURL!.path, except: running.pid).filter { $0.state != "Z" }.count, 0)
+            let descriptors = LowPauseTests.descriptorCount(running.pid)
+            var profiles: [[String]] = []
+            for (flags, method) in [(["--stop-the-world"], "stop-the-world"), ([], "pre-copy"), (["--capture", "fork"], "fork snapshot")] {
+                let out = TestPrograms.buildDirectory.appendingPathComponent("\(method)-\(program).pb.gz").path
+                let run = try Shell.swref(["attach", "\(running.pid)", "-o", out] + flags)
+                XCTAssertEqual(run.status, 0, run.stderr)
+                XCTAssertTrue(run.stderr.contains("(\(method))"), run.stderr)
+                profiles.append(try normalized(out))
+            }
+            XCTAssertGreaterThan(profiles[0].count, 5)
+            XCTAssertEqual(profiles[1], profiles[0], "\(program): pre-copy")
+            XCTAssertEqual(profiles[2], profiles[0], "\(program): fork snapshot")
+            try LowPauseTests.assertUntouched(running, exe: running.process.executableURL!.path, descriptors: descriptors)
         }
+    }
+
+    /// A thread moves objects around a ring of arrays without pause. A copy made of pages from
+    /// different moments would find an object in no array (and report it leaked) or in two; the
+    /// pre-copy's last stop copies every page written since its rounds, so each capture is one instant.
+    func testPrecopyOfAChangingHeapIsOneInstant() throws {
+        guard PprofReader.isAvailable else { throw XCTSkip("go is not installed") }
+        let count = 50_000
+        let running = try RunningProgram(try TestPrograms.binary("churn", .optimized), ["\(count)"])
+        defer { running.stop() }
+        for round in 0..<6 {
+            let out = TestPrograms.buildDirectory.appendingPathComponent("churn\(round).pb.gz").path
+            let run = try Shell.swref(["attach", "\(running.pid)", "-o", out])
+            XCTAssertEqual(run.status, 0, run.stderr)
+            XCTAssertTrue(run.stderr.contains("(pre-copy)"), run.stderr)
+            let payloads = try PprofReader(path: out).samples.filter { $0.frames.last?.hasSuffix("(churn.Payload)") == true }
+            let leaked = payloads.filter { $0.labels["root"] == "leaked" }.reduce(Int64(0)) { $0 + $1.values[0] }
+            let held = payloads.filter { $0.labels["root"] != "leaked" }.reduce(Int64(0)) { $0 + $1.values[0] }
+            XCTAssertEqual(leaked, 0, "round \(round): objects seen in neither array")
+            XCTAssertEqual(held, Int64(count), "round \(round)")
+        }
+        // Still moving: the mover thread was not left stopped or write-protected.
+        XCTAssertTrue(["S", "R"].contains(running.state))
+        XCTAssertEqual(LowPauseTests.writeTrackedMappings(running.pid), 0)
+    }
+
+    /// The target after a capture: running, untraced, no snapshot child, no mapping still
+    /// write-tracked, no descriptor of ours left in it.
+    static func assertUntouched(_ running: RunningProgram, exe: String, descriptors: Int,
+                                file: StaticString = #filePath, line: UInt = #line) throws {
+        XCTAssertTrue(["S", "R"].contains(running.state), "state \(running.state)", file: file, line: line)
+        XCTAssertEqual(running.tracerPid, "0", file: file, line: line)
+        let children = try processes(exe: exe, except: running.pid).filter { $0.state != "Z" }
+        XCTAssertEqual(children.count, 0, "snapshot children left: \(children)", file: file, line: line)
+        XCTAssertEqual(writeTrackedMappings(running.pid), 0, "mappings still write-tracked", file: file, line: line)
+        XCTAssertEqual(descriptorCount(running.pid), descriptors, "descriptors of the target", file: file, line: line)
+    }
+
+    /// Mappings of `pid` with userfaultfd write protection registered ("uw" in smaps' VmFlags).
+    static func writeTrackedMappings(_ pid: Int32) -> Int {
+        let smaps = (try? String(contentsOfFile: "/proc/\(pid)/smaps", encoding: .utf8)) ?? ""
+        return smaps.split(separator: "\n").filter { $0.hasPrefix("VmFlags:") && $0.split(separator: " ").contains("uw") }.count
+    }
+
+    static func descriptorCount(_ pid: Int32) -> Int {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
     }
 
     /// The reference scan on two threads gives the same profile as on one (programs with closures,
@@ -61,25 +111,26 @@ final class LowPauseTests: XCTestCase {
         let exe = try TestPrograms.binary("census", .optimized)
         let program = try RunningProgram(exe, ["200000", "1000"])
         defer { program.stop() }
+        let descriptors = LowPauseTests.descriptorCount(program.pid)
+        let modes = [[], ["--capture", "fork"], ["--stop-the-world"]]
         var rng = SplitMix(seed: 7)
-        for round in 0..<12 {
+        for round in 0..<15 {
             let swref = Process()
             swref.executableURL = URL(fileURLWithPath: try TestPrograms.swrefExecutable())
-            swref.arguments = ["attach", "\(program.pid)", "-o", TestPrograms.buildDirectory.appendingPathComponent("killed-fork.out").path]
-                + (round % 2 == 0 ? [] : ["--stop-the-world"])
+            swref.arguments = ["attach", "\(program.pid)", "-o", TestPrograms.buildDirectory.appendingPathComponent("killed-random.out").path]
+                + modes[round % modes.count]
             swref.standardError = FileHandle.nullDevice
             try swref.run()
             usleep(UInt32(rng.next() % 150_000))
             kill(swref.processIdentifier, SIGKILL)
             swref.waitUntilExit()
-            // Killed mid-fork, the holder still finishes and then kills the snapshot child.
+            // Killed mid-injection, the holder still finishes (and kills a snapshot child); killed
+            // while tracking writes, the kernel unregisters with swref's last descriptor.
             let settled = Date().addingTimeInterval(5)
-            while (program.state == "t" || program.tracerPid != "0") && Date() < settled { usleep(10_000) }
+            while (program.state == "t" || program.tracerPid != "0" || LowPauseTests.writeTrackedMappings(program.pid) > 0)
+                    && Date() < settled { usleep(10_000) }
             usleep(50_000)
-            XCTAssertTrue(["S", "R"].contains(program.state), "round \(round): the target runs (\(program.state))")
-            XCTAssertEqual(program.tracerPid, "0", "round \(round)")
-            let left = try LowPauseTests.processes(exe: exe, except: program.pid).filter { $0.state != "Z" }
-            XCTAssertEqual(left.count, 0, "round \(round): snapshot children left: \(left)")
+            try LowPauseTests.assertUntouched(program, exe: exe, descriptors: descriptors)
         }
         // The target still answers: a last capture works.
         XCTAssertEqual(try Shell.swref(["attach", "\(program.pid)", "--view", "types", "--format", "text"]).status, 0)

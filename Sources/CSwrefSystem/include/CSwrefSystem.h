@@ -20,18 +20,24 @@ int swref_detach(pid_t tid, int signal);
 int swref_get_regs(pid_t tid, struct user_regs_struct *regs);
 /// waitpid(tid, status, __WALL) retried on EINTR.
 pid_t swref_wait_thread(pid_t tid, int *status, int nohang);
+/// mremap(2) with MREMAP_MAYMOVE (variadic, so not imported): the grown mapping, or NULL with errno.
+void *swref_grow_mapping(void *mapping, size_t old_size, size_t new_size);
 /// Reads `length` bytes of `pid` at `remote` into `local`; returns bytes read or -1.
 ssize_t swref_read_remote(pid_t pid, void *local, uint64_t remote, size_t length);
 
-// MARK: fork snapshot holder (SwrefForkHolder.c)
+// MARK: injection holder (SwrefInjectionHolder.c)
+
+enum { SWREF_HOLD_FORK = 0, SWREF_HOLD_USERFAULTFD = 1 };
 
 /// What the holder reports first: then `thread_count` swref_fork_thread records follow.
 struct swref_fork_report {
   int error;          // 0, or -errno of what failed (-EPERM: the target's clone failed)
-  pid_t child;        // the frozen child, stopped and traced by the holder
+  pid_t child;        // SWREF_HOLD_FORK: the frozen child, stopped and traced by the holder
   int thread_count;
-  int failed_stage;   // 1: stopping the threads, 2: the injected clone
+  int failed_stage;   // 1: stopping the threads, 2: the injected call
   uint64_t pause_ns;  // from the first stop to the last detach
+  int descriptor;     // SWREF_HOLD_USERFAULTFD: the holder's copy of the target's userfaultfd
+  int reserved;
 };
 
 struct swref_fork_thread {
@@ -40,11 +46,40 @@ struct swref_fork_thread {
   struct user_regs_struct regs;
 };
 
-/// Forks the holder process that stops `pid`, makes its main thread fork at `syscall_address`
-/// and lets it go. Reads come on *report_fd; write a byte to (or close) *control_fd to have the
-/// child killed. `stall_ms` (a test hook) holds the main thread with the injected registers that
-/// long. Returns the holder's PID, or -1 with errno.
-pid_t swref_fork_holder_start(pid_t pid, uint64_t syscall_address, int stall_ms, int *report_fd, int *control_fd);
+/// Forks the holder process for `job` on `pid`, injecting at `syscall_address`: SWREF_HOLD_FORK
+/// stops every thread, makes the main thread fork and lets them go; SWREF_HOLD_USERFAULTFD stops
+/// the main thread only, has it create a userfaultfd and keeps a copy. Reads come on *report_fd;
+/// write a byte to (or close) *control_fd when the child or descriptor is no longer needed.
+/// `stall_ms` (a test hook) holds the main thread with the injected registers that long.
+/// Returns the holder's PID, or -1 with errno.
+pid_t swref_holder_start(pid_t pid, int job, uint64_t syscall_address, int stall_ms, int *report_fd, int *control_fd);
+/// pidfd_getfd(2): a copy of descriptor `fd` of process `pid`, or -1 with errno.
+int swref_take_descriptor(pid_t pid, int fd);
+
+// MARK: write tracking (SwrefWriteTracking.c)
+// Userfaultfd asynchronous write protection plus PAGEMAP_SCAN (Linux 6.7): which pages of the
+// target were written since they were last protected, without stopping it.
+
+struct swref_page_range {
+  uint64_t start;
+  uint64_t end;
+  uint64_t categories;
+};
+
+/// UFFDIO_API with asynchronous write protection; 0 or -errno (-EINVAL: the kernel lacks it).
+int swref_uffd_enable_write_tracking(int uffd);
+/// UFFDIO_REGISTER in write-protect mode; 0 or -errno.
+int swref_uffd_register(int uffd, uint64_t start, uint64_t length);
+/// UFFDIO_UNREGISTER (which also lifts the protection of the range's pages); 0 or -errno.
+int swref_uffd_unregister(int uffd, uint64_t start, uint64_t length);
+/// PAGEMAP_SCAN over [start, end) of the target's /proc/PID/pagemap: the written pages, as
+/// ranges, write-protected again if `protect`. Returns the number of ranges (at most
+/// `capacity`) or -errno; *walk_end says where the scan stopped (end, unless the output filled).
+long swref_pagemap_written(int pagemap_fd, uint64_t start, uint64_t end, int protect,
+                           struct swref_page_range *ranges, size_t capacity, uint64_t *walk_end);
+/// Copies `count` ranges of `pid` into `local` + (range.start - `base`), batched into
+/// process_vm_readv calls. Returns 0, or -errno (ESRCH: the process is gone).
+int swref_read_ranges(pid_t pid, uint64_t base, void *local, const struct swref_page_range *ranges, size_t count);
 /// read(2) until `length` bytes arrived; -1 on error or end of file.
 int swref_read_all(int fd, void *data, size_t length);
 

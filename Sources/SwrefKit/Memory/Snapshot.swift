@@ -4,6 +4,7 @@ import Glibc
 /// taken while the target was stopped. Read-only mappings are not copied: they cannot change, so
 /// they are read on demand from a fallback (the live process, else the mapped file on disk).
 public enum CaptureMethod: String, Sendable {
+    case precopy = "pre-copy"
     case forkSnapshot = "fork snapshot"
     case stopTheWorld = "stop-the-world"
     case atExit = "at exit"

@@ -6,7 +6,7 @@ import Glibc
 /// back, and the process resumes — stopped only for the fork's page-table copy. The child is a
 /// frozen image of the whole address space; swref reads it at leisure, then has it killed.
 ///
-/// The stop and the injection run in a holder process (SwrefForkHolder.c), not in swref: killing
+/// The stop and the injection run in a holder process (SwrefInjectionHolder.c), not in swref: killing
 /// swref at any moment, even with SIGKILL, cannot leave a thread of the target with the injected
 /// registers. The child never runs: it is stopped from birth, traced by the holder with
 /// PTRACE_O_EXITKILL, killed when swref is done or gone, and aimed at exit(2) regardless.
@@ -28,7 +28,7 @@ public final class ForkSnapshot {
             throw SwrefError.notSupported("no syscall instruction found in the target's code to fork it")
         }
         var reportFD: Int32 = -1
-        holder = swref_fork_holder_start(pid, syscall, Int32(stallMilliseconds), &reportFD, &control)
+        holder = swref_holder_start(pid, Int32(SWREF_HOLD_FORK), syscall, Int32(stallMilliseconds), &reportFD, &control)
         guard holder > 0 else { throw SwrefError.system("fork", errno: errno, "starting the snapshot holder") }
         defer { close(reportFD) }
         var report = swref_fork_report()
@@ -85,7 +85,7 @@ public final class ForkSnapshot {
         child = 0
     }
 
-    private static func findSyscallInstruction(_ map: MemoryMap, pid: Int32) -> UInt64? {
+    static func findSyscallInstruction(_ map: MemoryMap, pid: Int32) -> UInt64? {
         // Prefer libc's code; the vDSO is a fallback.
         let code = map.regions.filter { $0.executable && $0.readable && $0.path.contains("libc.so") }
             + map.regions.filter { $0.executable && $0.readable && $0.path == "[vdso]" }

@@ -6,35 +6,48 @@ import Glibc
 public enum LiveCapture {
     public struct Options {
         public var progress: ProgressReporter?
-        /// Test hook: stay stopped this long after stopping (with the fork snapshot: with the
+        /// Test hook: stay stopped this long after stopping (pre-copy and fork snapshot: with the
         /// injected registers in place), so a test can kill the target or swref at that moment.
         public var stallMilliseconds: Int = 0
-        /// Snapshot by injecting fork(2) (pause: the fork alone) instead of copying while stopped.
-        /// Falls back to stopping the world when the target cannot fork.
-        public var lowPause = true
+        /// The way to try first: pre-copy with write tracking (pause: the last round's copy), a fork
+        /// snapshot (pause: the fork's page-table copy) or stop-the-world (pause: the whole copy).
+        /// A way the target or kernel does not allow falls back to the next one, with a note.
+        public var method: CaptureMethod = .precopy
 
-        public init(progress: ProgressReporter? = nil, stallMilliseconds: Int = 0, lowPause: Bool = true) {
+        public init(progress: ProgressReporter? = nil, stallMilliseconds: Int = 0, method: CaptureMethod = .precopy) {
             self.progress = progress
             self.stallMilliseconds = stallMilliseconds
-            self.lowPause = lowPause
+            self.method = method
         }
     }
 
     public static func capture(pid: Int32, options: Options = Options()) throws -> Snapshot {
         guard pid > 0, ProcFS.exists(pid) else { throw SwrefError.noSuchProcess(pid) }
         guard pid != getpid() else { throw SwrefError.invalidInput("swref cannot attach to itself (PID \(pid))") }
-        var fallbackNote: String?
-        if options.lowPause {
+        var notes: [String] = []
+        if options.method == .precopy {
+            do {
+                let tracking = try PrecopySnapshot(pid: pid, stallMilliseconds: options.stallMilliseconds)
+                let snapshot = try tracking.capture(progress: options.progress)
+                snapshot.captureNote = notes.isEmpty ? nil : notes.joined(separator: "; ")
+                return snapshot
+            } catch let error as SwrefError where !error.isProcessGone && !error.isPermissionDenied {
+                notes.append("no pre-copy (\(error))")
+            }
+        }
+        if options.method == .precopy || options.method == .forkSnapshot {
             do {
                 let fork = try ForkSnapshot(pid: pid, stallMilliseconds: options.stallMilliseconds)
                 defer { fork.release() }
                 let snapshot = try fork.copy(progress: options.progress)
                 snapshot.captureMethod = .forkSnapshot
+                if !notes.isEmpty { snapshot.captureNote = notes.joined(separator: "; ") + "; took a fork snapshot instead" }
                 return snapshot
             } catch let error as SwrefError where !error.isProcessGone && !error.isPermissionDenied {
-                fallbackNote = "no fork snapshot (\(error)); stopped the target for the whole copy instead"
+                notes.append("no fork snapshot (\(error))")
             }
         }
+        let fallbackNote = notes.isEmpty ? nil : notes.joined(separator: "; ") + "; stopped the target for the whole copy instead"
         // Buffers for the copy are mapped and faulted in before the target stops, so the pause is the
         // copy itself (page faults on fresh memory would roughly double it).
         var prepared = try PreparedBuffers(ProcFS.memoryMap(pid))
@@ -123,7 +136,7 @@ public enum LiveCapture {
         var done: UInt64 = 0
         for index in toCopy {
             try snapshot.copyRegion(index, prepared: prepared.take(map.regions[index])) { buffer, region in
-                try copy(reader, region: region, into: buffer, sparse: sparse)
+                try copyPages(reader, region: region, into: buffer, sparse: sparse)
             }
             done += map.regions[index].size
             progress?.update("copying memory", done: done, total: total, unit: .bytes)
@@ -150,8 +163,8 @@ public enum LiveCapture {
     /// Copies an anonymous region's pages that exist — present or swapped out, by /proc/PID/pagemap — and
     /// leaves the rest as the buffer's untouched zero pages: an 8 MiB thread stack that used 20 KiB
     /// costs 20 KiB, not 8 MiB (reading a never-touched page would only copy zeros).
-    private static func copy(_ reader: RemoteReader, region: MemoryRegion, into buffer: UnsafeMutableRawPointer,
-                             sparse: Bool) throws {
+    static func copyPages(_ reader: RemoteReader, region: MemoryRegion, into buffer: UnsafeMutableRawPointer,
+                          sparse: Bool) throws {
         let page = 4096
         let pages = Int(region.size) / page
         let pid = reader.pid

@@ -1,12 +1,15 @@
-// The fork snapshot's stop, run in a separate "holder" process.
+// The stops that inject a system call into the target, run in a separate "holder" process.
 //
-// Making the target fork means pointing one of its threads at a syscall with foreign registers.
-// If the tracer died in that window the kernel would detach the thread and it would run on with
-// those registers. So swref does not trace the target itself: it forks this holder, which stops
-// the threads, injects clone(2), puts the registers back and detaches, then keeps the frozen
-// child until swref says it is done or goes away (its pipe closes). The holder is in its own
-// process group and holds the terminal's signals while it works, so killing swref — even with
-// SIGKILL, even its whole process group — cannot interrupt the injection.
+// Injecting means pointing one of the target's threads at a syscall instruction with foreign
+// registers. If the tracer died in that window the kernel would detach the thread and it would
+// run on with those registers. So swref does not trace the target itself here: it forks this
+// holder, which stops the thread(s), injects, puts the registers back and detaches. Two jobs:
+//  - fork snapshot: stop every thread, inject clone(2), keep the frozen child until swref says it
+//    is done or goes away (its pipe closes);
+//  - write tracking: stop the main thread only, inject userfaultfd(2), take the descriptor with
+//    pidfd_getfd(2), inject close(2); swref then takes it from the holder the same way.
+// The holder is in its own process group and holds the terminal's signals while it works, so
+// killing swref — even with SIGKILL, even its whole process group — cannot interrupt an injection.
 //
 // Runs between fork and _exit in a process that may have had other threads: only system calls,
 // no malloc, no stdio.
@@ -143,37 +146,37 @@ static int stop_all(pid_t pid, struct held_thread *threads, int *count) {
   return -EAGAIN;
 }
 
-/// Makes `tid` run clone(CLONE_PARENT | SIGCHLD) at `syscall_address` and puts its registers back.
-/// Returns the child (stopped from birth, traced by us) or -errno.
-static pid_t inject_fork(pid_t tid, uint64_t syscall_address, int *pending_signal, int stall_ms) {
+/// Makes `tid` run system call `number` (arguments `a0`, `a1`) at `syscall_address` by single
+/// steps, then puts its registers back. Returns the call's result (-errno on failure). With
+/// `trace_fork`, a process the call forks is reported in *child (stopped from birth, traced by us).
+static long inject_syscall(pid_t tid, uint64_t syscall_address, long number, long a0, long a1, int trace_fork,
+                           pid_t *child, int *pending_signal, int stall_ms) {
   struct user_regs_struct saved, regs;
   if (ptrace(PTRACE_GETREGS, tid, NULL, &saved) != 0) return -errno;
   regs = saved;
   regs.rip = syscall_address;
-  // CLONE_PARENT: the child belongs to the target's parent, so the target never sees a SIGCHLD or
-  // a zombie of ours.
-  regs.rax = SYS_clone;
-  regs.rdi = CLONE_PARENT | SIGCHLD;
-  regs.rsi = regs.rdx = regs.r10 = regs.r8 = 0;
+  regs.rax = (unsigned long long)number;
+  regs.rdi = (unsigned long long)a0;
+  regs.rsi = (unsigned long long)a1;
+  regs.rdx = regs.r10 = regs.r8 = regs.r9 = 0;
   regs.orig_rax = (unsigned long long)-1; // not inside a syscall: no restart logic on the way in
-  if (ptrace(PTRACE_SETOPTIONS, tid, NULL, (void *)(long)PTRACE_O_TRACEFORK) != 0) return -errno;
+  if (trace_fork && ptrace(PTRACE_SETOPTIONS, tid, NULL, (void *)(long)PTRACE_O_TRACEFORK) != 0) return -errno;
   if (ptrace(PTRACE_SETREGS, tid, NULL, &regs) != 0) return -errno;
   if (stall_ms > 0) { // test hook: the window a killed tracer would make fatal
     struct timespec pause = {stall_ms / 1000, (long)(stall_ms % 1000) * 1000000L};
     while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {}
   }
-  // Single steps, not PTRACE_CONT: a clone that fails (EINVAL for PID 1's CLONE_PARENT, EAGAIN
-  // at a process limit, seccomp) reports no fork event, and the step's SIGTRAP right after the
-  // syscall instruction is where the registers go back. Continuing would let the thread run on
-  // with the injected registers.
-  pid_t child = 0;
+  // Single steps, not PTRACE_CONT: a call that fails (EINVAL for PID 1's CLONE_PARENT, EAGAIN at
+  // a process limit, seccomp) reports no event, and the step's SIGTRAP right after the syscall
+  // instruction is where the registers go back. Continuing would let the thread run on with the
+  // injected registers.
   int status = 0;
   int trapped = 0;
   while (!trapped) {
     if (ptrace(PTRACE_SINGLESTEP, tid, NULL, NULL) != 0) {
       int err = errno;
       ptrace(PTRACE_SETREGS, tid, NULL, &saved);
-      ptrace(PTRACE_SETOPTIONS, tid, NULL, NULL);
+      if (trace_fork) ptrace(PTRACE_SETOPTIONS, tid, NULL, NULL);
       return -err;
     }
     for (;;) {
@@ -182,7 +185,7 @@ static pid_t inject_fork(pid_t tid, uint64_t syscall_address, int *pending_signa
       if (event == PTRACE_EVENT_FORK) { // the clone is done; the next step ends the syscall
         unsigned long message = 0;
         ptrace(PTRACE_GETEVENTMSG, tid, NULL, &message);
-        child = (pid_t)message;
+        if (child) *child = (pid_t)message;
         ptrace(PTRACE_SINGLESTEP, tid, NULL, NULL);
         continue;
       }
@@ -194,22 +197,54 @@ static pid_t inject_fork(pid_t tid, uint64_t syscall_address, int *pending_signa
   struct user_regs_struct after;
   long result = ptrace(PTRACE_GETREGS, tid, NULL, &after) == 0 ? (long)after.rax : -EAGAIN;
   ptrace(PTRACE_SETREGS, tid, NULL, &saved);
-  ptrace(PTRACE_SETOPTIONS, tid, NULL, NULL);
+  if (trace_fork) ptrace(PTRACE_SETOPTIONS, tid, NULL, NULL);
+  return result;
+}
+
+/// Makes `tid` run clone(CLONE_PARENT | SIGCHLD). Returns the child (stopped, traced by us) or -errno.
+static pid_t inject_fork(pid_t tid, uint64_t syscall_address, int *pending_signal, int stall_ms) {
+  pid_t child = 0;
+  // CLONE_PARENT: the child belongs to the target's parent, so the target never sees a SIGCHLD or
+  // a zombie of ours.
+  long result = inject_syscall(tid, syscall_address, SYS_clone, CLONE_PARENT | SIGCHLD, 0, 1, &child,
+                               pending_signal, stall_ms);
   if (child <= 0) return result < 0 && result > -4096 ? (pid_t)result : -EAGAIN; // the clone's own error
 
   // The child never runs: killed if the holder dies, aimed at exit(2) in case it ever resumed.
+  int status;
   wait_for(child, &status);
   ptrace(PTRACE_SETOPTIONS, child, NULL, (void *)(long)PTRACE_O_EXITKILL);
-  struct user_regs_struct exit_regs = saved;
-  exit_regs.rip = syscall_address;
-  exit_regs.rax = SYS_exit;
-  exit_regs.rdi = 0;
-  exit_regs.orig_rax = (unsigned long long)-1;
-  ptrace(PTRACE_SETREGS, child, NULL, &exit_regs);
+  struct user_regs_struct exit_regs;
+  if (ptrace(PTRACE_GETREGS, child, NULL, &exit_regs) == 0) {
+    exit_regs.rip = syscall_address;
+    exit_regs.rax = SYS_exit;
+    exit_regs.rdi = 0;
+    exit_regs.orig_rax = (unsigned long long)-1;
+    ptrace(PTRACE_SETREGS, child, NULL, &exit_regs);
+  }
   return child;
 }
 
-static void holder_main(pid_t pid, uint64_t syscall_address, int stall_ms, int report_fd, int control_fd) {
+/// Has `tid` create a userfaultfd and copies it into this process; closes the target's copy.
+/// Returns our descriptor or -errno.
+static int inject_userfaultfd(pid_t pid, pid_t tid, uint64_t syscall_address, int *pending_signal, int stall_ms) {
+  // UFFD_USER_MODE_ONLY (1): allowed to unprivileged targets; write tracking never needs kernel faults.
+  long remote = inject_syscall(tid, syscall_address, SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | 1, 0, 0, NULL,
+                               pending_signal, stall_ms);
+  if (remote < 0) return (int)remote;
+  int result;
+  int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+  if (pidfd < 0) result = -errno;
+  else {
+    result = (int)syscall(SYS_pidfd_getfd, pidfd, (int)remote, 0);
+    if (result < 0) result = -errno;
+    close(pidfd);
+  }
+  inject_syscall(tid, syscall_address, SYS_close, remote, 0, 0, NULL, pending_signal, 0);
+  return result;
+}
+
+static void holder_main(pid_t pid, int job, uint64_t syscall_address, int stall_ms, int report_fd, int control_fd) {
   // Own process group: a kill of swref's group does not reach us. Terminal signals wait until
   // the target is running again; after that their default action is fine (EXITKILL kills the child).
   setpgid(0, 0);
@@ -233,13 +268,28 @@ static void holder_main(pid_t pid, uint64_t syscall_address, int stall_ms, int r
   }
   int count = 0;
   uint64_t started = now_ns();
-  int r = stop_all(pid, threads, &count);
+  int r;
+  if (job == SWREF_HOLD_FORK) r = stop_all(pid, threads, &count);
+  else { // write tracking: only the main thread waits, and only for two system calls
+    r = stop_thread(pid, &threads[0].signal);
+    if (r == 1) { threads[0].tid = pid; count = 1; r = 0; }
+    else if (r == 0) r = -ESRCH;
+  }
   struct swref_fork_thread *states = (struct swref_fork_thread *)mmap(
       NULL, sizeof(struct swref_fork_thread) * MAX_THREADS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   pid_t child = 0;
+  int tracker = -1;
   if (r != 0) report.failed_stage = 1;
   if (r == 0 && states == MAP_FAILED) r = -ENOMEM;
-  if (r == 0) {
+  if (r == 0 && job == SWREF_HOLD_USERFAULTFD) {
+    int pending = 0;
+    tracker = inject_userfaultfd(pid, pid, syscall_address, &pending, stall_ms);
+    if (tracker < 0) {
+      r = tracker;
+      report.failed_stage = 2;
+    }
+    if (pending && !threads[0].signal) threads[0].signal = pending;
+  } else if (r == 0) {
     int main_index = 0;
     for (int i = 0; i < count; i++) {
       states[i].tid = threads[i].tid;
@@ -260,8 +310,9 @@ static void holder_main(pid_t pid, uint64_t syscall_address, int stall_ms, int r
 
   report.error = r < 0 ? r : 0;
   report.child = r < 0 ? 0 : child;
+  report.descriptor = r < 0 ? -1 : tracker;
   int reported = 0;
-  if (r == 0)
+  if (r == 0 && job == SWREF_HOLD_FORK)
     for (int i = 0; i < count; i++)
       if (states[i].tid) reported++;
   report.thread_count = reported;
@@ -271,10 +322,13 @@ static void holder_main(pid_t pid, uint64_t syscall_address, int stall_ms, int r
   }
   close(report_fd);
 
-  // Keep the child until swref has read it: any byte or the end of the pipe (swref gone).
-  if (child > 0) {
+  // Keep the child (or the descriptor) until swref has taken it: any byte or the end of the pipe
+  // (swref gone).
+  if (child > 0 || tracker >= 0) {
     char byte;
     while (read(control_fd, &byte, 1) < 0 && errno == EINTR) {}
+  }
+  if (child > 0) {
     kill(child, SIGKILL);
     int status;
     wait_for(child, &status);
@@ -282,7 +336,7 @@ static void holder_main(pid_t pid, uint64_t syscall_address, int stall_ms, int r
   _exit(0);
 }
 
-pid_t swref_fork_holder_start(pid_t pid, uint64_t syscall_address, int stall_ms, int *report_fd, int *control_fd) {
+pid_t swref_holder_start(pid_t pid, int job, uint64_t syscall_address, int stall_ms, int *report_fd, int *control_fd) {
   int report[2], control[2];
   if (pipe2(report, O_CLOEXEC) != 0) return -1;
   if (pipe2(control, O_CLOEXEC) != 0) {
@@ -300,7 +354,7 @@ pid_t swref_fork_holder_start(pid_t pid, uint64_t syscall_address, int stall_ms,
   if (holder == 0) {
     close(report[0]);
     close(control[1]);
-    holder_main(pid, syscall_address, stall_ms, report[1], control[0]);
+    holder_main(pid, job, syscall_address, stall_ms, report[1], control[0]);
   }
   close(report[1]);
   close(control[0]);

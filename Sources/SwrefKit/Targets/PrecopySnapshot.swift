@@ -1,0 +1,261 @@
+import CSwrefSystem
+import Glibc
+
+/// A snapshot copied while the target runs, made consistent by one short stop at the end:
+/// livecore's iterative pre-copy, with userfaultfd write tracking where livecore had soft-dirty
+/// bits (which this kernel never sets).
+///
+/// 1. The main thread alone is stopped for two injected system calls: userfaultfd(2), whose
+///    descriptor swref takes with pidfd_getfd(2), and close(2). The injection runs in the holder
+///    process (SwrefInjectionHolder.c), as the fork snapshot's does.
+/// 2. swref registers the target's writable mappings for asynchronous write protection: a write
+///    by the target only clears the page's protection, in the kernel, with no handler and no wait.
+/// 3. Copy every page while the target runs; then, in rounds, ask PAGEMAP_SCAN which pages were
+///    written since, re-protect them and copy them again, until a round finds little.
+/// 4. Stop every thread, copy what the last round left written and what was mapped meanwhile,
+///    read the registers, resume. The pause is that last copy, not the heap.
+///
+/// Closing the descriptor (or swref dying) unregisters everything: the target is back as it was,
+/// having paid one minor fault per page it wrote while tracked.
+public final class PrecopySnapshot {
+    public let pid: Int32
+    /// How long the main thread was held for the injection.
+    public private(set) var injectionPauseNanoseconds: UInt64 = 0
+    /// Pages copied again in each round, then in the final stop (for the benchmark and the docs).
+    public private(set) var roundBytes: [UInt64] = []
+    private var tracker: Int32 = -1
+    private var pagemap: Int32 = -1
+    private var copies: [UInt64: Copy] = [:]
+    private var ranges = [swref_page_range](repeating: swref_page_range(), count: 1 << 16)
+
+    /// One mapping's copy, by start address.
+    private struct Copy {
+        var region: MemoryRegion
+        var buffer: UnsafeMutableRawPointer
+        var mappedSize: Int
+        /// Write-tracked; else copied again in the final stop.
+        var tracked: Bool
+    }
+
+    /// The most each scan or unregister call covers. Both hold the target's mmap lock for their
+    /// whole call (unregistering, for writing: the target's page faults wait), so they go in windows
+    /// of a fraction of a millisecond: closing the descriptor on 1 GiB still tracked would lift every
+    /// protection in one call and hold up the target's faults for about 20 ms.
+    static let window: UInt64 = 32 << 20
+    /// A round that re-copies less than this ends the rounds.
+    static let quietBytes: UInt64 = 1 << 20
+    static let maximumRounds = 6
+
+    public init(pid: Int32, stallMilliseconds: Int = 0) throws {
+        self.pid = pid
+        guard let syscall = ForkSnapshot.findSyscallInstruction(try ProcFS.memoryMap(pid), pid: pid) else {
+            throw SwrefError.notSupported("no syscall instruction found in the target's code")
+        }
+        var reportFD: Int32 = -1
+        var control: Int32 = -1
+        let holder = swref_holder_start(pid, Int32(SWREF_HOLD_USERFAULTFD), syscall, Int32(stallMilliseconds),
+                                        &reportFD, &control)
+        guard holder > 0 else { throw SwrefError.system("fork", errno: errno, "starting the injection holder") }
+        defer {
+            close(reportFD)
+            close(control) // the holder may go: swref has its own copy of the descriptor, or nothing
+            var status: Int32 = 0
+            while waitpid(holder, &status, 0) < 0 && errno == EINTR {}
+        }
+        var report = swref_fork_report()
+        guard swref_read_all(reportFD, &report, MemoryLayout<swref_fork_report>.size) == 0 else {
+            throw SwrefError.processExited(pid)
+        }
+        if report.error != 0 {
+            let err = -report.error
+            switch err {
+            case ESRCH: throw ProcFS.exists(pid) ? SwrefError.processExited(pid) : SwrefError.noSuchProcess(pid)
+            case EPERM where report.failed_stage == 1:
+                throw SwrefError.permissionDenied(pid, ProcFS.permissionHint(pid))
+            case _ where report.failed_stage == 2:
+                throw SwrefError.notSupported("the target could not create a userfaultfd (\(String(cString: strerror(err))))")
+            default: throw SwrefError.system("write tracking", errno: err, "injecting into PID \(pid)")
+            }
+        }
+        injectionPauseNanoseconds = report.pause_ns
+        tracker = swref_take_descriptor(holder, report.descriptor)
+        guard tracker >= 0 else { throw SwrefError.system("pidfd_getfd", errno: errno, "taking the userfaultfd") }
+        let enabled = swref_uffd_enable_write_tracking(tracker)
+        guard enabled == 0 else {
+            endTracking()
+            throw SwrefError.notSupported("this kernel has no asynchronous write protection (\(String(cString: strerror(-enabled))))")
+        }
+        pagemap = open("/proc/\(pid)/pagemap", O_RDONLY | O_CLOEXEC)
+        guard pagemap >= 0 else {
+            let err = errno
+            endTracking()
+            throw SwrefError.system("open", errno: err, "/proc/\(pid)/pagemap")
+        }
+    }
+
+    deinit {
+        endTracking()
+        for copy in copies.values { munmap(copy.buffer, copy.mappedSize) }
+    }
+
+    /// Ends the tracking, window by window (closing the last descriptor alone would do it in one go).
+    public func endTracking() {
+        if tracker >= 0 {
+            for copy in copies.values where copy.tracked {
+                for start in stride(from: copy.region.start, to: copy.region.end, by: Int(PrecopySnapshot.window)) {
+                    _ = swref_uffd_unregister(tracker, start, min(PrecopySnapshot.window, copy.region.end - start))
+                }
+            }
+            Glibc.close(tracker)
+        }
+        if pagemap >= 0 { Glibc.close(pagemap) }
+        tracker = -1
+        pagemap = -1
+    }
+
+    public func capture(progress: ProgressReporter? = nil, stallMilliseconds: Int = 0) throws -> Snapshot {
+        try takeIn(ProcFS.memoryMap(pid), progress: progress)
+        var previous = UInt64.max
+        for _ in 0..<PrecopySnapshot.maximumRounds {
+            try takeIn(ProcFS.memoryMap(pid), progress: nil)
+            let written = try copyWritten(protect: true)
+            roundBytes.append(written)
+            // Done when quiet, or when the target writes as fast as we copy.
+            if written <= PrecopySnapshot.quietBytes || written >= previous - previous / 8 { break }
+            previous = written
+        }
+
+        let session = PtraceSession(pid: pid)
+        defer { session.detachAll() }
+        try session.stopAll()
+        if stallMilliseconds > 0 { usleep(UInt32(stallMilliseconds) * 1000) }
+        let map = try ProcFS.memoryMap(pid)
+        try takeIn(map, progress: nil)
+        var last = try copyWritten(protect: false)
+        for copy in copies.values where !copy.tracked && copy.region.writable {
+            try copyPresent(copy.region, into: copy.buffer)
+            last += copy.region.size
+        }
+        roundBytes.append(last)
+        let threads = session.registers()
+        if threads.isEmpty { throw SwrefError.processExited(pid) }
+        let pause = session.detachAll()
+        endTracking()
+
+        let snapshot = Snapshot(memoryMap: map, threads: threads, pid: pid,
+                                fallback: LiveProcessReader(pid: pid, memoryMap: map))
+        for (index, region) in map.regions.enumerated() {
+            guard let copy = copies[region.start], copy.region == region else { continue }
+            copies[region.start] = nil
+            try snapshot.copyRegion(index, prepared: (copy.buffer, copy.mappedSize)) { _, _ in }
+        }
+        snapshot.pauseNanoseconds = max(pause, injectionPauseNanoseconds)
+        snapshot.captureMethod = .precopy
+        return snapshot
+    }
+
+    /// Brings `copies` in line with the target's mappings: new ones (and grown parts) are
+    /// registered, protected and copied whole; gone ones dropped.
+    private func takeIn(_ map: MemoryMap, progress: ProgressReporter?) throws {
+        var seen = Set<UInt64>()
+        let wanted = map.regions.filter { LiveCapture.shouldCopy($0) }
+        let total = wanted.reduce(UInt64(0)) { $0 + $1.size }
+        var done: UInt64 = 0
+        for region in wanted {
+            seen.insert(region.start)
+            defer {
+                done += region.size
+                progress?.update("copying memory (target running)", done: done, total: total, unit: .bytes)
+            }
+            if var copy = copies[region.start], copy.region.inode == region.inode,
+               copy.region.writable == region.writable, copy.region.shared == region.shared {
+                if region.end > copy.region.end { // grown in place (VMAs merged): take in the new part
+                    let size = Int(region.size)
+                    if size > copy.mappedSize {
+                        guard let moved = swref_grow_mapping(copy.buffer, copy.mappedSize, size) else {
+                            throw SwrefError.system("mremap", errno: errno, "growing a copy to \(size) bytes")
+                        }
+                        copy.buffer = moved
+                        copy.mappedSize = size
+                    }
+                    let added = MemoryRegion(start: copy.region.end, end: region.end, readable: true,
+                                             writable: region.writable, executable: region.executable,
+                                             shared: region.shared, inode: region.inode, path: region.path)
+                    let tracked = copy.tracked && track(added)
+                    try copyPresent(added, into: copy.buffer + Int(added.start - region.start))
+                    copy.tracked = tracked
+                }
+                copy.region = region
+                copies[region.start] = copy
+                continue
+            }
+            if let old = copies.removeValue(forKey: region.start) { munmap(old.buffer, old.mappedSize) }
+            let buffer = try Snapshot.allocate(Int(region.size), populate: false)
+            let copy = Copy(region: region, buffer: buffer, mappedSize: Int(region.size), tracked: track(region))
+            copies[region.start] = copy
+            try copyPresent(region, into: buffer)
+        }
+        for (start, copy) in copies where !seen.contains(start) {
+            munmap(copy.buffer, copy.mappedSize)
+            copies[start] = nil
+        }
+    }
+
+    /// Registers and protects `region`; false when it cannot be tracked (shared memory, which
+    /// another process can write without touching the target's page tables; read-only data; a
+    /// mapping the kernel refuses) and must be copied again in the final stop.
+    private func track(_ region: MemoryRegion) -> Bool {
+        guard region.writable, !region.shared,
+              swref_uffd_register(tracker, region.start, region.size) == 0 else { return false }
+        var start = region.start
+        while start < region.end {
+            var walkEnd: UInt64 = 0
+            let end = min(region.end, start + PrecopySnapshot.window)
+            let n = ranges.withUnsafeMutableBufferPointer {
+                swref_pagemap_written(pagemap, start, end, 1, $0.baseAddress, $0.count, &walkEnd)
+            }
+            guard n >= 0, walkEnd > start else { return false }
+            start = walkEnd
+        }
+        return true
+    }
+
+    /// Copies the pages of `region` that exist (pagemap), into `buffer` (the region's first byte).
+    private func copyPresent(_ region: MemoryRegion, into buffer: UnsafeMutableRawPointer) throws {
+        var reader = RemoteReader(pid: pid, viaProcMem: false)
+        defer { reader.close() }
+        try LiveCapture.copyPages(reader, region: region, into: buffer, sparse: true)
+    }
+
+    /// Copies every page written since it was last protected; `protect` arms them again.
+    /// Returns the bytes copied.
+    private func copyWritten(protect: Bool) throws -> UInt64 {
+        var bytes: UInt64 = 0
+        for (start, copy) in copies where copy.tracked {
+            var from = copy.region.start
+            while from < copy.region.end {
+                var walkEnd: UInt64 = 0
+                let end = min(copy.region.end, from + PrecopySnapshot.window)
+                let n = ranges.withUnsafeMutableBufferPointer {
+                    swref_pagemap_written(pagemap, from, end, protect ? 1 : 0, $0.baseAddress, $0.count, &walkEnd)
+                }
+                if n < 0 {
+                    // No longer tracked (replaced by a new mapping at the same place): copy it whole,
+                    // and again in the final stop.
+                    copies[start]?.tracked = false
+                    try copyPresent(copy.region, into: copy.buffer)
+                    bytes += copy.region.size
+                    break
+                }
+                let read = ranges.withUnsafeBufferPointer {
+                    swref_read_ranges(pid, copy.region.start, copy.buffer, $0.baseAddress, Int(n))
+                }
+                if read == -ESRCH { throw SwrefError.processExited(pid) }
+                for range in ranges[0..<Int(n)] { bytes += range.end - range.start }
+                guard walkEnd > from else { break }
+                from = walkEnd
+            }
+        }
+        return bytes
+    }
+}
