@@ -160,8 +160,21 @@ static long inject_syscall(pid_t tid, uint64_t syscall_address, long number, lon
   regs.rsi = (unsigned long long)a1;
   regs.rdx = regs.r10 = regs.r8 = regs.r9 = 0;
   regs.orig_rax = (unsigned long long)-1; // not inside a syscall: no restart logic on the way in
-  if (trace_fork && ptrace(PTRACE_SETOPTIONS, tid, NULL, (void *)(long)PTRACE_O_TRACEFORK) != 0) return -errno;
-  if (ptrace(PTRACE_SETREGS, tid, NULL, &regs) != 0) return -errno;
+  // Signals that arrive meanwhile stay queued, with their sender's details, until the mask goes
+  // back: none is taken for the step's trap or has to be carried through the detach.
+  uint64_t saved_mask = 0, all = ~0ull;
+  int masked = ptrace(PTRACE_GETSIGMASK, tid, (void *)sizeof saved_mask, &saved_mask) == 0 &&
+               ptrace(PTRACE_SETSIGMASK, tid, (void *)sizeof all, &all) == 0;
+  if (trace_fork && ptrace(PTRACE_SETOPTIONS, tid, NULL, (void *)(long)PTRACE_O_TRACEFORK) != 0) {
+    int err = errno;
+    if (masked) ptrace(PTRACE_SETSIGMASK, tid, (void *)sizeof saved_mask, &saved_mask);
+    return -err;
+  }
+  if (ptrace(PTRACE_SETREGS, tid, NULL, &regs) != 0) {
+    int err = errno;
+    if (masked) ptrace(PTRACE_SETSIGMASK, tid, (void *)sizeof saved_mask, &saved_mask);
+    return -err;
+  }
   if (stall_ms > 0) { // test hook: the window a killed tracer would make fatal
     struct timespec pause = {stall_ms / 1000, (long)(stall_ms % 1000) * 1000000L};
     while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {}
@@ -177,6 +190,7 @@ static long inject_syscall(pid_t tid, uint64_t syscall_address, long number, lon
       int err = errno;
       ptrace(PTRACE_SETREGS, tid, NULL, &saved);
       if (trace_fork) ptrace(PTRACE_SETOPTIONS, tid, NULL, NULL);
+      if (masked) ptrace(PTRACE_SETSIGMASK, tid, (void *)sizeof saved_mask, &saved_mask);
       return -err;
     }
     for (;;) {
@@ -189,8 +203,13 @@ static long inject_syscall(pid_t tid, uint64_t syscall_address, long number, lon
         ptrace(PTRACE_SINGLESTEP, tid, NULL, NULL);
         continue;
       }
-      if (event == 0 && sig == SIGTRAP) { trapped = 1; break; }
-      if (event == 0) *pending_signal = sig; // a signal on its way in: keep it for the detach
+      if (event == 0 && sig == SIGTRAP) {
+        // The step's own trap comes right after the syscall instruction; a SIGTRAP anywhere else
+        // was sent to the thread (a kill, a raise) and is a signal like the others.
+        struct user_regs_struct at;
+        if (ptrace(PTRACE_GETREGS, tid, NULL, &at) == 0 && at.rip == syscall_address + 2) { trapped = 1; break; }
+      }
+      if (event == 0) *pending_signal = sig; // a signal that could not be held back: keep it for the detach
       break;                                 // step again
     }
   }
@@ -198,7 +217,26 @@ static long inject_syscall(pid_t tid, uint64_t syscall_address, long number, lon
   long result = ptrace(PTRACE_GETREGS, tid, NULL, &after) == 0 ? (long)after.rax : -EAGAIN;
   ptrace(PTRACE_SETREGS, tid, NULL, &saved);
   if (trace_fork) ptrace(PTRACE_SETOPTIONS, tid, NULL, NULL);
+  if (masked) ptrace(PTRACE_SETSIGMASK, tid, (void *)sizeof saved_mask, &saved_mask);
   return result;
+}
+
+/// Whether descriptor `fd` of this process is a userfaultfd (readlink of /proc/self/fd/N).
+static int is_userfaultfd(int fd) {
+  char path[32] = "/proc/self/fd/", target[64];
+  int p = 14;
+  char digits[12];
+  int n = 0;
+  for (int v = fd; n == 0 || v > 0; v /= 10) digits[n++] = (char)('0' + v % 10);
+  while (n > 0) path[p++] = digits[--n];
+  path[p] = 0;
+  ssize_t length = readlink(path, target, sizeof target - 1);
+  if (length <= 0) return 0;
+  target[length] = 0;
+  const char *want = "anon_inode:[userfaultfd]";
+  for (int i = 0; want[i] || target[i]; i++)
+    if (want[i] != target[i]) return 0;
+  return 1;
 }
 
 /// Makes `tid` run clone(CLONE_PARENT | SIGCHLD). Returns the child (stopped, traced by us) or -errno.
@@ -239,6 +277,11 @@ static int inject_userfaultfd(pid_t pid, pid_t tid, uint64_t syscall_address, in
     result = (int)syscall(SYS_pidfd_getfd, pidfd, (int)remote, 0);
     if (result < 0) result = -errno;
     close(pidfd);
+  }
+  // Close the target's copy only if it is the userfaultfd we made: never one of its own files.
+  if (result >= 0 && !is_userfaultfd(result)) {
+    close(result);
+    return -EBADF;
   }
   inject_syscall(tid, syscall_address, SYS_close, remote, 0, 0, NULL, pending_signal, 0);
   return result;

@@ -17,6 +17,8 @@
 #define SWREF_UFFD_FEATURE_WP_ASYNC (1 << 15)
 
 #define SWREF_PAGE_IS_WRITTEN (1 << 1)
+#define SWREF_PAGE_IS_PRESENT (1 << 3)
+#define SWREF_PAGE_IS_SWAPPED (1 << 4)
 #define SWREF_PM_SCAN_WP_MATCHING (1 << 0)
 #define SWREF_PM_SCAN_CHECK_WPASYNC (1 << 1)
 
@@ -82,6 +84,24 @@ long swref_pagemap_written(int pagemap_fd, uint64_t start, uint64_t end, int pro
   return n;
 }
 
+long swref_pagemap_absent(int pagemap_fd, uint64_t start, uint64_t end, struct swref_page_range *ranges,
+                          size_t capacity, uint64_t *walk_end) {
+  struct swref_pm_scan_arg arg = {
+      .size = sizeof arg,
+      .start = start,
+      .end = end,
+      .vec = (uint64_t)(uintptr_t)ranges,
+      .vec_len = capacity,
+      .category_inverted = SWREF_PAGE_IS_PRESENT | SWREF_PAGE_IS_SWAPPED,
+      .category_mask = SWREF_PAGE_IS_PRESENT | SWREF_PAGE_IS_SWAPPED,
+      .return_mask = SWREF_PAGE_IS_PRESENT | SWREF_PAGE_IS_SWAPPED,
+  };
+  long n = ioctl(pagemap_fd, SWREF_PAGEMAP_SCAN, &arg);
+  if (n < 0) return -errno;
+  *walk_end = arg.walk_end;
+  return n;
+}
+
 int swref_read_ranges(pid_t pid, uint64_t base, void *local, const struct swref_page_range *ranges, size_t count) {
   enum { batch = 1024 }; // IOV_MAX
   struct iovec here[batch], there[batch];
@@ -100,12 +120,13 @@ int swref_read_ranges(pid_t pid, uint64_t base, void *local, const struct swref_
     }
     ssize_t got = process_vm_readv(pid, here, n, there, n, 0);
     if (got < 0) return -errno;
+    // A short read stops at the first range it could not read; the rest are read one by one.
     if ((size_t)got != wanted) {
       // A page went away (unmapped meanwhile): read the rest one range at a time, skipping holes.
       size_t done = 0;
       for (size_t i = 0; i < n; i++) {
         if (done + there[i].iov_len <= (size_t)got) { done += there[i].iov_len; continue; }
-        if (process_vm_readv(pid, &here[i], 1, &there[i], 1, 0) < 0 && errno == ESRCH) return -ESRCH;
+        if (process_vm_readv(pid, &here[i], 1, &there[i], 1, 0) < 0) return -errno;
       }
     }
     index += n;

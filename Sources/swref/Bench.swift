@@ -100,7 +100,9 @@ extension Swref {
             print("  analysis objects/s:              \(Int(objectCount / max(analysis, 1e-9)))  (analysis \(ms(analysis)), without capture and process start)")
             print("  objects/s:                       \(Int(objectCount / total))  (\(Int(objectCount)) blocks)")
             print("  bytes/s:                         \(formatBytes(UInt64(heapBytes / total)))/s  (\(formatBytes(UInt64(heapBytes))) in use)")
-            print("  swref peak RSS:                  \(formatBytes(UInt64(median(precopied.peaks))))  (\(ratio(median(precopied.peaks), heapBytes)) heap)")
+            let peak = median(precopied.peaks), snapshot = Double(target.anonymousResidentBytes)
+            print("  swref peak RSS:                  \(formatBytes(UInt64(peak)))  (\(ratio(peak, heapBytes)) heap)")
+            print("  beyond the snapshot:             \(formatBytes(UInt64(max(peak - snapshot, 0))))  (\(ratio(max(peak - snapshot, 0), heapBytes)) heap; the snapshot is the target's anonymous resident memory, \(formatBytes(UInt64(snapshot))))")
         }
 
         private func ms(_ seconds: Double) -> String { String(seconds * 1000, decimals: 1) + " ms" }
@@ -252,8 +254,12 @@ final class BenchTarget: @unchecked Sendable {
         return gap
     }
 
-    var residentBytes: UInt64 {
-        let status = ProcFS.statusField(pid, "VmRSS") ?? "0 kB"
+    var residentBytes: UInt64 { statusBytes("VmRSS") }
+    /// What a snapshot copies, near enough: the writable private pages that exist.
+    var anonymousResidentBytes: UInt64 { statusBytes("RssAnon") }
+
+    private func statusBytes(_ field: String) -> UInt64 {
+        let status = ProcFS.statusField(pid, field) ?? "0 kB"
         return (UInt64(status.split(separator: " ").first ?? "0") ?? 0) * 1024
     }
 

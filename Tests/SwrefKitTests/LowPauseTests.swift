@@ -77,23 +77,29 @@ final class LowPauseTests: XCTestCase {
         (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
     }
 
-    /// The reference scan on two threads gives the same profile as on one (programs with closures,
-    /// dictionaries, framework buffers and leaks; forced, since they are under the size that
-    /// turns threads on by itself).
-    func testTwoThreadScanGivesTheSameProfileAsOne() throws {
+    /// The reference scan on two threads gives the same profile as on one, and giving the copy back
+    /// as the scan goes (the default) the same as keeping it (programs with closures, dictionaries,
+    /// tasks, framework buffers and leaks; threads forced, since they are under the size that turns
+    /// them on by itself).
+    func testScanVariantsGiveTheSameProfile() throws {
         guard PprofReader.isAvailable else { throw XCTSkip("go is not installed") }
-        for (program, arguments) in [("paths", [String]()), ("leaks", ["leaky"]), ("datacache", [])] {
+        let variants: [(name: String, environment: [String: String])] = [
+            ("one thread, copy kept", ["SWREF_THREADS": "1", "SWREF_KEEP_COPY": "1"]),
+            ("one thread, streaming", ["SWREF_THREADS": "1"]),
+            ("two threads, streaming", ["SWREF_THREADS": "2"]),
+        ]
+        for (program, arguments) in [("paths", [String]()), ("leaks", ["leaky"]), ("datacache", []), ("tasks", ["8"]), ("census", ["20000", "1000"])] {
             let running = try RunningProgram(try TestPrograms.binary(program, .optimized), arguments)
             defer { running.stop() }
             var profiles: [[String]] = []
-            for threads in ["1", "2"] {
-                let out = TestPrograms.buildDirectory.appendingPathComponent("threads\(threads)-\(program).pb.gz").path
-                let run = try Shell.swref(["attach", "\(running.pid)", "-o", out], environment: ["SWREF_THREADS": threads])
+            for (index, variant) in variants.enumerated() {
+                let out = TestPrograms.buildDirectory.appendingPathComponent("variant\(index)-\(program).pb.gz").path
+                let run = try Shell.swref(["attach", "\(running.pid)", "-o", out], environment: variant.environment)
                 XCTAssertEqual(run.status, 0, run.stderr)
                 profiles.append(try normalized(out))
             }
             XCTAssertGreaterThan(profiles[0].count, 5)
-            XCTAssertEqual(profiles[0], profiles[1], program)
+            for index in 1..<variants.count { XCTAssertEqual(profiles[index], profiles[0], "\(program): \(variants[index].name)") }
         }
     }
 

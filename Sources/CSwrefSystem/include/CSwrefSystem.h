@@ -77,6 +77,9 @@ int swref_uffd_unregister(int uffd, uint64_t start, uint64_t length);
 /// `capacity`) or -errno; *walk_end says where the scan stopped (end, unless the output filled).
 long swref_pagemap_written(int pagemap_fd, uint64_t start, uint64_t end, int protect,
                            struct swref_page_range *ranges, size_t capacity, uint64_t *walk_end);
+/// PAGEMAP_SCAN for the pages that are neither present nor swapped (holes, zapped pages).
+long swref_pagemap_absent(int pagemap_fd, uint64_t start, uint64_t end, struct swref_page_range *ranges,
+                          size_t capacity, uint64_t *walk_end);
 /// Copies `count` ranges of `pid` into `local` + (range.start - `base`), batched into
 /// process_vm_readv calls. Returns 0, or -errno (ESRCH: the process is gone).
 int swref_read_ranges(pid_t pid, uint64_t base, void *local, const struct swref_page_range *ranges, size_t count);

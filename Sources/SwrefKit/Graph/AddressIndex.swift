@@ -14,12 +14,12 @@ public struct AddressIndex {
     }
 
     private let addresses: [UInt64]
-    private let sizes: [UInt64]
+    private let sizes: BlockSizes
     private var areas: [Area] = []
     private let lowest: UInt64
     private let highest: UInt64
 
-    public init(addresses: [UInt64], sizes: [UInt64], memoryMap: MemoryMap) {
+    public init(addresses: [UInt64], sizes: BlockSizes, memoryMap: MemoryMap) {
         self.addresses = addresses
         self.sizes = sizes
         lowest = addresses.first ?? 0

@@ -4,7 +4,7 @@ public struct ObjectTable {
     /// User addresses, ascending (object number order).
     public let addresses: [UInt64]
     /// Chunk sizes as malloc counts them (header included).
-    public let sizes: [UInt64]
+    public let sizes: BlockSizes
     /// Index into `types`; 0 is the untyped `<malloc>` bucket.
     public let typeIndices: [Int32]
     public let types: [SwiftObjectRecognizer.TypeEntry]

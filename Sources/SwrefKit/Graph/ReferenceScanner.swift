@@ -110,16 +110,23 @@ public final class ReferenceScanner {
 
     /// The references of every object, as a graph; on two threads when the heap is large and the
     /// memory is a snapshot (its reads share no cache that matters; a core's fallback to files does).
-    public func buildGraph(progress: ProgressReporter? = nil) -> ObjectGraph {
+    /// - Parameter streaming: give the snapshot's copy of each stretch of heap back as soon as its
+    ///   objects are scanned, so the copy shrinks while the graph grows. Only when nothing reads that
+    ///   memory again: the roots are found already, and no framework buffer is being named (naming one
+    ///   reads the storage object, which may lie behind).
+    public func buildGraph(progress: ProgressReporter? = nil, streaming: Bool = false) -> ObjectGraph {
         let count = objects.count
+        let snapshot = streaming && !frameworkMode ? source as? Snapshot : nil
         var threads = source is Snapshot && count >= 200_000 && sysconf(Int32(_SC_NPROCESSORS_ONLN)) >= 2 ? 2 : 1
         // SWREF_THREADS=1 or 2 overrides (the tests compare both on small heaps).
         if let forced = ProcFS.environment("SWREF_THREADS").flatMap({ Int($0) }), forced == 1 || forced == 2, count >= 2,
            source is Snapshot {
             threads = forced
         }
-        if threads == 1 { return scanRange(0..<count, progress: progress) }
-        compileAllLayouts()
+        // Layouts are compiled from memory (generic metadata lives in the heap too): all of them
+        // first, before any of it is given back.
+        if threads == 2 || snapshot != nil { compileAllLayouts() }
+        if threads == 1 { return scanRange(0..<count, progress: progress, discarding: snapshot, from: 0, below: .max) }
         // Split by work: an object costs about as much as 64 bytes of scanned words.
         var total = 0
         for index in 0..<count { total += 1 + Int(objects.sizes[index] >> 6) }
@@ -128,27 +135,47 @@ public final class ReferenceScanner {
         let worker = ReferenceScanner(workerOf: self)
         let second = GraphBox()
         var thread = pthread_t()
-        let context = Unmanaged.passRetained(WorkerContext { second.graph = worker.scanRange(split..<count, progress: nil) })
+        // Pages wholly past the first chunk of the second half are the second thread's to give back,
+        // pages wholly before it the first's; the page they share stays until the end.
+        let boundary = objects.addresses[split] - MallocLayout.chunkHeader
+        let context = Unmanaged.passRetained(WorkerContext {
+            second.graph = worker.scanRange(split..<count, progress: nil, discarding: snapshot, from: (boundary + 4095) & ~4095, below: .max)
+        })
         guard pthread_create(&thread, nil, { raw in
             let context = Unmanaged<WorkerContext>.fromOpaque(raw!).takeRetainedValue()
             context.body()
             return nil
         }, context.toOpaque()) == 0 else {
             context.release()
-            return scanRange(0..<count, progress: progress)
+            return scanRange(0..<count, progress: progress, discarding: snapshot, from: 0, below: .max)
         }
-        var graph = scanRange(0..<split, progress: progress)
+        var graph = scanRange(0..<split, progress: progress, discarding: snapshot, from: 0, below: boundary & ~4095)
         pthread_join(thread, nil)
         graph.append(second.graph)
         return graph
     }
 
-    private func scanRange(_ range: Range<Int>, progress: ProgressReporter?) -> ObjectGraph {
+    /// - Parameters:
+    ///   - snapshot: give back its pages in [`from`, `below`) once the objects in them are scanned.
+    private func scanRange(_ range: Range<Int>, progress: ProgressReporter?, discarding snapshot: Snapshot?,
+                           from floor: UInt64, below ceiling: UInt64) -> ObjectGraph {
         var graph = ObjectGraph(objectCount: range.count)
+        var given = floor
         for index in range {
             references(of: index) { graph.add(target: $0, label: $1) }
             graph.finishObject()
-            if index & 0xffff == 0 { progress?.update("walking references", done: UInt64(index), total: UInt64(objects.count), unit: .items) }
+            if index & 0x3f == 0 {
+                if index & 0xffff == 0 { progress?.update("walking references", done: UInt64(index), total: UInt64(objects.count), unit: .items) }
+                // Objects are in address order: every page wholly below this object's chunk is scanned.
+                // Given back by the MiB on big heaps (a system call each), by 64 KiB on small ones.
+                if let snapshot {
+                    let scanned = min(objects.addresses[index] - MallocLayout.chunkHeader, ceiling) & ~4095
+                    if scanned >= given + (objects.count >= 200_000 ? 1 << 20 : 64 << 10) {
+                        snapshot.discard(given..<scanned)
+                        given = scanned
+                    }
+                }
+            }
         }
         return graph
     }

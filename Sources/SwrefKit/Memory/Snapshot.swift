@@ -64,6 +64,22 @@ public final class Snapshot: MemorySource {
         }
     }
 
+    /// Gives back the copied pages wholly inside `range` (they read as zeros afterwards): for a scan
+    /// that is done with them and streams through the heap. Safe from several threads on disjoint ranges.
+    public func discard(_ range: Range<UInt64>) {
+        guard var index = MemoryMap.index(in: memoryMap.regions, containing: range.lowerBound)
+                ?? memoryMap.regions.firstIndex(where: { $0.start >= range.lowerBound }) else { return }
+        while index < memoryMap.regions.count, memoryMap.regions[index].start < range.upperBound {
+            let region = memoryMap.regions[index]
+            if let copy = copies[index] {
+                let start = (max(range.lowerBound, region.start) - region.start + 4095) & ~4095
+                let end = (min(range.upperBound, region.end) - region.start) & ~4095
+                if end > start { madvise(copy + Int(start), Int(end - start), MADV_DONTNEED) }
+            }
+            index += 1
+        }
+    }
+
     /// Copies region `index` with `fill`, which writes the region's bytes into the buffer it is
     /// given and returns false when the target is gone. Anonymous pages that are never touched
     /// cost nothing: the buffer is a fresh private mapping.

@@ -1,3 +1,4 @@
+import Glibc
 /// The object graph, its roots, and the path that attributes each object.
 public struct ReferencePaths {
     public let graph: ObjectGraph
@@ -40,11 +41,20 @@ public final class HeapAnalysis {
 
     /// Time spent per phase, in nanoseconds, in order.
     public private(set) var timings: [(phase: String, nanoseconds: UInt64)] = []
+    /// swref's resident memory after each phase (with `timings`, it shows where the peak is).
+    public private(set) var residentAfter: [(phase: String, bytes: UInt64)] = []
+
+    /// A memory figure of swref itself from /proc/self/status (VmRSS, VmHWM), in bytes.
+    public static func ownMemory(_ field: String) -> UInt64 {
+        let value = ProcFS.statusField(getpid(), field) ?? "0 kB"
+        return (UInt64(value.split(separator: " ").first ?? "0") ?? 0) * 1024
+    }
     private var phaseStart = monotonicNanoseconds()
 
     private func lap(_ phase: String) {
         let now = monotonicNanoseconds()
         timings.append((phase, now - phaseStart))
+        residentAfter.append((phase, HeapAnalysis.ownMemory("VmRSS")))
         phaseStart = now
     }
 
@@ -73,6 +83,7 @@ public final class HeapAnalysis {
         }
         self.notes = notes
         timings = [("images", imagesDone - phaseStart), ("malloc heap", heapDone - imagesDone), ("objects", objectsDone - heapDone)]
+        residentAfter = [("objects", HeapAnalysis.ownMemory("VmRSS"))]
         phaseStart = objectsDone
     }
 
@@ -107,14 +118,18 @@ public final class HeapAnalysis {
         let scanner = ReferenceScanner(source: source, objects: objects, layouts: layouts, symbolizer: symbolizer)
         scanner.frameworkMode = framework == .nio || (framework == .auto && hasFrameworkBuffers)
         phaseStart = monotonicNanoseconds()
-        let graph = scanner.buildGraph(progress: progress)
-        lap("graph")
+        // Roots first: they read stacks, globals and task objects, after which only the reference
+        // scan reads the copy, each object once, in address order — so it can give the copy back as
+        // it goes (SWREF_KEEP_COPY=1 keeps it, for comparison).
         let finder = RootFinder(source: source, threads: threads, images: images, objects: objects, scanner: scanner,
                                 values: layouts.values, symbolizer: symbolizer)
         let roots = finder.findRoots()
+        lap("roots")
+        let streaming = releaseMemoryAfterScan && ProcFS.environment("SWREF_KEEP_COPY") != "1"
+        let graph = scanner.buildGraph(progress: progress, streaming: streaming)
         // From here on only the graph is used: the copy of the target's memory can go.
         if releaseMemoryAfterScan { (source as? Snapshot)?.releaseCopies() }
-        lap("roots")
+        lap("graph")
         // Reachability by root tier first: the leak finder and the dominator pass need no paths.
         let tiers = RootTiers(objectCount: objects.count, graph: graph, roots: roots)
         let leaks = LeakFinder.find(objects: objects, graph: graph, names: scanner.names) { tiers.isReachable($0) }

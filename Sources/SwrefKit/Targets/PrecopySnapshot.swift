@@ -27,6 +27,9 @@ public final class PrecopySnapshot {
     private var pagemap: Int32 = -1
     private var copies: [UInt64: Copy] = [:]
     private var ranges = [swref_page_range](repeating: swref_page_range(), count: 1 << 16)
+    /// Every range ever registered, to unregister window by window at the end (a range whose
+    /// copy was dropped or untracked meanwhile included).
+    private var registered: [Range<UInt64>] = []
 
     /// One mapping's copy, by start address.
     private struct Copy {
@@ -42,12 +45,20 @@ public final class PrecopySnapshot {
     /// of a fraction of a millisecond: closing the descriptor on 1 GiB still tracked would lift every
     /// protection in one call and hold up the target's faults for about 20 ms.
     static let window: UInt64 = 32 << 20
+
+    /// The end of the window holding `address`: windows are aligned to their size (a multiple of
+    /// 2 MiB), so none cuts a huge page, which the scan would split to protect part of it.
+    static func windowEnd(after address: UInt64) -> UInt64 { (address / window + 1) * window }
     /// A round that re-copies less than this ends the rounds.
     static let quietBytes: UInt64 = 1 << 20
     static let maximumRounds = 6
 
     public init(pid: Int32, stallMilliseconds: Int = 0) throws {
         self.pid = pid
+        // A seccomp filter may answer userfaultfd(2) with a signal or by killing the thread.
+        if let mode = ProcFS.statusField(pid, "Seccomp"), mode.hasPrefix("2") {
+            throw SwrefError.notSupported("the target runs under a seccomp filter")
+        }
         guard let syscall = ForkSnapshot.findSyscallInstruction(try ProcFS.memoryMap(pid), pid: pid) else {
             throw SwrefError.notSupported("no syscall instruction found in the target's code")
         }
@@ -101,11 +112,15 @@ public final class PrecopySnapshot {
     /// Ends the tracking, window by window (closing the last descriptor alone would do it in one go).
     public func endTracking() {
         if tracker >= 0 {
-            for copy in copies.values where copy.tracked {
-                for start in stride(from: copy.region.start, to: copy.region.end, by: Int(PrecopySnapshot.window)) {
-                    _ = swref_uffd_unregister(tracker, start, min(PrecopySnapshot.window, copy.region.end - start))
+            for range in registered {
+                var start = range.lowerBound
+                while start < range.upperBound {
+                    let end = min(range.upperBound, PrecopySnapshot.windowEnd(after: start))
+                    _ = swref_uffd_unregister(tracker, start, end - start)
+                    start = end
                 }
             }
+            registered = []
             Glibc.close(tracker)
         }
         if pagemap >= 0 { Glibc.close(pagemap) }
@@ -132,7 +147,8 @@ public final class PrecopySnapshot {
         let map = try ProcFS.memoryMap(pid)
         try takeIn(map, progress: nil)
         var last = try copyWritten(protect: false)
-        for copy in copies.values where !copy.tracked && copy.region.writable {
+        try zeroAbsentPages()
+        for copy in copies.values where !copy.tracked {
             try copyPresent(copy.region, into: copy.buffer)
             last += copy.region.size
         }
@@ -177,6 +193,7 @@ public final class PrecopySnapshot {
                         }
                         copy.buffer = moved
                         copy.mappedSize = size
+                        copies[region.start] = copy // the old address is gone: whatever follows throws
                     }
                     let added = MemoryRegion(start: copy.region.end, end: region.end, readable: true,
                                              writable: region.writable, executable: region.executable,
@@ -201,16 +218,18 @@ public final class PrecopySnapshot {
         }
     }
 
-    /// Registers and protects `region`; false when it cannot be tracked (shared memory, which
-    /// another process can write without touching the target's page tables; read-only data; a
-    /// mapping the kernel refuses) and must be copied again in the final stop.
+    /// Registers and protects `region`; false when it cannot be tracked and must be copied again
+    /// in the final stop: shared memory and file mappings (another process can change them without
+    /// touching the target's page tables: a write to the file, or to a shared page), read-only
+    /// data, a mapping the kernel refuses.
     private func track(_ region: MemoryRegion) -> Bool {
-        guard region.writable, !region.shared,
+        guard region.writable, !region.shared, !region.isFileBacked,
               swref_uffd_register(tracker, region.start, region.size) == 0 else { return false }
+        registered.append(region.start..<region.end)
         var start = region.start
         while start < region.end {
             var walkEnd: UInt64 = 0
-            let end = min(region.end, start + PrecopySnapshot.window)
+            let end = min(region.end, PrecopySnapshot.windowEnd(after: start))
             let n = ranges.withUnsafeMutableBufferPointer {
                 swref_pagemap_written(pagemap, start, end, 1, $0.baseAddress, $0.count, &walkEnd)
             }
@@ -218,6 +237,29 @@ public final class PrecopySnapshot {
             start = walkEnd
         }
         return true
+    }
+
+    /// Zeroes, in the copies, the pages the target no longer has (in the final stop). A page it
+    /// gave back — MADV_DONTNEED, a heap trimmed, a thread's stack freed — reads as zeros but is
+    /// not reported as written when its whole page table went with it.
+    private func zeroAbsentPages() throws {
+        for copy in copies.values where copy.tracked {
+            var from = copy.region.start
+            while from < copy.region.end {
+                var walkEnd: UInt64 = 0
+                let end = min(copy.region.end, PrecopySnapshot.windowEnd(after: from))
+                let n = ranges.withUnsafeMutableBufferPointer {
+                    swref_pagemap_absent(pagemap, from, end, $0.baseAddress, $0.count, &walkEnd)
+                }
+                guard n >= 0, walkEnd > from else {
+                    throw SwrefError.system("ioctl(PAGEMAP_SCAN)", errno: Int32(truncatingIfNeeded: n < 0 ? -n : Int(EAGAIN)), "reading the target's page map")
+                }
+                for range in ranges[0..<Int(n)] {
+                    madvise(copy.buffer + Int(range.start - copy.region.start), Int(range.end - range.start), MADV_DONTNEED)
+                }
+                from = walkEnd
+            }
+        }
     }
 
     /// Copies the pages of `region` that exist (pagemap), into `buffer` (the region's first byte).
@@ -235,24 +277,24 @@ public final class PrecopySnapshot {
             var from = copy.region.start
             while from < copy.region.end {
                 var walkEnd: UInt64 = 0
-                let end = min(copy.region.end, from + PrecopySnapshot.window)
+                let end = min(copy.region.end, PrecopySnapshot.windowEnd(after: from))
                 let n = ranges.withUnsafeMutableBufferPointer {
                     swref_pagemap_written(pagemap, from, end, protect ? 1 : 0, $0.baseAddress, $0.count, &walkEnd)
                 }
-                if n < 0 {
-                    // No longer tracked (replaced by a new mapping at the same place): copy it whole,
-                    // and again in the final stop.
+                let read = n < 0 ? -EINVAL : ranges.withUnsafeBufferPointer {
+                    swref_read_ranges(pid, copy.region.start, copy.buffer, $0.baseAddress, Int(n))
+                }
+                if read == -ESRCH { throw SwrefError.processExited(pid) }
+                if n < 0 || read != 0 || walkEnd <= from {
+                    // No longer tracked (replaced by a new mapping at the same place), a read that
+                    // failed after the pages were protected again, or a scan that made no progress:
+                    // copy it whole now, and again in the final stop.
                     copies[start]?.tracked = false
                     try copyPresent(copy.region, into: copy.buffer)
                     bytes += copy.region.size
                     break
                 }
-                let read = ranges.withUnsafeBufferPointer {
-                    swref_read_ranges(pid, copy.region.start, copy.buffer, $0.baseAddress, Int(n))
-                }
-                if read == -ESRCH { throw SwrefError.processExited(pid) }
                 for range in ranges[0..<Int(n)] { bytes += range.end - range.start }
-                guard walkEnd > from else { break }
                 from = walkEnd
             }
         }

@@ -7,7 +7,7 @@ public struct MallocHeap {
     /// User pointers of in-use blocks, ascending.
     public private(set) var addresses: [UInt64] = []
     /// Chunk sizes, parallel to `addresses`.
-    public private(set) var sizes: [UInt64] = []
+    public private(set) var sizes = BlockSizes()
 
     public private(set) var arenaCount = 0
     public private(set) var mmappedCount = 0
@@ -23,18 +23,29 @@ public struct MallocHeap {
     public init(source: MemorySource) {
         var walker = Walker(source: source)
         walker.run()
-        // Arenas are walked in address order, so this is nearly sorted already.
-        walker.blocks.sort { $0.0 < $1.0 }
+        // Each heap is walked in address order; with one arena (or arenas met in address order) the
+        // whole list is sorted already and is kept as it is, without a second copy of 16 bytes per block.
+        if !zip(walker.chunks, walker.chunks.dropFirst()).allSatisfy({ $0 < $1 }) {
+            let order = walker.chunks.indices.sorted { walker.chunks[$0] < walker.chunks[$1] }
+            walker.chunks = order.map { walker.chunks[$0] }
+            walker.chunkSizes = walker.chunkSizes.permuted(order)
+        }
+        // Drop the chunks that sit in a tcache or fastbin list, in place; chunk → user pointer.
         let free = walker.freeCached.sorted()
         var nextFree = 0
-        addresses.reserveCapacity(walker.blocks.count)
-        sizes.reserveCapacity(walker.blocks.count)
-        for (chunk, size) in walker.blocks {
+        var kept = 0
+        for index in walker.chunks.indices {
+            let chunk = walker.chunks[index]
             while nextFree < free.count && free[nextFree] < chunk { nextFree += 1 }
             if nextFree < free.count && free[nextFree] == chunk { continue }
-            addresses.append(chunk + MallocLayout.chunkHeader)
-            sizes.append(size)
+            walker.chunks[kept] = chunk + MallocLayout.chunkHeader
+            walker.chunkSizes[kept] = walker.chunkSizes[index]
+            kept += 1
         }
+        walker.chunks.removeLast(walker.chunks.count - kept)
+        walker.chunkSizes.removeLast(walker.chunkSizes.count - kept)
+        addresses = walker.chunks
+        sizes = walker.chunkSizes
         arenaCount = walker.arenaCount
         mmappedCount = walker.mmappedCount
         mmappedBytes = walker.mmappedBytes
@@ -48,8 +59,9 @@ public struct MallocHeap {
 private struct Walker {
     let source: MemorySource
     var window: MemoryWindow
-    /// (chunk address, chunk size) of every chunk that looks in use.
-    var blocks: [(UInt64, UInt64)] = []
+    /// Address and size of every chunk that looks in use, in parallel.
+    var chunks: [UInt64] = []
+    var chunkSizes = BlockSizes()
     var freeCached: Set<UInt64> = []
     var freeCachedBytes: UInt64 = 0
     var arenaCount = 0
@@ -63,6 +75,13 @@ private struct Walker {
     init(source: MemorySource) {
         self.source = source
         window = MemoryWindow(source: source)
+        // Room for a block per 64 bytes of writable anonymous memory, up to 32 Mi blocks: growing
+        // arrays of millions of entries by doubling costs more in fresh pages than the walk itself.
+        // Untouched capacity is only address space.
+        let anonymous = source.memoryMap.regions.filter { $0.writable && !$0.isFileBacked }.reduce(UInt64(0)) { $0 + $1.size }
+        let estimate = Int(min(anonymous / 64, 32 << 20))
+        chunks.reserveCapacity(estimate)
+        chunkSizes.reserveCapacity(estimate)
     }
 
     mutating func run() {
@@ -73,9 +92,15 @@ private struct Walker {
         let candidates = map.regions.filter { $0.path == "[heap]" }
             + map.regions.filter { $0.isAnonymous && $0.readable && $0.writable }
         for heap in candidates {
-            var trial = self
-            guard let top = trial.walkChunks(from: heap.start, to: heap.end), let arena = trial.findMainArena(top: top) else { continue }
-            self = trial
+            // A failed trial is undone by truncation (a copy of the walker would copy the arrays).
+            let counts = (chunks.count, tcacheCandidates.count, notes.count)
+            guard let top = walkChunks(from: heap.start, to: heap.end), let arena = findMainArena(top: top) else {
+                chunks.removeLast(chunks.count - counts.0)
+                chunkSizes.removeLast(chunkSizes.count - counts.0)
+                tcacheCandidates.removeLast(tcacheCandidates.count - counts.1)
+                notes.removeLast(notes.count - counts.2)
+                continue
+            }
             arenaRegions.insert(heap.start)
             arenaCount = 1
             mainArena = arena
@@ -119,7 +144,8 @@ private struct Walker {
             if next + MallocLayout.chunkHeader > end { return chunk }
             guard let nextSize = window.word(next + 8) else { return nil }
             if nextSize & MallocLayout.prevInUse != 0 {
-                blocks.append((chunk, size))
+                chunks.append(chunk)
+                chunkSizes.append(size)
                 if size == MallocLayout.tcacheChunkSize { tcacheCandidates.append(chunk) }
             }
             chunk = next
@@ -229,7 +255,8 @@ private struct Walker {
                 let size = sizeField & MallocLayout.sizeMask
                 // A memalign'd mmapped chunk starts after its padding (prev_size ≠ 0): not recognised here.
                 guard size >= 4096, size & 0xfff == 0, prevSize == 0, chunk + size <= region.end else { break }
-                blocks.append((chunk, size))
+                chunks.append(chunk)
+                chunkSizes.append(size)
                 mmappedCount += 1
                 mmappedBytes += size
                 chunk += size
