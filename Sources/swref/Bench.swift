@@ -71,9 +71,10 @@ extension Swref {
             for run in 1...runs {
                 let out = work.appendingPathComponent("run\(run).out").path
                 try precopied.measure(swref, ["attach", "\(target.pid)", "-o", out, "--timings"], target: target)
-                // The heartbeat's own noise (this host's scheduling, with nothing attached), over as long.
+                // The heartbeat's own noise, over as long as a run, with nothing attached but both cores
+                // kept busy as swref keeps them: how late a tick comes when the CPUs are taken.
                 _ = target.takeMaxGap()
-                usleep(UInt32(min(precopied.totals.last ?? 1, 10) * 1_000_000))
+                busyCores(for: min(precopied.totals.last ?? 1, 10))
                 idleGaps.append(target.takeMaxGap())
             }
             for run in 1...runs {
@@ -84,7 +85,7 @@ extension Swref {
             let heapBytes = median(precopied.heap), phases = precopied.phases
             print("runs: \(runs) (medians)")
             print("  pause seen by the target:        \(ms(median(precopied.pauses)))  (pre-copy; swref reports \(ms(median(precopied.reported) / 1000)); \(ratio(median(precopied.pauses), floor)) floor)")
-            print("  heartbeat's longest gap, idle:   \(ms(median(idleGaps)))  (no swref, as long as a run: the noise under the pauses above)")
+            print("  heartbeat's gap, cores busy:     \(ms(median(idleGaps)))  (no swref, two threads spinning as long as a run: the scheduling noise under the pauses above)")
             print("  pause with --capture fork:       \(ms(median(forked.pauses)))  (swref reports \(ms(median(forked.reported) / 1000)); \(ratio(median(forked.pauses), floor)) floor)")
             print("  pause with --stop-the-world:     \(ms(median(stopped.pauses)))  (swref reports \(ms(median(stopped.reported) / 1000)); \(ratio(median(stopped.pauses), floor)) floor)")
             print("  copy floor (process_vm_readv):   \(ms(floor))")
@@ -150,6 +151,20 @@ func parseBytes(_ text: String) -> Double {
     guard parts.count == 2, let value = Double(parts[0]) else { return 0 }
     let scale: [Substring: Double] = ["B": 1, "KiB": 1024, "MiB": 1_048_576, "GiB": 1_073_741_824, "TiB": 1_099_511_627_776]
     return value * (scale[parts[1]] ?? 1)
+}
+
+/// Spins two threads for `seconds`.
+func busyCores(for seconds: Double) {
+    let deadline = monotonicNanoseconds() + UInt64(seconds * 1e9)
+    let group = DispatchGroup()
+    for _ in 0..<2 {
+        group.enter()
+        Thread.detachNewThread {
+            while monotonicNanoseconds() < deadline {}
+            group.leave()
+        }
+    }
+    group.wait()
 }
 
 /// The time to copy every writable mapping of `pid` once: the stop-the-world floor.

@@ -7,8 +7,14 @@ public enum Dominators {
     ///   - edgeStart: `edgeStart[v]..<edgeStart[v+1]` indexes `targets` for node v (count + 1 entries).
     /// - Returns: `idom[v]` for every node; `idom[root] == root`.
     public static func immediateDominators(edgeStart: [UInt32], targets: [Int32], root: Int) -> [Int32] {
+        tree(edgeStart: edgeStart, targets: targets, root: root).idom
+    }
+
+    /// The immediate dominators, and the reachable nodes in depth-first preorder — where every node
+    /// comes after its immediate dominator, which a walk down (or, reversed, up) the tree needs.
+    public static func tree(edgeStart: [UInt32], targets: [Int32], root: Int) -> (idom: [Int32], preorder: [Int32]) {
         let n = edgeStart.count - 1
-        guard n > 0 else { return [] }
+        guard n > 0 else { return ([], []) }
         // Depth-first numbering from the root.
         var order = [Int32](repeating: -1, count: n)      // node → preorder number
         var vertex = [Int32](); vertex.reserveCapacity(n) // preorder number → node
@@ -106,6 +112,6 @@ public enum Dominators {
         var idom = [Int32](repeating: -1, count: n)
         for i in 1..<max(reached, 1) { idom[Int(vertex[i])] = vertex[Int(dominator[i])] }
         idom[root] = Int32(root)
-        return idom
+        return (idom, vertex)
     }
 }

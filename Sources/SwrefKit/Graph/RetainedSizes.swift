@@ -55,41 +55,24 @@ public struct RetainedSizes {
             }
             edgeStart.append(UInt32(targets.count))
         }
-        let idom = Dominators.immediateDominators(edgeStart: edgeStart, targets: targets, root: 0)
+        let (idom, preorder) = Dominators.tree(edgeStart: edgeStart, targets: targets, root: 0)
         targets = []
-        // Sizes flow up the tree: children before parents, which a reverse preorder gives; a
-        // node's depth-first number is not kept, so walk by depth instead.
-        var depth = [Int32](repeating: -1, count: nodeCount)
-        depth[0] = 0
-        func depthOf(_ v: Int) -> Int32 {
-            var chain: [Int] = []
-            var u = v
-            while depth[u] < 0 && idom[u] >= 0 { chain.append(u); u = Int(idom[u]) }
-            var d = depth[u]
-            while let w = chain.popLast() { d += 1; depth[w] = d }
-            return depth[v]
-        }
-        var byDepth: [[Int32]] = []
-        for v in 0..<nodeCount where idom[v] >= 0 {
-            let d = Int(depthOf(v))
-            while byDepth.count <= d { byDepth.append([]) }
-            byDepth[d].append(Int32(v))
-        }
+        edgeStart = []
+        // Sizes flow up the tree: children before parents, which the reverse of the depth-first
+        // preorder gives (an immediate dominator is always numbered before what it dominates).
         var bytes = [UInt64](repeating: 0, count: nodeCount)
         var counts = [UInt32](repeating: 0, count: nodeCount)
         for object in 0..<objects.count {
             bytes[object + Int(offset)] = objects.sizes[object]
             counts[object + Int(offset)] = 1
         }
-        for level in byDepth.reversed() {
-            for v in level where v != 0 {
-                let p = Int(idom[Int(v)])
-                bytes[p] += bytes[Int(v)]
-                counts[p] += counts[Int(v)]
-            }
+        for v in preorder.reversed() where v != 0 {
+            let p = Int(idom[Int(v)])
+            bytes[p] += bytes[Int(v)]
+            counts[p] += counts[Int(v)]
         }
         self.idom = idom
-        topDown = byDepth.flatMap { $0 }
+        topDown = preorder
         retainedBytes = bytes
         retainedCount = counts
     }
