@@ -15,44 +15,87 @@ public enum Dominators {
     public static func tree(edgeStart: [UInt32], targets: [Int32], root: Int) -> (idom: [Int32], preorder: [Int32]) {
         let n = edgeStart.count - 1
         guard n > 0 else { return ([], []) }
-        // Depth-first numbering from the root.
-        var order = [Int32](repeating: -1, count: n)      // node → preorder number
-        var vertex = [Int32](); vertex.reserveCapacity(n) // preorder number → node
-        var parent = [Int32](repeating: -1, count: n)
-        var stack: [(node: Int32, edge: UInt32)] = [(Int32(root), edgeStart[root])]
-        order[root] = 0
-        vertex.append(Int32(root))
-        while let top = stack.last {
-            let v = Int(top.node)
-            if top.edge < edgeStart[v + 1] {
-                stack[stack.count - 1].edge += 1
-                let w = Int(targets[Int(top.edge)])
-                if order[w] < 0 {
-                    order[w] = Int32(vertex.count)
-                    vertex.append(Int32(w))
-                    parent[w] = Int32(v)
-                    stack.append((Int32(w), edgeStart[w]))
-                }
-            } else {
-                stack.removeLast()
+        return edgeStart.withUnsafeBufferPointer { edgeStart in
+            targets.withUnsafeBufferPointer { targets in
+                tree(edgeStart: edgeStart, targets: targets, nodeCount: n, root: root)
             }
         }
-        let reached = vertex.count
+    }
+
+    /// The algorithm, on unchecked buffers: every index is a node or edge number of a well-formed
+    /// graph (targets < node count, edgeStart ascending), and the scratch arrays are sized to fit.
+    private static func tree(edgeStart: UnsafeBufferPointer<UInt32>, targets: UnsafeBufferPointer<Int32>,
+                             nodeCount n: Int, root: Int) -> (idom: [Int32], preorder: [Int32]) {
+        func scratch(_ count: Int, _ value: Int32) -> UnsafeMutableBufferPointer<Int32> {
+            let buffer = UnsafeMutableBufferPointer<Int32>.allocate(capacity: max(count, 1))
+            buffer.initialize(repeating: value)
+            return buffer
+        }
+        // Depth-first numbering from the root.
+        let order = scratch(n, -1)      // node → preorder number
+        let parent = scratch(n, -1)
+        var vertex = [Int32](repeating: 0, count: n) // preorder number → node
+        var reached = 0
+        do {
+            let stackNodes = scratch(n, 0), stackEdges = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: n)
+            defer { stackNodes.deallocate(); stackEdges.deallocate() }
+            var depth = 1
+            stackNodes[0] = Int32(root)
+            stackEdges[0] = edgeStart[root]
+            order[root] = 0
+            vertex[0] = Int32(root)
+            reached = 1
+            vertex.withUnsafeMutableBufferPointer { vertex in
+                while depth > 0 {
+                    let v = Int(stackNodes[depth - 1])
+                    let edge = stackEdges[depth - 1]
+                    if edge < edgeStart[v + 1] {
+                        stackEdges[depth - 1] = edge + 1
+                        let w = Int(targets[Int(edge)])
+                        if order[w] < 0 {
+                            order[w] = Int32(reached)
+                            vertex[reached] = Int32(w)
+                            reached += 1
+                            parent[w] = Int32(v)
+                            stackNodes[depth] = Int32(w)
+                            stackEdges[depth] = edgeStart[w]
+                            depth += 1
+                        }
+                    } else {
+                        depth -= 1
+                    }
+                }
+            }
+        }
+        vertex.removeLast(n - reached)
         // Semi-NCA (Georgiadis): semidominators by Lengauer–Tarjan's evaluation with path
         // compression, then each idom as the nearest common ancestor of its DFS parent and its
         // semidominator. Every array is indexed by preorder number, so that the walks stay local.
-        var predStart = [UInt32](repeating: 0, count: reached + 1)
-        for i in 0..<reached {
-            let v = Int(vertex[i])
-            for e in Int(edgeStart[v])..<Int(edgeStart[v + 1]) {
-                let w = order[Int(targets[e])]
-                if w >= 0 { predStart[Int(w) + 1] += 1 }
+        let predStart = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: reached + 1)
+        predStart.initialize(repeating: 0)
+        defer { predStart.deallocate() }
+        let dominator = scratch(reached, 0)  // preorder number → idom's
+        let semi = scratch(reached, 0)
+        let label = scratch(reached, 0)
+        let ancestor = scratch(reached, -1)
+        defer { [order, parent, dominator, semi, label, ancestor].forEach { $0.deallocate() } }
+        var predCount = 0
+        vertex.withUnsafeBufferPointer { vertex in
+            for i in 0..<reached {
+                let v = Int(vertex[i])
+                for e in Int(edgeStart[v])..<Int(edgeStart[v + 1]) {
+                    let w = order[Int(targets[e])]
+                    if w >= 0 { predStart[Int(w) + 1] += 1; predCount += 1 }
+                }
             }
         }
         for i in 0..<reached { predStart[i + 1] += predStart[i] }
-        var preds = [Int32](repeating: 0, count: Int(predStart[reached]))
-        do {
-            var fill = predStart
+        let preds = scratch(predCount, 0)
+        defer { preds.deallocate() }
+        vertex.withUnsafeBufferPointer { vertex in
+            let fill = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: reached + 1)
+            defer { fill.deallocate() }
+            _ = fill.initialize(from: predStart)
             for i in 0..<reached {
                 let v = Int(vertex[i])
                 for e in Int(edgeStart[v])..<Int(edgeStart[v + 1]) {
@@ -62,45 +105,35 @@ public enum Dominators {
                     fill[w] += 1
                 }
             }
-        }
-        var dominator = [Int32](repeating: 0, count: reached)  // preorder number → idom's
-        var semi = [Int32](repeating: 0, count: reached)
-        var label = [Int32](repeating: 0, count: reached)
-        var ancestor = [Int32](repeating: -1, count: reached)
-        var path: [Int32] = []
-        for i in 0..<reached {
-            semi[i] = Int32(i)
-            label[i] = Int32(i)
-            dominator[i] = parent[Int(vertex[i])] >= 0 ? order[Int(parent[Int(vertex[i])])] : 0
-        }
-        parent = []
-        semi.withUnsafeMutableBufferPointer { semi in
-            label.withUnsafeMutableBufferPointer { label in
-                ancestor.withUnsafeMutableBufferPointer { ancestor in
-                    // The smallest semidominator on the linked path above v (v itself if unlinked).
-                    func eval(_ v: Int) -> Int32 {
-                        if ancestor[v] < 0 { return label[v] }
-                        var u = v
-                        while ancestor[Int(ancestor[u])] >= 0 { path.append(Int32(u)); u = Int(ancestor[u]) }
-                        while let x = path.popLast() {
-                            let a = Int(ancestor[Int(x)])
-                            if label[a] < label[Int(x)] { label[Int(x)] = label[a] }
-                            ancestor[Int(x)] = ancestor[a]
-                        }
-                        return label[v]
-                    }
-                    for w in stride(from: reached - 1, through: 1, by: -1) {
-                        var best = semi[w]
-                        for p in Int(predStart[w])..<Int(predStart[w + 1]) {
-                            let candidate = eval(Int(preds[p]))
-                            if candidate < best { best = candidate }
-                        }
-                        semi[w] = best
-                        label[w] = best
-                        ancestor[w] = dominator[w]
-                    }
-                }
+            for i in 0..<reached {
+                semi[i] = Int32(i)
+                label[i] = Int32(i)
+                let p = parent[Int(vertex[i])]
+                dominator[i] = p >= 0 ? order[Int(p)] : 0
             }
+        }
+        var path: [Int32] = []
+        // The smallest semidominator on the linked path above v (v itself if unlinked).
+        func eval(_ v: Int) -> Int32 {
+            if ancestor[v] < 0 { return label[v] }
+            var u = v
+            while ancestor[Int(ancestor[u])] >= 0 { path.append(Int32(u)); u = Int(ancestor[u]) }
+            while let x = path.popLast() {
+                let a = Int(ancestor[Int(x)])
+                if label[a] < label[Int(x)] { label[Int(x)] = label[a] }
+                ancestor[Int(x)] = ancestor[a]
+            }
+            return label[v]
+        }
+        for w in stride(from: reached - 1, through: 1, by: -1) {
+            var best = semi[w]
+            for p in Int(predStart[w])..<Int(predStart[w + 1]) {
+                let candidate = eval(Int(preds[p]))
+                if candidate < best { best = candidate }
+            }
+            semi[w] = best
+            label[w] = best
+            ancestor[w] = dominator[w]
         }
         if reached > 1 {
             for w in 1..<reached {

@@ -8,30 +8,42 @@ public struct RootTiers {
     public static let unreached = UInt8(RootKind.allCases.count)
 
     public init(objectCount: Int, graph: ObjectGraph, roots: [Root]) {
-        tier = [UInt8](repeating: RootTiers.unreached, count: objectCount)
-        var queue: [Int32] = []
-        queue.reserveCapacity(objectCount)
+        var tier = [UInt8](repeating: RootTiers.unreached, count: objectCount)
+        var queue = [Int32](repeating: 0, count: objectCount)
+        var tail = 0
         var head = 0
-        for (rank, kind) in RootKind.allCases.enumerated() {
-            let rank = UInt8(rank)
-            for root in roots where root.kind == kind {
-                for target in root.targets where tier[Int(target)] == RootTiers.unreached {
-                    tier[Int(target)] = rank
-                    queue.append(target)
-                }
-            }
-            while head < queue.count {
-                let object = Int(queue[head])
-                head += 1
-                for edge in graph.edges(of: object) {
-                    let target = Int(graph.targets[edge])
-                    if tier[target] == RootTiers.unreached {
-                        tier[target] = rank
-                        queue.append(Int32(target))
+        // Unchecked buffers: every index is an object number the graph was built with.
+        tier.withUnsafeMutableBufferPointer { tier in
+            queue.withUnsafeMutableBufferPointer { queue in
+                graph.edgeStart.withUnsafeBufferPointer { edgeStart in
+                    graph.targets.withUnsafeBufferPointer { targets in
+                        for (rank, kind) in RootKind.allCases.enumerated() {
+                            let rank = UInt8(rank)
+                            for root in roots where root.kind == kind {
+                                for target in root.targets where tier[Int(target)] == RootTiers.unreached {
+                                    tier[Int(target)] = rank
+                                    queue[tail] = target
+                                    tail += 1
+                                }
+                            }
+                            while head < tail {
+                                let object = Int(queue[head])
+                                head += 1
+                                for edge in Int(edgeStart[object])..<Int(edgeStart[object + 1]) {
+                                    let target = Int(targets[edge])
+                                    if tier[target] == RootTiers.unreached {
+                                        tier[target] = rank
+                                        queue[tail] = Int32(target)
+                                        tail += 1
+                                    }
+                                }
+                            }
+                        }
                     }
                 }
             }
         }
+        self.tier = tier
     }
 
     public func isReachable(_ object: Int) -> Bool { tier[object] != RootTiers.unreached }

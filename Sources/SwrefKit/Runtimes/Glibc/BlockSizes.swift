@@ -21,7 +21,7 @@ public struct BlockSizes: RandomAccessCollection {
                 large[index] = newValue
             } else {
                 small[index] = UInt32(newValue)
-                large[index] = nil
+                if !large.isEmpty { large[index] = nil }
             }
         }
     }
@@ -34,7 +34,7 @@ public struct BlockSizes: RandomAccessCollection {
     public mutating func reserveCapacity(_ count: Int) { small.reserveCapacity(count) }
 
     public mutating func removeLast(_ count: Int) {
-        for index in (small.count - count)..<small.count { large[index] = nil }
+        if !large.isEmpty { for index in (small.count - count)..<small.count { large[index] = nil } }
         small.removeLast(count)
     }
 
