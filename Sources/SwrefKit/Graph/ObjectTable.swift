@@ -23,8 +23,9 @@ public struct ObjectTable {
         self.sizes = heap.sizes
         // An object with weak references keeps its counts in a side table, a block of its own.
         var sideTable: Int32? = nil
+        var window = MemoryWindow(source: recognizer.source)
         for index in 0..<heap.count where typeIndices[index] != recognizer.mallocType {
-            guard let word = recognizer.source.readWord(heap.addresses[index] + 8) else { continue }
+            guard let word = window.word(heap.addresses[index] + 8) else { continue }
             let counts = RefCountWord(raw: word)
             guard counts.usesSideTable, let table = ObjectTable.index(in: heap.addresses, of: counts.sideTable),
                   typeIndices[table] == recognizer.mallocType else { continue }
