@@ -55,24 +55,42 @@ public struct RetainedSizes {
             }
             edgeStart.append(UInt32(targets.count))
         }
-        let (idom, preorder) = Dominators.tree(edgeStart: edgeStart, targets: targets, root: 0)
+        let idom = Dominators.immediateDominators(edgeStart: edgeStart, targets: targets, root: 0)
         targets = []
         edgeStart = []
-        // Sizes flow up the tree: children before parents, which the reverse of the depth-first
-        // preorder gives (an immediate dominator is always numbered before what it dominates).
+        // Every node after its immediate dominator, and otherwise in node order: each node not yet
+        // placed brings the chain of dominators above it that are not placed either. Node order
+        // keeps the passes over the arrays (here and in the attribution) nearly sequential, where
+        // the depth-first preorder jumps around a heap whose objects were allocated out of order.
+        var order = [Int32](); order.reserveCapacity(nodeCount)
+        do {
+            var placed = [Bool](repeating: false, count: nodeCount)
+            var chain: [Int32] = []
+            for v in 0..<nodeCount where idom[v] >= 0 && !placed[v] {
+                var u = v
+                while !placed[u] {
+                    placed[u] = true
+                    chain.append(Int32(u))
+                    if idom[u] == Int32(u) { break } // the super-root
+                    u = Int(idom[u])
+                }
+                while let w = chain.popLast() { order.append(w) }
+            }
+        }
+        // Sizes flow up the tree: children before parents, the reverse of that order.
         var bytes = [UInt64](repeating: 0, count: nodeCount)
         var counts = [UInt32](repeating: 0, count: nodeCount)
         for object in 0..<objects.count {
             bytes[object + Int(offset)] = objects.sizes[object]
             counts[object + Int(offset)] = 1
         }
-        for v in preorder.reversed() where v != 0 {
+        for v in order.reversed() where v != 0 {
             let p = Int(idom[Int(v)])
             bytes[p] += bytes[Int(v)]
             counts[p] += counts[Int(v)]
         }
         self.idom = idom
-        topDown = preorder
+        topDown = order
         retainedBytes = bytes
         retainedCount = counts
     }

@@ -24,29 +24,19 @@ public final class ForkSnapshot {
     public init(pid: Int32, stallMilliseconds: Int = 0) throws {
         parent = pid
         guard pid > 0, ProcFS.exists(pid) else { throw SwrefError.noSuchProcess(pid) }
-        guard let syscall = ForkSnapshot.findSyscallInstruction(try ProcFS.memoryMap(pid), pid: pid) else {
+        guard let syscall = InjectionHolder.findSyscallInstruction(try ProcFS.memoryMap(pid), pid: pid) else {
             throw SwrefError.notSupported("no syscall instruction found in the target's code to fork it")
         }
         var reportFD: Int32 = -1
         holder = swref_holder_start(pid, Int32(SWREF_HOLD_FORK), syscall, Int32(stallMilliseconds), &reportFD, &control)
         guard holder > 0 else { throw SwrefError.system("fork", errno: errno, "starting the snapshot holder") }
         defer { close(reportFD) }
-        var report = swref_fork_report()
-        guard swref_read_all(reportFD, &report, MemoryLayout<swref_fork_report>.size) == 0 else {
+        let report: swref_fork_report
+        do {
+            report = try InjectionHolder.readReport(reportFD, pid: pid, injected: "fork")
+        } catch {
             release()
-            throw SwrefError.processExited(pid)
-        }
-        if report.error != 0 {
-            release()
-            let err = -report.error
-            switch err {
-            case ESRCH: throw ProcFS.exists(pid) ? SwrefError.processExited(pid) : SwrefError.noSuchProcess(pid)
-            case EPERM where report.failed_stage == 1:
-                throw SwrefError.permissionDenied(pid, ProcFS.permissionHint(pid))
-            case _ where report.failed_stage == 2:
-                throw SwrefError.notSupported("the target could not fork (\(String(cString: strerror(err))))")
-            default: throw SwrefError.system("fork snapshot", errno: err, "stopping or forking PID \(pid)")
-            }
+            throw error
         }
         child = report.child
         pauseNanoseconds = report.pause_ns
@@ -83,21 +73,6 @@ public final class ForkSnapshot {
             holder = 0
         }
         child = 0
-    }
-
-    static func findSyscallInstruction(_ map: MemoryMap, pid: Int32) -> UInt64? {
-        // Prefer libc's code; the vDSO is a fallback.
-        let code = map.regions.filter { $0.executable && $0.readable && $0.path.contains("libc.so") }
-            + map.regions.filter { $0.executable && $0.readable && $0.path == "[vdso]" }
-        for region in code {
-            var buffer = [UInt8](repeating: 0, count: Int(min(region.size, 1 << 20)))
-            let n = buffer.withUnsafeMutableBytes { LiveCapture.readRemote(pid: pid, into: $0.baseAddress!, at: region.start, count: $0.count) }
-            guard n > 2 else { continue }
-            for index in 0..<(n - 1) where buffer[index] == 0x0f && buffer[index + 1] == 0x05 {
-                return region.start + UInt64(index)
-            }
-        }
-        return nil
     }
 
     /// Copies the child's writable memory (and small read-only data) into a snapshot; the parent

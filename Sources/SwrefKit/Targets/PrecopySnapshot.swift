@@ -59,7 +59,7 @@ public final class PrecopySnapshot {
         if let mode = ProcFS.statusField(pid, "Seccomp"), mode.hasPrefix("2") {
             throw SwrefError.notSupported("the target runs under a seccomp filter")
         }
-        guard let syscall = ForkSnapshot.findSyscallInstruction(try ProcFS.memoryMap(pid), pid: pid) else {
+        guard let syscall = InjectionHolder.findSyscallInstruction(try ProcFS.memoryMap(pid), pid: pid) else {
             throw SwrefError.notSupported("no syscall instruction found in the target's code")
         }
         var reportFD: Int32 = -1
@@ -73,21 +73,7 @@ public final class PrecopySnapshot {
             var status: Int32 = 0
             while waitpid(holder, &status, 0) < 0 && errno == EINTR {}
         }
-        var report = swref_fork_report()
-        guard swref_read_all(reportFD, &report, MemoryLayout<swref_fork_report>.size) == 0 else {
-            throw SwrefError.processExited(pid)
-        }
-        if report.error != 0 {
-            let err = -report.error
-            switch err {
-            case ESRCH: throw ProcFS.exists(pid) ? SwrefError.processExited(pid) : SwrefError.noSuchProcess(pid)
-            case EPERM where report.failed_stage == 1:
-                throw SwrefError.permissionDenied(pid, ProcFS.permissionHint(pid))
-            case _ where report.failed_stage == 2:
-                throw SwrefError.notSupported("the target could not create a userfaultfd (\(String(cString: strerror(err))))")
-            default: throw SwrefError.system("write tracking", errno: err, "injecting into PID \(pid)")
-            }
-        }
+        let report = try InjectionHolder.readReport(reportFD, pid: pid, injected: "create a userfaultfd")
         injectionPauseNanoseconds = report.pause_ns
         tracker = swref_take_descriptor(holder, report.descriptor)
         guard tracker >= 0 else { throw SwrefError.system("pidfd_getfd", errno: errno, "taking the userfaultfd") }
