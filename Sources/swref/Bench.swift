@@ -95,9 +95,9 @@ extension Swref {
             print("  swref attach total:              \(ms(total))  (\(ratio(total, floor)) floor)")
             print("  --capture fork total:            \(ms(median(forked.totals)))  (peak RSS \(formatBytes(UInt64(median(forked.peaks)))))")
             print("  --stop-the-world total:          \(ms(median(stopped.totals)))  (peak RSS \(formatBytes(UInt64(median(stopped.peaks)))))")
-            let order = ["images", "malloc-heap", "objects", "graph", "roots", "attribution", "leaks", "dominators", "dominator-attribution", "write"]
+            let order = ["capture", "images", "malloc-heap", "objects", "graph", "roots", "attribution", "leaks", "dominators", "dominator-attribution", "write"]
             print("  phases:                          " + order.compactMap { name in phases[name].map { "\(name) \(ms(median($0)))" } }.joined(separator: ", "))
-            let analysis = order.filter { $0 != "write" }.compactMap { phases[$0].map(median) }.reduce(0, +)
+            let analysis = order.filter { $0 != "write" && $0 != "capture" }.compactMap { phases[$0].map(median) }.reduce(0, +)
             print("  analysis objects/s:              \(Int(objectCount / max(analysis, 1e-9)))  (analysis \(ms(analysis)), without capture and process start)")
             print("  objects/s:                       \(Int(objectCount / total))  (\(Int(objectCount)) blocks)")
             print("  bytes/s:                         \(formatBytes(UInt64(heapBytes / total)))/s  (\(formatBytes(UInt64(heapBytes))) in use)")

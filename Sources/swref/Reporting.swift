@@ -63,7 +63,8 @@ func report(_ analysis: HeapAnalysis, threads: [ThreadState], summary: String, o
         let writeStart = monotonicNanoseconds()
         try writeFile(output.output, try profile.gzipped())
         if analysisOptions.timings {
-            let phases = analysis.timings + [("write", monotonicNanoseconds() - writeStart)]
+            let capture = (analysis.source as? Snapshot).map { $0.captureNanoseconds } ?? 0
+            let phases = (capture > 0 ? [("capture", capture)] : []) + analysis.timings + [("write", monotonicNanoseconds() - writeStart)]
             printError("swref: timings " + phases.map { "\($0.phase.replacingOccurrences(" ", "-"))=\(formatMilliseconds($0.nanoseconds).replacingOccurrences(" ", ""))" }.joined(separator: " "))
             printError("swref: resident after " + analysis.residentAfter.map { "\($0.phase): \(formatBytes($0.bytes))" }.joined(separator: ", ")
                        + "; peak \(formatBytes(HeapAnalysis.ownMemory("VmHWM")))")

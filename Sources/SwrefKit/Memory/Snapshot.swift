@@ -17,6 +17,8 @@ public final class Snapshot: MemorySource {
     public let pid: Int32?
     /// How long the target's threads were stopped, in nanoseconds.
     public var pauseNanoseconds: UInt64 = 0
+    /// How long taking the snapshot took, stop or not, in nanoseconds.
+    public var captureNanoseconds: UInt64 = 0
     /// How the image was taken, and why not the default way when it fell back.
     public var captureMethod: CaptureMethod = .stopTheWorld
     public var captureNote: String?

@@ -22,6 +22,13 @@ public enum LiveCapture {
     }
 
     public static func capture(pid: Int32, options: Options = Options()) throws -> Snapshot {
+        let started = monotonicNanoseconds()
+        let snapshot = try takeSnapshot(pid: pid, options: options)
+        snapshot.captureNanoseconds = monotonicNanoseconds() - started
+        return snapshot
+    }
+
+    private static func takeSnapshot(pid: Int32, options: Options) throws -> Snapshot {
         guard pid > 0, ProcFS.exists(pid) else { throw SwrefError.noSuchProcess(pid) }
         guard pid != getpid() else { throw SwrefError.invalidInput("swref cannot attach to itself (PID \(pid))") }
         var notes: [String] = []
