@@ -161,8 +161,12 @@ static long inject_syscall(pid_t tid, uint64_t syscall_address, long number, lon
   regs.rdx = regs.r10 = regs.r8 = regs.r9 = 0;
   regs.orig_rax = (unsigned long long)-1; // not inside a syscall: no restart logic on the way in
   // Signals that arrive meanwhile stay queued, with their sender's details, until the mask goes
-  // back: none is taken for the step's trap or has to be carried through the detach.
+  // back: none has to be carried through the detach.
+  // Not the synchronous signals: one the kernel forces while it is blocked (the step's own SIGTRAP,
+  // a fault, seccomp's SIGSYS) would reset the thread's handler for it to the default.
   uint64_t saved_mask = 0, all = ~0ull;
+  const int synchronous[] = {SIGTRAP, SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGSYS};
+  for (size_t i = 0; i < sizeof synchronous / sizeof synchronous[0]; i++) all &= ~(1ull << (synchronous[i] - 1));
   int masked = ptrace(PTRACE_GETSIGMASK, tid, (void *)sizeof saved_mask, &saved_mask) == 0 &&
                ptrace(PTRACE_SETSIGMASK, tid, (void *)sizeof all, &all) == 0;
   if (trace_fork && ptrace(PTRACE_SETOPTIONS, tid, NULL, (void *)(long)PTRACE_O_TRACEFORK) != 0) {

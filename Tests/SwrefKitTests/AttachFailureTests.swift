@@ -66,13 +66,13 @@ final class AttachFailureTests: XCTestCase {
         var limit = 0
         while lowest.contains(limit) { limit += 1 } // the first free descriptor: the limit stops there
         XCTAssertEqual(try Shell.run("/usr/bin/prlimit", ["--pid", "\(program.pid)", "--nofile=\(limit):4096"]).status, 0)
-        let descriptors = LowPauseTests.descriptorCount(program.pid)
+        let before = LowPauseTests.TargetState(program.pid)
         let result = try Shell.swref(["attach", "\(program.pid)", "--view", "types", "--format", "text"])
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertTrue(result.stderr.contains("could not create a userfaultfd (Too many open files)"), result.stderr)
         XCTAssertTrue(result.stderr.contains("took a fork snapshot instead"), result.stderr)
         XCTAssertTrue(result.stdout.contains("census.Node"), result.stdout)
-        try LowPauseTests.assertUntouched(program, exe: exe, descriptors: descriptors)
+        try LowPauseTests.assertUntouched(program, exe: exe, before: before)
     }
 
     /// A target that cannot fork — the init of a PID namespace may not clone(CLONE_PARENT) — is
@@ -108,7 +108,7 @@ final class AttachFailureTests: XCTestCase {
         let exe = try TestPrograms.binary("census", .optimized)
         let program = try RunningProgram(exe, ["10", "10"])
         defer { program.stop() }
-        let descriptors = LowPauseTests.descriptorCount(program.pid)
+        let before = LowPauseTests.TargetState(program.pid)
         for (mode, signal) in [("--stop-the-world", SIGKILL), ("--stop-the-world", SIGINT), ("--stop-the-world", SIGTERM),
                                ("--capture=fork", SIGKILL), ("--capture=fork", SIGINT), ("", SIGKILL), ("", SIGTERM)] {
             let swref = Process()
@@ -129,7 +129,7 @@ final class AttachFailureTests: XCTestCase {
             while (program.state == "t" || program.tracerPid != "0") && Date() < settled { usleep(20_000) }
             usleep(100_000)
             XCTAssertTrue(["S", "R"].contains(program.state), "\(mode) after signal \(signal) the target runs: \(program.state)")
-            try LowPauseTests.assertUntouched(program, exe: exe, descriptors: descriptors)
+            try LowPauseTests.assertUntouched(program, exe: exe, before: before)
         }
         // The target survived with its state intact: a full capture still works and finds its objects.
         let census = try Shell.swref(["attach", "\(program.pid)", "--view", "types", "--format", "text"])

@@ -126,6 +126,33 @@ final class CoreFileTests: XCTestCase {
         try expectError(["core", text], "not an ELF file")
         try expectError(["core", exe], "not a core file")
 
+        // Program headers that no process could have: a segment past the user address space, two
+        // that overlap (each would have the analysis scan terabytes of zeros, or read one byte twice).
+        func withProgramHeaders(_ name: String, _ change: (inout Data, [Int]) -> Void) throws -> String {
+            var bytes = data
+            let phoff = Int(bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 32, as: UInt64.self) })
+            let phentsize = Int(bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 54, as: UInt16.self) })
+            let phnum = Int(bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 56, as: UInt16.self) })
+            let loads = (0..<phnum).map { phoff + $0 * phentsize }
+                .filter { offset in bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: UInt32.self) } == 1 }
+            change(&bytes, loads)
+            let path = scratch.appendingPathComponent(name).path
+            try bytes.write(to: URL(fileURLWithPath: path))
+            return path
+        }
+        func store(_ value: UInt64, _ bytes: inout Data, at offset: Int) {
+            bytes.withUnsafeMutableBytes { $0.storeBytes(of: value, toByteOffset: offset, as: UInt64.self) }
+        }
+        let huge = try withProgramHeaders("huge-segment.core") { bytes, loads in
+            store(0x7000_0000_0000_0000, &bytes, at: loads[0] + 40) // p_memsz
+        }
+        try expectError(["core", exe, huge], "reaches beyond the user address space")
+        let overlapping = try withProgramHeaders("overlapping.core") { bytes, loads in
+            let first = bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: loads[0] + 16, as: UInt64.self) } // p_vaddr
+            store(first + 4096, &bytes, at: loads[1] + 16)
+        }
+        try expectError(["core", exe, overlapping], "overlap")
+
         // Missing libraries: the analysis goes on and says what was missing.
         let emptyRoot = scratch.appendingPathComponent("empty-sysroot").path
         try FileManager.default.createDirectory(atPath: emptyRoot, withIntermediateDirectories: true)

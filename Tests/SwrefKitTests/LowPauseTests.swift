@@ -15,7 +15,7 @@ final class LowPauseTests: XCTestCase {
         for program in ["paths", "leaks"] {
             let running = try RunningProgram(try TestPrograms.binary(program, .optimized), program == "leaks" ? ["leaky"] : [])
             defer { running.stop() }
-            let descriptors = LowPauseTests.descriptorCount(running.pid)
+            let before = LowPauseTests.TargetState(running.pid)
             var profiles: [[String]] = []
             for (flags, method) in [(["--stop-the-world"], "stop-the-world"), ([], "pre-copy"), (["--capture", "fork"], "fork snapshot")] {
                 let out = TestPrograms.buildDirectory.appendingPathComponent("\(method)-\(program).pb.gz").path
@@ -27,7 +27,7 @@ final class LowPauseTests: XCTestCase {
             XCTAssertGreaterThan(profiles[0].count, 5)
             XCTAssertEqual(profiles[1], profiles[0], "\(program): pre-copy")
             XCTAssertEqual(profiles[2], profiles[0], "\(program): fork snapshot")
-            try LowPauseTests.assertUntouched(running, exe: running.process.executableURL!.path, descriptors: descriptors)
+            try LowPauseTests.assertUntouched(running, exe: running.process.executableURL!.path, before: before)
         }
     }
 
@@ -55,16 +55,31 @@ final class LowPauseTests: XCTestCase {
         XCTAssertEqual(LowPauseTests.writeTrackedMappings(running.pid), 0)
     }
 
+    /// What a capture must leave as it was: the target's descriptors and its signal dispositions
+    /// (blocked, ignored, caught — an injection that let a forced signal meet a blocked mask would
+    /// reset a handler).
+    struct TargetState: Equatable {
+        var descriptors: Int
+        var signals: [String]
+
+        init(_ pid: Int32) {
+            descriptors = LowPauseTests.descriptorCount(pid)
+            let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+            signals = status.split(separator: "\n").filter { $0.hasPrefix("SigBlk") || $0.hasPrefix("SigIgn") || $0.hasPrefix("SigCgt") }
+                .map(String.init)
+        }
+    }
+
     /// The target after a capture: running, untraced, no snapshot child, no mapping still
-    /// write-tracked, no descriptor of ours left in it.
-    static func assertUntouched(_ running: RunningProgram, exe: String, descriptors: Int,
+    /// write-tracked, no descriptor of ours left in it, its signal handlers as they were.
+    static func assertUntouched(_ running: RunningProgram, exe: String, before: TargetState,
                                 file: StaticString = #filePath, line: UInt = #line) throws {
         XCTAssertTrue(["S", "R"].contains(running.state), "state \(running.state)", file: file, line: line)
         XCTAssertEqual(running.tracerPid, "0", file: file, line: line)
         let children = try processes(exe: exe, except: running.pid).filter { $0.state != "Z" }
         XCTAssertEqual(children.count, 0, "snapshot children left: \(children)", file: file, line: line)
         XCTAssertEqual(writeTrackedMappings(running.pid), 0, "mappings still write-tracked", file: file, line: line)
-        XCTAssertEqual(descriptorCount(running.pid), descriptors, "descriptors of the target", file: file, line: line)
+        XCTAssertEqual(TargetState(running.pid), before, "descriptors and signal dispositions of the target", file: file, line: line)
     }
 
     /// Mappings of `pid` with userfaultfd write protection registered ("uw" in smaps' VmFlags).
@@ -79,8 +94,8 @@ final class LowPauseTests: XCTestCase {
 
     /// The reference scan on two threads gives the same profile as on one, and giving the copy back
     /// as the scan goes (the default) the same as keeping it (programs with closures, dictionaries,
-    /// tasks, framework buffers and leaks; threads forced, since they are under the size that turns
-    /// them on by itself).
+    /// tasks, framework buffers and leaks, and one whose last block carries most of the work; threads
+    /// forced, since they are under the size that turns them on by itself).
     func testScanVariantsGiveTheSameProfile() throws {
         guard PprofReader.isAvailable else { throw XCTSkip("go is not installed") }
         let variants: [(name: String, environment: [String: String])] = [
@@ -88,7 +103,8 @@ final class LowPauseTests: XCTestCase {
             ("one thread, streaming", ["SWREF_THREADS": "1"]),
             ("two threads, streaming", ["SWREF_THREADS": "2"]),
         ]
-        for (program, arguments) in [("paths", [String]()), ("leaks", ["leaky"]), ("datacache", []), ("tasks", ["8"]), ("census", ["20000", "1000"])] {
+        for (program, arguments) in [("paths", [String]()), ("leaks", ["leaky"]), ("datacache", []), ("tasks", ["8"]), ("census", ["20000", "1000"]),
+                                       ("census", ["2000", "100", "64"])] {
             let running = try RunningProgram(try TestPrograms.binary(program, .optimized), arguments)
             defer { running.stop() }
             var profiles: [[String]] = []
@@ -117,7 +133,7 @@ final class LowPauseTests: XCTestCase {
         let exe = try TestPrograms.binary("census", .optimized)
         let program = try RunningProgram(exe, ["200000", "1000"])
         defer { program.stop() }
-        let descriptors = LowPauseTests.descriptorCount(program.pid)
+        let before = LowPauseTests.TargetState(program.pid)
         let modes = [[], ["--capture", "fork"], ["--stop-the-world"]]
         var rng = SplitMix(seed: 7)
         for round in 0..<15 {
@@ -136,7 +152,7 @@ final class LowPauseTests: XCTestCase {
             while (program.state == "t" || program.tracerPid != "0" || LowPauseTests.writeTrackedMappings(program.pid) > 0)
                     && Date() < settled { usleep(10_000) }
             usleep(50_000)
-            try LowPauseTests.assertUntouched(program, exe: exe, descriptors: descriptors)
+            try LowPauseTests.assertUntouched(program, exe: exe, before: before)
         }
         // The target still answers: a last capture works.
         XCTAssertEqual(try Shell.swref(["attach", "\(program.pid)", "--view", "types", "--format", "text"]).status, 0)

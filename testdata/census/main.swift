@@ -1,5 +1,5 @@
 // A heap with known contents: the census test counts these objects exactly.
-// Usage: census NODES LEAVES ; prints "READY <uordblks> <hblkhd>" then waits.
+// Usage: census NODES LEAVES [BIG_MIB] ; prints "READY <uordblks> <hblkhd>" then waits.
 import Glibc
 
 final class Node {
@@ -49,6 +49,10 @@ var closures: [() -> Int] = (0..<5).map { i in
 }
 // Plain malloc blocks that are not Swift objects.
 var raw: [UnsafeMutableRawPointer] = (0..<100).map { _ in malloc(1000)! }
+// Large enough to be mmapped (third argument: MiB, default 1); before the threads, whose arenas
+// and stacks are mapped below it, so it is the highest block.
+let bigMiB = CommandLine.arguments.count > 3 ? Int(CommandLine.arguments[3])! : 1
+var big = [UInt8](repeating: 1, count: bigMiB << 20)
 // Objects made on another thread live in that thread's malloc arena.
 final class Worker { var id: Int; var data = [Int](repeating: 0, count: 32); init(id: Int) { self.id = id } }
 nonisolated(unsafe) var workers: [Worker] = []
@@ -65,8 +69,6 @@ for t in 0..<threadCount {
     threads.append(thread)
 }
 for thread in threads { pthread_join(thread, nil) }
-// Large enough to be mmapped.
-var big = [UInt8](repeating: 1, count: 1 << 20)
 
 let info = mallinfo2()
 print("READY \(info.uordblks) \(info.hblkhd)")

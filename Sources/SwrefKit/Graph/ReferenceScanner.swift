@@ -129,9 +129,10 @@ public final class ReferenceScanner {
         if threads == 1 { return scanRange(0..<count, progress: progress, discarding: snapshot, from: 0, below: .max) }
         // Split by work: an object costs about as much as 64 bytes of scanned words.
         var total = 0
-        for index in 0..<count { total += 1 + Int(objects.sizes[index] >> 6) }
+        for index in 0..<count { total &+= 1 + Int(truncatingIfNeeded: objects.sizes[index] >> 6) }
         var split = 0, sum = 0
-        while split < count && sum < total / 2 { sum += 1 + Int(objects.sizes[split] >> 6); split += 1 }
+        // The second half keeps at least the last object (one huge block may carry most of the work).
+        while split < count - 1 && sum < total / 2 { sum &+= 1 + Int(truncatingIfNeeded: objects.sizes[split] >> 6); split += 1 }
         let worker = ReferenceScanner(workerOf: self)
         let second = GraphBox()
         var thread = pthread_t()

@@ -106,6 +106,19 @@ public final class CoreFile: MemorySource {
             }
         }
         segments.sort { $0.start < $1.start }
+        // Mappings of a process are disjoint and lie in the user address space (x86_64: below 2^47;
+        // the vsyscall page above it is one page). A segment that breaks either is damage, and would
+        // have the analysis scan terabytes of zeros.
+        for (index, segment) in segments.enumerated() {
+            if segment.end > 1 << 47 && segment.end - segment.start > 1 << 20 {
+                munmap(mapped, length)
+                throw SwrefError.invalidInput("\(path): damaged core: a segment of \(segment.end - segment.start) bytes at 0x\(String(segment.start, radix: 16)) reaches beyond the user address space")
+            }
+            if index > 0 && segment.start < segments[index - 1].end {
+                munmap(mapped, length)
+                throw SwrefError.invalidInput("\(path): damaged core: segments at 0x\(String(segments[index - 1].start, radix: 16)) and 0x\(String(segment.start, radix: 16)) overlap")
+            }
+        }
         guard !segments.isEmpty else {
             munmap(mapped, length)
             throw SwrefError.invalidInput("\(path): core has no memory segments")

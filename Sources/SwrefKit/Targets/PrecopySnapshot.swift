@@ -27,9 +27,6 @@ public final class PrecopySnapshot {
     private var pagemap: Int32 = -1
     private var copies: [UInt64: Copy] = [:]
     private var ranges = [swref_page_range](repeating: swref_page_range(), count: 1 << 16)
-    /// Every range ever registered, to unregister window by window at the end (a range whose
-    /// copy was dropped or untracked meanwhile included).
-    private var registered: [Range<UInt64>] = []
 
     /// One mapping's copy, by start address.
     private struct Copy {
@@ -38,6 +35,10 @@ public final class PrecopySnapshot {
         var mappedSize: Int
         /// Write-tracked; else copied again in the final stop.
         var tracked: Bool
+        /// What swref registered of this mapping, to unregister at the end even if it is no longer
+        /// tracked. A mapping that went away took its registration with it: nothing to undo there
+        /// (and the range may be someone else's by then).
+        var registered: [Range<UInt64>] = []
     }
 
     /// The most each scan or unregister call covers. Both hold the target's mmap lock for their
@@ -98,7 +99,7 @@ public final class PrecopySnapshot {
     /// Ends the tracking, window by window (closing the last descriptor alone would do it in one go).
     public func endTracking() {
         if tracker >= 0 {
-            for range in registered {
+            for range in copies.values.flatMap(\.registered) {
                 var start = range.lowerBound
                 while start < range.upperBound {
                     let end = min(range.upperBound, PrecopySnapshot.windowEnd(after: start))
@@ -106,7 +107,6 @@ public final class PrecopySnapshot {
                     start = end
                 }
             }
-            registered = []
             Glibc.close(tracker)
         }
         if pagemap >= 0 { Glibc.close(pagemap) }
@@ -135,6 +135,8 @@ public final class PrecopySnapshot {
         var last = try copyWritten(protect: false)
         try zeroAbsentPages()
         for copy in copies.values where !copy.tracked {
+            // Anonymous pages copied earlier may be gone since: start again from zeros.
+            if !copy.region.isFileBacked { madvise(copy.buffer, copy.mappedSize, MADV_DONTNEED) }
             try copyPresent(copy.region, into: copy.buffer)
             last += copy.region.size
         }
@@ -184,7 +186,7 @@ public final class PrecopySnapshot {
                     let added = MemoryRegion(start: copy.region.end, end: region.end, readable: true,
                                              writable: region.writable, executable: region.executable,
                                              shared: region.shared, inode: region.inode, path: region.path)
-                    let tracked = copy.tracked && track(added)
+                    let tracked = copy.tracked && track(added, in: &copy)
                     try copyPresent(added, into: copy.buffer + Int(added.start - region.start))
                     copy.tracked = tracked
                 }
@@ -194,7 +196,8 @@ public final class PrecopySnapshot {
             }
             if let old = copies.removeValue(forKey: region.start) { munmap(old.buffer, old.mappedSize) }
             let buffer = try Snapshot.allocate(Int(region.size), populate: false)
-            let copy = Copy(region: region, buffer: buffer, mappedSize: Int(region.size), tracked: track(region))
+            var copy = Copy(region: region, buffer: buffer, mappedSize: Int(region.size), tracked: false)
+            copy.tracked = track(region, in: &copy)
             copies[region.start] = copy
             try copyPresent(region, into: buffer)
         }
@@ -208,10 +211,10 @@ public final class PrecopySnapshot {
     /// in the final stop: shared memory and file mappings (another process can change them without
     /// touching the target's page tables: a write to the file, or to a shared page), read-only
     /// data, a mapping the kernel refuses.
-    private func track(_ region: MemoryRegion) -> Bool {
+    private func track(_ region: MemoryRegion, in copy: inout Copy) -> Bool {
         guard region.writable, !region.shared, !region.isFileBacked,
               swref_uffd_register(tracker, region.start, region.size) == 0 else { return false }
-        registered.append(region.start..<region.end)
+        copy.registered.append(region.start..<region.end)
         var start = region.start
         while start < region.end {
             var walkEnd: UInt64 = 0

@@ -78,7 +78,8 @@ private struct Walker {
         // Room for a block per 64 bytes of writable anonymous memory, up to 32 Mi blocks: growing
         // arrays of millions of entries by doubling costs more in fresh pages than the walk itself.
         // Untouched capacity is only address space.
-        let anonymous = source.memoryMap.regions.filter { $0.writable && !$0.isFileBacked }.reduce(UInt64(0)) { $0 + $1.size }
+        let anonymous = source.memoryMap.regions.filter { $0.writable && !$0.isFileBacked }
+            .reduce(UInt64(0)) { sum, region in sum.addingReportingOverflow(region.size).overflow ? .max : sum + region.size }
         let estimate = Int(min(anonymous / 64, 32 << 20))
         chunks.reserveCapacity(estimate)
         chunkSizes.reserveCapacity(estimate)
@@ -129,19 +130,20 @@ private struct Walker {
     mutating func walkChunks(from start: UInt64, to end: UInt64, stopAt top: UInt64? = nil) -> UInt64? {
         var chunk = start
         var steps = 0
-        while chunk + MallocLayout.chunkHeader <= end {
+        // Sizes come from target memory and may be anything: compared with what is left, never added.
+        while end >= MallocLayout.chunkHeader && chunk <= end - MallocLayout.chunkHeader {
             guard let sizeField = window.word(chunk + 8) else { return nil }
             let size = sizeField & MallocLayout.sizeMask
             if chunk == top { return chunk }
-            if size < MallocLayout.minChunkSize || chunk + size > end || size & 0xf != 0 {
+            if size < MallocLayout.minChunkSize || size > end - chunk || size & 0xf != 0 {
                 // The top chunk's size reaches exactly to the arena's end; anything else is a fencepost or damage.
-                if chunk + size == end && size >= 16 { return chunk }
+                if size == end - chunk && size >= 16 { return chunk }
                 if size >= MallocLayout.minChunkSize || size == 0x10 { return nil }
                 notes.append("malloc chunk at 0x\(String(chunk, radix: 16)) has a bad size; stopped walking that heap")
                 return nil
             }
             let next = chunk + size
-            if next + MallocLayout.chunkHeader > end { return chunk }
+            if end - next < MallocLayout.chunkHeader { return chunk }
             guard let nextSize = window.word(next + 8) else { return nil }
             if nextSize & MallocLayout.prevInUse != 0 {
                 chunks.append(chunk)
@@ -191,7 +193,9 @@ private struct Walker {
                   let prev = source.readWord(heap + MallocLayout.heapInfoPrev) else { return }
             arenaRegions.insert(heap)
             let first = prev == 0 ? heap + MallocLayout.firstHeapChunks : heap + MallocLayout.laterHeapChunks
-            _ = walkChunks(from: first, to: heap + used, stopAt: top)
+            let (end, overflow) = heap.addingReportingOverflow(used)
+            if overflow { return }
+            _ = walkChunks(from: first, to: end, stopAt: top)
             heap = prev
             hops += 1
         }
@@ -254,7 +258,7 @@ private struct Walker {
                       sizeField & 0x7 == MallocLayout.isMmapped else { break }
                 let size = sizeField & MallocLayout.sizeMask
                 // A memalign'd mmapped chunk starts after its padding (prev_size ≠ 0): not recognised here.
-                guard size >= 4096, size & 0xfff == 0, prevSize == 0, chunk + size <= region.end else { break }
+                guard size >= 4096, size & 0xfff == 0, prevSize == 0, size <= region.end - chunk else { break }
                 chunks.append(chunk)
                 chunkSizes.append(size)
                 mmappedCount += 1
