@@ -1,8 +1,9 @@
 import CSwrefSystem
 import Glibc
 
-/// Takes a `Snapshot` of a live process: stop every thread, copy registers and writable memory,
-/// resume. The analysis then runs on the copy while the target goes on.
+/// Takes a `Snapshot` of a live process — registers of every thread and a copy of its writable
+/// memory as of one instant — by pre-copy, fork snapshot or stop-the-world (docs/architecture.md).
+/// The analysis then runs on the copy while the target goes on.
 public enum LiveCapture {
     public struct Options {
         public var progress: ProgressReporter?
@@ -35,9 +36,7 @@ public enum LiveCapture {
         if options.method == .precopy {
             do {
                 let tracking = try PrecopySnapshot(pid: pid, stallMilliseconds: options.stallMilliseconds)
-                let snapshot = try tracking.capture(progress: options.progress)
-                snapshot.captureNote = notes.isEmpty ? nil : notes.joined(separator: "; ")
-                return snapshot
+                return try tracking.capture(progress: options.progress)
             } catch let error as SwrefError where !error.isProcessGone && !error.isPermissionDenied {
                 notes.append("no pre-copy (\(error))")
             }

@@ -8,8 +8,9 @@ import Glibc
 /// 1. The main thread alone is stopped for two injected system calls: userfaultfd(2), whose
 ///    descriptor swref takes with pidfd_getfd(2), and close(2). The injection runs in the holder
 ///    process (SwrefInjectionHolder.c), as the fork snapshot's does.
-/// 2. swref registers the target's writable mappings for asynchronous write protection: a write
-///    by the target only clears the page's protection, in the kernel, with no handler and no wait.
+/// 2. swref registers the target's private anonymous writable mappings for asynchronous write
+///    protection: a write by the target only clears the page's protection, in the kernel, with no
+///    handler and no wait. Other mappings are copied again in the final stop.
 /// 3. Copy every page while the target runs; then, in rounds, ask PAGEMAP_SCAN which pages were
 ///    written since, re-protect them and copy them again, until a round finds little.
 /// 4. Stop every thread, copy what the last round left written and what was mapped meanwhile,
@@ -21,7 +22,7 @@ public final class PrecopySnapshot {
     public let pid: Int32
     /// How long the main thread was held for the injection.
     public private(set) var injectionPauseNanoseconds: UInt64 = 0
-    /// Pages copied again in each round, then in the final stop (for the benchmark and the docs).
+    /// Bytes copied again in each round, then in the final stop.
     public private(set) var roundBytes: [UInt64] = []
     private var tracker: Int32 = -1
     private var pagemap: Int32 = -1
