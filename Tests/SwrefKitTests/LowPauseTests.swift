@@ -55,15 +55,16 @@ final class LowPauseTests: XCTestCase {
         XCTAssertEqual(LowPauseTests.writeTrackedMappings(running.pid), 0)
     }
 
-    /// What a capture must leave as it was: the target's descriptors and its signal dispositions
-    /// (blocked, ignored, caught — an injection that let a forced signal meet a blocked mask would
-    /// reset a handler).
+    /// What a capture must leave as it was: no userfaultfd among the target's descriptors (the one
+    /// the pre-copy makes it create is closed in it at once), and its signal dispositions (blocked,
+    /// ignored, caught — an injection that let a forced signal meet a blocked mask would reset a
+    /// handler). The count of descriptors is no measure: a program may open one of its own later.
     struct TargetState: Equatable {
-        var descriptors: Int
+        var userfaultfds: Int
         var signals: [String]
 
         init(_ pid: Int32) {
-            descriptors = LowPauseTests.descriptorCount(pid)
+            userfaultfds = LowPauseTests.userfaultfdCount(pid)
             let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
             signals = status.split(separator: "\n").filter { $0.hasPrefix("SigBlk") || $0.hasPrefix("SigIgn") || $0.hasPrefix("SigCgt") }
                 .map(String.init)
@@ -79,7 +80,7 @@ final class LowPauseTests: XCTestCase {
         let children = try processes(exe: exe, except: running.pid).filter { $0.state != "Z" }
         XCTAssertEqual(children.count, 0, "snapshot children left: \(children)", file: file, line: line)
         XCTAssertEqual(writeTrackedMappings(running.pid), 0, "mappings still write-tracked", file: file, line: line)
-        XCTAssertEqual(TargetState(running.pid), before, "descriptors and signal dispositions of the target", file: file, line: line)
+        XCTAssertEqual(TargetState(running.pid), before, "userfaultfds and signal dispositions of the target", file: file, line: line)
     }
 
     /// Mappings of `pid` with userfaultfd write protection registered ("uw" in smaps' VmFlags).
@@ -88,8 +89,11 @@ final class LowPauseTests: XCTestCase {
         return smaps.split(separator: "\n").filter { $0.hasPrefix("VmFlags:") && $0.split(separator: " ").contains("uw") }.count
     }
 
-    static func descriptorCount(_ pid: Int32) -> Int {
-        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
+    static func userfaultfdCount(_ pid: Int32) -> Int {
+        let descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
+        return descriptors.filter {
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)")) == "anon_inode:[userfaultfd]"
+        }.count
     }
 
     /// The reference scan on two threads gives the same profile as on one, and giving the copy back
