@@ -269,14 +269,9 @@ final class BenchTarget: @unchecked Sendable {
         return gap
     }
 
-    var residentBytes: UInt64 { statusBytes("VmRSS") }
+    var residentBytes: UInt64 { ProcFS.statusBytes(pid, "VmRSS") }
     /// What a snapshot copies, near enough: the writable private pages that exist.
-    var anonymousResidentBytes: UInt64 { statusBytes("RssAnon") }
-
-    private func statusBytes(_ field: String) -> UInt64 {
-        let status = ProcFS.statusField(pid, field) ?? "0 kB"
-        return (UInt64(status.split(separator: " ").first ?? "0") ?? 0) * 1024
-    }
+    var anonymousResidentBytes: UInt64 { ProcFS.statusBytes(pid, "RssAnon") }
 
     func stop() {
         if process.isRunning { process.terminate(); process.waitUntilExit() }

@@ -67,7 +67,7 @@ func report(_ analysis: HeapAnalysis, threads: [ThreadState], summary: String, o
             let phases = (capture > 0 ? [("capture", capture)] : []) + analysis.timings + [("write", monotonicNanoseconds() - writeStart)]
             printError("swref: timings " + phases.map { "\($0.phase.replacingOccurrences(" ", "-"))=\(formatMilliseconds($0.nanoseconds).replacingOccurrences(" ", ""))" }.joined(separator: " "))
             printError("swref: resident after " + analysis.residentAfter.map { "\($0.phase): \(formatBytes($0.bytes))" }.joined(separator: ", ")
-                       + "; peak \(formatBytes(HeapAnalysis.ownMemory("VmHWM")))")
+                       + "; peak \(formatBytes(ProcFS.statusBytes(getpid(), "VmHWM")))")
         }
         for note in notes { printError("swref: note: \(note)") }
         printError("swref: \(summary); \(census.totalCount) blocks, \(formatBytes(census.totalBytes)) in use; wrote \(output.output)")

@@ -44,17 +44,12 @@ public final class HeapAnalysis {
     /// swref's resident memory after each phase (with `timings`, it shows where the peak is).
     public private(set) var residentAfter: [(phase: String, bytes: UInt64)] = []
 
-    /// A memory figure of swref itself from /proc/self/status (VmRSS, VmHWM), in bytes.
-    public static func ownMemory(_ field: String) -> UInt64 {
-        let value = ProcFS.statusField(getpid(), field) ?? "0 kB"
-        return (UInt64(value.split(separator: " ").first ?? "0") ?? 0) * 1024
-    }
     private var phaseStart = monotonicNanoseconds()
 
     private func lap(_ phase: String) {
         let now = monotonicNanoseconds()
         timings.append((phase, now - phaseStart))
-        residentAfter.append((phase, HeapAnalysis.ownMemory("VmRSS")))
+        residentAfter.append((phase, ProcFS.statusBytes(getpid(), "VmRSS")))
         phaseStart = now
     }
 
@@ -83,7 +78,7 @@ public final class HeapAnalysis {
         }
         self.notes = notes
         timings = [("images", imagesDone - phaseStart), ("malloc heap", heapDone - imagesDone), ("objects", objectsDone - heapDone)]
-        residentAfter = [("objects", HeapAnalysis.ownMemory("VmRSS"))]
+        residentAfter = [("objects", ProcFS.statusBytes(getpid(), "VmRSS"))]
         phaseStart = objectsDone
     }
 

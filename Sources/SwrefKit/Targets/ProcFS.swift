@@ -73,6 +73,12 @@ public enum ProcFS {
         return nil
     }
 
+    /// A size field of `/proc/PID/status` (`VmRSS`, `VmHWM`, `RssAnon`: "123 kB"), in bytes; 0 if absent.
+    public static func statusBytes(_ pid: Int32, _ field: String) -> UInt64 {
+        let value = statusField(pid, field) ?? "0 kB"
+        return (UInt64(value.split(separator: " ").first ?? "0") ?? 0) * 1024
+    }
+
     public static func executablePath(_ pid: Int32) -> String? {
         var buffer = [CChar](repeating: 0, count: 4096)
         let n = readlink("/proc/\(pid)/exe", &buffer, buffer.count - 1)
