@@ -92,4 +92,86 @@ final class DominatorTests: XCTestCase {
             }
         }
     }
+
+    /// The heap's own path (root tiers' depth-first numbering, leaves left out of semi-NCA, the
+    /// leaked pseudo-root walked last) against the generic algorithm on the graph of references
+    /// that count, built here the plain way from tiers computed here breadth-first.
+    func testHeapDominatorsMatchTheGenericAlgorithm() {
+        var rng = SplitMix(seed: 7)
+        let kinds: [RootKind] = [.global, .stack, .register, .conservative]
+        for round in 0..<400 {
+            let n = 1 + Int(rng.next() % 24)
+            var adjacency = [[Int32]](repeating: [], count: n)
+            // Few edges: many leaves, as on a heap of byte arrays; self-loops and repeats included.
+            for _ in 0..<Int(rng.next() % UInt64(n * 2 + 1)) {
+                adjacency[Int(rng.next() % UInt64(n))].append(Int32(rng.next() % UInt64(n)))
+            }
+            var graph = ObjectGraph(objectCount: n)
+            for list in adjacency {
+                for target in list { graph.add(target: target, label: 0) }
+                graph.finishObject()
+            }
+            var roots: [Root] = []
+            for index in 0..<Int(rng.next() % 4) {
+                var root = Root(name: "r\(index)", kind: kinds[Int(rng.next() % UInt64(kinds.count))])
+                root.targets = (0..<Int(rng.next() % 3)).map { _ in Int32(rng.next() % UInt64(n)) }
+                roots.append(root)
+            }
+            // Tiers, breadth-first, kind by kind.
+            var expectedTier = [UInt8](repeating: RootTiers.unreached, count: n)
+            for kind in RootKind.allCases {
+                var queue = roots.filter { $0.kind == kind }.flatMap(\.targets).map(Int.init)
+                while let v = queue.popLast() {
+                    guard expectedTier[v] == RootTiers.unreached else { continue }
+                    expectedTier[v] = RootTiers.rank(of: kind)
+                    queue += adjacency[v].map(Int.init)
+                }
+            }
+            let numbered = rng.next() % 2 == 0
+            let tiers = RootTiers(objectCount: n, graph: graph, roots: roots, numbered: numbered)
+            XCTAssertEqual(tiers.tier, expectedTier, "round \(round): tiers")
+            // Some unreached objects as leak members, under the <leaked> pseudo-root.
+            let unreached = (0..<n).filter { expectedTier[$0] == RootTiers.unreached }.map(Int32.init)
+            let members = unreached.filter { _ in rng.next() % 2 == 0 }
+            let leaks = LeakReport(groups: members.map { .init(kind: .leak, members: [$0], retained: [], shape: "") })
+            let allRoots = members.isEmpty ? roots : Attribution.withLeakedRoot(roots)
+            let computed = RetainedSizes.immediateDominators(objectCount: n, graph: graph, roots: allRoots, tiers: tiers, leaks: leaks)
+
+            let offset = allRoots.count + 1
+            var plain = [[Int]](repeating: [], count: n + offset)
+            plain[0] = Array(1...max(allRoots.count, 1)).filter { $0 <= allRoots.count }
+            for (index, root) in allRoots.enumerated() {
+                plain[index + 1] = root.kind == .leaked ? members.map { Int($0) + offset }
+                    : root.targets.filter { expectedTier[Int($0)] >= RootTiers.rank(of: root.kind) }.map { Int($0) + offset }
+            }
+            for v in 0..<n {
+                plain[v + offset] = adjacency[v].filter { expectedTier[Int($0)] >= expectedTier[v] }.map { Int($0) + offset }
+            }
+            let expected = idom(plain)
+            XCTAssertEqual(computed.map(Int.init), expected, "round \(round) (numbered by the tiers: \(numbered)): \(adjacency), roots \(roots.map { ($0.kind, $0.targets) }), leaked \(members)")
+            // Retained sizes: object v weighs v + 1 bytes and counts for every node on its idom chain;
+            // an unreachable object retains itself.
+            let sizes = RetainedSizes(objectCount: n, size: { UInt64($0 + 1) }, graph: graph, roots: allRoots,
+                                      tiers: RootTiers(objectCount: n, graph: graph, roots: roots, numbered: numbered), leaks: leaks)
+            var bytes = [UInt64](repeating: 0, count: n + offset), counts = [UInt32](repeating: 0, count: n + offset)
+            for v in 0..<n {
+                var u = v + offset
+                guard expected[u] >= 0 else { bytes[u] = UInt64(v + 1); counts[u] = 1; continue }
+                while true {
+                    bytes[u] += UInt64(v + 1)
+                    counts[u] += 1
+                    if u == 0 { break }
+                    u = expected[u]
+                }
+            }
+            XCTAssertEqual(sizes.retainedBytes, bytes, "round \(round): retained bytes")
+            XCTAssertEqual(sizes.retainedCount, counts, "round \(round): retained counts")
+            var seen = Set<Int32>()
+            for node in sizes.topDown {
+                XCTAssert(node == 0 || seen.contains(sizes.idom[Int(node)]), "round \(round): \(node) before its dominator")
+                seen.insert(node)
+            }
+            XCTAssertEqual(seen.count, expected.filter { $0 >= 0 }.count, "round \(round): topDown holds every reachable node")
+        }
+    }
 }

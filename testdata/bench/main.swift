@@ -1,7 +1,8 @@
 // Benchmark target: a Dictionary of class instances of a chosen size, and a heartbeat thread
 // that ticks every millisecond and prints "GAP <microseconds>" whenever a tick came late,
 // which is how the benchmark measures the pause the target observed.
-// Usage: bench OBJECTS PAYLOAD_BYTES [--write]   (--write keeps mutating the heap)
+// Usage: bench OBJECTS PAYLOAD_BYTES [--write] [--no-heartbeat]   (--write keeps mutating the heap;
+// --no-heartbeat keeps the heap still, for tests that compare captures)
 import Glibc
 
 final class Record {
@@ -17,6 +18,7 @@ final class Record {
 let count = Int(CommandLine.arguments[1]) ?? 1_000_000
 let payload = Int(CommandLine.arguments[2]) ?? 0
 let keepWriting = CommandLine.arguments.contains("--write")
+let heartbeatOn = !CommandLine.arguments.contains("--no-heartbeat")
 
 print("starting")
 fflush(stdout)
@@ -36,7 +38,7 @@ func now() -> Int {
 }
 
 var heartbeat = pthread_t()
-pthread_create(&heartbeat, nil, { _ in
+if heartbeatOn { pthread_create(&heartbeat, nil, { _ in
     var last = now()
     while true {
         usleep(1000)
@@ -47,7 +49,7 @@ pthread_create(&heartbeat, nil, { _ in
         }
         last = t
     }
-}, nil)
+}, nil) }
 
 print("READY \(count)")
 fflush(stdout)

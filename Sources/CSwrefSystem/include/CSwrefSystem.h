@@ -247,3 +247,9 @@ int swref_dwarf_locals(const char *path, uint64_t pc, swref_local_fn found, void
 
 /// The C++ ABI's demangler (libstdc++, which libswiftRemoteMirror already needs); caller frees.
 char *__cxa_demangle(const char *mangled, char *output, size_t *length, int *status);
+
+// MARK: Memory hints
+
+/// Asks the CPU to start loading the cache line at `address`: the reference scan looks up the
+/// targets of a container's elements a few dozen elements ahead, so that their misses overlap.
+static inline void swref_prefetch(const void *address) { __builtin_prefetch(address); }

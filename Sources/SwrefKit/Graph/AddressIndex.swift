@@ -1,16 +1,18 @@
 /// Finds the block that holds an address without a binary search over millions of addresses:
 /// per mapping that holds blocks, a bitmap marks every 16-byte granule where a block starts, and
-/// a running count per 64 granules turns a bit into the block's index (rank). Both fit in cache
-/// for heaps of hundreds of megabytes (1/128 and 1/256 of the mapping's size).
+/// a running count per 64 granules turns a bit into the block's index (rank). The two sit side by
+/// side, one 16-byte pair per 64 granules (1/64 of the mapping's size), so that a lookup on a large
+/// heap, where they are out of cache, misses once rather than twice.
+import CSwrefSystem
+
 public struct AddressIndex {
     private struct Area {
         var start: UInt64
         var end: UInt64
         /// Index of the area's first block.
         var firstBlock: Int
-        var bits: [UInt64]
-        /// Blocks starting before each bitmap word.
-        var before: [Int32]
+        /// Per 64 granules: the bitmap word, then the number of blocks starting before it.
+        var words: [UInt64]
     }
 
     private let addresses: [UInt64]
@@ -42,13 +44,14 @@ public struct AddressIndex {
                 bits[granule >> 6] |= 1 << UInt64(granule & 63)
                 index += 1
             }
-            var before = [Int32](repeating: 0, count: bits.count)
-            var running: Int32 = 0
+            var words = [UInt64](repeating: 0, count: bits.count * 2)
+            var running: UInt64 = 0
             for word in bits.indices {
-                before[word] = running
-                running += Int32(bits[word].nonzeroBitCount)
+                words[2 * word] = bits[word]
+                words[2 * word + 1] = running
+                running += UInt64(bits[word].nonzeroBitCount)
             }
-            areas.append(Area(start: start, end: end, firstBlock: first, bits: bits, before: before))
+            areas.append(Area(start: start, end: end, firstBlock: first, words: words))
         }
     }
 
@@ -60,8 +63,8 @@ public struct AddressIndex {
             let granule = Int((address - area.start) >> 4)
             let word = granule >> 6
             let bit = UInt64(granule & 63)
-            let upTo = area.bits[word] & (bit == 63 ? ~0 : (UInt64(2) << bit) - 1)
-            var rank = Int(area.before[word]) + upTo.nonzeroBitCount
+            let upTo = area.words[2 * word] & (bit == 63 ? ~0 : (UInt64(2) << bit) - 1)
+            var rank = Int(area.words[2 * word + 1]) + upTo.nonzeroBitCount
             // Blocks start 16-byte aligned: a set bit at an aligned address is that block's start.
             if upTo >> bit & 1 == 1 && (address & 15) == 0 { return area.firstBlock + rank - 1 }
             if rank == 0 { return nil }
@@ -70,5 +73,16 @@ public struct AddressIndex {
             return address < addresses[candidate] + sizes[candidate] - 8 ? candidate : nil
         }
         return nil
+    }
+
+    /// Starts loading the index entry that a lookup of `address` will read.
+    @inline(__always)
+    public func prefetch(_ address: UInt64) {
+        guard address >= lowest && address < highest else { return }
+        for area in areas where address >= area.start && address < area.end {
+            let word = Int((address - area.start) >> 10)
+            area.words.withUnsafeBufferPointer { swref_prefetch($0.baseAddress! + 2 * word) }
+            return
+        }
     }
 }

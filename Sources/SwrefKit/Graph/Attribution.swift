@@ -17,7 +17,7 @@ public struct Attribution {
     public private(set) var roots: [Root]
     public let names: FrameNames
     private var children: [UInt64: Int32] = [:]
-    private var lastChild: (key: UInt64, node: Int32) = (.max, -1)
+    private var recentChildren = DirectMappedCache()
     private let maxDepth: Int
     public static let leakedRoot = "<leaked>"
     public static let sharedRoot = "<shared by several roots>"
@@ -75,13 +75,14 @@ public struct Attribution {
         let parentNode = nodes[Int(parent)]
         if parentNode.depth >= maxDepth { return parent }
         let key = UInt64(UInt32(bitPattern: parent)) << 32 | UInt64(frame)
-        // Siblings come in runs (every value of one dictionary): skip the hash for a repeat.
-        if key == lastChild.key { return lastChild.node }
-        if let existing = children[key] { lastChild = (key, existing); return existing }
+        // Siblings come in interleaved runs (every value of one dictionary, and what each holds):
+        // most lookups are repeats, answered without hashing.
+        if let existing = recentChildren.value(for: key) { return Int32(bitPattern: existing) }
+        if let existing = children[key] { recentChildren.set(UInt32(bitPattern: existing), for: key); return existing }
         let id = Int32(nodes.count)
         nodes.append(PathNode(parent: parent, frame: frame, root: parentNode.root, depth: parentNode.depth + 1))
         children[key] = id
-        lastChild = (key, id)
+        recentChildren.set(UInt32(bitPattern: id), for: key)
         return id
     }
 
@@ -98,7 +99,7 @@ public struct Attribution {
         }
         nodes = []
         children = [:]
-        lastChild = (.max, -1)
+        recentChildren = DirectMappedCache()
         nodeOf = [Int32](repeating: -1, count: nodeOf.count)
         var rootNodes = [Int32](repeating: -1, count: roots.count + 1)
         var typeLabels: [Int32: UInt32] = [:]
@@ -121,12 +122,29 @@ public struct Attribution {
         // pass over all references (a per-child search of a holder's references would be
         // quadratic for a dictionary of a million values).
         var dominatorLabel = [UInt32](repeating: .max, count: objects.count)
-        for holder in 0..<objects.count {
-            let holderNode = Int32(retained.node(ofObject: holder))
-            for edge in graph.edges(of: holder) {
-                let target = Int(graph.targets[edge])
-                if dominatorLabel[target] == .max && retained.idom[retained.node(ofObject: target)] == holderNode {
-                    dominatorLabel[target] = graph.labels[edge]
+        // Unchecked buffers: every index is an object or node number the graph was built with.
+        dominatorLabel.withUnsafeMutableBufferPointer { dominatorLabel in
+            retained.idom.withUnsafeBufferPointer { idom in
+                graph.edgeStart.withUnsafeBufferPointer { edgeStart in
+                    graph.targets.withUnsafeBufferPointer { targets in
+                        graph.labels.withUnsafeBufferPointer { labels in
+                            let offset = retained.node(ofObject: 0)
+                            for holder in 0..<objects.count {
+                                let holderNode = Int32(holder + offset)
+                                for edge in Int(edgeStart[holder])..<Int(edgeStart[holder + 1]) {
+                                    if edge + Prefetch.distance < targets.count {
+                                        let ahead = Int(targets[edge + Prefetch.distance])
+                                        Prefetch.element(idom, ahead + offset)
+                                        Prefetch.element(dominatorLabel, ahead)
+                                    }
+                                    let target = Int(targets[edge])
+                                    if dominatorLabel[target] == .max && idom[target + offset] == holderNode {
+                                        dominatorLabel[target] = labels[edge]
+                                    }
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }

@@ -1,116 +1,144 @@
-/// Immediate dominators of a directed graph in compressed sparse rows, by the semi-NCA algorithm
-/// (Lengauer–Tarjan's semidominators with path compression, O(m log n), then nearest common
-/// ancestors), iterative so that ten-million-node heaps do not overflow the stack. Nodes
-/// unreachable from the root get -1.
+/// Immediate dominators by the semi-NCA algorithm (Lengauer–Tarjan's semidominators with path
+/// compression, O(m log n), then nearest common ancestors), iterative so that ten-million-node
+/// heaps do not overflow the stack.
+///
+/// The algorithm works on a depth-first numbering: `immediateDominators` makes one for any graph;
+/// the heap's own (`DepthFirstNumbering`) is made by the walk that finds the root tiers.
 public enum Dominators {
     /// - Parameters:
     ///   - edgeStart: `edgeStart[v]..<edgeStart[v+1]` indexes `targets` for node v (count + 1 entries).
-    /// - Returns: `idom[v]` for every node; `idom[root] == root`.
+    /// - Returns: `idom[v]` for every node; `idom[root] == root`; -1 for nodes the root does not reach.
     public static func immediateDominators(edgeStart: [UInt32], targets: [Int32], root: Int) -> [Int32] {
-        tree(edgeStart: edgeStart, targets: targets, root: root).idom
-    }
-
-    /// The immediate dominators, and the reachable nodes in depth-first preorder — where every node
-    /// comes after its immediate dominator, which a walk down (or, reversed, up) the tree needs.
-    public static func tree(edgeStart: [UInt32], targets: [Int32], root: Int) -> (idom: [Int32], preorder: [Int32]) {
         let n = edgeStart.count - 1
-        guard n > 0 else { return ([], []) }
+        guard n > 0 else { return [] }
         return edgeStart.withUnsafeBufferPointer { edgeStart in
             targets.withUnsafeBufferPointer { targets in
-                tree(edgeStart: edgeStart, targets: targets, nodeCount: n, root: root)
+                immediateDominators(edgeStart: edgeStart, targets: targets, nodeCount: n, root: root)
             }
         }
     }
 
-    /// The algorithm, on unchecked buffers: every index is a node or edge number of a well-formed
-    /// graph (targets < node count, edgeStart ascending), and the scratch arrays are sized to fit.
-    private static func tree(edgeStart: UnsafeBufferPointer<UInt32>, targets: UnsafeBufferPointer<Int32>,
-                             nodeCount n: Int, root: Int) -> (idom: [Int32], preorder: [Int32]) {
-        func scratch(_ count: Int, _ value: Int32) -> UnsafeMutableBufferPointer<Int32> {
-            let buffer = UnsafeMutableBufferPointer<Int32>.allocate(capacity: max(count, 1))
-            buffer.initialize(repeating: value)
-            return buffer
-        }
-        // Depth-first numbering from the root.
-        let order = scratch(n, -1)      // node → preorder number
-        let parent = scratch(n, -1)
-        var vertex = [Int32](repeating: 0, count: n) // preorder number → node
+    /// Unchecked buffers: every index is a node or edge number of a well-formed graph.
+    private static func immediateDominators(edgeStart: UnsafeBufferPointer<UInt32>, targets: UnsafeBufferPointer<Int32>,
+                                            nodeCount n: Int, root: Int) -> [Int32] {
+        let order = UnsafeMutableBufferPointer<Int32>.allocate(capacity: n)  // node → preorder number
+        order.initialize(repeating: -1)
+        let vertex = UnsafeMutableBufferPointer<Int32>.allocate(capacity: n)  // preorder number → node
+        let parent = UnsafeMutableBufferPointer<Int32>.allocate(capacity: n)  // preorder number → parent's
+        defer { order.deallocate(); vertex.deallocate(); parent.deallocate() }
         var reached = 0
         do {
-            let stackNodes = scratch(n, 0), stackEdges = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: n)
+            let stackNodes = UnsafeMutableBufferPointer<Int32>.allocate(capacity: n)
+            let stackEdges = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: n)
             defer { stackNodes.deallocate(); stackEdges.deallocate() }
             var depth = 1
             stackNodes[0] = Int32(root)
             stackEdges[0] = edgeStart[root]
             order[root] = 0
             vertex[0] = Int32(root)
+            parent[0] = 0
             reached = 1
-            vertex.withUnsafeMutableBufferPointer { vertex in
-                while depth > 0 {
-                    let v = Int(stackNodes[depth - 1])
-                    let edge = stackEdges[depth - 1]
-                    if edge < edgeStart[v + 1] {
-                        stackEdges[depth - 1] = edge + 1
-                        let w = Int(targets[Int(edge)])
-                        if order[w] < 0 {
-                            order[w] = Int32(reached)
-                            vertex[reached] = Int32(w)
-                            reached += 1
-                            parent[w] = Int32(v)
-                            stackNodes[depth] = Int32(w)
-                            stackEdges[depth] = edgeStart[w]
-                            depth += 1
-                        }
-                    } else {
-                        depth -= 1
+            while depth > 0 {
+                let v = Int(stackNodes[depth - 1])
+                let edge = stackEdges[depth - 1]
+                if edge < edgeStart[v + 1] {
+                    stackEdges[depth - 1] = edge + 1
+                    let w = Int(targets[Int(edge)])
+                    if order[w] < 0 {
+                        order[w] = Int32(reached)
+                        vertex[reached] = Int32(w)
+                        parent[reached] = order[v]
+                        reached += 1
+                        stackNodes[depth] = Int32(w)
+                        stackEdges[depth] = edgeStart[w]
+                        depth += 1
                     }
+                } else {
+                    depth -= 1
                 }
             }
         }
-        vertex.removeLast(n - reached)
-        // Semi-NCA (Georgiadis): semidominators by Lengauer–Tarjan's evaluation with path
-        // compression, then each idom as the nearest common ancestor of its DFS parent and its
-        // semidominator. Every array is indexed by preorder number, so that the walks stay local.
-        let predStart = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: reached + 1)
-        predStart.initialize(repeating: 0)
-        defer { predStart.deallocate() }
-        let dominator = scratch(reached, 0)  // preorder number → idom's
-        let semi = scratch(reached, 0)
-        let label = scratch(reached, 0)
-        let ancestor = scratch(reached, -1)
-        defer { [order, parent, dominator, semi, label, ancestor].forEach { $0.deallocate() } }
-        var predCount = 0
-        vertex.withUnsafeBufferPointer { vertex in
-            for i in 0..<reached {
-                let v = Int(vertex[i])
+        // In node order, not preorder: the edges are read sequentially.
+        let predecessors = Predecessors(count: reached) { _, body in
+            for v in 0..<n where order[v] >= 0 {
                 for e in Int(edgeStart[v])..<Int(edgeStart[v + 1]) {
                     let w = order[Int(targets[e])]
-                    if w >= 0 { predStart[Int(w) + 1] += 1; predCount += 1 }
+                    if w >= 0 { body(order[v], w) }
                 }
             }
         }
-        for i in 0..<reached { predStart[i + 1] += predStart[i] }
-        let preds = scratch(predCount, 0)
-        defer { preds.deallocate() }
-        vertex.withUnsafeBufferPointer { vertex in
-            let fill = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: reached + 1)
-            defer { fill.deallocate() }
-            _ = fill.initialize(from: predStart)
-            for i in 0..<reached {
-                let v = Int(vertex[i])
-                for e in Int(edgeStart[v])..<Int(edgeStart[v + 1]) {
-                    let w = Int(order[Int(targets[e])])
-                    guard w >= 0 else { continue }
-                    preds[Int(fill[w])] = Int32(i)
-                    fill[w] += 1
+        let dominator = semiNCA(parent: UnsafeBufferPointer(rebasing: parent[0..<reached]), predecessors: predecessors)
+        defer { dominator.deallocate(); predecessors.deallocate() }
+        var idom = [Int32](repeating: -1, count: n)
+        for i in 0..<reached { idom[Int(vertex[i])] = vertex[Int(dominator[i])] }
+        return idom
+    }
+
+    /// Predecessors by preorder number, as semi-NCA needs them. A predecessor numbered before its
+    /// node (a tree or forward edge) is a semidominator candidate as it is, so only the smallest
+    /// such is kept, per node; the others (numbered after: cross and back edges) are listed, in
+    /// compressed sparse rows, for path evaluation. On a heap most references point forward.
+    struct Predecessors {
+        /// Per node: the smallest of itself and its earlier-numbered predecessors.
+        let earliest: UnsafeMutableBufferPointer<Int32>
+        let start: UnsafeMutableBufferPointer<UInt32>
+        let list: UnsafeMutableBufferPointer<Int32>
+
+        /// - Parameter edges: calls its body with (from, to) preorder numbers for every edge
+        ///   between numbered nodes, in any order but the same both times (`true` the first).
+        @inline(__always)
+        init(count: Int, edges: (Bool, (Int32, Int32) -> Void) -> Void) {
+            let earliest = UnsafeMutableBufferPointer<Int32>.allocate(capacity: max(count, 1))
+            for i in 0..<count { earliest[i] = Int32(i) }
+            let start = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: count + 1)
+            start.initialize(repeating: 0)
+            var total = 0
+            edges(true) { from, to in
+                if from < to {
+                    if from < earliest[Int(to)] { earliest[Int(to)] = from }
+                } else if from > to {
+                    start[Int(to) + 1] += 1
+                    total += 1
                 }
             }
-            for i in 0..<reached {
-                semi[i] = Int32(i)
-                label[i] = Int32(i)
-                let p = parent[Int(vertex[i])]
-                dominator[i] = p >= 0 ? order[Int(p)] : 0
+            for i in 0..<count { start[i + 1] += start[i] }
+            let list = UnsafeMutableBufferPointer<Int32>.allocate(capacity: max(total, 1))
+            if total > 0 {
+                let fill = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: count + 1)
+                defer { fill.deallocate() }
+                _ = fill.initialize(from: start)
+                edges(false) { from, to in
+                    guard from > to else { return }
+                    list[Int(fill[Int(to)])] = from
+                    fill[Int(to)] += 1
+                }
             }
+            self.earliest = earliest
+            self.start = start
+            self.list = list
+        }
+
+        func deallocate() { earliest.deallocate(); start.deallocate(); list.deallocate() }
+    }
+
+    /// The immediate dominator of every node of a depth-first numbering, by preorder number (the
+    /// root, 0, gets 0). Georgiadis' semi-NCA: semidominators by Lengauer–Tarjan's evaluation with
+    /// path compression, then each idom as the nearest common ancestor of its DFS parent and its
+    /// semidominator. Every array is indexed by preorder number, so that the walks stay local.
+    /// The caller deallocates the result.
+    static func semiNCA(parent: UnsafeBufferPointer<Int32>, predecessors: Predecessors) -> UnsafeMutableBufferPointer<Int32> {
+        let reached = parent.count
+        let dominator = UnsafeMutableBufferPointer<Int32>.allocate(capacity: max(reached, 1))
+        _ = dominator.initialize(from: parent)
+        if reached > 0 { dominator[0] = 0 }
+        let semi = UnsafeMutableBufferPointer<Int32>.allocate(capacity: max(reached, 1))
+        let label = UnsafeMutableBufferPointer<Int32>.allocate(capacity: max(reached, 1))
+        let ancestor = UnsafeMutableBufferPointer<Int32>.allocate(capacity: max(reached, 1))
+        defer { semi.deallocate(); label.deallocate(); ancestor.deallocate() }
+        for i in 0..<reached {
+            semi[i] = predecessors.earliest[i]
+            label[i] = Int32(i)
+            ancestor[i] = -1
         }
         var path: [Int32] = []
         // The smallest semidominator on the linked path above v (v itself if unlinked).
@@ -125,6 +153,7 @@ public enum Dominators {
             }
             return label[v]
         }
+        let predStart = predecessors.start, preds = predecessors.list
         for w in stride(from: reached - 1, through: 1, by: -1) {
             var best = semi[w]
             for p in Int(predStart[w])..<Int(predStart[w + 1]) {
@@ -142,9 +171,17 @@ public enum Dominators {
                 dominator[w] = d
             }
         }
-        var idom = [Int32](repeating: -1, count: n)
-        for i in 1..<max(reached, 1) { idom[Int(vertex[i])] = vertex[Int(dominator[i])] }
-        idom[root] = Int32(root)
-        return (idom, vertex)
+        return dominator
+    }
+
+    /// The nearest common ancestor of two preorder numbers in a dominator tree by preorder number
+    /// (a dominator's number is smaller than its node's).
+    @inline(__always)
+    static func nearestCommonDominator(_ a: Int32, _ b: Int32, _ dominator: UnsafeMutableBufferPointer<Int32>) -> Int32 {
+        var a = a, b = b
+        while a != b {
+            if a > b { a = dominator[Int(a)] } else { b = dominator[Int(b)] }
+        }
+        return a
     }
 }

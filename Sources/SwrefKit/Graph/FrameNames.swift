@@ -6,7 +6,7 @@ public final class FrameNames {
     private var table = StringTable()
     private var paths = StringTable()
     private var resolved: [UInt64: UInt32] = [:]
-    private var lastResolved: (key: UInt64, frame: UInt32) = (.max, 0)
+    private var recent = DirectMappedCache()
     private let objects: ObjectTable
 
     /// Codes with this bit name a frame; without it, a path.
@@ -48,10 +48,11 @@ public final class FrameNames {
         if code & FrameNames.frameFlag != 0 { return code & ~FrameNames.frameFlag }
         let type = objects.typeIndices[Int(target)]
         let key = UInt64(code) << 32 | UInt64(UInt32(bitPattern: type))
-        if key == lastResolved.key { return lastResolved.frame }
-        if let frame = resolved[key] { lastResolved = (key, frame); return frame }
+        if let frame = recent.value(for: key) { return frame }
+        if let frame = resolved[key] { recent.set(frame, for: key); return frame }
         let frame = table.intern("\(paths[code]). (\(ReferenceScanner.displayName(objects.types[Int(type)].name)))")
         resolved[key] = frame
+        recent.set(frame, for: key)
         return frame
     }
 

@@ -13,10 +13,19 @@ public struct LeakReport {
         /// `Parent.child → Child.parent → Parent` for a cycle, the type for a single object.
         public var shape: String
         public var count: Int { members.count + retained.count }
+
+        public init(kind: Kind, members: [Int32], retained: [Int32], shape: String) {
+            self.kind = kind
+            self.members = members
+            self.retained = retained
+            self.shape = shape
+        }
     }
 
     public var groups: [Group] = []
     public var leakedCount: Int { groups.reduce(0) { $0 + $1.count } }
+
+    public init(groups: [Group] = []) { self.groups = groups }
 
     public func bytes(of group: Group, objects: ObjectTable) -> UInt64 {
         (group.members + group.retained).reduce(0) { $0 + objects.sizes[Int($1)] }

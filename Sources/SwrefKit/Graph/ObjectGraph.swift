@@ -20,13 +20,40 @@ public struct ObjectGraph {
 
     public var edgeCount: Int { targets.count }
 
-    /// Appends the objects of `other`, which follow this graph's objects in object order.
-    public mutating func append(_ other: ObjectGraph) {
-        let base = UInt32(targets.count)
-        edgeStart.reserveCapacity(edgeStart.count + other.edgeStart.count - 1)
-        for start in other.edgeStart.dropFirst() { edgeStart.append(base + start) }
-        targets += other.targets
-        labels += other.labels
+    /// The graph of consecutive parts, each holding the objects after the previous part's; a part
+    /// may begin by finishing the previous part's last object, whose first edges that part holds.
+    public init(concatenating parts: [ObjectGraph]) {
+        let edges = parts.reduce(0) { $0 + $1.targets.count }
+        let objects = parts.reduce(0) { $0 + $1.edgeStart.count - 1 }
+        // Copied with no per-element checks: the parts of a large heap hold tens of millions of edges.
+        targets = Array(unsafeUninitializedCapacity: edges) { buffer, count in
+            for part in parts {
+                part.targets.withUnsafeBufferPointer { source in
+                    _ = UnsafeMutableBufferPointer(rebasing: buffer[count..<count + source.count]).initialize(from: source)
+                }
+                count += part.targets.count
+            }
+        }
+        labels = Array(unsafeUninitializedCapacity: edges) { buffer, count in
+            for part in parts {
+                part.labels.withUnsafeBufferPointer { source in
+                    _ = UnsafeMutableBufferPointer(rebasing: buffer[count..<count + source.count]).initialize(from: source)
+                }
+                count += part.labels.count
+            }
+        }
+        edgeStart = Array(unsafeUninitializedCapacity: objects + 1) { buffer, count in
+            buffer[0] = 0
+            count = 1
+            var base: UInt32 = 0
+            for part in parts {
+                part.edgeStart.withUnsafeBufferPointer { source in
+                    for index in 1..<source.count { buffer[count + index - 1] = base + source[index] }
+                }
+                count += part.edgeStart.count - 1
+                base += UInt32(part.targets.count)
+            }
+        }
     }
 
     @inline(__always)

@@ -126,43 +126,51 @@ public final class ReferenceScanner {
         // Layouts are compiled from memory (generic metadata lives in the heap too): all of them
         // first, before any of it is given back.
         if threads == 2 || snapshot != nil { compileAllLayouts() }
-        if threads == 1 { return scanRange(0..<count, progress: progress, discarding: snapshot, from: 0, below: .max) }
-        // Split by work: an object costs about as much as 64 bytes of scanned words.
-        var total = 0
-        for index in 0..<count { total &+= 1 + Int(truncatingIfNeeded: objects.sizes[index] >> 6) }
-        var split = 0, sum = 0
-        // The second half keeps at least the last object (one huge block may carry most of the work).
-        while split < count - 1 && sum < total / 2 { sum &+= 1 + Int(truncatingIfNeeded: objects.sizes[split] >> 6); split += 1 }
+        if threads == 1 {
+            let everything = ScanPlan.Task(objects: 0..<count, floor: 0, ceiling: .max)
+            return run(everything, progress: progress, discarding: snapshot)
+        }
+        let plan = ScanPlan(objects: objects, threads: threads) { self.pieces(of: $0) }
+        let queue = TaskQueue(count: plan.tasks.count, lock: shared)
         let worker = ReferenceScanner(workerOf: self)
-        let second = GraphBox()
+        let second = PartsBox()
         var thread = pthread_t()
-        // Pages wholly past the first chunk of the second half are the second thread's to give back,
-        // pages wholly before it the first's; the page they share stays until the end.
-        let boundary = objects.addresses[split] - MallocLayout.chunkHeader
         let context = Unmanaged.passRetained(WorkerContext {
-            second.graph = worker.scanRange(split..<count, progress: nil, discarding: snapshot, from: (boundary + 4095) & ~4095, below: .max)
+            while let task = queue.take() { second.parts.append((task, worker.run(plan.tasks[task], progress: nil, discarding: snapshot))) }
         })
-        guard pthread_create(&thread, nil, { raw in
+        var parts: [(Int, ObjectGraph)] = []
+        if pthread_create(&thread, nil, { raw in
             let context = Unmanaged<WorkerContext>.fromOpaque(raw!).takeRetainedValue()
             context.body()
             return nil
-        }, context.toOpaque()) == 0 else {
+        }, context.toOpaque()) != 0 {
             context.release()
-            return scanRange(0..<count, progress: progress, discarding: snapshot, from: 0, below: .max)
+            thread = 0
         }
-        var graph = scanRange(0..<split, progress: progress, discarding: snapshot, from: 0, below: boundary & ~4095)
-        pthread_join(thread, nil)
-        graph.append(second.graph)
-        return graph
+        var done = 0
+        while let task = queue.take() {
+            parts.append((task, run(plan.tasks[task], progress: nil, discarding: snapshot)))
+            done += plan.tasks[task].objects.count
+            progress?.update("walking references", done: UInt64(done), total: UInt64(count), unit: .items)
+        }
+        if thread != 0 { pthread_join(thread, nil) }
+        parts += second.parts
+        parts.sort { $0.0 < $1.0 }
+        return ObjectGraph(concatenating: parts.map(\.1))
     }
 
-    /// - Parameters:
-    ///   - snapshot: give back its pages in [`from`, `below`) once the objects in them are scanned.
-    private func scanRange(_ range: Range<Int>, progress: ProgressReporter?, discarding snapshot: Snapshot?,
-                           from floor: UInt64, below ceiling: UInt64) -> ObjectGraph {
-        var graph = ObjectGraph(objectCount: range.count)
-        var given = floor
-        for index in range {
+    /// Scans one task: its objects' references, or one piece of its one object's.
+    /// - Parameter snapshot: give back its pages in the task's window once the objects in them are scanned.
+    private func run(_ task: ScanPlan.Task, progress: ProgressReporter?, discarding snapshot: Snapshot?) -> ObjectGraph {
+        var graph = ObjectGraph(objectCount: task.objects.count)
+        if let piece = task.piece {
+            let index = task.objects.lowerBound
+            references(of: index, piece: piece) { graph.add(target: $0, label: $1) }
+            if piece.index == piece.count - 1 { graph.finishObject() }
+            return graph
+        }
+        var given = task.floor
+        for index in task.objects {
             references(of: index) { graph.add(target: $0, label: $1) }
             graph.finishObject()
             if index & 0x3f == 0 {
@@ -170,7 +178,7 @@ public final class ReferenceScanner {
                 // Objects are in address order: every page wholly below this object's chunk is scanned.
                 // Given back by the MiB on big heaps (a system call each), by 64 KiB on small ones.
                 if let snapshot {
-                    let scanned = min(objects.addresses[index] - MallocLayout.chunkHeader, ceiling) & ~4095
+                    let scanned = min(objects.addresses[index] - MallocLayout.chunkHeader, task.ceiling) & ~4095
                     if scanned >= given + (objects.count >= 200_000 ? 1 << 20 : 64 << 10) {
                         snapshot.discard(given..<scanned)
                         given = scanned
@@ -178,7 +186,27 @@ public final class ReferenceScanner {
                 }
             }
         }
+        if let snapshot, task.ceiling != .max, task.ceiling > given { snapshot.discard(given..<task.ceiling) }
         return graph
+    }
+
+    /// How many pieces the scan of object `index` can be cut into: a container's elements or
+    /// bitmap words, an untyped block's words; nil for the rest. Layouts must be compiled.
+    private func pieces(of index: Int) -> Int? {
+        let address = objects.addresses[index]
+        let usable = objects.sizes[index] - 8
+        switch compiled[Int(objects.typeIndices[index])] {
+        case .array(let slots, let stride, let start)?:
+            guard stride > 0, !slots.isEmpty, let count = readWord(address + 16), usable > UInt64(start) else { return nil }
+            return Int(min(count, (usable - UInt64(start)) / UInt64(stride)))
+        case .dictionary?, .set?:
+            guard let scale = source.readBytes(address + 32, count: 1), scale[0] < 40 else { return nil }
+            return ((1 << Int(scale[0])) + 63) / 64
+        case .conservative?:
+            return Int(usable / 8)
+        default:
+            return nil
+        }
     }
 
     // MARK: Pointers
@@ -350,13 +378,14 @@ public final class ReferenceScanner {
 
     // MARK: Objects
 
-    /// Every reference held by object `index`.
-    public func references(of index: Int, emit: (Int32, UInt32) -> Void) {
+    /// Every reference held by object `index`, or by piece `piece.index` of `piece.count` of it
+    /// (see `pieces(of:)`): the pieces' references, in order, are the object's.
+    public func references(of index: Int, piece: (index: Int, count: Int)? = nil, emit: (Int32, UInt32) -> Void) {
         let type = objects.typeIndices[index]
         let address = objects.addresses[index]
         let usable = objects.sizes[index] - 8
         // A Swift object owns its side table (the refcount word holds its address, shifted).
-        if objects.types[Int(type)].kind != .malloc, objects.types[Int(type)].kind != .sideTable,
+        if piece?.index ?? 0 == 0, objects.types[Int(type)].kind != .malloc, objects.types[Int(type)].kind != .sideTable,
            let word = readWord(address + 8), RefCountWord(raw: word).usesSideTable,
            let table = target(of: RefCountWord(raw: word).sideTable) {
             emit(table, sideTableLabel)
@@ -365,8 +394,15 @@ public final class ReferenceScanner {
         case .none:
             return
         case .conservative:
-            scanWords(from: address, to: address + usable, label: subObjectsLabel, emit: emit)
+            if let piece {
+                let words = ScanPlan.share(of: Int(usable / 8), piece: piece)
+                scanWords(from: address + UInt64(words.lowerBound * 8), to: address + UInt64(words.upperBound * 8),
+                          label: subObjectsLabel, emit: emit)
+            } else {
+                scanWords(from: address, to: address + usable, label: subObjectsLabel, emit: emit)
+            }
         case .fixed(let slots, let uncovered):
+            guard piece?.index ?? 0 == 0 else { return }
             scan(slots, at: address, bucket: 0, emit: emit)
             for range in uncovered where UInt64(range.upperBound) <= usable {
                 scanWords(from: address + UInt64(range.lowerBound), to: address + UInt64(range.upperBound),
@@ -375,39 +411,75 @@ public final class ReferenceScanner {
         case .array(let slots, let stride, let start):
             guard stride > 0, !slots.isEmpty, let count = readWord(address + 16) else { return }
             let capacity = (usable - UInt64(start)) / UInt64(stride)
-            for element in 0..<Int(min(count, capacity)) {
+            let all = Int(min(count, capacity))
+            let elements = piece.map { ScanPlan.share(of: all, piece: $0) } ?? 0..<all
+            for element in elements {
+                if element + Prefetch.distance < elements.upperBound {
+                    prefetchTargets(slots, at: address + UInt64(start + (element + Prefetch.distance) * stride))
+                }
                 scan(slots, at: address + UInt64(start + element * stride), bucket: min(element, 10), emit: emit)
             }
         case .dictionary(let keys, let keyStride, let values, let valueStride):
-            forEachOccupiedBucket(address, bitmap: 64, usable: usable) { bucket, _ in
-                if !keys.isEmpty, let base = readWord(address + 48) {
-                    scan(keys, at: base + UInt64(bucket * keyStride), bucket: 0, emit: emit)
-                }
-                if !values.isEmpty, let base = readWord(address + 56) {
-                    scan(values, at: base + UInt64(bucket * valueStride), bucket: 0, emit: emit)
-                }
+            let keyBase = keys.isEmpty ? nil : readWord(address + 48)
+            let valueBase = values.isEmpty ? nil : readWord(address + 56)
+            forEachOccupiedBucket(address, bitmap: 64, usable: usable, piece: piece, ahead: { bucket in
+                if let keyBase { prefetchTargets(keys, at: keyBase + UInt64(bucket * keyStride)) }
+                if let valueBase { prefetchTargets(values, at: valueBase + UInt64(bucket * valueStride)) }
+            }) { bucket in
+                if let keyBase { scan(keys, at: keyBase + UInt64(bucket * keyStride), bucket: 0, emit: emit) }
+                if let valueBase { scan(values, at: valueBase + UInt64(bucket * valueStride), bucket: 0, emit: emit) }
             }
         case .set(let slots, let stride):
             guard !slots.isEmpty, let base = readWord(address + 48) else { return }
-            forEachOccupiedBucket(address, bitmap: 56, usable: usable) { bucket, _ in
+            forEachOccupiedBucket(address, bitmap: 56, usable: usable, piece: piece, ahead: { bucket in
+                prefetchTargets(slots, at: base + UInt64(bucket * stride))
+            }) { bucket in
                 scan(slots, at: base + UInt64(bucket * stride), bucket: 0, emit: emit)
             }
         }
     }
 
+    /// Starts loading the index entries of what an element's references point at, some elements
+    /// before it is scanned: a large container's elements point all over the heap.
+    @inline(__always)
+    private func prefetchTargets(_ slots: [CompiledSlot], at base: UInt64) {
+        for slot in slots {
+            if case .reference = slot.action, let word = window.word(base + UInt64(slot.offset)) {
+                index.prefetch(word & ReferenceScanner.addressMask)
+            }
+        }
+    }
+
     /// Native hash storage: `scale` at +32 gives 2^scale buckets; a bitmap marks the occupied ones.
-    private func forEachOccupiedBucket(_ address: UInt64, bitmap: UInt64, usable: UInt64, _ body: (Int, Int) -> Void) {
+    /// `ahead` sees each bitmap word's buckets one word before `body` does. A piece covers its
+    /// share of the bitmap's words.
+    private func forEachOccupiedBucket(_ address: UInt64, bitmap: UInt64, usable: UInt64, piece: (index: Int, count: Int)?,
+                                       ahead: (Int) -> Void, _ body: (Int) -> Void) {
         guard let scaleWord = source.readBytes(address + 32, count: 1), scaleWord[0] < 40 else { return }
         let buckets = 1 << Int(scaleWord[0])
         let words = (buckets + 63) / 64
         guard bitmap + UInt64(words * 8) <= usable else { return }
-        for word in 0..<words {
-            guard var bits = source.readWord(address + bitmap + UInt64(word * 8)) else { return }
+        func occupied(_ word: Int) -> UInt64? {
+            guard var bits = source.readWord(address + bitmap + UInt64(word * 8)) else { return nil }
             // Bits past the last bucket are set as a sentinel.
             if buckets - word * 64 < 64 { bits &= (1 << UInt64(buckets - word * 64)) - 1 }
+            return bits
+        }
+        let share = piece.map { ScanPlan.share(of: words, piece: $0) } ?? 0..<words
+        guard !share.isEmpty, var next = occupied(share.lowerBound) else { return }
+        for word in share {
+            var bits = next
+            if word + 1 < share.upperBound {
+                guard let following = occupied(word + 1) else { return }
+                next = following
+                var early = next
+                while early != 0 {
+                    ahead((word + 1) * 64 + early.trailingZeroBitCount)
+                    early &= early - 1
+                }
+            }
             while bits != 0 {
-                let bit = bits.trailingZeroBitCount
-                body(word * 64 + bit, buckets)
+                body(word * 64 + bits.trailingZeroBitCount)
                 bits &= bits - 1
             }
         }
@@ -506,7 +578,26 @@ final class SharedLock {
     }
 }
 
-private final class GraphBox { var graph = ObjectGraph(objectCount: 0) }
+/// The second thread's parts of the graph, by task number.
+private final class PartsBox { var parts: [(Int, ObjectGraph)] = [] }
+
+/// Hands out task numbers in order to the scanning threads.
+private final class TaskQueue {
+    private var next = 0
+    private let count: Int
+    private let lock: SharedLock
+    init(count: Int, lock: SharedLock) {
+        self.count = count
+        self.lock = lock
+    }
+    func take() -> Int? {
+        lock.locked {
+            guard next < count else { return nil }
+            next += 1
+            return next - 1
+        }
+    }
+}
 private final class WorkerContext {
     let body: () -> Void
     init(_ body: @escaping () -> Void) { self.body = body }

@@ -26,38 +26,15 @@ public struct RetainedSizes {
     ///   - roots: every root, the `<leaked>` one included when there are leaks.
     ///   - tiers: which kind of root first reaches each object.
     public init(objects: ObjectTable, graph: ObjectGraph, roots: [Root], tiers: RootTiers, leaks: LeakReport) {
+        self.init(objectCount: objects.count, size: { objects.sizes[$0] }, graph: graph, roots: roots, tiers: tiers, leaks: leaks)
+    }
+
+    /// - Parameter size: the bytes of object i.
+    public init(objectCount: Int, size: (Int) -> UInt64, graph: ObjectGraph, roots: [Root], tiers: RootTiers, leaks: LeakReport) {
         rootCount = roots.count
-        let nodeCount = objects.count + roots.count + 1
-        var edgeStart = [UInt32](); edgeStart.reserveCapacity(nodeCount + 1)
-        var targets = [Int32](); targets.reserveCapacity(graph.edgeCount + roots.reduce(0) { $0 + $1.targets.count } + roots.count)
-        let offset = Int32(roots.count + 1)
-        edgeStart.append(0)
-        for index in roots.indices { targets.append(Int32(index + 1)) }
-        edgeStart.append(UInt32(targets.count))
-        // Root kinds are tiers, as in the first-path walk: a reference counts only if it comes from
-        // the tier that first reached its object or an earlier one. A stale stack word, or a stale
-        // word in an untyped block reached from the runtime's data, does not hold an object that a
-        // global holds (ARC retains by counts, not by words lying around).
-        let rootRank = roots.map { RootTiers.rank(of: $0.kind) }
-        let tier = tiers.tier
-        for (rootIndex, root) in roots.enumerated() {
-            if root.kind == .leaked {
-                for group in leaks.groups { for member in group.members { targets.append(member + offset) } }
-            } else {
-                let rank = rootRank[rootIndex]
-                for target in root.targets where tier[Int(target)] >= rank { targets.append(target + offset) }
-            }
-            edgeStart.append(UInt32(targets.count))
-        }
-        for object in 0..<objects.count {
-            for edge in graph.edges(of: object) where tier[Int(graph.targets[edge])] >= tier[object] {
-                targets.append(graph.targets[edge] + offset)
-            }
-            edgeStart.append(UInt32(targets.count))
-        }
-        let idom = Dominators.immediateDominators(edgeStart: edgeStart, targets: targets, root: 0)
-        targets = []
-        edgeStart = []
+        let nodeCount = objectCount + roots.count + 1
+        let tree = HeapDominatorTree(objectCount: objectCount, graph: graph, roots: roots, tiers: tiers, leaks: leaks)
+        let idom = tree.immediateDominators(rootCount: roots.count)
         // Every node after its immediate dominator, and otherwise in node order: each node not yet
         // placed brings the chain of dominators above it that are not placed either. Node order
         // keeps the passes over the arrays (here and in the attribution) nearly sequential, where
@@ -77,22 +54,20 @@ public struct RetainedSizes {
                 while let w = chain.popLast() { order.append(w) }
             }
         }
-        // Sizes flow up the tree: children before parents, the reverse of that order.
-        var bytes = [UInt64](repeating: 0, count: nodeCount)
-        var counts = [UInt32](repeating: 0, count: nodeCount)
-        for object in 0..<objects.count {
-            bytes[object + Int(offset)] = objects.sizes[object]
-            counts[object + Int(offset)] = 1
-        }
-        for v in order.reversed() where v != 0 {
-            let p = Int(idom[Int(v)])
-            bytes[p] += bytes[Int(v)]
-            counts[p] += counts[Int(v)]
-        }
+        (retainedBytes, retainedCount) = tree.retainedSizes(size: size, rootCount: roots.count)
         self.idom = idom
         topDown = order
-        retainedBytes = bytes
-        retainedCount = counts
+    }
+
+    /// The immediate dominator of every node (numbered as above; -1 when unreachable), on the graph
+    /// of the references that count: root kinds are tiers, as in the first-path walk, so a
+    /// reference counts only if it comes from the tier that first reached its object or an earlier
+    /// one. A stale stack word, or a stale word in an untyped block reached from the runtime's data,
+    /// does not hold an object that a global holds (ARC retains by counts, not by words lying around).
+    public static func immediateDominators(objectCount: Int, graph: ObjectGraph, roots: [Root], tiers: RootTiers,
+                                           leaks: LeakReport) -> [Int32] {
+        HeapDominatorTree(objectCount: objectCount, graph: graph, roots: roots, tiers: tiers, leaks: leaks)
+            .immediateDominators(rootCount: roots.count)
     }
 
     public func retainedBytes(ofObject object: Int) -> UInt64 { retainedBytes[node(ofObject: object)] }

@@ -125,23 +125,28 @@ public final class HeapAnalysis {
         // From here on only the graph is used: the copy of the target's memory can go.
         if releaseMemoryAfterScan { (source as? Snapshot)?.releaseCopies() }
         lap("graph")
+        // Dominators if wanted and if they fit; the tiers' walk then numbers the heap for them.
+        var wantsDominators = mode == .dominator || mode == .firstPathWithRetained
+        if wantsDominators {
+            let need = RetainedSizes.estimatedMemory(objects: objects.count, edges: graph.edgeCount, roots: roots.count + 1)
+            let budget = HeapAnalysis.dominatorMemoryBudget()
+            if need > budget {
+                wantsDominators = false
+                notes.append("the dominator tree would need about \(formatBytes(need)), more than the \(formatBytes(budget)) allowed: "
+                             + "retained sizes skipped, objects attributed to their first path")
+            }
+        }
         // Reachability by root tier first: the leak finder and the dominator pass need no paths.
-        let tiers = RootTiers(objectCount: objects.count, graph: graph, roots: roots)
+        var tiers = RootTiers(objectCount: objects.count, graph: graph, roots: roots, numbered: wantsDominators)
         let leaks = LeakFinder.find(objects: objects, graph: graph, names: scanner.names) { tiers.isReachable($0) }
         lap("leaks")
         var retained: RetainedSizes? = nil
         let dominatorRoots = leaks.groups.isEmpty ? roots : Attribution.withLeakedRoot(roots)
-        if mode == .dominator || mode == .firstPathWithRetained {
-            let need = RetainedSizes.estimatedMemory(objects: objects.count, edges: graph.edgeCount, roots: dominatorRoots.count)
-            let budget = HeapAnalysis.dominatorMemoryBudget()
-            if need <= budget {
-                progress?.update("computing dominators", done: 0, total: 1, unit: .items)
-                retained = RetainedSizes(objects: objects, graph: graph, roots: dominatorRoots, tiers: tiers, leaks: leaks)
-                lap("dominators")
-            } else {
-                notes.append("the dominator tree would need about \(formatBytes(need)), more than the \(formatBytes(budget)) allowed: "
-                             + "retained sizes skipped, objects attributed to their first path")
-            }
+        if wantsDominators {
+            progress?.update("computing dominators", done: 0, total: 1, unit: .items)
+            retained = RetainedSizes(objects: objects, graph: graph, roots: dominatorRoots, tiers: tiers, leaks: leaks)
+            tiers.numbering = nil
+            lap("dominators")
         }
         var attribution: Attribution
         if mode == .dominator, let retained {
