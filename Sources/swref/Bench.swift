@@ -95,8 +95,11 @@ extension Swref {
             print("  swref attach total:              \(ms(total))  (\(ratio(total, floor)) floor)")
             print("  --capture fork total:            \(ms(median(forked.totals)))  (peak RSS \(formatBytes(UInt64(median(forked.peaks)))))")
             print("  --stop-the-world total:          \(ms(median(stopped.totals)))  (peak RSS \(formatBytes(UInt64(median(stopped.peaks)))))")
-            let order = ["capture", "images", "malloc-heap", "objects", "graph", "roots", "attribution", "leaks", "dominators", "dominator-attribution", "write"]
+            let known = ["capture", "images", "malloc-heap", "objects", "address-index", "roots", "graph", "attribution", "leaks",
+                         "dominators", "dominator-attribution", "write"]
+            let order = known.filter { phases[$0] != nil } + phases.keys.filter { !known.contains($0) }.sorted()
             print("  phases:                          " + order.compactMap { name in phases[name].map { "\(name) \(ms(median($0)))" } }.joined(separator: ", "))
+            // Every phase but the capture and the writing of the profile, whatever its name.
             let analysis = order.filter { $0 != "write" && $0 != "capture" }.compactMap { phases[$0].map(median) }.reduce(0, +)
             print("  analysis objects/s:              \(Int(objectCount / max(analysis, 1e-9)))  (analysis \(ms(analysis)), without capture and process start)")
             print("  objects/s:                       \(Int(objectCount / total))  (\(Int(objectCount)) blocks)")

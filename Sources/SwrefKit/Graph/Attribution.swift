@@ -120,34 +120,13 @@ public struct Attribution {
         }
         // The label of the reference each object's immediate dominator holds to it, found in one
         // pass over all references (a per-child search of a holder's references would be
-        // quadratic for a dictionary of a million values).
-        var dominatorLabel = [UInt32](repeating: .max, count: objects.count)
-        // Unchecked buffers: every index is an object or node number the graph was built with.
-        dominatorLabel.withUnsafeMutableBufferPointer { dominatorLabel in
-            retained.idom.withUnsafeBufferPointer { idom in
-                graph.edgeStart.withUnsafeBufferPointer { edgeStart in
-                    graph.targets.withUnsafeBufferPointer { targets in
-                        graph.labels.withUnsafeBufferPointer { labels in
-                            let offset = retained.node(ofObject: 0)
-                            for holder in 0..<objects.count {
-                                let holderNode = Int32(holder + offset)
-                                for edge in Int(edgeStart[holder])..<Int(edgeStart[holder + 1]) {
-                                    if edge + Prefetch.distance < targets.count {
-                                        let ahead = Int(targets[edge + Prefetch.distance])
-                                        Prefetch.element(idom, ahead + offset)
-                                        Prefetch.element(dominatorLabel, ahead)
-                                    }
-                                    let target = Int(targets[edge])
-                                    if dominatorLabel[target] == .max && idom[target + offset] == holderNode {
-                                        dominatorLabel[target] = labels[edge]
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        // quadratic for a dictionary of a million values). Only an object's dominator writes its
+        // label, so the holders split between two threads without a race.
+        let labels = DominatorLabels(objectCount: objects.count)
+        let half = objects.count / 2
+        Parallel.run({ labels.find(holders: 0..<half, retained: retained, graph: graph) },
+                     { labels.find(holders: half..<objects.count, retained: retained, graph: graph) })
+        let dominatorLabel = labels
         for (index, root) in roots.enumerated() where root.kind != .leaked && index < retained.rootCount {
             let rootNode = Int32(retained.node(ofRoot: index))
             for (target, label) in zip(root.targets, root.labels)
@@ -209,5 +188,51 @@ public struct Attribution {
             current = nodes[Int(current)].parent
         }
         return result.reversed()
+    }
+}
+
+/// Per object: the label of the reference its immediate dominator holds to it (`.max` for none yet).
+private final class DominatorLabels {
+    private let labels: UnsafeMutableBufferPointer<UInt32>
+
+    init(objectCount: Int) {
+        labels = .allocate(capacity: max(objectCount, 1))
+        labels.initialize(repeating: .max)
+    }
+
+    deinit { labels.deallocate() }
+
+    /// The labels of the references that `holders` hold to the objects they dominate.
+    /// Unchecked buffers: every index is an object or node number the graph was built with.
+    func find(holders: Range<Int>, retained: RetainedSizes, graph: ObjectGraph) {
+        let labels = self.labels
+        retained.idom.withUnsafeBufferPointer { idom in
+            graph.edgeStart.withUnsafeBufferPointer { edgeStart in
+                graph.targets.withUnsafeBufferPointer { targets in
+                    graph.labels.withUnsafeBufferPointer { edgeLabels in
+                        let offset = retained.node(ofObject: 0)
+                        for holder in holders {
+                            let holderNode = Int32(holder + offset)
+                            for edge in Int(edgeStart[holder])..<Int(edgeStart[holder + 1]) {
+                                if edge + Prefetch.distance < targets.count {
+                                    let ahead = Int(targets[edge + Prefetch.distance])
+                                    Prefetch.element(idom, ahead + offset)
+                                    Prefetch.element(labels, ahead)
+                                }
+                                let target = Int(targets[edge])
+                                if labels[target] == .max && idom[target + offset] == holderNode {
+                                    labels[target] = edgeLabels[edge]
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    subscript(object: Int) -> UInt32 {
+        get { labels[object] }
+        set { labels[object] = newValue }
     }
 }

@@ -14,21 +14,25 @@ public struct ObjectTable {
     public init(heap: MallocHeap, recognizer: SwiftObjectRecognizer, progress: ProgressReporter? = nil) {
         var typeIndices = [Int32](repeating: 0, count: heap.count)
         let total = UInt64(heap.count)
+        // An object with weak references keeps its counts in a side table, a block of its own: the
+        // objects whose count word says so are noted on the way (the word shares the header's cache
+        // line; a second pass over ten million headers would read them all again).
+        var withSideTables: [UInt64] = []
+        var window = MemoryWindow(source: recognizer.source)
         for index in 0..<heap.count {
             // Usable bytes of a chunk: its size less the 8-byte size field.
-            typeIndices[index] = recognizer.classify(heap.addresses[index], usableSize: heap.sizes[index] - 8)
+            let type = recognizer.classify(heap.addresses[index], usableSize: heap.sizes[index] - 8)
+            typeIndices[index] = type
+            if type != recognizer.mallocType, let word = window.word(heap.addresses[index] + 8), RefCountWord(raw: word).usesSideTable {
+                withSideTables.append(RefCountWord(raw: word).sideTable)
+            }
             if index & 0xffff == 0 { progress?.update("recognising objects", done: UInt64(index), total: total, unit: .items) }
         }
         self.addresses = heap.addresses
         self.sizes = heap.sizes
-        // An object with weak references keeps its counts in a side table, a block of its own.
         var sideTable: Int32? = nil
-        var window = MemoryWindow(source: recognizer.source)
-        for index in 0..<heap.count where typeIndices[index] != recognizer.mallocType {
-            guard let word = window.word(heap.addresses[index] + 8) else { continue }
-            let counts = RefCountWord(raw: word)
-            guard counts.usesSideTable, let table = ObjectTable.index(in: heap.addresses, of: counts.sideTable),
-                  typeIndices[table] == recognizer.mallocType else { continue }
+        for address in withSideTables {
+            guard let table = ObjectTable.index(in: heap.addresses, of: address), typeIndices[table] == recognizer.mallocType else { continue }
             if sideTable == nil { sideTable = recognizer.sideTableType() }
             typeIndices[table] = sideTable!
         }

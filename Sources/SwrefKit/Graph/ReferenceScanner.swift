@@ -10,7 +10,9 @@ public final class ReferenceScanner {
     let symbolizer: Symbolizer
     public let names: FrameNames
     private var typeLabels: [Int32: UInt32] = [:]
-    private var compiled: [Compiled?]
+    /// Per type: its layout as the hot loop reads it, once compiled.
+    private var compiled: [Frozen?]
+    private let store: FrozenStore
     private var window: MemoryWindow
     private let index: AddressIndex
 
@@ -21,16 +23,25 @@ public final class ReferenceScanner {
     private let sideTableLabel: UInt32
 
     /// An ObjectLayout with interned paths, per element bucket for containers.
-    private struct CompiledSlot {
+    fileprivate struct CompiledSlot {
         var offset: Int
         var action: ValueLayout.Action
         var pathIDs: [UInt32]  // one per bucket: [0]…[9], [10+]; or one for fixed layouts
     }
-    private enum Compiled {
-        case fixed([CompiledSlot], uncovered: [Range<Int>])
-        case array([CompiledSlot], stride: Int, start: Int)
-        case dictionary(keys: [CompiledSlot], keyStride: Int, values: [CompiledSlot], valueStride: Int)
-        case set([CompiledSlot], stride: Int)
+    /// A compiled slot that copies without reference counting: the scan reads tens of millions of
+    /// them, and retaining a slot's arrays costs atomic operations per object, on both threads.
+    fileprivate struct FrozenSlot {
+        var offset: Int
+        /// One per bucket: [0]…[9], [10+]; or one for fixed layouts.
+        var paths: UnsafeBufferPointer<UInt32>
+        /// -1: a plain reference; otherwise the action's index in the store.
+        var action: Int32
+    }
+    private enum Frozen {
+        case fixed(UnsafeBufferPointer<FrozenSlot>, uncovered: UnsafeBufferPointer<Range<Int>>)
+        case array(UnsafeBufferPointer<FrozenSlot>, stride: Int, start: Int)
+        case dictionary(keys: UnsafeBufferPointer<FrozenSlot>, keyStride: Int, values: UnsafeBufferPointer<FrozenSlot>, valueStride: Int)
+        case set(UnsafeBufferPointer<FrozenSlot>, stride: Int)
         case none
         case conservative
     }
@@ -49,6 +60,7 @@ public final class ReferenceScanner {
         self.symbolizer = symbolizer
         names = FrameNames(objects: objects)
         compiled = Array(repeating: nil, count: objects.types.count)
+        store = FrozenStore()
         window = MemoryWindow(source: source)
         index = AddressIndex(addresses: objects.addresses, sizes: objects.sizes, memoryMap: source.memoryMap)
         subObjectsLabel = names.code(frame: ReferenceScanner.subObjects)
@@ -64,9 +76,9 @@ public final class ReferenceScanner {
         symbolizer = main.symbolizer
         names = main.names
         shared = main.shared
-        // Buffers of its own: two threads retaining the same array buffers for every object would
-        // fight over their reference counts' cache line.
-        compiled = main.compiled.map { $0.map(ReferenceScanner.copied) }
+        // Frozen layouts hold no reference counts: sharing them costs the threads nothing.
+        compiled = main.compiled
+        store = main.store
         window = MemoryWindow(source: main.source)
         index = main.index
         subObjectsLabel = main.subObjectsLabel
@@ -75,20 +87,6 @@ public final class ReferenceScanner {
         pathTexts = main.pathTexts
         typeLabels = main.typeLabels
         dataCapacityOffset = main.dataCapacityOffset
-    }
-
-    private static func copied(_ layout: Compiled) -> Compiled {
-        func fresh(_ slots: [CompiledSlot]) -> [CompiledSlot] {
-            slots.map { CompiledSlot(offset: $0.offset, action: $0.action, pathIDs: $0.pathIDs.map { $0 }) }
-        }
-        switch layout {
-        case .fixed(let slots, let uncovered): return .fixed(fresh(slots), uncovered: uncovered.map { $0 })
-        case .array(let slots, let stride, let start): return .array(fresh(slots), stride: stride, start: start)
-        case .dictionary(let keys, let keyStride, let values, let valueStride):
-            return .dictionary(keys: fresh(keys), keyStride: keyStride, values: fresh(values), valueStride: valueStride)
-        case .set(let slots, let stride): return .set(fresh(slots), stride: stride)
-        case .none, .conservative: return layout
-        }
     }
 
     /// Compiles the layout of every type that has objects, from its first object, as a serial scan
@@ -134,26 +132,17 @@ public final class ReferenceScanner {
         let queue = TaskQueue(count: plan.tasks.count, lock: shared)
         let worker = ReferenceScanner(workerOf: self)
         let second = PartsBox()
-        var thread = pthread_t()
-        let context = Unmanaged.passRetained(WorkerContext {
+        var parts: [(Int, ObjectGraph)] = []
+        Parallel.run({
+            var done = 0
+            while let task = queue.take() {
+                parts.append((task, run(plan.tasks[task], progress: nil, discarding: snapshot)))
+                done += plan.tasks[task].objects.count
+                progress?.update("walking references", done: UInt64(done), total: UInt64(count), unit: .items)
+            }
+        }, {
             while let task = queue.take() { second.parts.append((task, worker.run(plan.tasks[task], progress: nil, discarding: snapshot))) }
         })
-        var parts: [(Int, ObjectGraph)] = []
-        if pthread_create(&thread, nil, { raw in
-            let context = Unmanaged<WorkerContext>.fromOpaque(raw!).takeRetainedValue()
-            context.body()
-            return nil
-        }, context.toOpaque()) != 0 {
-            context.release()
-            thread = 0
-        }
-        var done = 0
-        while let task = queue.take() {
-            parts.append((task, run(plan.tasks[task], progress: nil, discarding: snapshot)))
-            done += plan.tasks[task].objects.count
-            progress?.update("walking references", done: UInt64(done), total: UInt64(count), unit: .items)
-        }
-        if thread != 0 { pthread_join(thread, nil) }
         parts += second.parts
         parts.sort { $0.0 < $1.0 }
         return ObjectGraph(concatenating: parts.map(\.1))
@@ -268,8 +257,9 @@ public final class ReferenceScanner {
     /// Paths that come out empty give label 0: the object sits in the holder's frame.
     public func scanValue(_ layout: ValueLayout, at base: UInt64, prefix: String,
                           emit: (Int32, UInt32) -> Void) {
-        let slots = layout.slots.map { CompiledSlot(offset: $0.offset, action: $0.action, pathIDs: [pathCode(joined(prefix, $0.path))]) }
-        scan(slots, at: base, bucket: 0, emit: emit)
+        for slot in layout.slots {
+            scan(slot.action, at: base + UInt64(slot.offset), path: pathCode(joined(prefix, slot.path)), emit: emit)
+        }
     }
 
     private func joined(_ prefix: String, _ path: String) -> String {
@@ -279,40 +269,49 @@ public final class ReferenceScanner {
     }
 
     @inline(__always)
-    private func scan(_ slots: [CompiledSlot], at base: UInt64, bucket: Int, emit: (Int32, UInt32) -> Void) {
+    private func scan(_ slots: UnsafeBufferPointer<FrozenSlot>, at base: UInt64, bucket: Int, emit: (Int32, UInt32) -> Void) {
         for slot in slots {
             let address = base + UInt64(slot.offset)
-            let path = slot.pathIDs[min(bucket, slot.pathIDs.count - 1)]
-            switch slot.action {
-            case .reference:
+            let path = slot.paths[min(bucket, slot.paths.count - 1)]
+            if slot.action < 0 {
                 if let word = readWord(address), let target = target(of: word) { emit(target, path) }
-            case .byteBuffer(let grpc):
-                guard let word = readWord(address), let storage = target(of: word) else { continue }
-                guard frameworkMode, let indices = readWord(address + 8) else { emit(storage, path); continue }
-                let reader = indices & 0xffff_ffff, writer = indices >> 32
-                let capacity = UInt64(source.readUInt32(objects.addresses[Int(storage)] + 16) ?? 0)
-                let buffer = FrameNames.FrameworkBuffer(framework: grpc ? "grpc" : "nio", pinnedBytes: capacity,
-                                                        viewedBytes: writer >= reader ? writer - reader : 0)
-                let display = grpc ? "GRPCNIOTransportBytes (GRPCNIOTransportCore)" : "ByteBuffer (NIOCore)"
-                emit(storage, shared.locked { names.code(path: pathsText(path), buffer: buffer, display: display) })
-            case .foundationData(let unknownFields):
-                scanData(at: address, path: path, protobufUnknownFields: unknownFields, emit: emit)
-            case .protobufStorage(let message):
-                guard let word = readWord(address), let storage = target(of: word) else { continue }
-                guard frameworkMode else { emit(storage, path); continue }
-                let buffer = FrameNames.FrameworkBuffer(framework: "protobuf", pinnedBytes: objects.sizes[Int(storage)],
-                                                        viewedBytes: nil, blocks: 1)
-                let display = "\(ReferenceScanner.displayName(message)) (SwiftProtobuf message)"
-                emit(storage, shared.locked { names.code(path: pathsText(path), buffer: buffer, display: display) })
-            case .function:
-                if let context = readWord(address + 8), let target = target(of: context) {
-                    let function = readWord(address) ?? 0
-                    emit(target, functionLabel(path: path, function: function))
-                }
-            case .words(let count):
-                for index in 0..<count {
-                    if let word = readWord(address + UInt64(index * 8)), let target = target(of: word) { emit(target, path) }
-                }
+            } else {
+                scan(store.actions[Int(slot.action)], at: address, path: path, emit: emit)
+            }
+        }
+    }
+
+    /// The references of one slot of a value at `address`.
+    private func scan(_ action: ValueLayout.Action, at address: UInt64, path: UInt32, emit: (Int32, UInt32) -> Void) {
+        switch action {
+        case .reference:
+            if let word = readWord(address), let target = target(of: word) { emit(target, path) }
+        case .byteBuffer(let grpc):
+            guard let word = readWord(address), let storage = target(of: word) else { return }
+            guard frameworkMode, let indices = readWord(address + 8) else { emit(storage, path); return }
+            let reader = indices & 0xffff_ffff, writer = indices >> 32
+            let capacity = UInt64(source.readUInt32(objects.addresses[Int(storage)] + 16) ?? 0)
+            let buffer = FrameNames.FrameworkBuffer(framework: grpc ? "grpc" : "nio", pinnedBytes: capacity,
+                                                    viewedBytes: writer >= reader ? writer - reader : 0)
+            let display = grpc ? "GRPCNIOTransportBytes (GRPCNIOTransportCore)" : "ByteBuffer (NIOCore)"
+            emit(storage, shared.locked { names.code(path: pathsText(path), buffer: buffer, display: display) })
+        case .foundationData(let unknownFields):
+            scanData(at: address, path: path, protobufUnknownFields: unknownFields, emit: emit)
+        case .protobufStorage(let message):
+            guard let word = readWord(address), let storage = target(of: word) else { return }
+            guard frameworkMode else { emit(storage, path); return }
+            let buffer = FrameNames.FrameworkBuffer(framework: "protobuf", pinnedBytes: objects.sizes[Int(storage)],
+                                                    viewedBytes: nil, blocks: 1)
+            let display = "\(ReferenceScanner.displayName(message)) (SwiftProtobuf message)"
+            emit(storage, shared.locked { names.code(path: pathsText(path), buffer: buffer, display: display) })
+        case .function:
+            if let context = readWord(address + 8), let target = target(of: context) {
+                let function = readWord(address) ?? 0
+                emit(target, functionLabel(path: path, function: function))
+            }
+        case .words(let count):
+            for index in 0..<count {
+                if let word = readWord(address + UInt64(index * 8)), let target = target(of: word) { emit(target, path) }
             }
         }
     }
@@ -442,9 +441,9 @@ public final class ReferenceScanner {
     /// Starts loading the index entries of what an element's references point at, some elements
     /// before it is scanned: a large container's elements point all over the heap.
     @inline(__always)
-    private func prefetchTargets(_ slots: [CompiledSlot], at base: UInt64) {
+    private func prefetchTargets(_ slots: UnsafeBufferPointer<FrozenSlot>, at base: UInt64) {
         for slot in slots {
-            if case .reference = slot.action, let word = window.word(base + UInt64(slot.offset)) {
+            if slot.action < 0, let word = window.word(base + UInt64(slot.offset)) {
                 index.prefetch(word & ReferenceScanner.addressMask)
             }
         }
@@ -485,10 +484,10 @@ public final class ReferenceScanner {
         }
     }
 
-    private func compiledLayout(type: Int32, sample: UInt64) -> Compiled {
+    private func compiledLayout(type: Int32, sample: UInt64) -> Frozen {
         if let cached = compiled[Int(type)] { return cached }
         let layout = layouts.layout(type: type, entry: objects.types[Int(type)], sample: sample)
-        let result: Compiled
+        let result: Frozen
         switch layout {
         case .none: result = .none
         case .conservative: result = .conservative
@@ -510,15 +509,15 @@ public final class ReferenceScanner {
             if frameworkMode && name.hasSuffix("Foundation.__DataStorage") || frameworkMode && name.hasSuffix("FoundationEssentials.__DataStorage") {
                 for index in slots.indices where value.slots[index].path == "_bytes" { slots[index].pathIDs = [0] }
             }
-            result = .fixed(slots, uncovered: uncovered)
+            result = .fixed(store.freeze(slots), uncovered: store.freeze(uncovered))
         case .array(let element, let start):
             let prefixes = (0..<10).map { "[\($0)]" } + ["[10+]"]
-            result = .array(compile(element, prefixes: prefixes, emptyPath: nil), stride: max(element.stride, 1), start: start)
+            result = .array(store.freeze(compile(element, prefixes: prefixes, emptyPath: nil)), stride: max(element.stride, 1), start: start)
         case .dictionary(let key, let value):
-            result = .dictionary(keys: compile(key, prefixes: ["$mapkey"], emptyPath: nil), keyStride: max(key.stride, 1),
-                                 values: compile(value, prefixes: ["$mapval"], emptyPath: nil), valueStride: max(value.stride, 1))
+            result = .dictionary(keys: store.freeze(compile(key, prefixes: ["$mapkey"], emptyPath: nil)), keyStride: max(key.stride, 1),
+                                 values: store.freeze(compile(value, prefixes: ["$mapval"], emptyPath: nil)), valueStride: max(value.stride, 1))
         case .set(let element):
-            result = .set(compile(element, prefixes: ["$setval"], emptyPath: nil), stride: max(element.stride, 1))
+            result = .set(store.freeze(compile(element, prefixes: ["$setval"], emptyPath: nil)), stride: max(element.stride, 1))
         }
         compiled[Int(type)] = result
         return result
@@ -578,6 +577,35 @@ final class SharedLock {
     }
 }
 
+/// Owns the frozen layouts' buffers for the scanner and its workers, until the last goes.
+private final class FrozenStore {
+    private(set) var actions: [ValueLayout.Action] = []
+    private var buffers: [UnsafeMutableRawPointer] = []
+
+    deinit { buffers.forEach { $0.deallocate() } }
+
+    func freeze(_ slots: [ReferenceScanner.CompiledSlot]) -> UnsafeBufferPointer<ReferenceScanner.FrozenSlot> {
+        let frozen = UnsafeMutableBufferPointer<ReferenceScanner.FrozenSlot>.allocate(capacity: max(slots.count, 1))
+        buffers.append(UnsafeMutableRawPointer(frozen.baseAddress!))
+        for (index, slot) in slots.enumerated() {
+            var action: Int32 = -1
+            if slot.action != .reference {
+                action = Int32(actions.count)
+                actions.append(slot.action)
+            }
+            (frozen.baseAddress! + index).initialize(to: .init(offset: slot.offset, paths: freeze(slot.pathIDs), action: action))
+        }
+        return UnsafeBufferPointer(rebasing: frozen[0..<slots.count])
+    }
+
+    func freeze<T>(_ values: [T]) -> UnsafeBufferPointer<T> {
+        let frozen = UnsafeMutableBufferPointer<T>.allocate(capacity: max(values.count, 1))
+        buffers.append(UnsafeMutableRawPointer(frozen.baseAddress!))
+        _ = frozen.initialize(from: values)
+        return UnsafeBufferPointer(rebasing: frozen[0..<values.count])
+    }
+}
+
 /// The second thread's parts of the graph, by task number.
 private final class PartsBox { var parts: [(Int, ObjectGraph)] = [] }
 
@@ -597,8 +625,4 @@ private final class TaskQueue {
             return next - 1
         }
     }
-}
-private final class WorkerContext {
-    let body: () -> Void
-    init(_ body: @escaping () -> Void) { self.body = body }
 }

@@ -34,29 +34,39 @@ public struct RetainedSizes {
         rootCount = roots.count
         let nodeCount = objectCount + roots.count + 1
         let tree = HeapDominatorTree(objectCount: objectCount, graph: graph, roots: roots, tiers: tiers, leaks: leaks)
-        let idom = tree.immediateDominators(rootCount: roots.count)
-        // Every node after its immediate dominator, and otherwise in node order: each node not yet
-        // placed brings the chain of dominators above it that are not placed either. Node order
-        // keeps the passes over the arrays (here and in the attribution) nearly sequential, where
-        // the depth-first preorder jumps around a heap whose objects were allocated out of order.
+        // The sizes and the order are independent passes over the tree: one on each core.
+        var sizes: (bytes: [UInt64], counts: [UInt32]) = ([], [])
+        let tree2 = TreeOrder()
+        let rootCount = roots.count
+        Parallel.run({ sizes = tree.retainedSizes(size: size, rootCount: rootCount) }, {
+            tree2.idom = tree.immediateDominators(rootCount: rootCount)
+            tree2.order = RetainedSizes.topDownOrder(idom: tree2.idom)
+        })
+        (retainedBytes, retainedCount) = sizes
+        idom = tree2.idom
+        topDown = tree2.order
+    }
+
+    /// Every node after its immediate dominator, and otherwise in node order: each node not yet
+    /// placed brings the chain of dominators above it that are not placed either. Node order keeps
+    /// the passes over the arrays (here and in the attribution) nearly sequential, where the
+    /// depth-first preorder jumps around a heap whose objects were allocated out of order.
+    static func topDownOrder(idom: [Int32]) -> [Int32] {
+        let nodeCount = idom.count
         var order = [Int32](); order.reserveCapacity(nodeCount)
-        do {
-            var placed = [Bool](repeating: false, count: nodeCount)
-            var chain: [Int32] = []
-            for v in 0..<nodeCount where idom[v] >= 0 && !placed[v] {
-                var u = v
-                while !placed[u] {
-                    placed[u] = true
-                    chain.append(Int32(u))
-                    if idom[u] == Int32(u) { break } // the super-root
-                    u = Int(idom[u])
-                }
-                while let w = chain.popLast() { order.append(w) }
+        var placed = [Bool](repeating: false, count: nodeCount)
+        var chain: [Int32] = []
+        for v in 0..<nodeCount where idom[v] >= 0 && !placed[v] {
+            var u = v
+            while !placed[u] {
+                placed[u] = true
+                chain.append(Int32(u))
+                if idom[u] == Int32(u) { break } // the super-root
+                u = Int(idom[u])
             }
+            while let w = chain.popLast() { order.append(w) }
         }
-        (retainedBytes, retainedCount) = tree.retainedSizes(size: size, rootCount: roots.count)
-        self.idom = idom
-        topDown = order
+        return order
     }
 
     /// The immediate dominator of every node (numbered as above; -1 when unreachable), on the graph
@@ -77,4 +87,10 @@ public struct RetainedSizes {
         let d = idom[node(ofObject: object)]
         return d < 0 ? nil : Int(d)
     }
+}
+
+/// What the second thread hands back: the immediate dominators and the top-down order.
+private final class TreeOrder {
+    var idom: [Int32] = []
+    var order: [Int32] = []
 }

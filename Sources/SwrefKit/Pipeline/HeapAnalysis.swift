@@ -108,11 +108,12 @@ public final class HeapAnalysis {
     /// Builds the object graph, finds the roots and attributes every object to one path.
     public func referencePaths(threads: [ThreadState], maxDepth: Int = 256, attribution mode: AttributionMode = .dominator,
                                framework: FrameworkMode = .auto, progress: ProgressReporter? = nil) -> ReferencePaths {
+        phaseStart = monotonicNanoseconds()
         let layouts = ObjectLayouts(reflection: reflection, source: source)
         let symbolizer = Symbolizer(images: images)
         let scanner = ReferenceScanner(source: source, objects: objects, layouts: layouts, symbolizer: symbolizer)
         scanner.frameworkMode = framework == .nio || (framework == .auto && hasFrameworkBuffers)
-        phaseStart = monotonicNanoseconds()
+        lap("address index")
         // Roots first: they read stacks, globals and task objects, after which only the reference
         // scan reads the copy, each object once, in address order — so it can give the copy back as
         // it goes (SWREF_KEEP_COPY=1 keeps it, for comparison).

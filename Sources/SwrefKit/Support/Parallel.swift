@@ -1,0 +1,34 @@
+import Glibc
+
+/// Two pieces of independent work at once: one on this thread, one on a thread made for it.
+enum Parallel {
+    static var hasSecondCore: Bool { sysconf(Int32(_SC_NPROCESSORS_ONLN)) >= 2 }
+
+    /// Runs `background` on a new thread and `foreground` on this one, and returns when both are
+    /// done; both here, one after the other, on a single core or when no thread can be made.
+    static func run(_ foreground: () -> Void, _ background: @escaping () -> Void) {
+        guard hasSecondCore else {
+            foreground()
+            background()
+            return
+        }
+        var thread = pthread_t()
+        let work = Unmanaged.passRetained(Work(background))
+        guard pthread_create(&thread, nil, { raw in
+            Unmanaged<Work>.fromOpaque(raw!).takeRetainedValue().body()
+            return nil
+        }, work.toOpaque()) == 0 else {
+            work.release()
+            foreground()
+            background()
+            return
+        }
+        foreground()
+        pthread_join(thread, nil)
+    }
+
+    private final class Work {
+        let body: () -> Void
+        init(_ body: @escaping () -> Void) { self.body = body }
+    }
+}
