@@ -253,3 +253,7 @@ char *__cxa_demangle(const char *mangled, char *output, size_t *length, int *sta
 /// Asks the CPU to start loading the cache line at `address`: the reference scan looks up the
 /// targets of a container's elements a few dozen elements ahead, so that their misses overlap.
 static inline void swref_prefetch(const void *address) { __builtin_prefetch(address); }
+
+/// A flag one thread sets and another polls (the capture's page-faulting helper stops on it).
+static inline int32_t swref_atomic_load(const int32_t *flag) { return __atomic_load_n(flag, __ATOMIC_ACQUIRE); }
+static inline void swref_atomic_store(int32_t *flag, int32_t value) { __atomic_store_n(flag, value, __ATOMIC_RELEASE); }

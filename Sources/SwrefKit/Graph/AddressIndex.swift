@@ -11,13 +11,15 @@ public struct AddressIndex {
         var end: UInt64
         /// Index of the area's first block.
         var firstBlock: Int
-        /// Per 64 granules: the bitmap word, then the number of blocks starting before it.
-        var words: [UInt64]
+        /// Per 64 granules: the bitmap word, then the number of blocks starting before it. Not an
+        /// array: an area is copied on every lookup, and an array would be retained each time.
+        var words: UnsafeMutableBufferPointer<UInt64>
     }
 
     private let addresses: [UInt64]
     private let sizes: BlockSizes
     private var areas: [Area] = []
+    private let storage = Storage()
     private let lowest: UInt64
     private let highest: UInt64
 
@@ -44,7 +46,8 @@ public struct AddressIndex {
                 bits[granule >> 6] |= 1 << UInt64(granule & 63)
                 index += 1
             }
-            var words = [UInt64](repeating: 0, count: bits.count * 2)
+            let words = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: bits.count * 2)
+            storage.buffers.append(words)
             var running: UInt64 = 0
             for word in bits.indices {
                 words[2 * word] = bits[word]
@@ -81,8 +84,14 @@ public struct AddressIndex {
         guard address >= lowest && address < highest else { return }
         for area in areas where address >= area.start && address < area.end {
             let word = Int((address - area.start) >> 10)
-            area.words.withUnsafeBufferPointer { swref_prefetch($0.baseAddress! + 2 * word) }
+            swref_prefetch(area.words.baseAddress! + 2 * word)
             return
         }
     }
+}
+
+/// Owns the index's buffers; copies of the index share them.
+private final class Storage {
+    var buffers: [UnsafeMutableBufferPointer<UInt64>] = []
+    deinit { buffers.forEach { $0.deallocate() } }
 }

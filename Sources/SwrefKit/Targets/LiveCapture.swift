@@ -190,16 +190,50 @@ public enum LiveCapture {
                 try copy(reader, region: region, range: (first * page)..<((first + count) * page), into: buffer)
                 continue
             }
+            var runs: [Range<Int>] = []
             var index = 0
             while index < count {
                 guard present[index] else { index += 1; continue }
                 var end = index + 1
                 while end < count && present[end] { end += 1 }
-                try copy(reader, region: region, range: ((first + index) * page)..<((first + end) * page), into: buffer)
+                runs.append(((first + index) * page)..<((first + end) * page))
                 index = end
             }
+            try copy(reader, region: region, runs: runs, into: buffer)
         }
         if !ProcFS.exists(pid) { throw SwrefError.processExited(pid) }
+    }
+
+    /// Copies `runs` of the region. Into fresh memory, the kernel's page faults and zeroing cost
+    /// about as much as the copy itself (~0.4 s per GiB here), so on a large stretch a second core
+    /// faults the pages in ahead of the copy (`MADV_POPULATE_WRITE`, Linux 5.14+), the same pages
+    /// the copy will write and no others.
+    private static func copy(_ reader: RemoteReader, region: MemoryRegion, runs: [Range<Int>], into buffer: UnsafeMutableRawPointer) throws {
+        let total = runs.reduce(0) { $0 + $1.count }
+        guard total >= 32 << 20, Parallel.hasSecondCore else {
+            for run in runs { try copy(reader, region: region, range: run, into: buffer) }
+            return
+        }
+        var failure: Error? = nil
+        let stop = StopFlag()
+        Parallel.run({
+            do {
+                for run in runs { try copy(reader, region: region, range: run, into: buffer) }
+            } catch {
+                failure = error
+            }
+            stop.set()
+        }, {
+            for run in runs {
+                var offset = run.lowerBound
+                while offset < run.upperBound && !stop.isSet {
+                    let length = min(4 << 20, run.upperBound - offset)
+                    if madvise(buffer + offset, length, 23 /* MADV_POPULATE_WRITE */) != 0 { return }
+                    offset += length
+                }
+            }
+        })
+        if let failure { throw failure }
     }
 
     /// One flag per page: bit 63 (present) or 62 (swapped) of its pagemap entry; nil if unreadable.
@@ -263,4 +297,16 @@ struct RemoteReader {
         if memFD >= 0 { Glibc.close(memFD) }
         memFD = -1
     }
+}
+
+/// Tells a helper thread that the work it runs ahead of is over.
+private final class StopFlag {
+    private let value: UnsafeMutablePointer<Int32>
+    init() {
+        value = .allocate(capacity: 1)
+        value.initialize(to: 0)
+    }
+    deinit { value.deallocate() }
+    var isSet: Bool { swref_atomic_load(value) != 0 }
+    func set() { swref_atomic_store(value, 1) }
 }
