@@ -27,6 +27,21 @@ enum Parallel {
         pthread_join(thread, nil)
     }
 
+    /// Runs `body` on a thread of its own that nobody waits for (here, if no thread can be made).
+    static func detach(_ body: @escaping () -> Void) {
+        var thread = pthread_t()
+        let work = Unmanaged.passRetained(Work(body))
+        guard pthread_create(&thread, nil, { raw in
+            Unmanaged<Work>.fromOpaque(raw!).takeRetainedValue().body()
+            return nil
+        }, work.toOpaque()) == 0 else {
+            work.release()
+            body()
+            return
+        }
+        pthread_detach(thread)
+    }
+
     private final class Work {
         let body: () -> Void
         init(_ body: @escaping () -> Void) { self.body = body }

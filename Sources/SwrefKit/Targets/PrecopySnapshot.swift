@@ -99,20 +99,34 @@ public final class PrecopySnapshot {
 
     /// Ends the tracking, window by window (closing the last descriptor alone would do it in one go).
     public func endTracking() {
-        if tracker >= 0 {
-            for range in copies.values.flatMap(\.registered) {
-                var start = range.lowerBound
-                while start < range.upperBound {
-                    let end = min(range.upperBound, PrecopySnapshot.windowEnd(after: start))
-                    _ = swref_uffd_unregister(tracker, start, end - start)
-                    start = end
-                }
-            }
-            Glibc.close(tracker)
-        }
+        if tracker >= 0 { PrecopySnapshot.unregister(copies.values.flatMap(\.registered), tracker: tracker) }
         if pagemap >= 0 { Glibc.close(pagemap) }
         tracker = -1
         pagemap = -1
+    }
+
+    /// Ends the tracking on a thread of its own, once the target runs again: unregistering costs
+    /// about 25 ms per GiB, which the analysis need not wait for (its first phases use one core).
+    /// If swref exits first, closing the descriptor ends what is left at once.
+    private func endTrackingInBackground() {
+        guard tracker >= 0 else { return endTracking() }
+        let ranges = copies.values.flatMap(\.registered), descriptor = tracker
+        tracker = -1
+        endTracking()
+        Parallel.detach { PrecopySnapshot.unregister(ranges, tracker: descriptor) }
+    }
+
+    /// Unregisters `ranges` window by window, then closes the descriptor.
+    private static func unregister(_ ranges: [Range<UInt64>], tracker: Int32) {
+        for range in ranges {
+            var start = range.lowerBound
+            while start < range.upperBound {
+                let end = min(range.upperBound, PrecopySnapshot.windowEnd(after: start))
+                _ = swref_uffd_unregister(tracker, start, end - start)
+                start = end
+            }
+        }
+        Glibc.close(tracker)
     }
 
     public func capture(progress: ProgressReporter? = nil, stallMilliseconds: Int = 0) throws -> Snapshot {
@@ -145,7 +159,7 @@ public final class PrecopySnapshot {
         let threads = session.registers()
         if threads.isEmpty { throw SwrefError.processExited(pid) }
         let pause = session.detachAll()
-        endTracking()
+        endTrackingInBackground()
 
         let snapshot = Snapshot(memoryMap: map, threads: threads, pid: pid,
                                 fallback: LiveProcessReader(pid: pid, memoryMap: map))
