@@ -55,6 +55,46 @@ final class LowPauseTests: XCTestCase {
         XCTAssertEqual(LowPauseTests.writeTrackedMappings(running.pid), 0)
     }
 
+    /// Pre-copy copies only the pages the target has. Write protection fills a registered range
+    /// with markers (pagemap reports them as swapped out), and taken at their word they made swref
+    /// copy every page of each thread's 8 MiB stack. The copy of a mostly untouched stack stays as
+    /// small as its resident part, capture after capture.
+    func testPrecopyCopiesOnlyPagesTheTargetHas() throws {
+        let running = try RunningProgram(try TestPrograms.binary("census", .optimized), ["2000", "100"])
+        defer { running.stop() }
+        for round in 0..<3 {
+            usleep(200_000) // the previous capture's tracking ends on a thread of its own
+            let snapshot = try LiveCapture.capture(pid: running.pid, options: .init(method: .precopy))
+            XCTAssertEqual(snapshot.captureMethod, .precopy)
+            var checked = 0
+            for region in snapshot.memoryMap.regions where region.isAnonymous && region.writable && region.size >= 4 << 20 {
+                guard let copy = snapshot.copiedBytes(of: region), let base = copy.baseAddress else { continue }
+                let pages = (copy.count + 4095) / 4096
+                var flags = [UInt8](repeating: 0, count: pages)
+                XCTAssertEqual(mincore(UnsafeMutableRawPointer(mutating: base), copy.count, &flags), 0)
+                let copied = flags.filter { $0 & 1 != 0 }.count * 4
+                let resident = LowPauseTests.residentKiB(running.pid, region.start)
+                XCTAssertLessThanOrEqual(copied, resident + 64, "round \(round): \(copied) KiB copied of \(region), \(resident) KiB resident")
+                checked += 1
+            }
+            XCTAssertGreaterThan(checked, 0, "no large anonymous mapping (a thread's stack) in the program")
+        }
+    }
+
+    /// The Rss of the target's mapping that starts at `start`, in KiB.
+    static func residentKiB(_ pid: Int32, _ start: UInt64) -> Int {
+        let smaps = (try? String(contentsOfFile: "/proc/\(pid)/smaps", encoding: .utf8)) ?? ""
+        var inside = false
+        for line in smaps.split(separator: "\n") {
+            if let dash = line.firstIndex(of: "-"), let address = UInt64(line[..<dash], radix: 16), line.contains(" ") {
+                inside = address == start
+            } else if inside && line.hasPrefix("Rss:") {
+                return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? 0
+            }
+        }
+        return 0
+    }
+
     /// What a capture must leave as it was: no userfaultfd among the target's descriptors (the one
     /// the pre-copy makes it create is closed in it at once), and its signal dispositions (blocked,
     /// ignored, caught — an injection that let a forced signal meet a blocked mask would reset a

@@ -85,7 +85,7 @@ public final class RootFinder {
                 }
             }
             // Without DWARF types, Swift globals are still named by their symbols and scanned word by word.
-            for symbol in image.file.symbolsByAddress where symbol.isObject && symbol.name.hasSuffix("vp") && symbol.name.hasPrefix("$s") {
+            for symbol in image.file.objectSymbols(prefix: "$s", suffix: "vp") {
                 let address = symbol.value &+ image.loadBias
                 guard named[address] == nil, symbol.size > 0, symbol.size < 1 << 20 else { continue }
                 var root = Root(name: globalName(image: image, unrelocated: symbol.value, fallback: symbol.name), kind: .global)

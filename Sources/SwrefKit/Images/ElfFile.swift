@@ -34,9 +34,26 @@ public final class ElfFile {
 
     private let fd: Int32
     private let elf: OpaquePointer
+    /// A symbol as the tables keep it: its name stays in the mapped file, so that a library's tens
+    /// of thousands of symbols cost a few dozen bytes each, not a string and a dictionary entry
+    /// (held as strings, the symbols of the target's libraries were half of swref's own heap).
+    private struct Entry {
+        var name: UnsafePointer<CChar>
+        var value: UInt64
+        var size: UInt64
+        var type: Int32
+        var fromSymtab: Bool
+
+        var symbol: Symbol {
+            Symbol(name: String(cString: name), value: value, size: size, isFunction: type == STT_FUNC,
+                   isObject: type == STT_OBJECT || type == STT_TLS)
+        }
+    }
     private var symbolsLoaded = false
-    private var symbolsByName: [String: Symbol] = [:]
-    public private(set) var symbolsByAddress: [Symbol] = []
+    /// FUNC and OBJECT symbols, by value.
+    private var byAddress: [Entry] = []
+    /// Every named symbol, by the hash of its name, then in table order.
+    private var byName: [(hash: UInt64, entry: Entry)] = []
 
     public init(path: String) throws {
         self.path = path
@@ -114,26 +131,64 @@ public final class ElfFile {
     /// A symbol by exact name (.symtab, else .dynsym), value unrelocated.
     public func symbol(named name: String) -> Symbol? {
         loadSymbols()
-        return symbolsByName[name]
+        let hash = ElfFile.hash(name)
+        var low = 0, high = byName.count
+        while low < high {
+            let mid = (low + high) / 2
+            if byName[mid].hash < hash { low = mid + 1 } else { high = mid }
+        }
+        // As a table filled in order would keep it: the last .symtab entry, else the first one.
+        var found: Entry? = nil
+        while low < byName.count && byName[low].hash == hash {
+            let entry = byName[low].entry
+            if found == nil || entry.fromSymtab, strcmp(entry.name, name) == 0 { found = entry }
+            low += 1
+        }
+        return found?.symbol
     }
 
     /// The symbol whose range holds `address` (unrelocated), or the nearest one below it.
     public func symbol(containing address: UInt64) -> Symbol? {
         loadSymbols()
         var low = 0
-        var high = symbolsByAddress.count
+        var high = byAddress.count
         while low < high {
             let mid = (low + high) / 2
-            if symbolsByAddress[mid].value <= address { low = mid + 1 } else { high = mid }
+            if byAddress[mid].value <= address { low = mid + 1 } else { high = mid }
         }
         guard low > 0 else { return nil }
-        let candidate = symbolsByAddress[low - 1]
-        return candidate.size == 0 || address < candidate.value + candidate.size ? candidate : nil
+        let candidate = byAddress[low - 1]
+        return candidate.size == 0 || address < candidate.value + candidate.size ? candidate.symbol : nil
     }
+
+    /// Data symbols (STT_OBJECT) whose names start with `prefix` and end with `suffix`, by value.
+    public func objectSymbols(prefix: String, suffix: String) -> [Symbol] {
+        loadSymbols()
+        let suffixLength = suffix.utf8.count
+        return byAddress.filter { entry in
+            guard entry.type == STT_OBJECT, strncmp(entry.name, prefix, prefix.utf8.count) == 0 else { return false }
+            let length = strlen(entry.name)
+            return length >= suffixLength && strcmp(entry.name + length - suffixLength, suffix) == 0
+        }.map(\.symbol)
+    }
+
+    /// FNV-1a of a name's bytes.
+    private static func hash(_ bytes: UnsafePointer<CChar>) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        var cursor = bytes
+        while cursor.pointee != 0 {
+            hash = (hash ^ UInt64(UInt8(bitPattern: cursor.pointee))) &* 0x100_0000_01b3
+            cursor += 1
+        }
+        return hash
+    }
+
+    private static func hash(_ name: String) -> UInt64 { name.withCString { hash($0) } }
 
     private func loadSymbols() {
         guard !symbolsLoaded else { return }
         symbolsLoaded = true
+        var order: [(hash: UInt64, index: Int, entry: Entry)] = []
         var scn = elf_nextscn(elf, nil)
         while let current = scn {
             var shdr = GElf_Shdr()
@@ -145,16 +200,16 @@ public final class ElfFile {
                     guard gelf_getsym(data, Int32(index), &sym) != nil, sym.st_shndx != 0, sym.st_name != 0,
                           let cName = elf_strptr(elf, Int(shdr.sh_link), Int(sym.st_name)) else { continue }
                     let type = Int32(sym.st_info & 0xf)
-                    let symbol = Symbol(name: String(cString: cName), value: sym.st_value, size: sym.st_size,
-                                        isFunction: type == STT_FUNC, isObject: type == STT_OBJECT || type == STT_TLS)
-                    if symbolsByName[symbol.name] == nil || shdr.sh_type == SHT_SYMTAB {
-                        symbolsByName[symbol.name] = symbol
-                    }
-                    if type == STT_FUNC || type == STT_OBJECT { symbolsByAddress.append(symbol) }
+                    let entry = Entry(name: UnsafePointer(cName), value: sym.st_value, size: sym.st_size, type: type,
+                                      fromSymtab: shdr.sh_type == SHT_SYMTAB)
+                    order.append((ElfFile.hash(entry.name), order.count, entry))
+                    if type == STT_FUNC || type == STT_OBJECT { byAddress.append(entry) }
                 }
             }
             scn = elf_nextscn(elf, current)
         }
-        symbolsByAddress.sort { $0.value < $1.value }
+        order.sort { ($0.hash, $0.index) < ($1.hash, $1.index) }
+        byName = order.map { ($0.hash, $0.entry) }
+        byAddress.sort { $0.value < $1.value }
     }
 }

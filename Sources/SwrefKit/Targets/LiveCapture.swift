@@ -236,14 +236,41 @@ public enum LiveCapture {
         if let failure { throw failure }
     }
 
-    /// One flag per page: bit 63 (present) or 62 (swapped) of its pagemap entry; nil if unreadable.
+    /// One flag per page: bit 63 (present) or 62 (swapped) of its pagemap entry — unless it maps the
+    /// kernel's shared zero page, or is the marker userfaultfd write protection leaves in a page
+    /// never touched (swap type 0x1f with offset 1, and bit 57): the copy reads as zeros there
+    /// already, and a pre-copy would otherwise copy every page of a thread's 8 MiB stack. Nil if
+    /// unreadable.
     private static func residentPages(_ pagemap: Int32, at address: UInt64, pages: Int) -> [Bool]? {
         var entries = [UInt64](repeating: 0, count: pages)
         let wanted = pages * 8
         let got = entries.withUnsafeMutableBytes { pread(pagemap, $0.baseAddress, wanted, off_t(address / 4096 * 8)) }
         guard got == wanted else { return nil }
-        return entries.map { $0 & (3 << 62) != 0 }
+        let zero = zeroPageFrame.map { $0 | 1 << 63 } ?? 0
+        let marker: UInt64 = 1 << 62 | 1 << 57 | 0x3f
+        return entries.map { entry in
+            entry & (3 << 62) != 0 && entry & (1 << 63 | frameMask) != zero
+                && entry & (3 << 62 | 1 << 57 | frameMask) != marker
+        }
     }
+
+    static let frameMask: UInt64 = (1 << 55) - 1
+
+    /// The page frame of the shared zero page, which an anonymous page that was only ever read maps
+    /// (a write-protected range the kernel filled in: a pre-copy leaves every page of a thread's
+    /// 8 MiB stack mapped to it); nil when pagemap hides frames (without CAP_SYS_ADMIN).
+    static let zeroPageFrame: UInt64? = {
+        guard let page = mmap(nil, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), page != MAP_FAILED else { return nil }
+        defer { munmap(page, 4096) }
+        let pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC)
+        guard pagemap >= 0 else { return nil }
+        defer { close(pagemap) }
+        var entry: UInt64 = 0
+        guard madvise(page, 4096, 22 /* MADV_POPULATE_READ */) == 0,
+              pread(pagemap, &entry, 8, off_t(UInt(bitPattern: page) / 4096 * 8)) == 8,
+              entry >> 63 == 1, entry & frameMask != 0 else { return nil }
+        return entry & frameMask
+    }()
 
     private static func copy(_ reader: RemoteReader, region: MemoryRegion, range: Range<Int>, into buffer: UnsafeMutableRawPointer) throws {
         let pid = reader.pid
