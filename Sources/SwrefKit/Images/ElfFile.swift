@@ -52,8 +52,10 @@ public final class ElfFile {
     private var symbolsLoaded = false
     /// FUNC and OBJECT symbols, by value.
     private var byAddress: [Entry] = []
-    /// Every named symbol, by the hash of its name, then in table order.
-    private var byName: [(hash: UInt64, entry: Entry)] = []
+    /// Every named symbol in table order, with the hash of its name.
+    private var named: [(hash: UInt64, entry: Entry)] = []
+    /// Open addressing over `named` by hash (-1: empty slot), twice as many slots as symbols.
+    private var slots: [Int32] = []
 
     public init(path: String) throws {
         self.path = path
@@ -131,20 +133,21 @@ public final class ElfFile {
     /// A symbol by exact name (.symtab, else .dynsym), value unrelocated.
     public func symbol(named name: String) -> Symbol? {
         loadSymbols()
-        let hash = ElfFile.hash(name)
-        var low = 0, high = byName.count
-        while low < high {
-            let mid = (low + high) / 2
-            if byName[mid].hash < hash { low = mid + 1 } else { high = mid }
-        }
+        guard !slots.isEmpty else { return nil }
+        let hash = ElfFile.hash(name), mask = slots.count - 1
         // As a table filled in order would keep it: the last .symtab entry, else the first one.
-        var found: Entry? = nil
-        while low < byName.count && byName[low].hash == hash {
-            let entry = byName[low].entry
-            if found == nil || entry.fromSymtab, strcmp(entry.name, name) == 0 { found = entry }
-            low += 1
+        var first = Int.max, lastSymtab = -1
+        var slot = Int(truncatingIfNeeded: hash) & mask
+        while slots[slot] >= 0 {
+            let index = Int(slots[slot])
+            if named[index].hash == hash, strcmp(named[index].entry.name, name) == 0 {
+                first = min(first, index)
+                if named[index].entry.fromSymtab { lastSymtab = max(lastSymtab, index) }
+            }
+            slot = (slot + 1) & mask
         }
-        return found?.symbol
+        let index = lastSymtab >= 0 ? lastSymtab : first
+        return index == Int.max ? nil : named[index].entry.symbol
     }
 
     /// The symbol whose range holds `address` (unrelocated), or the nearest one below it.
@@ -188,7 +191,6 @@ public final class ElfFile {
     private func loadSymbols() {
         guard !symbolsLoaded else { return }
         symbolsLoaded = true
-        var order: [(hash: UInt64, index: Int, entry: Entry)] = []
         var scn = elf_nextscn(elf, nil)
         while let current = scn {
             var shdr = GElf_Shdr()
@@ -202,14 +204,20 @@ public final class ElfFile {
                     let type = Int32(sym.st_info & 0xf)
                     let entry = Entry(name: UnsafePointer(cName), value: sym.st_value, size: sym.st_size, type: type,
                                       fromSymtab: shdr.sh_type == SHT_SYMTAB)
-                    order.append((ElfFile.hash(entry.name), order.count, entry))
+                    named.append((ElfFile.hash(entry.name), entry))
                     if type == STT_FUNC || type == STT_OBJECT { byAddress.append(entry) }
                 }
             }
             scn = elf_nextscn(elf, current)
         }
-        order.sort { ($0.hash, $0.index) < ($1.hash, $1.index) }
-        byName = order.map { ($0.hash, $0.entry) }
+        var capacity = 16
+        while capacity < named.count * 2 { capacity *= 2 }
+        slots = [Int32](repeating: -1, count: capacity)
+        for (index, symbol) in named.enumerated() {
+            var slot = Int(truncatingIfNeeded: symbol.hash) & (capacity - 1)
+            while slots[slot] >= 0 { slot = (slot + 1) & (capacity - 1) }
+            slots[slot] = Int32(index)
+        }
         byAddress.sort { $0.value < $1.value }
     }
 }
