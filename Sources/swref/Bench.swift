@@ -96,7 +96,7 @@ extension Swref {
             print("  --capture fork total:            \(ms(median(forked.totals)))  (peak RSS \(formatBytes(UInt64(median(forked.peaks)))))")
             print("  --stop-the-world total:          \(ms(median(stopped.totals)))  (peak RSS \(formatBytes(UInt64(median(stopped.peaks)))))")
             let known = ["capture", "images", "malloc-heap", "objects", "address-index", "roots", "graph", "attribution", "leaks",
-                         "dominators", "dominator-attribution", "write"]
+                         "dominators", "dominator-attribution", "census", "profile", "write"]
             let order = known.filter { phases[$0] != nil } + phases.keys.filter { !known.contains($0) }.sorted()
             print("  phases:                          " + order.compactMap { name in phases[name].map { "\(name) \(ms(median($0)))" } }.joined(separator: ", "))
             // Every phase but the capture and the writing of the profile, whatever its name.

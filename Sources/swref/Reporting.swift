@@ -37,7 +37,14 @@ extension String {
 func report(_ analysis: HeapAnalysis, threads: [ThreadState], summary: String, output: OutputOptions,
             analysisOptions: AnalysisOptions, progress: ProgressReporter, mainBinary: String?,
             extraNotes: [String] = []) throws {
-    let census = analysis.census
+    // The census only where it is shown: the paths view needs the totals alone.
+    var censusMade: HeapCensus? = nil
+    func census() -> HeapCensus {
+        if let censusMade { return censusMade }
+        let made = analysis.measure("census") { analysis.census }
+        censusMade = made
+        return made
+    }
     let notes = analysis.notes + extraNotes
     switch output.format {
     case .text:
@@ -46,17 +53,17 @@ func report(_ analysis: HeapAnalysis, threads: [ThreadState], summary: String, o
                                                         attribution: analysisOptions.attribution.mode,
                                                         framework: analysisOptions.framework.mode, progress: progress) : nil
         progress.finish()
-        print(CensusReport.text(census, limit: output.limit, notes: notes), terminator: "")
+        print(CensusReport.text(census(), limit: output.limit, notes: notes), terminator: "")
         if let paths { print("\n" + FrameworkCharges(paths.attribution, objects: analysis.objects).text(), terminator: "") }
     case .pprof:
         var profile: PprofProfile
         switch output.view {
         case .types:
-            profile = CensusReport.profile(census, comments: notes)
+            profile = CensusReport.profile(census(), comments: notes)
         case .paths:
             let paths = analysis.referencePaths(threads: threads, maxDepth: analysisOptions.maxDepth, attribution: analysisOptions.attribution.mode,
                                                 framework: analysisOptions.framework.mode, progress: progress)
-            profile = ReferenceReport.profile(paths.attribution, objects: analysis.objects, comments: notes)
+            profile = analysis.measure("profile") { ReferenceReport.profile(paths.attribution, objects: analysis.objects, comments: notes) }
         }
         progress.finish()
         if let mainBinary { profile.mainBinary = mainBinary }
@@ -70,7 +77,7 @@ func report(_ analysis: HeapAnalysis, threads: [ThreadState], summary: String, o
                        + "; peak \(formatBytes(ProcFS.statusBytes(getpid(), "VmHWM")))")
         }
         for note in notes { printError("swref: note: \(note)") }
-        printError("swref: \(summary); \(census.totalCount) blocks, \(formatBytes(census.totalBytes)) in use; wrote \(output.output)")
+        printError("swref: \(summary); \(analysis.objects.count) blocks, \(formatBytes(analysis.heap.totalBytes)) in use; wrote \(output.output)")
     }
 }
 

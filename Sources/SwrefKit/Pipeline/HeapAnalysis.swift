@@ -53,6 +53,14 @@ public final class HeapAnalysis {
         phaseStart = now
     }
 
+    /// Runs `body` as a phase of its own in `timings` (a report's census, its profile).
+    public func measure<T>(_ phase: String, _ body: () throws -> T) rethrows -> T {
+        phaseStart = monotonicNanoseconds()
+        let result = try body()
+        lap(phase)
+        return result
+    }
+
     public init(source: MemorySource, sysroot: String = "", exactPaths: Set<String> = [], progress: ProgressReporter? = nil) {
         self.source = source
         progress?.update("reading images", done: 0, total: 1, unit: .items)
