@@ -7,18 +7,7 @@ enum Parallel {
     /// Runs `background` on a new thread and `foreground` on this one, and returns when both are
     /// done; both here, one after the other, on a single core or when no thread can be made.
     static func run(_ foreground: () -> Void, _ background: @escaping () -> Void) {
-        guard hasSecondCore else {
-            foreground()
-            background()
-            return
-        }
-        var thread = pthread_t()
-        let work = Unmanaged.passRetained(Work(background))
-        guard pthread_create(&thread, nil, { raw in
-            Unmanaged<Work>.fromOpaque(raw!).takeRetainedValue().body()
-            return nil
-        }, work.toOpaque()) == 0 else {
-            work.release()
+        guard hasSecondCore, let thread = spawn(background) else {
             foreground()
             background()
             return
@@ -29,6 +18,12 @@ enum Parallel {
 
     /// Runs `body` on a thread of its own that nobody waits for (here, if no thread can be made).
     static func detach(_ body: @escaping () -> Void) {
+        guard let thread = spawn(body) else { return body() }
+        pthread_detach(thread)
+    }
+
+    /// A new thread running `body`; nil when none can be made.
+    private static func spawn(_ body: @escaping () -> Void) -> pthread_t? {
         var thread = pthread_t()
         let work = Unmanaged.passRetained(Work(body))
         guard pthread_create(&thread, nil, { raw in
@@ -36,10 +31,9 @@ enum Parallel {
             return nil
         }, work.toOpaque()) == 0 else {
             work.release()
-            body()
-            return
+            return nil
         }
-        pthread_detach(thread)
+        return thread
     }
 
     private final class Work {
