@@ -122,11 +122,10 @@ public struct Attribution {
         // pass over all references (a per-child search of a holder's references would be
         // quadratic for a dictionary of a million values). Only an object's dominator writes its
         // label, so the holders split between two threads without a race.
-        let labels = DominatorLabels(objectCount: objects.count)
+        let dominatorLabel = DominatorLabels(objectCount: objects.count)
         let half = objects.count / 2
-        Parallel.run({ labels.find(holders: 0..<half, retained: retained, graph: graph) },
-                     { labels.find(holders: half..<objects.count, retained: retained, graph: graph) })
-        let dominatorLabel = labels
+        Parallel.run({ dominatorLabel.find(holders: 0..<half, retained: retained, graph: graph) },
+                     { dominatorLabel.find(holders: half..<objects.count, retained: retained, graph: graph) })
         for (index, root) in roots.enumerated() where root.kind != .leaked && index < retained.rootCount {
             let rootNode = Int32(retained.node(ofRoot: index))
             for (target, label) in zip(root.targets, root.labels)

@@ -11,6 +11,8 @@ final class HeapDominatorTree {
     /// Per object: for a leaf, its immediate dominator's preorder number; -1 otherwise.
     let leafDominator: UnsafeMutableBufferPointer<Int32>
     let objectCount: Int
+    /// The roots it was made with, `<leaked>` included.
+    let rootCount: Int
 
     init(objectCount n: Int, graph: ObjectGraph, roots: [Root], tiers: RootTiers, leaks: LeakReport) {
         // A numbering serves one tree: the tree walks the leaked objects into it.
@@ -20,6 +22,7 @@ final class HeapDominatorTree {
         numbering.used = true
         self.numbering = numbering
         objectCount = n
+        rootCount = roots.count
         let leaked = leaks.groups.flatMap(\.members)
         let rootRank = roots.map { RootTiers.rank(of: $0.kind) }
         tiers.tier.withUnsafeBufferPointer { tier in
@@ -104,7 +107,7 @@ final class HeapDominatorTree {
     }
 
     /// Every node's immediate dominator in that numbering; -1 when unreachable.
-    func immediateDominators(rootCount: Int) -> [Int32] {
+    func immediateDominators() -> [Int32] {
         let n = objectCount, offset = Int32(rootCount + 1)
         let vertex = numbering.vertex, number = numbering.number
         var idom = [Int32](repeating: -1, count: n + rootCount + 1)
@@ -127,7 +130,7 @@ final class HeapDominatorTree {
 
     /// Retained bytes and object counts per node, in that numbering. Sizes flow up the tree in
     /// decreasing preorder number: a node's dominator always has a smaller one.
-    func retainedSizes(size: (Int) -> UInt64, rootCount: Int) -> (bytes: [UInt64], counts: [UInt32]) {
+    func retainedSizes(size: (Int) -> UInt64) -> (bytes: [UInt64], counts: [UInt32]) {
         let n = objectCount, count = numbering.count, offset = rootCount + 1
         let number = numbering.number
         let bytes = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: count)

@@ -23,25 +23,9 @@ public struct ObjectGraph {
     /// The graph of consecutive parts, each holding the objects after the previous part's; a part
     /// may begin by finishing the previous part's last object, whose first edges that part holds.
     public init(concatenating parts: [ObjectGraph]) {
-        let edges = parts.reduce(0) { $0 + $1.targets.count }
         let objects = parts.reduce(0) { $0 + $1.edgeStart.count - 1 }
-        // Copied with no per-element checks: the parts of a large heap hold tens of millions of edges.
-        targets = Array(unsafeUninitializedCapacity: edges) { buffer, count in
-            for part in parts {
-                part.targets.withUnsafeBufferPointer { source in
-                    _ = UnsafeMutableBufferPointer(rebasing: buffer[count..<count + source.count]).initialize(from: source)
-                }
-                count += part.targets.count
-            }
-        }
-        labels = Array(unsafeUninitializedCapacity: edges) { buffer, count in
-            for part in parts {
-                part.labels.withUnsafeBufferPointer { source in
-                    _ = UnsafeMutableBufferPointer(rebasing: buffer[count..<count + source.count]).initialize(from: source)
-                }
-                count += part.labels.count
-            }
-        }
+        targets = ObjectGraph.joined(parts.map(\.targets))
+        labels = ObjectGraph.joined(parts.map(\.labels))
         edgeStart = Array(unsafeUninitializedCapacity: objects + 1) { buffer, count in
             buffer[0] = 0
             count = 1
@@ -52,6 +36,19 @@ public struct ObjectGraph {
                 }
                 count += part.edgeStart.count - 1
                 base += UInt32(part.targets.count)
+            }
+        }
+    }
+
+    /// The arrays one after another, copied with no per-element checks: the parts of a large heap
+    /// hold tens of millions of edges.
+    private static func joined<T>(_ arrays: [[T]]) -> [T] {
+        Array(unsafeUninitializedCapacity: arrays.reduce(0) { $0 + $1.count }) { buffer, count in
+            for array in arrays {
+                array.withUnsafeBufferPointer { source in
+                    _ = UnsafeMutableBufferPointer(rebasing: buffer[count..<count + source.count]).initialize(from: source)
+                }
+                count += array.count
             }
         }
     }

@@ -186,11 +186,9 @@ public final class ReferenceScanner {
         let usable = objects.sizes[index] - 8
         switch compiled[Int(objects.typeIndices[index])] {
         case .array(let slots, let stride, let start)?:
-            guard stride > 0, !slots.isEmpty, let count = readWord(address + 16), usable > UInt64(start) else { return nil }
-            return Int(min(count, (usable - UInt64(start)) / UInt64(stride)))
+            return slots.isEmpty ? nil : elementCount(address, usable: usable, stride: stride, start: start)
         case .dictionary?, .set?:
-            guard let scale = source.readBytes(address + 32, count: 1), scale[0] < 40 else { return nil }
-            return ((1 << Int(scale[0])) + 63) / 64
+            return bucketCount(address).map { ($0 + 63) / 64 }
         case .conservative?:
             return Int(usable / 8)
         default:
@@ -393,13 +391,9 @@ public final class ReferenceScanner {
         case .none:
             return
         case .conservative:
-            if let piece {
-                let words = ScanPlan.share(of: Int(usable / 8), piece: piece)
-                scanWords(from: address + UInt64(words.lowerBound * 8), to: address + UInt64(words.upperBound * 8),
-                          label: subObjectsLabel, emit: emit)
-            } else {
-                scanWords(from: address, to: address + usable, label: subObjectsLabel, emit: emit)
-            }
+            let words = piece.map { ScanPlan.share(of: Int(usable / 8), piece: $0) } ?? 0..<Int(usable / 8)
+            scanWords(from: address + UInt64(words.lowerBound * 8), to: address + UInt64(words.upperBound * 8),
+                      label: subObjectsLabel, emit: emit)
         case .fixed(let slots, let uncovered):
             guard piece?.index ?? 0 == 0 else { return }
             scan(slots, at: address, bucket: 0, emit: emit)
@@ -408,9 +402,7 @@ public final class ReferenceScanner {
                           label: subObjectsLabel, emit: emit)
             }
         case .array(let slots, let stride, let start):
-            guard stride > 0, !slots.isEmpty, let count = readWord(address + 16) else { return }
-            let capacity = (usable - UInt64(start)) / UInt64(stride)
-            let all = Int(min(count, capacity))
+            guard !slots.isEmpty, let all = elementCount(address, usable: usable, stride: stride, start: start) else { return }
             let elements = piece.map { ScanPlan.share(of: all, piece: $0) } ?? 0..<all
             for element in elements {
                 if element + Prefetch.distance < elements.upperBound {
@@ -454,8 +446,7 @@ public final class ReferenceScanner {
     /// share of the bitmap's words.
     private func forEachOccupiedBucket(_ address: UInt64, bitmap: UInt64, usable: UInt64, piece: (index: Int, count: Int)?,
                                        ahead: (Int) -> Void, _ body: (Int) -> Void) {
-        guard let scaleWord = source.readBytes(address + 32, count: 1), scaleWord[0] < 40 else { return }
-        let buckets = 1 << Int(scaleWord[0])
+        guard let buckets = bucketCount(address) else { return }
         let words = (buckets + 63) / 64
         guard bitmap + UInt64(words * 8) <= usable else { return }
         func occupied(_ word: Int) -> UInt64? {
@@ -482,6 +473,18 @@ public final class ReferenceScanner {
                 bits &= bits - 1
             }
         }
+    }
+
+    /// Native array storage: the count at +16, bounded by what fits in the block.
+    private func elementCount(_ address: UInt64, usable: UInt64, stride: Int, start: Int) -> Int? {
+        guard stride > 0, usable > UInt64(start), let count = readWord(address + 16) else { return nil }
+        return Int(min(count, (usable - UInt64(start)) / UInt64(stride)))
+    }
+
+    /// Native hash storage: 2^scale buckets, the scale in the byte at +32.
+    private func bucketCount(_ address: UInt64) -> Int? {
+        guard let scale = source.readBytes(address + 32, count: 1), scale[0] < 40 else { return nil }
+        return 1 << Int(scale[0])
     }
 
     private func compiledLayout(type: Int32, sample: UInt64) -> Frozen {

@@ -32,19 +32,17 @@ public struct RetainedSizes {
     /// - Parameter size: the bytes of object i.
     public init(objectCount: Int, size: (Int) -> UInt64, graph: ObjectGraph, roots: [Root], tiers: RootTiers, leaks: LeakReport) {
         rootCount = roots.count
-        let nodeCount = objectCount + roots.count + 1
         let tree = HeapDominatorTree(objectCount: objectCount, graph: graph, roots: roots, tiers: tiers, leaks: leaks)
         // The sizes and the order are independent passes over the tree: one on each core.
         var sizes: (bytes: [UInt64], counts: [UInt32]) = ([], [])
-        let tree2 = TreeOrder()
-        let rootCount = roots.count
-        Parallel.run({ sizes = tree.retainedSizes(size: size, rootCount: rootCount) }, {
-            tree2.idom = tree.immediateDominators(rootCount: rootCount)
-            tree2.order = RetainedSizes.topDownOrder(idom: tree2.idom)
+        let ordered = TreeOrder()
+        Parallel.run({ sizes = tree.retainedSizes(size: size) }, {
+            ordered.idom = tree.immediateDominators()
+            ordered.order = RetainedSizes.topDownOrder(idom: ordered.idom)
         })
         (retainedBytes, retainedCount) = sizes
-        idom = tree2.idom
-        topDown = tree2.order
+        idom = ordered.idom
+        topDown = ordered.order
     }
 
     /// Every node after its immediate dominator, and otherwise in node order: each node not yet
@@ -77,7 +75,7 @@ public struct RetainedSizes {
     public static func immediateDominators(objectCount: Int, graph: ObjectGraph, roots: [Root], tiers: RootTiers,
                                            leaks: LeakReport) -> [Int32] {
         HeapDominatorTree(objectCount: objectCount, graph: graph, roots: roots, tiers: tiers, leaks: leaks)
-            .immediateDominators(rootCount: roots.count)
+            .immediateDominators()
     }
 
     public func retainedBytes(ofObject object: Int) -> UInt64 { retainedBytes[node(ofObject: object)] }

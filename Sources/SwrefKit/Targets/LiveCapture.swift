@@ -209,16 +209,13 @@ public enum LiveCapture {
     /// faults the pages in ahead of the copy (`MADV_POPULATE_WRITE`, Linux 5.14+), the same pages
     /// the copy will write and no others.
     private static func copy(_ reader: RemoteReader, region: MemoryRegion, runs: [Range<Int>], into buffer: UnsafeMutableRawPointer) throws {
-        let total = runs.reduce(0) { $0 + $1.count }
-        guard total >= 32 << 20, Parallel.hasSecondCore else {
-            for run in runs { try copy(reader, region: region, range: run, into: buffer) }
-            return
-        }
+        func copyRuns() throws { for run in runs { try copy(reader, region: region, range: run, into: buffer) } }
+        guard runs.reduce(0, { $0 + $1.count }) >= 32 << 20, Parallel.hasSecondCore else { return try copyRuns() }
         var failure: Error? = nil
         let stop = StopFlag()
         Parallel.run({
             do {
-                for run in runs { try copy(reader, region: region, range: run, into: buffer) }
+                try copyRuns()
             } catch {
                 failure = error
             }
