@@ -37,6 +37,15 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Measures a built swref from outside (a separate program: swref itself stays free of Foundation).
+        .executableTarget(
+            name: "swref-bench",
+            dependencies: [
+                "SwrefKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks/swref-bench"
+        ),
         .testTarget(name: "SwrefKitTests", dependencies: ["SwrefKit", "CSwrefSystem"]),
     ]
 )

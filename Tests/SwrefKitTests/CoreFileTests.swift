@@ -204,7 +204,7 @@ final class CoreFileTests: XCTestCase {
 }
 
 /// A small deterministic generator, so a failing mutation can be replayed.
-struct SplitMix {
+struct SplitMix: RandomNumberGenerator {
     var state: UInt64
     init(seed: UInt64) { state = seed }
     mutating func next() -> UInt64 {

@@ -16,14 +16,14 @@ public struct AddressIndex {
         var words: UnsafeMutableBufferPointer<UInt64>
     }
 
-    private let addresses: [UInt64]
+    private let addresses: BlockAddresses
     private let sizes: BlockSizes
     private var areas: [Area] = []
     private let storage = Storage()
     private let lowest: UInt64
     private let highest: UInt64
 
-    public init(addresses: [UInt64], sizes: BlockSizes, memoryMap: MemoryMap) {
+    public init(addresses: BlockAddresses, sizes: BlockSizes, memoryMap: MemoryMap) {
         self.addresses = addresses
         self.sizes = sizes
         lowest = addresses.first ?? 0

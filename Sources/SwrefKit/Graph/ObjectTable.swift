@@ -2,17 +2,17 @@
 /// object graph. No object per node, so ten million blocks cost tens of bytes each.
 public struct ObjectTable {
     /// User addresses, ascending (object number order).
-    public let addresses: [UInt64]
+    public let addresses: BlockAddresses
     /// Chunk sizes as malloc counts them (header included).
     public let sizes: BlockSizes
     /// Index into `types`; 0 is the untyped `<malloc>` bucket.
-    public let typeIndices: [Int32]
+    public let typeIndices: TypeIndices
     public let types: [SwiftObjectRecognizer.TypeEntry]
 
     public var count: Int { addresses.count }
 
     public init(heap: MallocHeap, recognizer: SwiftObjectRecognizer, progress: ProgressReporter? = nil) {
-        var typeIndices = [Int32](repeating: 0, count: heap.count)
+        var typeIndices = TypeIndices(count: heap.count)
         let total = UInt64(heap.count)
         // An object with weak references keeps its counts in a side table, a block of its own: the
         // objects whose count word says so are noted on the way (the word shares the header's cache
@@ -32,17 +32,12 @@ public struct ObjectTable {
         self.sizes = heap.sizes
         var sideTable: Int32? = nil
         for address in withSideTables {
-            guard let table = ObjectTable.index(in: heap.addresses, of: address), typeIndices[table] == recognizer.mallocType else { continue }
+            guard let table = heap.addresses.index(of: address), typeIndices[table] == recognizer.mallocType else { continue }
             if sideTable == nil { sideTable = recognizer.sideTableType() }
             typeIndices[table] = sideTable!
         }
         self.typeIndices = typeIndices
         self.types = recognizer.types
-    }
-
-    static func index(in addresses: [UInt64], of address: UInt64) -> Int? {
-        let index = addresses.lowerBound(address)
-        return index < addresses.count && addresses[index] == address ? index : nil
     }
 
     /// The first object at or after `address`.

@@ -88,7 +88,7 @@ public final class RootFinder {
             for symbol in image.file.objectSymbols(prefix: "$s", suffix: "vp") {
                 let address = symbol.value &+ image.loadBias
                 guard named[address] == nil, symbol.size > 0, symbol.size < 1 << 20 else { continue }
-                var root = Root(name: globalName(image: image, unrelocated: symbol.value, fallback: symbol.name), kind: .global)
+                var root = Root(name: globalName(symbol.name), kind: .global)
                 scan(&root, from: address, to: address + symbol.size, namedVariable: true)
                 named[address] = root
             }
@@ -99,12 +99,14 @@ public final class RootFinder {
 
     /// `module.name` from the symbol at a global's address (`paths.registry : [Int : Session]`).
     private func globalName(image: LoadedImage, unrelocated: UInt64, fallback: String) -> String {
-        if let symbol = image.file.symbol(containing: unrelocated), symbol.value == unrelocated {
-            let demangled = Symbolizer.demangle(symbol.name)
-            if let colon = demangled.range(of: " : ") { return String(demangled[..<colon.lowerBound]) }
-            return demangled
-        }
+        if let symbol = image.file.symbol(containing: unrelocated), symbol.value == unrelocated { return globalName(symbol.name) }
         return "\(image.name).\(fallback)"
+    }
+
+    private func globalName(_ symbol: String) -> String {
+        let demangled = Symbolizer.demangle(symbol)
+        if let colon = demangled.range(of: " : ") { return String(demangled[..<colon.lowerBound]) }
+        return demangled
     }
 
     // MARK: Threads

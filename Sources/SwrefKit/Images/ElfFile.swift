@@ -34,28 +34,58 @@ public final class ElfFile {
 
     private let fd: Int32
     private let elf: OpaquePointer
-    /// A symbol as the tables keep it: its name stays in the mapped file, so that a library's tens
-    /// of thousands of symbols cost a few dozen bytes each, not a string and a dictionary entry
-    /// (held as strings, the symbols of the target's libraries were half of swref's own heap).
-    private struct Entry {
-        var name: UnsafePointer<CChar>
-        var value: UInt64
-        var size: UInt64
-        var type: Int32
-        var fromSymtab: Bool
-
-        var symbol: Symbol {
-            Symbol(name: String(cString: name), value: value, size: size, isFunction: type == STT_FUNC,
-                   isObject: type == STT_OBJECT || type == STT_TLS)
-        }
+    /// The symbol tables (.dynsym, .symtab) as libelf maps them. Symbols are read in place and
+    /// named by reference — table number in the top bit, index below — so that a library's tens of
+    /// thousands of symbols cost a few bytes each in swref (as strings and dictionary entries they
+    /// were half of swref's own heap; as 40-byte copies, 5 MiB for the Swift runtime alone).
+    private struct SymbolTable {
+        var data: UnsafeMutablePointer<Elf_Data>
+        var strings: Int
+        var count: Int
+        var isSymtab: Bool
     }
-    private var symbolsLoaded = false
-    /// FUNC and OBJECT symbols, by value.
-    private var byAddress: [Entry] = []
-    /// Every named symbol in table order, with the hash of its name.
-    private var named: [(hash: UInt64, entry: Entry)] = []
-    /// Open addressing over `named` by hash (-1: empty slot), twice as many slots as symbols.
-    private var slots: [Int32] = []
+    private lazy var tables: [SymbolTable] = {
+        var tables: [SymbolTable] = []
+        var scn = elf_nextscn(elf, nil)
+        while let current = scn, tables.count < 2 {
+            var shdr = GElf_Shdr()
+            if gelf_getshdr(current, &shdr) != nil, shdr.sh_type == SHT_SYMTAB || shdr.sh_type == SHT_DYNSYM,
+               shdr.sh_entsize > 0, shdr.sh_size / shdr.sh_entsize < 1 << 31, let data = elf_getdata(current, nil) {
+                tables.append(SymbolTable(data: data, strings: Int(shdr.sh_link), count: Int(shdr.sh_size / shdr.sh_entsize),
+                                          isSymtab: shdr.sh_type == SHT_SYMTAB))
+            }
+            scn = elf_nextscn(elf, current)
+        }
+        return tables
+    }()
+    /// FUNC and OBJECT symbols by value: of .symtab when there is one (.dynsym repeats a part of it).
+    private lazy var byAddress: [(value: UInt64, symbol: UInt32)] = {
+        let preferred = tables.indices.first { tables[$0].isSymtab } ?? tables.indices.first
+        var sorted: [(value: UInt64, symbol: UInt32)] = []
+        if let table = preferred {
+            forEachSymbol(in: table) { reference, sym, _ in
+                let type = Int32(sym.st_info & 0xf)
+                if type == STT_FUNC || type == STT_OBJECT { sorted.append((sym.st_value, reference)) }
+            }
+        }
+        sorted.sort { $0.value < $1.value }
+        return sorted
+    }()
+    /// Open addressing over every named symbol by the hash of its name (UInt32.max: empty), twice
+    /// as many slots as symbols; references grow in table order.
+    private lazy var slots: [UInt32] = {
+        var named: [(hash: UInt64, symbol: UInt32)] = []
+        for table in tables.indices { forEachSymbol(in: table) { reference, _, name in named.append((ElfFile.hash(name), reference)) } }
+        var capacity = 16
+        while capacity < named.count * 2 { capacity *= 2 }
+        var slots = [UInt32](repeating: .max, count: capacity)
+        for entry in named {
+            var slot = Int(truncatingIfNeeded: entry.hash) & (capacity - 1)
+            while slots[slot] != .max { slot = (slot + 1) & (capacity - 1) }
+            slots[slot] = entry.symbol
+        }
+        return slots
+    }()
 
     public init(path: String) throws {
         self.path = path
@@ -132,47 +162,66 @@ public final class ElfFile {
 
     /// A symbol by exact name (.symtab, else .dynsym), value unrelocated.
     public func symbol(named name: String) -> Symbol? {
-        loadSymbols()
         guard !slots.isEmpty else { return nil }
         let hash = ElfFile.hash(name), mask = slots.count - 1
         // As a table filled in order would keep it: the last .symtab entry, else the first one.
-        var first = Int.max, lastSymtab = -1
+        var first = UInt32.max, lastSymtab: UInt32? = nil
         var slot = Int(truncatingIfNeeded: hash) & mask
-        while slots[slot] >= 0 {
-            let index = Int(slots[slot])
-            if named[index].hash == hash, strcmp(named[index].entry.name, name) == 0 {
-                first = min(first, index)
-                if named[index].entry.fromSymtab { lastSymtab = max(lastSymtab, index) }
+        while slots[slot] != .max {
+            let reference = slots[slot]
+            if let (_, cName) = entry(reference), strcmp(cName, name) == 0 {
+                first = min(first, reference)
+                if tables[Int(reference >> 31)].isSymtab { lastSymtab = max(lastSymtab ?? 0, reference) }
             }
             slot = (slot + 1) & mask
         }
-        let index = lastSymtab >= 0 ? lastSymtab : first
-        return index == Int.max ? nil : named[index].entry.symbol
+        return symbol(lastSymtab ?? first)
     }
 
     /// The symbol whose range holds `address` (unrelocated), or the nearest one below it.
     public func symbol(containing address: UInt64) -> Symbol? {
-        loadSymbols()
-        var low = 0
-        var high = byAddress.count
-        while low < high {
-            let mid = (low + high) / 2
-            if byAddress[mid].value <= address { low = mid + 1 } else { high = mid }
-        }
-        guard low > 0 else { return nil }
-        let candidate = byAddress[low - 1]
-        return candidate.size == 0 || address < candidate.value + candidate.size ? candidate.symbol : nil
+        let after = byAddress.partitioningIndex { $0.value > address }
+        guard after > 0, let candidate = symbol(byAddress[after - 1].symbol) else { return nil }
+        return candidate.size == 0 || address < candidate.value + candidate.size ? candidate : nil
     }
 
-    /// Data symbols (STT_OBJECT) whose names start with `prefix` and end with `suffix`, by value.
+    /// Data symbols (STT_OBJECT) whose names start with `prefix` and end with `suffix`, by value:
+    /// one pass over the table, no index built.
     public func objectSymbols(prefix: String, suffix: String) -> [Symbol] {
-        loadSymbols()
+        guard let table = tables.indices.first(where: { tables[$0].isSymtab }) ?? tables.indices.first else { return [] }
         let suffixLength = suffix.utf8.count
-        return byAddress.filter { entry in
-            guard entry.type == STT_OBJECT, strncmp(entry.name, prefix, prefix.utf8.count) == 0 else { return false }
-            let length = strlen(entry.name)
-            return length >= suffixLength && strcmp(entry.name + length - suffixLength, suffix) == 0
-        }.map(\.symbol)
+        var found: [Symbol] = []
+        forEachSymbol(in: table) { reference, sym, name in
+            guard Int32(sym.st_info & 0xf) == STT_OBJECT, strncmp(name, prefix, prefix.utf8.count) == 0 else { return }
+            let length = strlen(name)
+            if length >= suffixLength && strcmp(name + length - suffixLength, suffix) == 0, let symbol = symbol(reference) {
+                found.append(symbol)
+            }
+        }
+        return found.sorted { $0.value < $1.value }
+    }
+
+    /// Every defined, named symbol of a table, with its reference.
+    private func forEachSymbol(in table: Int, _ body: (UInt32, GElf_Sym, UnsafePointer<CChar>) -> Void) {
+        for index in 0..<tables[table].count {
+            let reference = UInt32(table) << 31 | UInt32(index)
+            if let (sym, name) = entry(reference) { body(reference, sym, name) }
+        }
+    }
+
+    private func entry(_ reference: UInt32) -> (GElf_Sym, UnsafePointer<CChar>)? {
+        let table = tables[Int(reference >> 31)]
+        var sym = GElf_Sym()
+        guard gelf_getsym(table.data, Int32(reference & 0x7fff_ffff), &sym) != nil, sym.st_shndx != 0, sym.st_name != 0,
+              let name = elf_strptr(elf, table.strings, Int(sym.st_name)) else { return nil }
+        return (sym, UnsafePointer(name))
+    }
+
+    private func symbol(_ reference: UInt32) -> Symbol? {
+        guard reference != .max, let (sym, name) = entry(reference) else { return nil }
+        let type = Int32(sym.st_info & 0xf)
+        return Symbol(name: String(cString: name), value: sym.st_value, size: sym.st_size, isFunction: type == STT_FUNC,
+                      isObject: type == STT_OBJECT || type == STT_TLS)
     }
 
     /// FNV-1a of a name's bytes.
@@ -187,37 +236,4 @@ public final class ElfFile {
     }
 
     private static func hash(_ name: String) -> UInt64 { name.withCString { hash($0) } }
-
-    private func loadSymbols() {
-        guard !symbolsLoaded else { return }
-        symbolsLoaded = true
-        var scn = elf_nextscn(elf, nil)
-        while let current = scn {
-            var shdr = GElf_Shdr()
-            if gelf_getshdr(current, &shdr) != nil, shdr.sh_type == SHT_SYMTAB || shdr.sh_type == SHT_DYNSYM,
-               shdr.sh_entsize > 0, let data = elf_getdata(current, nil) {
-                let count = Int(shdr.sh_size / shdr.sh_entsize)
-                for index in 0..<count {
-                    var sym = GElf_Sym()
-                    guard gelf_getsym(data, Int32(index), &sym) != nil, sym.st_shndx != 0, sym.st_name != 0,
-                          let cName = elf_strptr(elf, Int(shdr.sh_link), Int(sym.st_name)) else { continue }
-                    let type = Int32(sym.st_info & 0xf)
-                    let entry = Entry(name: UnsafePointer(cName), value: sym.st_value, size: sym.st_size, type: type,
-                                      fromSymtab: shdr.sh_type == SHT_SYMTAB)
-                    named.append((ElfFile.hash(entry.name), entry))
-                    if type == STT_FUNC || type == STT_OBJECT { byAddress.append(entry) }
-                }
-            }
-            scn = elf_nextscn(elf, current)
-        }
-        var capacity = 16
-        while capacity < named.count * 2 { capacity *= 2 }
-        slots = [Int32](repeating: -1, count: capacity)
-        for (index, symbol) in named.enumerated() {
-            var slot = Int(truncatingIfNeeded: symbol.hash) & (capacity - 1)
-            while slots[slot] >= 0 { slot = (slot + 1) & (capacity - 1) }
-            slots[slot] = Int32(index)
-        }
-        byAddress.sort { $0.value < $1.value }
-    }
 }

@@ -1,42 +1,27 @@
-/// Chunk sizes, four bytes each: at ten million blocks the difference to `[UInt64]` is 40 MB of
-/// swref's peak. The rare chunk of 4 GiB or more (an mmapped one) keeps its size in a side table.
+/// Chunk sizes, two bytes each: glibc's chunks are multiples of 16 bytes, and all but blocks of a
+/// mebibyte or more (few, by their size) fit in 16 bits once divided by 16.
 public struct BlockSizes: RandomAccessCollection {
-    private var small: [UInt32] = []
-    private var large: [Int: UInt64] = [:]
+    private var column = NarrowColumn(shift: 4)
 
     public init() {}
 
     public var startIndex: Int { 0 }
-    public var endIndex: Int { small.count }
+    public var endIndex: Int { column.count }
 
     @inline(__always)
     public subscript(index: Int) -> UInt64 {
-        get {
-            let value = small[index]
-            return value == .max ? large[index]! : UInt64(value)
-        }
-        set {
-            if newValue >= UInt64(UInt32.max) {
-                small[index] = .max
-                large[index] = newValue
-            } else {
-                small[index] = UInt32(newValue)
-                if !large.isEmpty { large[index] = nil }
-            }
-        }
+        get { column[index] }
+        set { column[index] = newValue }
     }
 
-    public mutating func append(_ size: UInt64) {
-        small.append(0)
-        self[small.count - 1] = size
-    }
+    public mutating func append(_ size: UInt64) { column.append(size) }
 
-    public mutating func reserveCapacity(_ count: Int) { small.reserveCapacity(count) }
+    public mutating func reserveCapacity(_ count: Int) { column.reserveCapacity(count) }
 
-    public mutating func removeLast(_ count: Int) {
-        if !large.isEmpty { for index in (small.count - count)..<small.count { large[index] = nil } }
-        small.removeLast(count)
-    }
+    public mutating func removeLast(_ count: Int) { column.removeLast(count) }
+
+    /// Removes the rows at `indices` (ascending, distinct); the others keep their order.
+    mutating func removeRows(at indices: [Int]) { column.removeRows(at: indices) }
 
     /// The sizes in `order` (indices into these).
     func permuted(_ order: [Int]) -> BlockSizes {

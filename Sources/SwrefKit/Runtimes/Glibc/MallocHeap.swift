@@ -5,7 +5,7 @@
 /// what `mallinfo2()` counts.
 public struct MallocHeap {
     /// User pointers of in-use blocks, ascending.
-    public private(set) var addresses: [UInt64] = []
+    public private(set) var addresses = BlockAddresses()
     /// Chunk sizes, parallel to `addresses`.
     public private(set) var sizes = BlockSizes()
 
@@ -24,26 +24,16 @@ public struct MallocHeap {
         var walker = Walker(source: source)
         walker.run()
         // Each heap is walked in address order; with one arena (or arenas met in address order) the
-        // whole list is sorted already and is kept as it is, without a second copy of 16 bytes per block.
-        if !zip(walker.chunks, walker.chunks.dropFirst()).allSatisfy({ $0 < $1 }) {
+        // whole list is sorted already and is kept as it is, without a second copy of the list.
+        if !walker.ascending {
             let order = walker.chunks.indices.sorted { walker.chunks[$0] < walker.chunks[$1] }
-            walker.chunks = order.map { walker.chunks[$0] }
+            walker.chunks = walker.chunks.permuted(order)
             walker.chunkSizes = walker.chunkSizes.permuted(order)
         }
-        // Drop the chunks that sit in a tcache or fastbin list, in place; chunk → user pointer.
-        let free = walker.freeCached.sorted()
-        var nextFree = 0
-        var kept = 0
-        for index in walker.chunks.indices {
-            let chunk = walker.chunks[index]
-            while nextFree < free.count && free[nextFree] < chunk { nextFree += 1 }
-            if nextFree < free.count && free[nextFree] == chunk { continue }
-            walker.chunks[kept] = chunk + MallocLayout.chunkHeader
-            walker.chunkSizes[kept] = walker.chunkSizes[index]
-            kept += 1
-        }
-        walker.chunks.removeLast(walker.chunks.count - kept)
-        walker.chunkSizes.removeLast(walker.chunkSizes.count - kept)
+        // Drop the chunks that sit in a tcache or fastbin list (a few hundred), in place.
+        let free = walker.freeCached.compactMap { walker.chunks.index(of: $0 &+ MallocLayout.chunkHeader) }.sorted()
+        walker.chunks.removeRows(at: free)
+        walker.chunkSizes.removeRows(at: free)
         addresses = walker.chunks
         sizes = walker.chunkSizes
         arenaCount = walker.arenaCount
@@ -59,8 +49,10 @@ public struct MallocHeap {
 private struct Walker {
     let source: MemorySource
     var window: MemoryWindow
-    /// Address and size of every chunk that looks in use, in parallel.
-    var chunks: [UInt64] = []
+    /// User pointer and chunk size of every chunk that looks in use, in parallel.
+    var chunks = BlockAddresses()
+    /// Whether `chunks` ascends (the walk met its heaps in address order).
+    var ascending = true
     var chunkSizes = BlockSizes()
     var freeCached: Set<UInt64> = []
     var freeCachedBytes: UInt64 = 0
@@ -98,6 +90,7 @@ private struct Walker {
             guard let top = walkChunks(from: heap.start, to: heap.end), let arena = findMainArena(top: top) else {
                 chunks.removeLast(chunks.count - counts.0)
                 chunkSizes.removeLast(chunkSizes.count - counts.0)
+                ascending = true
                 tcacheCandidates.removeLast(tcacheCandidates.count - counts.1)
                 notes.removeLast(notes.count - counts.2)
                 continue
@@ -146,8 +139,7 @@ private struct Walker {
             if end - next < MallocLayout.chunkHeader { return chunk }
             guard let nextSize = window.word(next + 8) else { return nil }
             if nextSize & MallocLayout.prevInUse != 0 {
-                chunks.append(chunk)
-                chunkSizes.append(size)
+                add(chunk, size: size)
                 if size == MallocLayout.tcacheChunkSize { tcacheCandidates.append(chunk) }
             }
             chunk = next
@@ -155,6 +147,14 @@ private struct Walker {
             if steps > 1 << 31 { return nil }
         }
         return nil
+    }
+
+    @inline(__always)
+    mutating func add(_ chunk: UInt64, size: UInt64) {
+        let user = chunk + MallocLayout.chunkHeader
+        if let last = chunks.last, user <= last { ascending = false }
+        chunks.append(user)
+        chunkSizes.append(size)
     }
 
     /// main_arena is in libc's data; its `top` field holds the top chunk address we just found.
@@ -259,8 +259,7 @@ private struct Walker {
                 let size = sizeField & MallocLayout.sizeMask
                 // A memalign'd mmapped chunk starts after its padding (prev_size ≠ 0): not recognised here.
                 guard size >= 4096, size & 0xfff == 0, prevSize == 0, size <= region.end - chunk else { break }
-                chunks.append(chunk)
-                chunkSizes.append(size)
+                add(chunk, size: size)
                 mmappedCount += 1
                 mmappedBytes += size
                 chunk += size

@@ -1,0 +1,127 @@
+/// Block addresses, four bytes each instead of eight: rows come in groups of 4096, and a row keeps
+/// its offset, in 16-byte units, from its group's base. Addresses ascend, so a group spans little
+/// address space: up to 32 GiB from the first base, and as much again from a second base for the
+/// one jump a group may hold (the main heap to the mmap area). Anything else (a third window, an
+/// address off the 16-byte grain) goes to a side table.
+public struct BlockAddresses: RandomAccessCollection {
+    private static let groupShift = 12
+    private static let second: UInt32 = 0x8000_0000
+    private static let wideMark: UInt32 = .max
+
+    private var offsets: [UInt32] = []
+    /// Per group: the first base (its first row's address) and the second (0 while unused).
+    private var bases: [UInt64] = []
+    private var secondBases: [UInt64] = []
+    private var wide: [Int: UInt64] = [:]
+
+    public init() {}
+
+    public init(_ values: [UInt64]) {
+        reserveCapacity(values.count)
+        for value in values { append(value) }
+    }
+
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { offsets.count }
+
+    @inline(__always)
+    public subscript(index: Int) -> UInt64 {
+        get {
+            let offset = offsets[index], group = index >> BlockAddresses.groupShift
+            if offset < BlockAddresses.second { return bases[group] &+ UInt64(offset) << 4 }
+            return offset == BlockAddresses.wideMark ? wide[index]! : secondBases[group] &+ UInt64(offset & ~BlockAddresses.second) << 4
+        }
+        set {
+            let group = index >> BlockAddresses.groupShift
+            if offsets[index] == BlockAddresses.wideMark { wide[index] = nil }
+            if let offset = encode(newValue, from: bases[group]) {
+                offsets[index] = offset
+                return
+            }
+            if secondBases[group] == 0 { secondBases[group] = newValue }
+            if let offset = encode(newValue, from: secondBases[group]) {
+                offsets[index] = offset | BlockAddresses.second
+            } else {
+                offsets[index] = BlockAddresses.wideMark
+                wide[index] = newValue
+            }
+        }
+    }
+
+    /// The offset in 16-byte units when `value` sits on that grain less than 32 GiB above `base`.
+    @inline(__always)
+    private func encode(_ value: UInt64, from base: UInt64) -> UInt32? {
+        guard value >= base, value & 15 == base & 15 else { return nil }
+        let units = (value - base) >> 4
+        return units < UInt64(BlockAddresses.second) ? UInt32(units) : nil
+    }
+
+    public mutating func append(_ value: UInt64) {
+        if offsets.count >> BlockAddresses.groupShift == bases.count {
+            bases.append(value)
+            secondBases.append(0)
+        }
+        if let offset = encode(value, from: bases[bases.count - 1]) {
+            offsets.append(offset)
+        } else {
+            offsets.append(0)
+            self[offsets.count - 1] = value
+        }
+    }
+
+    public mutating func reserveCapacity(_ count: Int) { offsets.reserveCapacity(count) }
+
+    public mutating func removeLast(_ count: Int) {
+        if !wide.isEmpty { for index in (offsets.count - count)..<offsets.count where offsets[index] == BlockAddresses.wideMark { wide[index] = nil } }
+        offsets.removeLast(count)
+        let groups = (offsets.count + (1 << BlockAddresses.groupShift) - 1) >> BlockAddresses.groupShift
+        bases.removeLast(bases.count - groups)
+        secondBases.removeLast(secondBases.count - groups)
+    }
+
+    /// Removes the rows at `indices` (ascending, distinct); the others keep their order. A row
+    /// that stays in its group keeps its offset as it is.
+    mutating func removeRows(at indices: [Int]) {
+        guard let first = indices.first else { return }
+        var kept = first, next = 0
+        for index in first..<offsets.count {
+            let offset = offsets[index]
+            if next < indices.count && indices[next] == index {
+                next += 1
+                if offset == BlockAddresses.wideMark { wide[index] = nil }
+                continue
+            }
+            if index >> BlockAddresses.groupShift == kept >> BlockAddresses.groupShift && offset != BlockAddresses.wideMark {
+                offsets[kept] = offset
+            } else {
+                let value = self[index]
+                if offset == BlockAddresses.wideMark { wide[index] = nil }
+                self[kept] = value
+            }
+            kept += 1
+        }
+        removeLast(offsets.count - kept)
+    }
+
+    /// The addresses in `order` (indices into these).
+    func permuted(_ order: [Int]) -> BlockAddresses {
+        var result = BlockAddresses()
+        result.reserveCapacity(order.count)
+        for index in order { result.append(self[index]) }
+        return result
+    }
+}
+
+extension BlockAddresses {
+    /// The row holding exactly `address`.
+    func index(of address: UInt64) -> Int? {
+        let index = lowerBound(address)
+        return index < count && self[index] == address ? index : nil
+    }
+
+    /// The index of the first address not below `value` (`count` when there is none).
+    func lowerBound(_ value: UInt64) -> Int { partitioningIndex { $0 >= value } }
+
+    /// The index of the first address above `value`.
+    func upperBound(_ value: UInt64) -> Int { partitioningIndex { $0 > value } }
+}

@@ -1,0 +1,95 @@
+@testable import SwrefKit
+import XCTest
+
+/// The object table's compact columns against plain arrays of the same values: addresses in four
+/// bytes (group bases, one jump per group, a side table for the rest), sizes and type numbers in two.
+final class CompactColumnTests: XCTestCase {
+    /// Ascending runs the way malloc lays blocks out, with jumps between heaps and mmapped chunks
+    /// (some farther than the 32 GiB a base reaches), off-grain and very large values, and, when
+    /// `shuffledRuns`, the runs in the order an arena list might give them.
+    func addressesAndSizes(_ seed: UInt64, shuffledRuns: Bool) -> [(UInt64, UInt64)] {
+        var random = SplitMix(seed: seed)
+        var runs: [[(UInt64, UInt64)]] = []
+        var address: UInt64 = 0x5555_0000_0000
+        for _ in 0..<Int(random.next() % 8 + 1) {
+            var run: [(UInt64, UInt64)] = []
+            for _ in 0..<Int(random.next() % 9000) {
+                let size: UInt64
+                switch random.next() % 100 {
+                case 0: size = (random.next() % (1 << 34)) & ~15   // beyond 16 bits of 16-byte units
+                case 1: size = random.next() % 100_000                // off the 16-byte grain
+                default: size = 32 + (random.next() % 64) * 16
+                }
+                run.append((address, size))
+                address += max(size, 16) & ~15 + (random.next() % 4 == 0 ? 16 : 0)
+                if random.next() % 3000 == 0 { address += 8 }          // off the grain from here on
+            }
+            runs.append(run)
+            // The next heap: nearby, or past what one base reaches.
+            address += random.next() % 2 == 0 ? random.next() % (1 << 30) * 16 : (64 << 30) + (random.next() % (1 << 40)) * 16
+        }
+        if shuffledRuns { runs.shuffle(using: &random) }
+        return runs.flatMap { $0 }
+    }
+
+    func testColumnsKeepEveryValue() {
+        for seed in 1...24 as ClosedRange<UInt64> {
+            let rows = addressesAndSizes(seed, shuffledRuns: seed % 2 == 0)
+            var addresses = BlockAddresses(), sizes = BlockSizes()
+            var types = TypeIndices(count: rows.count)
+            var random = SplitMix(seed: seed &* 7)
+            var expectedTypes: [Int32] = []
+            for (index, (address, size)) in rows.enumerated() {
+                addresses.append(address)
+                sizes.append(size)
+                let type = random.next() % 50 == 0 ? Int32(70_000 + random.next() % 1000) : Int32(random.next() % 3000)
+                types[index] = type
+                expectedTypes.append(type)
+            }
+            assertSame(addresses, rows.map(\.0), "seed \(seed): addresses")
+            assertSame(sizes, rows.map(\.1), "seed \(seed): sizes")
+            assertSame(types, expectedTypes, "seed \(seed): type numbers")
+
+            // Overwrite some rows with values from elsewhere (other groups, other windows).
+            var expected = rows
+            for _ in 0..<min(rows.count, 200) {
+                let index = Int(random.next() % UInt64(rows.count)), from = Int(random.next() % UInt64(rows.count))
+                addresses[index] = rows[from].0
+                sizes[index] = rows[from].1
+                expected[index] = rows[from]
+            }
+            assertSame(addresses, expected.map(\.0), "seed \(seed): overwritten addresses")
+            assertSame(sizes, expected.map(\.1), "seed \(seed): overwritten sizes")
+
+            // Remove scattered rows, as the malloc walk drops the chunks in tcache and fastbin lists.
+            let removed = Set((0..<Int(random.next() % 300)).map { _ in Int(random.next() % UInt64(max(rows.count, 1))) })
+                .filter { $0 < rows.count }.sorted()
+            addresses.removeRows(at: removed)
+            sizes.removeRows(at: removed)
+            let removedSet = Set(removed)
+            let kept = expected.indices.filter { !removedSet.contains($0) }.map { expected[$0] }
+            assertSame(addresses, kept.map(\.0), "seed \(seed): addresses after removal")
+            assertSame(sizes, kept.map(\.1), "seed \(seed): sizes after removal")
+
+            // Sorted, then searched.
+            let order = kept.indices.sorted { kept[$0].0 < kept[$1].0 }
+            let sorted = addresses.permuted(order)
+            let plain = order.map { kept[$0].0 }
+            assertSame(sorted, plain, "seed \(seed): sorted")
+            for probe in order.prefix(50) {
+                let value = kept[probe].0
+                XCTAssertEqual(sorted[sorted.lowerBound(value)], value)
+                XCTAssertEqual(sorted.upperBound(value), plain.upperBound(value))
+            }
+        }
+    }
+
+    /// Names the first row that differs, rather than printing millions of values.
+    func assertSame<C: Collection>(_ column: C, _ expected: [C.Element], _ what: String, line: UInt = #line)
+    where C.Element: Equatable {
+        XCTAssertEqual(column.count, expected.count, "\(what): row count", line: line)
+        if let row = zip(column, expected).enumerated().first(where: { $0.element.0 != $0.element.1 }) {
+            XCTFail("\(what): row \(row.offset) is \(row.element.0), expected \(row.element.1)", line: line)
+        }
+    }
+}
