@@ -30,11 +30,10 @@ public struct AddressIndex {
         highest = addresses.isEmpty ? 0 : addresses[addresses.count - 1] &+ sizes[sizes.count - 1]
         var index = 0
         for region in memoryMap.regions where index < addresses.count {
-            while index < addresses.count && addresses[index] < region.start { index += 1 }
+            index = addresses.lowerBound(region.start)
             guard index < addresses.count, region.contains(addresses[index]) else { continue }
             let first = index
-            var last = index
-            while last + 1 < addresses.count && addresses[last + 1] < region.end { last += 1 }
+            let last = addresses.lowerBound(region.end) - 1
             // The bitmap spans the blocks, not the mapping: a mapping's size can be anything in a
             // damaged core, the blocks were all read from memory that exists.
             let start = max(region.start, addresses[first] & ~15)

@@ -19,11 +19,13 @@ public struct ObjectTable {
         // line; a second pass over ten million headers would read them all again).
         var withSideTables: [UInt64] = []
         var window = MemoryWindow(source: recognizer.source)
+        let addresses = heap.addresses, sizes = heap.sizes
         for index in 0..<heap.count {
+            let address = addresses[index]
             // Usable bytes of a chunk: its size less the 8-byte size field.
-            let type = recognizer.classify(heap.addresses[index], usableSize: heap.sizes[index] - 8)
+            let type = recognizer.classify(address, usableSize: sizes[index] - 8)
             typeIndices[index] = type
-            if type != recognizer.mallocType, let word = window.word(heap.addresses[index] + 8), RefCountWord(raw: word).usesSideTable {
+            if type != recognizer.mallocType, let word = window.word(address + 8), RefCountWord(raw: word).usesSideTable {
                 withSideTables.append(RefCountWord(raw: word).sideTable)
             }
             if index & 0xffff == 0 { progress?.update("recognising objects", done: UInt64(index), total: total, unit: .items) }
@@ -38,6 +40,13 @@ public struct ObjectTable {
         }
         self.typeIndices = typeIndices
         self.types = recognizer.types
+    }
+
+    /// The objects of the types of one kind, in order (none, without a pass, when no type is of it).
+    public func objects(ofKind kind: HeapObjectKind) -> [Int] {
+        let wanted = types.map { $0.kind == kind }
+        guard wanted.contains(true) else { return [] }
+        return (0..<count).filter { wanted[Int(typeIndices[$0])] }
     }
 
     /// The first object at or after `address`.

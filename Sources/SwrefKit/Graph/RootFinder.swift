@@ -148,7 +148,7 @@ public final class RootFinder {
     private func taskRoots() -> [Root] {
         var roots: [Root] = []
         var frameSizes: [UInt64: UInt64] = [:]
-        for object in 0..<objects.count where objects.types[Int(objects.typeIndices[object])].kind == .task {
+        for object in objects.objects(ofKind: .task) {
             let address = objects.addresses[object]
             guard let task = AsyncTask(at: address, source: source) else { continue }
             let name = "task #\(task.id)"
@@ -193,7 +193,7 @@ public final class RootFinder {
     /// each continuation and the block it carries, scanned word by word), then the queue itself.
     private func dispatchRoots() -> [Root] {
         var roots: [Root] = []
-        for object in 0..<objects.count where objects.types[Int(objects.typeIndices[object])].kind == .dispatchQueue {
+        for object in objects.objects(ofKind: .dispatchQueue) {
             let queue = objects.addresses[object]
             let label = source.readWord(queue + 72).flatMap { $0 == 0 ? nil : source.readCString($0, limit: 256) } ?? "0x\(String(queue, radix: 16))"
             var blocks = Root(name: "dispatch queue \(label) › block", kind: .dispatch)

@@ -43,6 +43,10 @@ public final class ElfFile {
         var strings: Int
         var count: Int
         var isSymtab: Bool
+        /// The entries and names in place, when libelf hands them over as they are (a 64-bit file of
+        /// this machine's byte order; a string table that ends in NUL): no call per symbol.
+        var entries: UnsafePointer<Elf64_Sym>?
+        var names: UnsafeBufferPointer<CChar>?
     }
     private lazy var tables: [SymbolTable] = {
         var tables: [SymbolTable] = []
@@ -51,8 +55,18 @@ public final class ElfFile {
             var shdr = GElf_Shdr()
             if gelf_getshdr(current, &shdr) != nil, shdr.sh_type == SHT_SYMTAB || shdr.sh_type == SHT_DYNSYM,
                shdr.sh_entsize > 0, shdr.sh_size / shdr.sh_entsize < 1 << 31, let data = elf_getdata(current, nil) {
-                tables.append(SymbolTable(data: data, strings: Int(shdr.sh_link), count: Int(shdr.sh_size / shdr.sh_entsize),
-                                          isSymtab: shdr.sh_type == SHT_SYMTAB))
+                var table = SymbolTable(data: data, strings: Int(shdr.sh_link), count: Int(shdr.sh_size / shdr.sh_entsize),
+                                        isSymtab: shdr.sh_type == SHT_SYMTAB)
+                if gelf_getclass(elf) == ELFCLASS64, data.pointee.d_type == ELF_T_SYM, let entries = data.pointee.d_buf,
+                   data.pointee.d_size >= table.count * MemoryLayout<Elf64_Sym>.stride,
+                   Int(bitPattern: entries) % MemoryLayout<Elf64_Sym>.alignment == 0,
+                   let section = elf_getscn(elf, table.strings), let strings = elf_getdata(section, nil),
+                   let names = strings.pointee.d_buf, strings.pointee.d_size > 0,
+                   names.load(fromByteOffset: strings.pointee.d_size - 1, as: CChar.self) == 0 {
+                    table.entries = UnsafePointer(entries.assumingMemoryBound(to: Elf64_Sym.self))
+                    table.names = UnsafeBufferPointer(start: names.assumingMemoryBound(to: CChar.self), count: strings.pointee.d_size)
+                }
+                tables.append(table)
             }
             scn = elf_nextscn(elf, current)
         }
@@ -209,8 +223,14 @@ public final class ElfFile {
         }
     }
 
+    @inline(__always)
     private func entry(_ reference: UInt32) -> (GElf_Sym, UnsafePointer<CChar>)? {
         let table = tables[Int(reference >> 31)]
+        if let entries = table.entries, let names = table.names {
+            let sym = entries[Int(reference & 0x7fff_ffff)]
+            guard sym.st_shndx != 0, sym.st_name != 0, Int(sym.st_name) < names.count else { return nil }
+            return (sym, names.baseAddress! + Int(sym.st_name))
+        }
         var sym = GElf_Sym()
         guard gelf_getsym(table.data, Int32(reference & 0x7fff_ffff), &sym) != nil, sym.st_shndx != 0, sym.st_name != 0,
               let name = elf_strptr(elf, table.strings, Int(sym.st_name)) else { return nil }
