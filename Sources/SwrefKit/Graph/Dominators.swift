@@ -59,7 +59,7 @@ public enum Dominators {
             }
         }
         // In node order, not preorder: the edges are read sequentially.
-        let predecessors = Predecessors(count: reached) { _, body in
+        let predecessors = Predecessors(count: reached) { body in
             for v in 0..<n where order[v] >= 0 {
                 for e in Int(edgeStart[v])..<Int(edgeStart[v + 1]) {
                     let w = order[Int(targets[e])]
@@ -85,30 +85,31 @@ public enum Dominators {
         let list: UnsafeMutableBufferPointer<Int32>
 
         /// - Parameter edges: calls its body with (from, to) preorder numbers for every edge
-        ///   between numbered nodes, in any order but the same both times (`true` the first).
+        ///   between numbered nodes, in any order.
         @inline(__always)
-        init(count: Int, edges: (Bool, (Int32, Int32) -> Void) -> Void) {
+        init(count: Int, edges: ((Int32, Int32) -> Void) -> Void) {
             let earliest = UnsafeMutableBufferPointer<Int32>.allocate(capacity: max(count, 1))
             for i in 0..<count { earliest[i] = Int32(i) }
             let start = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: count + 1)
             start.initialize(repeating: 0)
-            var total = 0
-            edges(true) { from, to in
+            // The listed ones are noted as they come rather than found by a second pass over every
+            // edge: on a heap they are few, and each edge costs a cache miss or two to classify.
+            var later: [(from: Int32, to: Int32)] = []
+            edges { from, to in
                 if from < to {
                     if from < earliest[Int(to)] { earliest[Int(to)] = from }
                 } else if from > to {
                     start[Int(to) + 1] += 1
-                    total += 1
+                    later.append((from, to))
                 }
             }
             for i in 0..<count { start[i + 1] += start[i] }
-            let list = UnsafeMutableBufferPointer<Int32>.allocate(capacity: max(total, 1))
-            if total > 0 {
+            let list = UnsafeMutableBufferPointer<Int32>.allocate(capacity: max(later.count, 1))
+            if !later.isEmpty {
                 let fill = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: count + 1)
                 defer { fill.deallocate() }
                 _ = fill.initialize(from: start)
-                edges(false) { from, to in
-                    guard from > to else { return }
+                for (from, to) in later {
                     list[Int(fill[Int(to)])] = from
                     fill[Int(to)] += 1
                 }

@@ -75,10 +75,9 @@ final class HeapDominatorTree {
                             }
                         }
                     }
-                    let predecessors = Dominators.Predecessors(count: count) { first, body in
+                    let predecessors = Dominators.Predecessors(count: count) { body in
                         forEachEdge { from, to in
                             if to >= 0 { body(from, to); return }
-                            guard first else { return }
                             let leaf = Int(-1 - to)
                             if leafDominator[leaf] < 0 { leafDominator[leaf] = from } else { moreHolders.append((Int32(leaf), from)) }
                         }
