@@ -2,7 +2,6 @@
 #include "CSwrefSystem.h"
 
 #include <errno.h>
-#include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,9 +149,4 @@ int swref_continue(pid_t pid, int signal) { return (int)ptrace(PTRACE_CONT, pid,
 
 int swref_event_message(pid_t pid, unsigned long *message) {
   return (int)ptrace(PTRACE_GETEVENTMSG, pid, NULL, message);
-}
-
-void swref_reuse_freed_memory(size_t keep) {
-  mallopt(M_MMAP_MAX, 0);
-  mallopt(M_TRIM_THRESHOLD, keep > (size_t)INT32_MAX ? INT32_MAX : (int)keep);
 }

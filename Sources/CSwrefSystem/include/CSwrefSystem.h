@@ -254,11 +254,6 @@ char *__cxa_demangle(const char *mangled, char *output, size_t *length, int *sta
 /// targets of a container's elements a few dozen elements ahead, so that their misses overlap.
 static inline void swref_prefetch(const void *address) { __builtin_prefetch(address); }
 
-/// From now on, malloc keeps the memory of freed blocks for the next ones (no mmap per large block,
-/// no trimming below `keep` bytes): the passes after the graph allocate and free arrays of millions
-/// of entries in turn, and each fresh mapping costs a page fault and a zeroed page per 4 KiB.
-void swref_reuse_freed_memory(size_t keep);
-
 /// A flag one thread sets and another polls (the capture's page-faulting helper stops on it).
 static inline int32_t swref_atomic_load(const int32_t *flag) { return __atomic_load_n(flag, __ATOMIC_ACQUIRE); }
 static inline void swref_atomic_store(int32_t *flag, int32_t value) { __atomic_store_n(flag, value, __ATOMIC_RELEASE); }

@@ -1,5 +1,4 @@
 import Glibc
-import CSwrefSystem
 /// The object graph, its roots, and the path that attributes each object.
 public struct ReferencePaths {
     public let graph: ObjectGraph
@@ -133,16 +132,7 @@ public final class HeapAnalysis {
         let streaming = releaseMemoryAfterScan && ProcFS.environment("SWREF_KEEP_COPY") != "1"
         let graph = scanner.buildGraph(progress: progress, streaming: streaming)
         // From here on only the graph is used: the copy of the target's memory can go.
-        if releaseMemoryAfterScan, let snapshot = source as? Snapshot {
-            snapshot.releaseCopies()
-            // The passes to come allocate and free arrays of an entry per object in turn; fresh
-            // mappings for each cost a fault and a zeroed page per 4 KiB (about a tenth of their
-            // time). Freed memory is kept for reuse when what they hold at most (the graph, the
-            // dominator state) fits in what the copy held, so that swref's peak cannot move.
-            let later = RetainedSizes.estimatedMemory(objects: objects.count, edges: graph.edgeCount, roots: roots.count + 1)
-                + UInt64(graph.edgeCount) * 8 + UInt64(objects.count) * 8
-            if later < snapshot.copiedBytes { swref_reuse_freed_memory(Int(snapshot.copiedBytes)) }
-        }
+        if releaseMemoryAfterScan { (source as? Snapshot)?.releaseCopies() }
         lap("graph")
         // Dominators if wanted and if they fit; the tiers' walk then numbers the heap for them.
         var wantsDominators = mode == .dominator || mode == .firstPathWithRetained
