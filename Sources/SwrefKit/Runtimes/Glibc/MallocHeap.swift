@@ -26,12 +26,24 @@ public struct MallocHeap {
         // Each heap is walked in address order; with one arena (or arenas met in address order) the
         // whole list is sorted already and is kept as it is, without a second copy of the list.
         if !walker.ascending {
-            let order = walker.chunks.indices.sorted { walker.chunks[$0] < walker.chunks[$1] }
+            let order = walker.orderByRuns() ?? walker.chunks.indices.sorted { walker.chunks[$0] < walker.chunks[$1] }
             walker.chunks = walker.chunks.permuted(order)
             walker.chunkSizes = walker.chunkSizes.permuted(order)
         }
-        // Drop the chunks that sit in a tcache or fastbin list (a few hundred), in place.
-        let free = walker.freeCached.compactMap { walker.chunks.index(of: $0 &+ MallocLayout.chunkHeader) }.sorted()
+        // Drop the chunks that sit in a tcache or fastbin list, in place: a few hundred are looked up
+        // one by one; the millions a freeing program keeps in its fastbins, in one pass.
+        let cached = walker.freeCached.map { $0 &+ MallocLayout.chunkHeader }.sorted()
+        var free: [Int] = []
+        if cached.count * 32 < walker.chunks.count {
+            free = cached.compactMap { walker.chunks.index(of: $0) }
+        } else if let first = cached.first {
+            var next = 0
+            for index in walker.chunks.lowerBound(first)..<walker.chunks.count where next < cached.count {
+                let address = walker.chunks[index]
+                while next < cached.count && cached[next] < address { next += 1 }
+                if next < cached.count && cached[next] == address { free.append(index) }
+            }
+        }
         walker.chunks.removeRows(at: free)
         walker.chunkSizes.removeRows(at: free)
         addresses = walker.chunks
@@ -53,6 +65,9 @@ private struct Walker {
     var chunks = BlockAddresses()
     /// Whether `chunks` ascends (the walk met its heaps in address order).
     var ascending = true
+    /// Where each heap's chunks, or each mapping's mmapped chunks, begin in `chunks`: ascending
+    /// runs over address ranges that do not overlap.
+    var runStarts: [Int] = []
     var chunkSizes = BlockSizes()
     var freeCached: Set<UInt64> = []
     var freeCachedBytes: UInt64 = 0
@@ -91,6 +106,7 @@ private struct Walker {
                 chunks.removeLast(chunks.count - counts.0)
                 chunkSizes.removeLast(chunkSizes.count - counts.0)
                 ascending = true
+                runStarts.removeAll { $0 >= counts.0 }
                 tcacheCandidates.removeLast(tcacheCandidates.count - counts.1)
                 notes.removeLast(notes.count - counts.2)
                 continue
@@ -121,6 +137,7 @@ private struct Walker {
 
     /// Walks chunks from `start`; returns the last chunk (the top chunk) when the walk reached `end`.
     mutating func walkChunks(from start: UInt64, to end: UInt64, stopAt top: UInt64? = nil) -> UInt64? {
+        beginRun()
         var chunk = start
         var steps = 0
         // Sizes come from target memory and may be anything: compared with what is left, never added.
@@ -147,6 +164,23 @@ private struct Walker {
             if steps > 1 << 31 { return nil }
         }
         return nil
+    }
+
+    mutating func beginRun() {
+        if runStarts.last != chunks.count { runStarts.append(chunks.count) }
+    }
+
+    /// The order that sorts `chunks`, from its runs: sorted by their first address and laid end to
+    /// end, when they do not overlap (nil otherwise). Linear, where sorting millions of rows by a
+    /// comparison that decodes both is not.
+    func orderByRuns() -> [Int]? {
+        let bounds = runStarts + [chunks.count]
+        var runs: [Range<Int>] = []
+        for (start, end) in zip(bounds, bounds.dropFirst()) where start < end { runs.append(start..<end) }
+        runs.sort { chunks[$0.lowerBound] < chunks[$1.lowerBound] }
+        for (run, next) in zip(runs, runs.dropFirst()) where chunks[run.upperBound - 1] >= chunks[next.lowerBound] { return nil }
+        for run in runs where zip(run, run.dropFirst()).contains(where: { chunks[$0] >= chunks[$1] }) { return nil }
+        return runs.flatMap { $0 }
     }
 
     @inline(__always)
@@ -252,6 +286,7 @@ private struct Walker {
     mutating func walkMmappedChunks() {
         for region in source.memoryMap.regions where region.isAnonymous && region.readable && region.writable {
             if arenaRegions.contains(region.start) { continue }
+            beginRun()
             var chunk = region.start
             while chunk + 4096 <= region.end {
                 guard let prevSize = source.readWord(chunk), let sizeField = source.readWord(chunk + 8),
