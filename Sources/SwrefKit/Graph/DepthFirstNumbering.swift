@@ -7,8 +7,8 @@
 /// from their holders' (`HeapDominatorTree`). On a heap of byte arrays and strings that is often
 /// half the objects.
 ///
-/// (Recording each reference's target number and counts during the walk, to spare the tree its two
-/// passes over the references, was slower: the walk meets references in a random order.)
+/// (Recording each reference's target number and counts during the walk, to spare the tree its pass
+/// over the references, was slower: the walk meets references in a random order.)
 final class DepthFirstNumbering {
     static let unvisited: Int32 = -1
     static let leaf: Int32 = -2

@@ -49,19 +49,16 @@ struct NarrowColumn {
 
     /// Removes the rows at `indices` (ascending, distinct); the others keep their order.
     mutating func removeRows(at indices: [Int]) {
-        guard let first = indices.first else { return }
-        var kept = first, next = 0
-        for index in first..<narrow.count {
-            let value = narrow[index]
-            if next < indices.count && indices[next] == index {
-                next += 1
-                if value == .max { wide[index] = nil }
-                continue
+        let kept = compactRows(count: narrow.count, removing: indices) { row, destination in
+            let value = narrow[row]
+            guard let destination else {
+                if value == .max { wide[row] = nil }
+                return
             }
-            // Every row from `first` on has been moved or dropped by now: `kept`'s own side entry is gone.
-            if value == .max { wide[kept] = wide.removeValue(forKey: index) }
-            narrow[kept] = value
-            kept += 1
+            // Every row from the first removed one on has been moved or dropped by now: the
+            // destination's own side entry is gone.
+            if value == .max { wide[destination] = wide.removeValue(forKey: row) }
+            narrow[destination] = value
         }
         removeLast(narrow.count - kept)
     }
@@ -70,4 +67,24 @@ struct NarrowColumn {
         if !wide.isEmpty { for index in (narrow.count - count)..<narrow.count where narrow[index] == .max { wide[index] = nil } }
         narrow.removeLast(count)
     }
+}
+
+/// Removes rows from a column in place: walks the rows from the first removed one on, calling
+/// `step(row, nil)` for each removed row and `step(row, destination)` for each kept one, which
+/// moves down to close the gaps. `removed` must be ascending and distinct. Returns how many rows
+/// remain; the caller drops the rest.
+@inline(__always)
+func compactRows(count: Int, removing removed: [Int], _ step: (_ row: Int, _ destination: Int?) -> Void) -> Int {
+    guard let first = removed.first else { return count }
+    var kept = first, next = 0
+    for row in first..<count {
+        if next < removed.count && removed[next] == row {
+            next += 1
+            step(row, nil)
+        } else {
+            step(row, kept)
+            kept += 1
+        }
+    }
+    return kept
 }

@@ -13,11 +13,11 @@ extension RandomAccessCollection where Index == Int {
     }
 }
 
-extension Array where Element: Comparable {
+extension RandomAccessCollection where Index == Int, Element: Comparable {
     /// The index of the first element not less than `value` (`count` when there is none); the
-    /// array must be sorted.
+    /// collection must be sorted.
     func lowerBound(_ value: Element) -> Int { partitioningIndex { $0 >= value } }
 
-    /// The index of the first element greater than `value`; the array must be sorted.
+    /// The index of the first element greater than `value`; the collection must be sorted.
     func upperBound(_ value: Element) -> Int { partitioningIndex { $0 > value } }
 }

@@ -82,23 +82,19 @@ public struct BlockAddresses: RandomAccessCollection {
     /// Removes the rows at `indices` (ascending, distinct); the others keep their order. A row
     /// that stays in its group keeps its offset as it is.
     mutating func removeRows(at indices: [Int]) {
-        guard let first = indices.first else { return }
-        var kept = first, next = 0
-        for index in first..<offsets.count {
-            let offset = offsets[index]
-            if next < indices.count && indices[next] == index {
-                next += 1
-                if offset == BlockAddresses.wideMark { wide[index] = nil }
-                continue
+        let kept = compactRows(count: offsets.count, removing: indices) { row, destination in
+            let offset = offsets[row]
+            guard let destination else {
+                if offset == BlockAddresses.wideMark { wide[row] = nil }
+                return
             }
-            if index >> BlockAddresses.groupShift == kept >> BlockAddresses.groupShift && offset != BlockAddresses.wideMark {
-                offsets[kept] = offset
+            if row >> BlockAddresses.groupShift == destination >> BlockAddresses.groupShift && offset != BlockAddresses.wideMark {
+                offsets[destination] = offset
             } else {
-                let value = self[index]
-                if offset == BlockAddresses.wideMark { wide[index] = nil }
-                self[kept] = value
+                let value = self[row]
+                if offset == BlockAddresses.wideMark { wide[row] = nil }
+                self[destination] = value
             }
-            kept += 1
         }
         removeLast(offsets.count - kept)
     }
@@ -118,10 +114,4 @@ extension BlockAddresses {
         let index = lowerBound(address)
         return index < count && self[index] == address ? index : nil
     }
-
-    /// The index of the first address not below `value` (`count` when there is none).
-    func lowerBound(_ value: UInt64) -> Int { partitioningIndex { $0 >= value } }
-
-    /// The index of the first address above `value`.
-    func upperBound(_ value: UInt64) -> Int { partitioningIndex { $0 > value } }
 }

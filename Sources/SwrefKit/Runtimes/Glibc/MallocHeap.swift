@@ -38,7 +38,8 @@ public struct MallocHeap {
             free = cached.compactMap { walker.chunks.index(of: $0) }
         } else if let first = cached.first {
             var next = 0
-            for index in walker.chunks.lowerBound(first)..<walker.chunks.count where next < cached.count {
+            for index in walker.chunks.lowerBound(first)..<walker.chunks.count {
+                guard next < cached.count else { break }
                 let address = walker.chunks[index]
                 while next < cached.count && cached[next] < address { next += 1 }
                 if next < cached.count && cached[next] == address { free.append(index) }
