@@ -35,6 +35,16 @@ void *swref_grow_mapping(void *mapping, size_t old_size, size_t new_size) {
   return moved == MAP_FAILED ? NULL : moved;
 }
 
+void *swref_move_pages(void *from, size_t size, void *to) {
+  void *moved = to ? mremap(from, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, to) : mremap(from, size, size, MREMAP_MAYMOVE, NULL);
+  return moved == MAP_FAILED ? NULL : moved;
+}
+
+void *swref_take_pages(void *from, size_t size) {
+  void *moved = mremap(from, size, size, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, NULL);  // the address must be given: no hint
+  return moved == MAP_FAILED ? NULL : moved;
+}
+
 ssize_t swref_read_remote(pid_t pid, void *local, uint64_t remote, size_t length) {
   struct iovec l = {local, length};
   struct iovec r = {(void *)(uintptr_t)remote, length};

@@ -75,6 +75,7 @@ func report(_ analysis: HeapAnalysis, threads: [ThreadState], summary: String, o
             printError("swref: timings " + phases.map { "\($0.phase.replacingOccurrences(" ", "-"))=\(formatMilliseconds($0.nanoseconds).replacingOccurrences(" ", ""))" }.joined(separator: " "))
             printError("swref: resident after " + analysis.residentAfter.map { "\($0.phase): \(formatBytes($0.bytes))" }.joined(separator: ", ")
                        + "; peak \(formatBytes(ProcFS.statusBytes(getpid(), "VmHWM")))")
+            printError("swref: page faults " + analysis.faults.map { "\($0.phase): \($0.count)" }.joined(separator: ", "))
         }
         for note in notes { printError("swref: note: \(note)") }
         printError("swref: \(summary); \(analysis.objects.count) blocks, \(formatBytes(analysis.heap.totalBytes)) in use; wrote \(output.output)")

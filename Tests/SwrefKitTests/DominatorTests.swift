@@ -129,7 +129,7 @@ final class DominatorTests: XCTestCase {
             }
             let numbered = rng.next() % 2 == 0
             let tiers = RootTiers(objectCount: n, graph: graph, roots: roots, numbered: numbered)
-            XCTAssertEqual(tiers.tier, expectedTier, "round \(round): tiers")
+            XCTAssertEqual(Array(tiers.tier), expectedTier, "round \(round): tiers")
             // Some unreached objects as leak members, under the <leaked> pseudo-root.
             let unreached = (0..<n).filter { expectedTier[$0] == RootTiers.unreached }.map(Int32.init)
             let members = unreached.filter { _ in rng.next() % 2 == 0 }
@@ -164,8 +164,8 @@ final class DominatorTests: XCTestCase {
                     u = expected[u]
                 }
             }
-            XCTAssertEqual(sizes.retainedBytes, bytes, "round \(round): retained bytes")
-            XCTAssertEqual(sizes.retainedCount, counts, "round \(round): retained counts")
+            XCTAssertEqual(Array(sizes.retainedBytes), bytes, "round \(round): retained bytes")
+            XCTAssertEqual(Array(sizes.retainedCount), counts, "round \(round): retained counts")
             var seen = Set<Int32>()
             for node in sizes.topDown {
                 XCTAssert(node == 0 || seen.contains(sizes.idom[Int(node)]), "round \(round): \(node) before its dominator")

@@ -22,6 +22,13 @@ int swref_get_regs(pid_t tid, struct user_regs_struct *regs);
 pid_t swref_wait_thread(pid_t tid, int *status, int nohang);
 /// mremap(2) with MREMAP_MAYMOVE (variadic, so not imported): the grown mapping, or NULL with errno.
 void *swref_grow_mapping(void *mapping, size_t old_size, size_t new_size);
+/// Moves the pages of `from..<from+size` (inside one mapping) to `to`, replacing what was mapped
+/// there (mremap with MREMAP_FIXED); to NULL, wherever the kernel chooses. The pages' new address,
+/// or NULL with errno.
+void *swref_move_pages(void *from, size_t size, void *to);
+/// Moves the pages of `from..<from+size` (inside one private anonymous mapping) to a new address,
+/// leaving `from` mapped, reading zeros (MREMAP_DONTUNMAP, Linux 5.7): the new address, or NULL.
+void *swref_take_pages(void *from, size_t size);
 /// Reads `length` bytes of `pid` at `remote` into `local`; returns bytes read or -1.
 ssize_t swref_read_remote(pid_t pid, void *local, uint64_t remote, size_t length);
 

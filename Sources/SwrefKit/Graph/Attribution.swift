@@ -13,7 +13,7 @@ public struct Attribution {
 
     public private(set) var nodes: [PathNode] = []
     /// The node of each object; -1 when no root reaches it (until `attributeLeaks`).
-    public private(set) var nodeOf: [Int32]
+    public private(set) var nodeOf: PooledArray<Int32>
     public private(set) var roots: [Root]
     public let names: FrameNames
     private var children: [UInt64: Int32] = [:]
@@ -27,7 +27,7 @@ public struct Attribution {
         self.names = names
         self.roots = roots
         self.maxDepth = maxDepth
-        nodeOf = [Int32](repeating: -1, count: objectCount)
+        nodeOf = PooledArray(repeating: -1, count: objectCount)
     }
 
     /// Every reachable object on its first path.
@@ -100,7 +100,7 @@ public struct Attribution {
         nodes = []
         children = [:]
         recentChildren = DirectMappedCache()
-        nodeOf = [Int32](repeating: -1, count: nodeOf.count)
+        nodeOf.withUnsafeMutableBufferPointer { $0.update(repeating: -1) }
         var rootNodes = [Int32](repeating: -1, count: roots.count + 1)
         var typeLabels: [Int32: UInt32] = [:]
         func rootNode(_ root: Int) -> Int32 {
@@ -134,23 +134,31 @@ public struct Attribution {
             }
         }
         let rootCount = retained.rootCount
-        for node in retained.topDown {
-            guard let object = retained.object(ofNode: Int(node)) else { continue }
-            let dominator = Int(retained.idom[Int(node)])
-            let parent: Int32
-            var label: UInt32? = nil
-            if dominator == 0 {
-                parent = rootNode(rootCount)
-            } else if let holder = retained.object(ofNode: dominator) {
-                parent = nodeOf[holder]
-                label = dominatorLabel[object] == .max ? nil : dominatorLabel[object]
-            } else {
-                let root = dominator - 1
-                parent = rootNode(root)
-                label = roots[root].kind == .leaked ? groupFrame[Int32(object)]
-                    : (dominatorLabel[object] == .max ? nil : dominatorLabel[object])
+        // Out of `self` while `child` (which changes `self`) is called for each object.
+        var nodeOf = self.nodeOf
+        self.nodeOf = PooledArray()
+        defer { self.nodeOf = nodeOf }
+        nodeOf.withUnsafeMutableBufferPointer { nodeOf in
+            retained.idom.withUnsafeBufferPointer { idom in
+                for node in retained.topDown {
+                    guard let object = retained.object(ofNode: Int(node)) else { continue }
+                    let dominator = Int(idom[Int(node)])
+                    let parent: Int32
+                    var label: UInt32? = nil
+                    if dominator == 0 {
+                        parent = rootNode(rootCount)
+                    } else if let holder = retained.object(ofNode: dominator) {
+                        parent = nodeOf[holder]
+                        label = dominatorLabel[object] == .max ? nil : dominatorLabel[object]
+                    } else {
+                        let root = dominator - 1
+                        parent = rootNode(root)
+                        label = roots[root].kind == .leaked ? groupFrame[Int32(object)]
+                            : (dominatorLabel[object] == .max ? nil : dominatorLabel[object])
+                    }
+                    nodeOf[object] = child(parent, label ?? typeLabel(object), Int32(object))
+                }
             }
-            nodeOf[object] = child(parent, label ?? typeLabel(object), Int32(object))
         }
     }
 
@@ -195,11 +203,11 @@ private final class DominatorLabels {
     private let labels: UnsafeMutableBufferPointer<UInt32>
 
     init(objectCount: Int) {
-        labels = .allocate(capacity: max(objectCount, 1))
+        labels = .allocatePooled(capacity: max(objectCount, 1))
         labels.initialize(repeating: .max)
     }
 
-    deinit { labels.deallocate() }
+    deinit { labels.deallocatePooled() }
 
     /// The labels of the references that `holders` hold to the objects they dominate.
     /// Unchecked buffers: every index is an object or node number the graph was built with.

@@ -27,18 +27,18 @@ final class DepthFirstNumbering {
     private(set) var rootNumber: [Int32] = []
 
     init(objectCount: Int, rootCount: Int) {
-        number = .allocate(capacity: max(objectCount, 1))
+        number = .allocatePooled(capacity: max(objectCount, 1))
         number.initialize(repeating: DepthFirstNumbering.unvisited)
         // Every root, the `<leaked>` one that may be added later, the super-root, the objects.
         let nodes = objectCount + rootCount + 2
-        vertex = .allocate(capacity: nodes)
-        parent = .allocate(capacity: nodes)
+        vertex = .allocatePooled(capacity: nodes)
+        parent = .allocatePooled(capacity: nodes)
         vertex[0] = DepthFirstNumbering.superRoot
         parent[0] = 0
     }
 
     deinit {
-        for buffer in [number, vertex, parent] { buffer.deallocate() }
+        for buffer in [number, vertex, parent] { buffer.deallocatePooled() }
     }
 
     static func rootCode(_ root: Int) -> Int32 { -2 - Int32(root) }

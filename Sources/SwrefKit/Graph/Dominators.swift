@@ -21,11 +21,11 @@ public enum Dominators {
     /// Unchecked buffers: every index is a node or edge number of a well-formed graph.
     private static func immediateDominators(edgeStart: UnsafeBufferPointer<UInt32>, targets: UnsafeBufferPointer<Int32>,
                                             nodeCount n: Int, root: Int) -> [Int32] {
-        let order = UnsafeMutableBufferPointer<Int32>.allocate(capacity: n)  // node → preorder number
+        let order = UnsafeMutableBufferPointer<Int32>.allocatePooled(capacity: n)  // node → preorder number
         order.initialize(repeating: -1)
-        let vertex = UnsafeMutableBufferPointer<Int32>.allocate(capacity: n)  // preorder number → node
-        let parent = UnsafeMutableBufferPointer<Int32>.allocate(capacity: n)  // preorder number → parent's
-        defer { order.deallocate(); vertex.deallocate(); parent.deallocate() }
+        let vertex = UnsafeMutableBufferPointer<Int32>.allocatePooled(capacity: n)  // preorder number → node
+        let parent = UnsafeMutableBufferPointer<Int32>.allocatePooled(capacity: n)  // preorder number → parent's
+        defer { order.deallocatePooled(); vertex.deallocatePooled(); parent.deallocatePooled() }
         var reached = 0
         do {
             let stackNodes = UnsafeMutableBufferPointer<Int32>.allocate(capacity: n)
@@ -68,7 +68,7 @@ public enum Dominators {
             }
         }
         let dominator = semiNCA(parent: UnsafeBufferPointer(rebasing: parent[0..<reached]), predecessors: predecessors)
-        defer { dominator.deallocate(); predecessors.deallocate() }
+        defer { dominator.deallocatePooled(); predecessors.deallocate() }
         var idom = [Int32](repeating: -1, count: n)
         for i in 0..<reached { idom[Int(vertex[i])] = vertex[Int(dominator[i])] }
         return idom
@@ -88,9 +88,9 @@ public enum Dominators {
         ///   between numbered nodes, in any order.
         @inline(__always)
         init(count: Int, edges: ((Int32, Int32) -> Void) -> Void) {
-            let earliest = UnsafeMutableBufferPointer<Int32>.allocate(capacity: max(count, 1))
+            let earliest = UnsafeMutableBufferPointer<Int32>.allocatePooled(capacity: max(count, 1))
             for i in 0..<count { earliest[i] = Int32(i) }
-            let start = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: count + 1)
+            let start = UnsafeMutableBufferPointer<UInt32>.allocatePooled(capacity: count + 1)
             start.initialize(repeating: 0)
             // The listed ones are noted as they come rather than found by a second pass over every
             // edge: on a heap they are few, and each edge costs a cache miss or two to classify.
@@ -104,10 +104,10 @@ public enum Dominators {
                 }
             }
             for i in 0..<count { start[i + 1] += start[i] }
-            let list = UnsafeMutableBufferPointer<Int32>.allocate(capacity: max(later.count, 1))
+            let list = UnsafeMutableBufferPointer<Int32>.allocatePooled(capacity: max(later.count, 1))
             if !later.isEmpty {
-                let fill = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: count + 1)
-                defer { fill.deallocate() }
+                let fill = UnsafeMutableBufferPointer<UInt32>.allocatePooled(capacity: count + 1)
+                defer { fill.deallocatePooled() }
                 _ = fill.initialize(from: start)
                 for (from, to) in later {
                     list[Int(fill[Int(to)])] = from
@@ -119,7 +119,7 @@ public enum Dominators {
             self.list = list
         }
 
-        func deallocate() { earliest.deallocate(); start.deallocate(); list.deallocate() }
+        func deallocate() { earliest.deallocatePooled(); start.deallocatePooled(); list.deallocatePooled() }
     }
 
     /// The immediate dominator of every node of a depth-first numbering, by preorder number (the
@@ -129,13 +129,13 @@ public enum Dominators {
     /// The caller deallocates the result.
     static func semiNCA(parent: UnsafeBufferPointer<Int32>, predecessors: Predecessors) -> UnsafeMutableBufferPointer<Int32> {
         let reached = parent.count
-        let dominator = UnsafeMutableBufferPointer<Int32>.allocate(capacity: max(reached, 1))
+        let dominator = UnsafeMutableBufferPointer<Int32>.allocatePooled(capacity: max(reached, 1))
         _ = dominator.initialize(from: parent)
         if reached > 0 { dominator[0] = 0 }
-        let semi = UnsafeMutableBufferPointer<Int32>.allocate(capacity: max(reached, 1))
-        let label = UnsafeMutableBufferPointer<Int32>.allocate(capacity: max(reached, 1))
-        let ancestor = UnsafeMutableBufferPointer<Int32>.allocate(capacity: max(reached, 1))
-        defer { semi.deallocate(); label.deallocate(); ancestor.deallocate() }
+        let semi = UnsafeMutableBufferPointer<Int32>.allocatePooled(capacity: max(reached, 1))
+        let label = UnsafeMutableBufferPointer<Int32>.allocatePooled(capacity: max(reached, 1))
+        let ancestor = UnsafeMutableBufferPointer<Int32>.allocatePooled(capacity: max(reached, 1))
+        defer { semi.deallocatePooled(); label.deallocatePooled(); ancestor.deallocatePooled() }
         for i in 0..<reached {
             semi[i] = predecessors.earliest[i]
             label[i] = Int32(i)

@@ -37,7 +37,7 @@ final class HeapDominatorTree {
         }
         let count = numbering.count
         let number = numbering.number, rootNumber = numbering.rootNumber
-        let leafDominator = UnsafeMutableBufferPointer<Int32>.allocate(capacity: max(n, 1))
+        let leafDominator = UnsafeMutableBufferPointer<Int32>.allocatePooled(capacity: max(n, 1))
         leafDominator.initialize(repeating: -1)
         self.leafDominator = leafDominator
         // A leaf's holders beyond the first, to meet once the dominators are known.
@@ -95,8 +95,8 @@ final class HeapDominatorTree {
     }
 
     deinit {
-        dominator.deallocate()
-        leafDominator.deallocate()
+        dominator.deallocatePooled()
+        leafDominator.deallocatePooled()
     }
 
     /// Node numbering of `RetainedSizes`: 0 the super-root, 1…R the roots, objects from R+1.
@@ -106,10 +106,10 @@ final class HeapDominatorTree {
     }
 
     /// Every node's immediate dominator in that numbering; -1 when unreachable.
-    func immediateDominators() -> [Int32] {
+    func immediateDominators() -> PooledArray<Int32> {
         let n = objectCount, offset = Int32(rootCount + 1)
         let vertex = numbering.vertex, number = numbering.number
-        var idom = [Int32](repeating: -1, count: n + rootCount + 1)
+        var idom = PooledArray<Int32>(repeating: -1, count: n + rootCount + 1)
         idom.withUnsafeMutableBufferPointer { idom in
             idom[0] = 0
             for (root, pre) in numbering.rootNumber.enumerated() where pre >= 0 {
@@ -129,14 +129,14 @@ final class HeapDominatorTree {
 
     /// Retained bytes and object counts per node, in that numbering. Sizes flow up the tree in
     /// decreasing preorder number: a node's dominator always has a smaller one.
-    func retainedSizes(size: (Int) -> UInt64) -> (bytes: [UInt64], counts: [UInt32]) {
+    func retainedSizes(size: (Int) -> UInt64) -> (bytes: PooledArray<UInt64>, counts: PooledArray<UInt32>) {
         let n = objectCount, count = numbering.count, offset = rootCount + 1
         let number = numbering.number
-        let bytes = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: count)
-        let counts = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: count)
+        let bytes = UnsafeMutableBufferPointer<UInt64>.allocatePooled(capacity: count)
+        let counts = UnsafeMutableBufferPointer<UInt32>.allocatePooled(capacity: count)
         bytes.initialize(repeating: 0)
         counts.initialize(repeating: 0)
-        defer { bytes.deallocate(); counts.deallocate() }
+        defer { bytes.deallocatePooled(); counts.deallocatePooled() }
         for v in 0..<n {
             let p = number[v]
             let holder = p >= 0 ? Int(p) : (p == DepthFirstNumbering.leaf ? Int(leafDominator[v]) : -1)
@@ -150,18 +150,22 @@ final class HeapDominatorTree {
             counts[d] += counts[i]
         }
         // An object no root reaches retains itself, as does a leaf.
-        var nodeBytes = [UInt64](repeating: 0, count: n + offset)
-        var nodeCounts = [UInt32](repeating: 0, count: n + offset)
-        nodeBytes[0] = bytes[0]
-        nodeCounts[0] = counts[0]
-        for (root, pre) in numbering.rootNumber.enumerated() where pre >= 0 {
-            nodeBytes[root + 1] = bytes[Int(pre)]
-            nodeCounts[root + 1] = counts[Int(pre)]
-        }
-        for v in 0..<n {
-            let p = number[v]
-            nodeBytes[v + offset] = p >= 0 ? bytes[Int(p)] : size(v)
-            nodeCounts[v + offset] = p >= 0 ? counts[Int(p)] : 1
+        var nodeBytes = PooledArray<UInt64>(repeating: 0, count: n + offset)
+        var nodeCounts = PooledArray<UInt32>(repeating: 0, count: n + offset)
+        nodeBytes.withUnsafeMutableBufferPointer { nodeBytes in
+            nodeCounts.withUnsafeMutableBufferPointer { nodeCounts in
+                nodeBytes[0] = bytes[0]
+                nodeCounts[0] = counts[0]
+                for (root, pre) in numbering.rootNumber.enumerated() where pre >= 0 {
+                    nodeBytes[root + 1] = bytes[Int(pre)]
+                    nodeCounts[root + 1] = counts[Int(pre)]
+                }
+                for v in 0..<n {
+                    let p = number[v]
+                    nodeBytes[v + offset] = p >= 0 ? bytes[Int(p)] : size(v)
+                    nodeCounts[v + offset] = p >= 0 ? counts[Int(p)] : 1
+                }
+            }
         }
         return (nodeBytes, nodeCounts)
     }

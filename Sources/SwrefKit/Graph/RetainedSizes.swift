@@ -6,11 +6,11 @@
 public struct RetainedSizes {
     public let rootCount: Int
     /// Immediate dominator of every node; -1 if unreachable.
-    public let idom: [Int32]
-    public let retainedBytes: [UInt64]
-    public let retainedCount: [UInt32]
+    public let idom: PooledArray<Int32>
+    public let retainedBytes: PooledArray<UInt64>
+    public let retainedCount: PooledArray<UInt32>
     /// Reachable nodes, every node after its immediate dominator.
-    public let topDown: [Int32]
+    public let topDown: PooledArray<Int32>
 
     @inline(__always) public func node(ofObject object: Int) -> Int { object + rootCount + 1 }
     @inline(__always) public func object(ofNode node: Int) -> Int? { node > rootCount ? node - rootCount - 1 : nil }
@@ -34,7 +34,7 @@ public struct RetainedSizes {
         rootCount = roots.count
         let tree = HeapDominatorTree(objectCount: objectCount, graph: graph, roots: roots, tiers: tiers, leaks: leaks)
         // The sizes and the order are independent passes over the tree: one on each core.
-        var sizes: (bytes: [UInt64], counts: [UInt32]) = ([], [])
+        var sizes: (bytes: PooledArray<UInt64>, counts: PooledArray<UInt32>) = (PooledArray(), PooledArray())
         let ordered = TreeOrder()
         Parallel.run({ sizes = tree.retainedSizes(size: size) }, {
             ordered.idom = tree.immediateDominators()
@@ -49,22 +49,29 @@ public struct RetainedSizes {
     /// placed brings the chain of dominators above it that are not placed either. Node order keeps
     /// the passes over the arrays (here and in the attribution) nearly sequential, where the
     /// depth-first preorder jumps around a heap whose objects were allocated out of order.
-    static func topDownOrder(idom: [Int32]) -> [Int32] {
+    static func topDownOrder(idom: PooledArray<Int32>) -> PooledArray<Int32> {
         let nodeCount = idom.count
-        var order = [Int32](); order.reserveCapacity(nodeCount)
-        var placed = [Bool](repeating: false, count: nodeCount)
+        var placed = PooledArray<Bool>(repeating: false, count: nodeCount)
         var chain: [Int32] = []
-        for v in 0..<nodeCount where idom[v] >= 0 && !placed[v] {
-            var u = v
-            while !placed[u] {
-                placed[u] = true
-                chain.append(Int32(u))
-                if idom[u] == Int32(u) { break } // the super-root
-                u = Int(idom[u])
+        return idom.withUnsafeBufferPointer { idom in
+            placed.withUnsafeMutableBufferPointer { placed in
+                PooledArray(unsafeUninitializedCapacity: nodeCount) { order, count in
+                    for v in 0..<nodeCount where idom[v] >= 0 && !placed[v] {
+                        var u = v
+                        while !placed[u] {
+                            placed[u] = true
+                            chain.append(Int32(u))
+                            if idom[u] == Int32(u) { break } // the super-root
+                            u = Int(idom[u])
+                        }
+                        while let w = chain.popLast() {
+                            order[count] = w
+                            count += 1
+                        }
+                    }
+                }
             }
-            while let w = chain.popLast() { order.append(w) }
         }
-        return order
     }
 
     /// The immediate dominator of every node (numbered as above; -1 when unreachable), on the graph
@@ -74,8 +81,8 @@ public struct RetainedSizes {
     /// does not hold an object that a global holds (ARC retains by counts, not by words lying around).
     public static func immediateDominators(objectCount: Int, graph: ObjectGraph, roots: [Root], tiers: RootTiers,
                                            leaks: LeakReport) -> [Int32] {
-        HeapDominatorTree(objectCount: objectCount, graph: graph, roots: roots, tiers: tiers, leaks: leaks)
-            .immediateDominators()
+        Array(HeapDominatorTree(objectCount: objectCount, graph: graph, roots: roots, tiers: tiers, leaks: leaks)
+            .immediateDominators())
     }
 
     public func retainedBytes(ofObject object: Int) -> UInt64 { retainedBytes[node(ofObject: object)] }
@@ -89,6 +96,6 @@ public struct RetainedSizes {
 
 /// What the second thread hands back: the immediate dominators and the top-down order.
 private final class TreeOrder {
-    var idom: [Int32] = []
-    var order: [Int32] = []
+    var idom = PooledArray<Int32>()
+    var order = PooledArray<Int32>()
 }

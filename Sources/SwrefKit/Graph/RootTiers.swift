@@ -8,13 +8,13 @@
 public struct RootTiers {
     /// The rank of the root kind (its index in `RootKind.allCases`) whose walk reached each object;
     /// `unreached` when none did.
-    public private(set) var tier: [UInt8]
+    public private(set) var tier: PooledArray<UInt8>
     public static let unreached = UInt8(RootKind.allCases.count)
     /// The walk's depth-first numbering, when asked for; `RetainedSizes` continues and uses it.
     var numbering: DepthFirstNumbering?
 
     public init(objectCount: Int, graph: ObjectGraph, roots: [Root], numbered: Bool = false) {
-        var tier = [UInt8](repeating: RootTiers.unreached, count: objectCount)
+        var tier = PooledArray<UInt8>(repeating: RootTiers.unreached, count: objectCount)
         let numbering = numbered ? DepthFirstNumbering(objectCount: objectCount, rootCount: roots.count) : nil
         let stack = WalkStack(capacity: objectCount)
         defer { stack.deallocate() }

@@ -60,7 +60,7 @@ public final class Snapshot: MemorySource {
         for index in copies.indices {
             guard let copy = copies[index] else { continue }
             let size = mappedSizes[index]
-            madvise(copy, size, MADV_DONTNEED)
+            Snapshot.giveBack(copy, bytes: size)
             released.append((copy, size))
             copies[index] = nil
         }
@@ -76,10 +76,17 @@ public final class Snapshot: MemorySource {
             if let copy = copies[index] {
                 let start = (max(range.lowerBound, region.start) - region.start + 4095) & ~4095
                 let end = (min(range.upperBound, region.end) - region.start) & ~4095
-                if end > start { madvise(copy + Int(start), Int(end - start), MADV_DONTNEED) }
+                if end > start { Snapshot.giveBack(copy + Int(start), bytes: Int(end - start)) }
             }
             index += 1
         }
+    }
+
+    /// Copied pages done with: to the page pool, which builds the later phases' arrays from them,
+    /// as far as it has room; the rest to the system.
+    private static func giveBack(_ start: UnsafeMutableRawPointer, bytes: Int) {
+        let taken = PagePool.shared.adopt(start, bytes: bytes)
+        if taken < bytes { madvise(start + taken, bytes - taken, MADV_DONTNEED) }
     }
 
     /// Copies region `index` with `fill`, which writes the region's bytes into the buffer it is

@@ -43,6 +43,9 @@ public final class HeapAnalysis {
     public private(set) var timings: [(phase: String, nanoseconds: UInt64)] = []
     /// swref's resident memory after each phase (with `timings`, it shows where the peak is).
     public private(set) var residentAfter: [(phase: String, bytes: UInt64)] = []
+    /// Pages swref faulted in per phase: on a virtual machine each fresh page costs microseconds.
+    public private(set) var faults: [(phase: String, count: Int)] = []
+    private var faultsBefore = minorFaults()
 
     private var phaseStart = monotonicNanoseconds()
 
@@ -50,12 +53,16 @@ public final class HeapAnalysis {
         let now = monotonicNanoseconds()
         timings.append((phase, now - phaseStart))
         residentAfter.append((phase, ProcFS.statusBytes(getpid(), "VmRSS")))
+        let faultsNow = minorFaults()
+        faults.append((phase, faultsNow - faultsBefore))
+        faultsBefore = faultsNow
         phaseStart = now
     }
 
     /// Runs `body` as a phase of its own in `timings` (a report's census, its profile).
     public func measure<T>(_ phase: String, _ body: () throws -> T) rethrows -> T {
         phaseStart = monotonicNanoseconds()
+        faultsBefore = minorFaults()
         let result = try body()
         lap(phase)
         return result
@@ -87,6 +94,8 @@ public final class HeapAnalysis {
         self.notes = notes
         timings = [("images", imagesDone - phaseStart), ("malloc heap", heapDone - imagesDone), ("objects", objectsDone - heapDone)]
         residentAfter = [("objects", ProcFS.statusBytes(getpid(), "VmRSS"))]
+        faults = [("up to objects", minorFaults())]
+        faultsBefore = minorFaults()
         phaseStart = objectsDone
     }
 
@@ -117,6 +126,7 @@ public final class HeapAnalysis {
     public func referencePaths(threads: [ThreadState], maxDepth: Int = 256, attribution mode: AttributionMode = .dominator,
                                framework: FrameworkMode = .auto, progress: ProgressReporter? = nil) -> ReferencePaths {
         phaseStart = monotonicNanoseconds()
+        faultsBefore = minorFaults()
         let layouts = ObjectLayouts(reflection: reflection, source: source)
         let symbolizer = Symbolizer(images: images)
         let scanner = ReferenceScanner(source: source, objects: objects, layouts: layouts, symbolizer: symbolizer)
@@ -130,6 +140,11 @@ public final class HeapAnalysis {
         let roots = finder.findRoots()
         lap("roots")
         let streaming = releaseMemoryAfterScan && ProcFS.environment("SWREF_KEEP_COPY") != "1"
+        // The copy's pages, as the scan gives them back, build the graph and the later phases'
+        // arrays (see `PagePool`): as many as those hold at once, at most; none left kept after.
+        let pool = PagePool.shared
+        pool.limit = ProcFS.environment("SWREF_PAGE_POOL").flatMap { Int($0) } ?? objects.count * 48
+        defer { pool.limit = 0 }
         let graph = scanner.buildGraph(progress: progress, streaming: streaming)
         // From here on only the graph is used: the copy of the target's memory can go.
         if releaseMemoryAfterScan { (source as? Snapshot)?.releaseCopies() }
@@ -169,4 +184,11 @@ public final class HeapAnalysis {
         }
         return ReferencePaths(graph: graph, roots: roots, attribution: attribution, leaks: leaks, retained: retained)
     }
+}
+
+/// swref's minor page faults so far.
+func minorFaults() -> Int {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return usage.ru_minflt
 }
