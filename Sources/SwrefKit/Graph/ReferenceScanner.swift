@@ -151,7 +151,10 @@ public final class ReferenceScanner {
     /// Scans one task: its objects' references, or one piece of its one object's.
     /// - Parameter snapshot: give back its pages in the task's window once the objects in them are scanned.
     private func run(_ task: ScanPlan.Task, progress: ProgressReporter?, discarding snapshot: Snapshot?) -> ObjectGraph {
-        var graph = ObjectGraph(objectCount: task.objects.count)
+        // Room for as many references as the task's objects have words (address space only): the
+        // part's arrays then never grow by moving.
+        let words = task.bytes / 8
+        var graph = ObjectGraph(objectCount: task.objects.count, edges: Int(words))
         if let piece = task.piece {
             let index = task.objects.lowerBound
             references(of: index, piece: piece) { graph.add(target: $0, label: $1) }

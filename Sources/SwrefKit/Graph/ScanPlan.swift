@@ -10,6 +10,8 @@ struct ScanPlan {
         /// The pages in [floor, ceiling) hold only this task's objects: given back once scanned.
         var floor: UInt64 = 0
         var ceiling: UInt64 = 0
+        /// The bytes of the task's objects (of its piece, for a piece): a bound on its references.
+        var bytes: UInt64 = 0
     }
 
     private(set) var tasks: [Task] = []
@@ -25,25 +27,30 @@ struct ScanPlan {
         for index in 0..<count { total &+= work(index) }
         // Enough tasks that the last one taken leaves the other threads little to wait for.
         let share = max(total / max(threads * 16, 1), 1)
-        var first = 0, sum = 0
+        var first = 0, sum = 0, bytes: UInt64 = 0
         for index in 0..<count {
             let cost = work(index)
             if cost > share, let parts = pieces(index), parts > 1 {
-                if first < index { tasks.append(Task(objects: first..<index)) }
+                if first < index { tasks.append(Task(objects: first..<index, bytes: bytes)) }
                 let count = min(max(cost / share, 2), parts)
-                for piece in 0..<count { tasks.append(Task(objects: index..<index + 1, piece: (piece, count))) }
+                for piece in 0..<count {
+                    tasks.append(Task(objects: index..<index + 1, piece: (piece, count), bytes: objects.sizes[index] / UInt64(count) + 64))
+                }
                 first = index + 1
                 sum = 0
+                bytes = 0
                 continue
             }
             sum &+= cost
+            bytes &+= objects.sizes[index]
             if sum >= share {
-                tasks.append(Task(objects: first..<index + 1))
+                tasks.append(Task(objects: first..<index + 1, bytes: bytes))
                 first = index + 1
                 sum = 0
+                bytes = 0
             }
         }
-        if first < count { tasks.append(Task(objects: first..<count)) }
+        if first < count { tasks.append(Task(objects: first..<count, bytes: bytes)) }
         // Page windows of whole-object tasks: from the first page past the start of the task's first
         // chunk to the page that holds the next task's first chunk. Pieces read one object
         // together: its pages wait for the end.

@@ -85,8 +85,7 @@ public final class Snapshot: MemorySource {
     /// Copied pages done with: to the page pool, which builds the later phases' arrays from them,
     /// as far as it has room; the rest to the system.
     private static func giveBack(_ start: UnsafeMutableRawPointer, bytes: Int) {
-        let taken = PagePool.shared.adopt(start, bytes: bytes)
-        if taken < bytes { madvise(start + taken, bytes - taken, MADV_DONTNEED) }
+        PagePool.shared.adopt(start, bytes: bytes)
     }
 
     /// Copies region `index` with `fill`, which writes the region's bytes into the buffer it is

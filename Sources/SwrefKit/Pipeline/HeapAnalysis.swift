@@ -148,6 +148,7 @@ public final class HeapAnalysis {
         let graph = scanner.buildGraph(progress: progress, streaming: streaming)
         // From here on only the graph is used: the copy of the target's memory can go.
         if releaseMemoryAfterScan { (source as? Snapshot)?.releaseCopies() }
+
         lap("graph")
         // Dominators if wanted and if they fit; the tiers' walk then numbers the heap for them.
         var wantsDominators = mode == .dominator || mode == .firstPathWithRetained

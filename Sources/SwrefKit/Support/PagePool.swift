@@ -18,7 +18,7 @@ final class PagePool {
     static let shared = PagePool()
     static let pageSize = 4096
     /// Below this, arrays come from malloc: a pool allocation is a mapping of its own.
-    static let threshold = 1 << 20
+    static let threshold = 64 << 10
 
     private let lock = SharedLock()
     /// Whole pages, each range one mapping of its own (as `mremap` moved it here).
@@ -80,32 +80,61 @@ final class PagePool {
         }
     }
 
-    /// Takes back a mapping of `bytes` from `allocate` or `reserve`, whose first `used` bytes were
-    /// written (those are kept, room permitting; the rest goes back to the system).
+    /// Takes back a mapping of `bytes` from `allocate` or `reserve`, of which only the first `used`
+    /// bytes may have been touched: its resident pages are kept, room permitting; the rest goes
+    /// back to the system.
     func deallocate(_ start: UnsafeMutableRawPointer, bytes: Int, used: Int? = nil) {
         let size = PagePool.pages(max(bytes, 1))
-        let resident = min(PagePool.pages(used ?? size), size)
-        let kept = lock.locked { () -> Int in
-            let room = min(resident, limitBytes - keptBytes) & ~(PagePool.pageSize - 1)
-            guard room > 0 else { return 0 }
-            ranges.append((start, room))
-            keptBytes += room
-            return room
+        var given = 0
+        for run in PagePool.residentRuns(start, bytes: min(PagePool.pages(used ?? size), size)) {
+            if run.lowerBound > given { munmap(start + given, run.lowerBound - given) }
+            let kept = lock.locked { () -> Int in
+                let room = min(run.count, limitBytes - keptBytes) & ~(PagePool.pageSize - 1)
+                guard room > 0 else { return 0 }
+                ranges.append((start + run.lowerBound, room))
+                keptBytes += room
+                return room
+            }
+            given = run.lowerBound + kept
         }
-        if kept < size { munmap(start + kept, size - kept) }
+        if size > given { munmap(start + given, size - given) }
     }
 
-    /// Takes the pages at the front of `start..<start+bytes` (whole pages, inside one private
-    /// anonymous mapping) out of that mapping, as many as the pool has room for; the mapping stays
-    /// and reads zeros there afterwards. Returns the bytes taken: the caller gives the rest back.
-    func adopt(_ start: UnsafeMutableRawPointer, bytes: Int) -> Int {
-        lock.locked {
-            let room = min(bytes, limitBytes - keptBytes) & ~(PagePool.pageSize - 1)
-            guard room > 0, let moved = swref_take_pages(start, room) else { return 0 }
-            ranges.append((moved, room))
-            keptBytes += room
-            return room
+    /// Takes the resident pages of `start..<start+bytes` (whole pages, inside one private anonymous
+    /// mapping) out of that mapping, as many as the pool has room for, and gives the rest back to
+    /// the system: the mapping stays and reads zeros there afterwards. Pages never touched (a
+    /// thread stack's unused part) are not taken: the pool holds only pages that cost no fault.
+    func adopt(_ start: UnsafeMutableRawPointer, bytes: Int) {
+        var given = 0
+        for run in PagePool.residentRuns(start, bytes: bytes) {
+            if run.lowerBound > given { madvise(start + given, run.lowerBound - given, MADV_DONTNEED) }
+            let taken = lock.locked { () -> Int in
+                let room = min(run.count, limitBytes - keptBytes) & ~(PagePool.pageSize - 1)
+                guard room > 0, let moved = swref_take_pages(start + run.lowerBound, room) else { return 0 }
+                ranges.append((moved, room))
+                keptBytes += room
+                return room
+            }
+            given = run.lowerBound + taken
         }
+        if bytes > given { madvise(start + given, bytes - given, MADV_DONTNEED) }
+    }
+
+    /// The byte ranges of `start..<start+bytes` whose pages are resident (all of it if unknown).
+    static func residentRuns(_ start: UnsafeMutableRawPointer, bytes: Int) -> [Range<Int>] {
+        let pages = bytes / pageSize
+        guard pages > 0 else { return [] }
+        var vector = [UInt8](repeating: 0, count: pages)
+        guard mincore(start, bytes, &vector) == 0 else { return [0..<bytes] }
+        var runs: [Range<Int>] = []
+        var page = 0
+        while page < pages {
+            guard vector[page] & 1 != 0 else { page += 1; continue }
+            let first = page
+            while page < pages && vector[page] & 1 != 0 { page += 1 }
+            runs.append(first * pageSize..<page * pageSize)
+        }
+        return runs
     }
 }
 
