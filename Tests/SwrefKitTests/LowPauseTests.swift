@@ -34,6 +34,8 @@ final class LowPauseTests: XCTestCase {
     /// A thread moves objects around a ring of arrays without pause. A copy made of pages from
     /// different moments would find an object in no array (and report it leaked) or in two; the
     /// pre-copy's last stop copies every page written since its rounds, so each capture is one instant.
+    /// The program splits its main heap's mapping in three, as the kernel may once a write-tracked
+    /// heap is written to: read piece by piece, the main arena was not found and no object was.
     func testPrecopyOfAChangingHeapIsOneInstant() throws {
         guard PprofReader.isAvailable else { throw XCTSkip("go is not installed") }
         let count = 50_000

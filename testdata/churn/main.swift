@@ -18,6 +18,11 @@ fflush(stdout)
 var left = (0..<count / 2).map { Payload(id: $0) }
 var right = (count / 2..<count).map { Payload(id: $0) }
 
+// The kernel may split the main heap's mapping in several (a write-tracked heap that was written
+// to was in eleven): split it here, in three, so that swref has to read the pieces as one heap.
+let heapEnd = UInt(bitPattern: sbrk(0)) & ~UInt(4095)
+madvise(UnsafeMutableRawPointer(bitPattern: heapEnd - 64 * 1024), 16 * 1024, MADV_NOHUGEPAGE)
+
 var mover = pthread_t()
 pthread_create(&mover, nil, { _ in
     var state: UInt64 = 0x9E37_79B9_7F4A_7C15

@@ -52,7 +52,8 @@ public final class Snapshot: MemorySource {
         for (copy, size) in released { munmap(copy, size) }
     }
 
-    /// Gives the copied pages back to the system once the references are all found: the rest of
+    /// Gives the copied pages back once the references are all found (to the page pool, which
+    /// builds the later phases' arrays from them, as far as it has room; the rest to the system): the rest of
     /// the analysis works on the graph, and swref's peak memory is then the larger of
     /// (copy + graph) and (graph + dominator tree), not their sum. Later reads go to the fallback.
     /// The mappings stay reserved (reading zeros) until deinit, so a stale window cannot fault.
@@ -60,13 +61,13 @@ public final class Snapshot: MemorySource {
         for index in copies.indices {
             guard let copy = copies[index] else { continue }
             let size = mappedSizes[index]
-            Snapshot.giveBack(copy, bytes: size)
+            PagePool.shared.adopt(copy, bytes: size)
             released.append((copy, size))
             copies[index] = nil
         }
     }
 
-    /// Gives back the copied pages wholly inside `range` (they read as zeros afterwards): for a scan
+    /// Gives back the copied pages wholly inside `range`, as `releaseCopies` does (they read as zeros afterwards): for a scan
     /// that is done with them and streams through the heap. Safe from several threads on disjoint ranges.
     public func discard(_ range: Range<UInt64>) {
         guard var index = MemoryMap.index(in: memoryMap.regions, containing: range.lowerBound)
@@ -76,16 +77,10 @@ public final class Snapshot: MemorySource {
             if let copy = copies[index] {
                 let start = (max(range.lowerBound, region.start) - region.start + 4095) & ~4095
                 let end = (min(range.upperBound, region.end) - region.start) & ~4095
-                if end > start { Snapshot.giveBack(copy + Int(start), bytes: Int(end - start)) }
+                if end > start { PagePool.shared.adopt(copy + Int(start), bytes: Int(end - start)) }
             }
             index += 1
         }
-    }
-
-    /// Copied pages done with: to the page pool, which builds the later phases' arrays from them,
-    /// as far as it has room; the rest to the system.
-    private static func giveBack(_ start: UnsafeMutableRawPointer, bytes: Int) {
-        PagePool.shared.adopt(start, bytes: bytes)
     }
 
     /// Copies region `index` with `fill`, which writes the region's bytes into the buffer it is

@@ -142,13 +142,13 @@ public final class HeapAnalysis {
         let streaming = releaseMemoryAfterScan && ProcFS.environment("SWREF_KEEP_COPY") != "1"
         // The copy's pages, as the scan gives them back, build the graph and the later phases'
         // arrays (see `PagePool`): as many as those hold at once, at most; none left kept after.
+        // SWREF_PAGE_POOL=bytes sets the most it keeps (0: none, every page fresh, for comparison).
         let pool = PagePool.shared
         pool.limit = ProcFS.environment("SWREF_PAGE_POOL").flatMap { Int($0) } ?? objects.count * 48
         defer { pool.limit = 0 }
         let graph = scanner.buildGraph(progress: progress, streaming: streaming)
         // From here on only the graph is used: the copy of the target's memory can go.
         if releaseMemoryAfterScan { (source as? Snapshot)?.releaseCopies() }
-
         lap("graph")
         // Dominators if wanted and if they fit; the tiers' walk then numbers the heap for them.
         var wantsDominators = mode == .dominator || mode == .firstPathWithRetained

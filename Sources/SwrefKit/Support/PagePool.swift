@@ -21,7 +21,7 @@ final class PagePool {
     static let threshold = 64 << 10
 
     private let lock = SharedLock()
-    /// Whole pages, each range one mapping of its own (as `mremap` moved it here).
+    /// Whole resident pages, in mappings only the pool uses now.
     private var ranges: [(start: UnsafeMutableRawPointer, bytes: Int)] = []
     private var keptBytes = 0
     private var limitBytes = 0

@@ -93,13 +93,28 @@ private struct Walker {
         chunkSizes.reserveCapacity(estimate)
     }
 
+    /// Runs of contiguous regions, as address ranges.
+    static func spans(_ regions: [MemoryRegion]) -> [(start: UInt64, end: UInt64)] {
+        var spans: [(start: UInt64, end: UInt64)] = []
+        for region in regions {
+            if let last = spans.last, last.end == region.start {
+                spans[spans.count - 1].end = region.end
+            } else {
+                spans.append((region.start, region.end))
+            }
+        }
+        return spans
+    }
+
     mutating func run() {
         let map = source.memoryMap
         var mainArena: UInt64? = nil
         // The main arena's heap is `[heap]` in /proc/PID/maps; a core does not name it, so any
         // anonymous writable mapping whose last chunk is main_arena's top qualifies.
-        let candidates = map.regions.filter { $0.path == "[heap]" }
-            + map.regions.filter { $0.isAnonymous && $0.readable && $0.writable }
+        // Adjacent mappings are one heap: the kernel may split `[heap]` into several (a busy
+        // program's was in eleven), and a walk of one piece would not reach the top chunk.
+        let candidates = Walker.spans(map.regions.filter { $0.path == "[heap]" })
+            + Walker.spans(map.regions.filter { $0.isAnonymous && $0.readable && $0.writable })
         for heap in candidates {
             // A failed trial is undone by truncation (a copy of the walker would copy the arrays).
             let counts = (chunks.count, tcacheCandidates.count, notes.count)
