@@ -97,27 +97,15 @@ public struct PooledArray<Element: BitwiseCopyable>: RandomAccessCollection, Mut
         storage.count = count
     }
 
-    /// `count` elements that `body` writes, all of them.
-    public init(unsafeUninitializedCount count: Int, initializingWith body: (UnsafeMutableBufferPointer<Element>) throws -> Void) rethrows {
-        storage = Storage(capacity: count)
-        storage.prepare(upTo: count)
-        try body(UnsafeMutableBufferPointer(start: storage.base, count: count))
-        storage.count = count
-    }
-
     /// Up to `capacity` elements that `body` writes, setting how many it wrote.
     public init(unsafeUninitializedCapacity capacity: Int,
                 initializingWith body: (UnsafeMutableBufferPointer<Element>, inout Int) throws -> Void) rethrows {
         storage = Storage(capacity: capacity)
+        storage.prepare(upTo: capacity)
         var count = 0
         try body(UnsafeMutableBufferPointer(start: storage.base, count: capacity), &count)
         precondition(count <= capacity, "wrote past the capacity")
         storage.count = count
-    }
-
-    public init<S: Sequence>(_ elements: S) where S.Element == Element {
-        self.init()
-        for element in elements { append(element) }
     }
 
     public var startIndex: Int { 0 }
