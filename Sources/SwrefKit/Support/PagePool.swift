@@ -85,18 +85,7 @@ final class PagePool {
     /// back to the system.
     func deallocate(_ start: UnsafeMutableRawPointer, bytes: Int, used: Int? = nil) {
         let size = PagePool.pages(max(bytes, 1))
-        var given = 0
-        for run in PagePool.residentRuns(start, bytes: min(PagePool.pages(used ?? size), size)) {
-            if run.lowerBound > given { munmap(start + given, run.lowerBound - given) }
-            let kept = lock.locked { () -> Int in
-                let room = min(run.count, limitBytes - keptBytes) & ~(PagePool.pageSize - 1)
-                guard room > 0 else { return 0 }
-                ranges.append((start + run.lowerBound, room))
-                keptBytes += room
-                return room
-            }
-            given = run.lowerBound + kept
-        }
+        let given = keepResident(start, bytes: min(PagePool.pages(used ?? size), size), take: { pointer, _ in pointer }) { munmap($0, $1) }
         if size > given { munmap(start + given, size - given) }
     }
 
@@ -105,19 +94,29 @@ final class PagePool {
     /// the system: the mapping stays and reads zeros there afterwards. Pages never touched (a
     /// thread stack's unused part) are not taken: the pool holds only pages that cost no fault.
     func adopt(_ start: UnsafeMutableRawPointer, bytes: Int) {
+        let given = keepResident(start, bytes: bytes, take: { swref_take_pages($0, $1) }) { madvise($0, $1, MADV_DONTNEED) }
+        if bytes > given { madvise(start + given, bytes - given, MADV_DONTNEED) }
+    }
+
+    /// Keeps the resident runs of `start..<start+bytes` while there is room, each as `take` hands
+    /// it over (nil: not kept), and gives the gaps before them back with `giveBack`. Returns where
+    /// it stopped: the caller gives back the rest.
+    private func keepResident(_ start: UnsafeMutableRawPointer, bytes: Int,
+                              take: (UnsafeMutableRawPointer, Int) -> UnsafeMutableRawPointer?,
+                              giveBack: (UnsafeMutableRawPointer, Int) -> Void) -> Int {
         var given = 0
         for run in PagePool.residentRuns(start, bytes: bytes) {
-            if run.lowerBound > given { madvise(start + given, run.lowerBound - given, MADV_DONTNEED) }
-            let taken = lock.locked { () -> Int in
+            if run.lowerBound > given { giveBack(start + given, run.lowerBound - given) }
+            let kept = lock.locked { () -> Int in
                 let room = min(run.count, limitBytes - keptBytes) & ~(PagePool.pageSize - 1)
-                guard room > 0, let moved = swref_take_pages(start + run.lowerBound, room) else { return 0 }
+                guard room > 0, let moved = take(start + run.lowerBound, room) else { return 0 }
                 ranges.append((moved, room))
                 keptBytes += room
                 return room
             }
-            given = run.lowerBound + taken
+            given = run.lowerBound + kept
         }
-        if bytes > given { madvise(start + given, bytes - given, MADV_DONTNEED) }
+        return given
     }
 
     /// The byte ranges of `start..<start+bytes` whose pages are resident (all of it if unknown).
@@ -150,12 +149,13 @@ extension UnsafeMutableBufferPointer where Element: BitwiseCopyable {
         return UnsafeMutableBufferPointer(start: raw.bindMemory(to: Element.self, capacity: Swift.max(count, 1)), count: count)
     }
 
-    /// Frees what `allocatePooled(capacity:)` gave, with the same count.
-    func deallocatePooled() {
+    /// Frees what `allocatePooled(capacity:)` gave, with the same count; `used`: the bytes from the
+    /// front that may have been written, when not all.
+    func deallocatePooled(used: Int? = nil) {
         guard let base = baseAddress else { return }
         let bytes = Swift.max(count, 1) * MemoryLayout<Element>.stride
         if bytes >= PagePool.threshold {
-            PagePool.shared.deallocate(UnsafeMutableRawPointer(base), bytes: bytes)
+            PagePool.shared.deallocate(UnsafeMutableRawPointer(base), bytes: bytes, used: used)
         } else {
             deallocate()
         }

@@ -34,11 +34,7 @@ public struct PooledArray<Element: BitwiseCopyable>: RandomAccessCollection, Mut
         }
 
         static func release(_ base: UnsafeMutablePointer<Element>, capacity: Int, used: Int) {
-            if isPooled(capacity) {
-                PagePool.shared.deallocate(UnsafeMutableRawPointer(base), bytes: bytes(capacity), used: used)
-            } else {
-                base.deallocate()
-            }
+            UnsafeMutableBufferPointer(start: base, count: capacity).deallocatePooled(used: used)
         }
 
         /// Kept pages under the elements up to `end`, ahead of their first write.

@@ -112,9 +112,14 @@ private struct Walker {
         // The main arena's heap is `[heap]` in /proc/PID/maps; a core does not name it, so any
         // anonymous writable mapping whose last chunk is main_arena's top qualifies.
         // Adjacent mappings are one heap: the kernel may split `[heap]` into several (a busy
-        // program's was in eleven), and a walk of one piece would not reach the top chunk.
-        let candidates = Walker.spans(map.regions.filter { $0.path == "[heap]" })
-            + Walker.spans(map.regions.filter { $0.isAnonymous && $0.readable && $0.writable })
+        // program's was in eleven), and a walk of one piece would not reach the top chunk. An
+        // anonymous mapping may also just lie next to the heap, whose top chunk then ends before
+        // the run does: each piece of a run is tried alone too.
+        let anonymous = map.regions.filter { $0.isAnonymous && $0.readable && $0.writable }
+        let anonymousSpans = Walker.spans(anonymous)
+        let whole = Set(anonymousSpans.map { [$0.start, $0.end] })
+        let candidates = Walker.spans(map.regions.filter { $0.path == "[heap]" }) + anonymousSpans
+            + anonymous.filter { !whole.contains([$0.start, $0.end]) }.map { (start: $0.start, end: $0.end) }
         for heap in candidates {
             // A failed trial is undone by truncation (a copy of the walker would copy the arrays).
             let counts = (chunks.count, tcacheCandidates.count, notes.count)
