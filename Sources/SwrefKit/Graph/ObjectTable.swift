@@ -3,15 +3,17 @@
 public struct ObjectTable {
     /// User addresses, ascending (object number order).
     public let addresses: BlockAddresses
-    /// Chunk sizes as malloc counts them (header included).
+    /// Block sizes as the allocator counts them (glibc: the chunk, header included).
     public let sizes: BlockSizes
+    /// Bytes of each size the program cannot use: `usableSize` is the size less this.
+    public let overhead: UInt64
     /// Index into `types`; 0 is the untyped `<malloc>` bucket.
     public let typeIndices: TypeIndices
     public let types: [SwiftObjectRecognizer.TypeEntry]
 
     public var count: Int { addresses.count }
 
-    public init(heap: MallocHeap, recognizer: SwiftObjectRecognizer, progress: ProgressReporter? = nil) {
+    public init(heap: HeapBlocks, recognizer: SwiftObjectRecognizer, progress: ProgressReporter? = nil) {
         var typeIndices = TypeIndices(count: heap.count)
         let total = UInt64(heap.count)
         // An object with weak references keeps its counts in a side table, a block of its own: the
@@ -22,8 +24,7 @@ public struct ObjectTable {
         let addresses = heap.addresses, sizes = heap.sizes
         for index in 0..<heap.count {
             let address = addresses[index]
-            // Usable bytes of a chunk: its size less the 8-byte size field.
-            let type = recognizer.classify(address, usableSize: sizes[index] - 8)
+            let type = recognizer.classify(address, usableSize: sizes[index] &- heap.overhead)
             typeIndices[index] = type
             if type != recognizer.mallocType, let word = window.word(address + 8), RefCountWord(raw: word).usesSideTable {
                 withSideTables.append(RefCountWord(raw: word).sideTable)
@@ -32,6 +33,7 @@ public struct ObjectTable {
         }
         self.addresses = heap.addresses
         self.sizes = heap.sizes
+        self.overhead = heap.overhead
         var sideTable: Int32? = nil
         for address in withSideTables {
             guard let table = heap.addresses.index(of: address), typeIndices[table] == recognizer.mallocType else { continue }
@@ -49,6 +51,10 @@ public struct ObjectTable {
         return (0..<count).filter { wanted[Int(typeIndices[$0])] }
     }
 
+    /// The bytes of block `index` the program can use.
+    @inline(__always)
+    public func usableSize(_ index: Int) -> UInt64 { sizes[index] &- overhead }
+
     /// The first object at or after `address`.
     public func firstObject(atOrAfter address: UInt64) -> Int? {
         let index = addresses.lowerBound(address)
@@ -60,6 +66,6 @@ public struct ObjectTable {
         let after = addresses.upperBound(address)
         guard after > 0 else { return nil }
         let index = after - 1
-        return address < addresses[index] + sizes[index] - 8 ? index : nil
+        return address < addresses[index] + usableSize(index) ? index : nil
     }
 }

@@ -62,7 +62,7 @@ public final class ReferenceScanner {
         compiled = Array(repeating: nil, count: objects.types.count)
         store = FrozenStore()
         window = MemoryWindow(source: source)
-        index = AddressIndex(addresses: objects.addresses, sizes: objects.sizes, memoryMap: source.memoryMap)
+        index = AddressIndex(addresses: objects.addresses, sizes: objects.sizes, overhead: objects.overhead, memoryMap: source.memoryMap)
         subObjectsLabel = names.code(frame: ReferenceScanner.subObjects)
         sideTableLabel = names.code(frame: "$side_table")
     }
@@ -186,7 +186,7 @@ public final class ReferenceScanner {
     /// bitmap words, an untyped block's words; nil for the rest. Layouts must be compiled.
     private func pieces(of index: Int) -> Int? {
         let address = objects.addresses[index]
-        let usable = objects.sizes[index] - 8
+        let usable = objects.usableSize(index)
         switch compiled[Int(objects.typeIndices[index])] {
         case .array(let slots, let stride, let start)?:
             return slots.isEmpty ? nil : elementCount(address, usable: usable, stride: stride, start: start)
@@ -383,7 +383,7 @@ public final class ReferenceScanner {
     public func references(of index: Int, piece: (index: Int, count: Int)? = nil, emit: (Int32, UInt32) -> Void) {
         let type = objects.typeIndices[index]
         let address = objects.addresses[index]
-        let usable = objects.sizes[index] - 8
+        let usable = objects.usableSize(index)
         // A Swift object owns its side table (the refcount word holds its address, shifted).
         if piece?.index ?? 0 == 0, objects.types[Int(type)].kind != .malloc, objects.types[Int(type)].kind != .sideTable,
            let word = readWord(address + 8), RefCountWord(raw: word).usesSideTable,

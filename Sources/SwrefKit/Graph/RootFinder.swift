@@ -170,14 +170,14 @@ public final class RootFinder {
             root.targets.append(Int32(object))
             root.labels.append(0)
             // The rest of the task and its slabs, less the frames and values already named.
-            let usable = objects.sizes[object] - 8
+            let usable = objects.usableSize(object)
             for piece in unclaimed((address + 16)..<(address + usable)) { scan(&root, from: piece.lowerBound, to: piece.upperBound) }
             for slab in task.slabs {
                 if let block = scanner.target(of: slab), block != Int32(object) {
                     root.targets.append(block)
                     root.labels.append(scanner.names.code(frame: "$slab"))
                     let start = objects.addresses[Int(block)]
-                    for piece in unclaimed(start..<(start + objects.sizes[Int(block)] - 8)) {
+                    for piece in unclaimed(start..<(start + objects.usableSize(Int(block)))) {
                         scan(&root, from: piece.lowerBound, to: piece.upperBound)
                     }
                 }
@@ -211,7 +211,7 @@ public final class RootFinder {
                     blocks.targets.append(block)
                     blocks.labels.append(scanner.typeLabel(of: block))
                     let start = objects.addresses[Int(block)]
-                    for piece in unclaimed(start..<(start + objects.sizes[Int(block)] - 8)) { scan(&blocks, from: piece.lowerBound, to: piece.upperBound) }
+                    for piece in unclaimed(start..<(start + objects.usableSize(Int(block)))) { scan(&blocks, from: piece.lowerBound, to: piece.upperBound) }
                 }
                 item = source.readWord(item + 16) ?? 0
                 seen += 1
@@ -222,7 +222,7 @@ public final class RootFinder {
             var root = Root(name: "dispatch queue \(label)", kind: .dispatch)
             root.targets.append(Int32(object))
             root.labels.append(0)
-            let end = queue + objects.sizes[object] - 8
+            let end = queue &+ objects.usableSize(object)
             for range in [(queue + 8)..<(queue + 48), (queue + 56)..<(queue + 104), (queue + 112)..<end] where range.upperBound <= end {
                 scan(&root, from: range.lowerBound, to: range.upperBound)
             }

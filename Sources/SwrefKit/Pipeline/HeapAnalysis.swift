@@ -34,7 +34,7 @@ public final class HeapAnalysis {
     public let source: MemorySource
     public let images: ImageList
     public let reflection: ReflectionContext?
-    public let heap: MallocHeap
+    public let heap: HeapBlocks
     public let objects: ObjectTable
     /// Things the user should know about this analysis (no Swift runtime, arenas not found, …).
     public private(set) var notes: [String] = []
@@ -80,10 +80,10 @@ public final class HeapAnalysis {
             notes.append("no Swift runtime found in the target: malloc census only")
         }
         let imagesDone = monotonicNanoseconds()
-        heap = MallocHeap(source: source)
+        let recognizer = SwiftObjectRecognizer(source: source, images: images, reflection: reflection)
+        heap = AllocatorChoice.walk(source: source, images: images, recognizer: reflection == nil ? nil : recognizer)
         notes += heap.notes
         let heapDone = monotonicNanoseconds()
-        let recognizer = SwiftObjectRecognizer(source: source, images: images, reflection: reflection)
         objects = ObjectTable(heap: heap, recognizer: recognizer, progress: progress)
         let objectsDone = monotonicNanoseconds()
         if !images.unreadable.isEmpty {

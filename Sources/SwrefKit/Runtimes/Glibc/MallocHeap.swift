@@ -3,24 +3,18 @@
 /// In use means: the next chunk's PREV_INUSE bit is set and the chunk is in no tcache or fastbin
 /// list (those keep PREV_INUSE set while free). Sizes are chunk sizes, header included, which is
 /// what `mallinfo2()` counts.
-public struct MallocHeap {
-    /// User pointers of in-use blocks, ascending.
-    public private(set) var addresses = BlockAddresses()
-    /// Chunk sizes, parallel to `addresses`.
-    public private(set) var sizes = BlockSizes()
+public struct MallocHeap: HeapWalker {
+    let source: MemorySource
 
-    public private(set) var arenaCount = 0
-    public private(set) var mmappedCount = 0
-    public private(set) var mmappedBytes: UInt64 = 0
-    public private(set) var cachedFreeCount = 0
-    public private(set) var cachedFreeBytes: UInt64 = 0
-    /// What went wrong on the way; the walk goes on with what it has.
-    public private(set) var notes: [String] = []
+    public init(source: MemorySource) { self.source = source }
 
-    public var count: Int { addresses.count }
-    public var totalBytes: UInt64 { sizes.reduce(0, +) }
+    /// glibc's malloc is the target's when libc is: another allocator's library, looked for first,
+    /// takes its place.
+    public static func recognise(source: MemorySource, images: ImageList) -> MallocHeap? {
+        images.images.contains { $0.name.hasPrefix("libc.so") } ? MallocHeap(source: source) : nil
+    }
 
-    public init(source: MemorySource) {
+    public func walk() -> HeapBlocks {
         var walker = Walker(source: source)
         walker.run()
         // Each heap is walked in address order; with one arena (or arenas met in address order) the
@@ -47,14 +41,19 @@ public struct MallocHeap {
         }
         walker.chunks.removeRows(at: free)
         walker.chunkSizes.removeRows(at: free)
-        addresses = walker.chunks
-        sizes = walker.chunkSizes
-        arenaCount = walker.arenaCount
-        mmappedCount = walker.mmappedCount
-        mmappedBytes = walker.mmappedBytes
-        cachedFreeCount = walker.freeCached.count
-        cachedFreeBytes = walker.freeCachedBytes
-        notes = walker.notes
+        // Usable bytes of a chunk: its size less the 8-byte size field.
+        var blocks = HeapBlocks(allocator: "glibc malloc", overhead: 8)
+        blocks.addresses = walker.chunks
+        blocks.sizes = walker.chunkSizes
+        blocks.counters = ["arenas": walker.arenaCount, "mmapped": walker.mmappedCount,
+                           "cached free": walker.freeCached.count]
+        blocks.notes = walker.notes
+        if walker.arenaCount == 0 {
+            blocks.coverage = .unread("glibc's main arena was not found (no [heap], or not glibc malloc)")
+        } else if walker.damaged > 0 {
+            blocks.coverage = .partial("\(walker.damaged) damaged chunk headers; the rest of those heaps was not walked")
+        }
+        return blocks
     }
 }
 
@@ -76,6 +75,8 @@ private struct Walker {
     var mmappedCount = 0
     var mmappedBytes: UInt64 = 0
     var notes: [String] = []
+    /// Chunk headers with a bad size in an arena's heap (a walk that stopped early).
+    var damaged = 0
     /// Regions the arenas own, so the mmapped-chunk scan skips them.
     var arenaRegions: Set<UInt64> = []
     var tcacheCandidates: [UInt64] = []
@@ -136,9 +137,6 @@ private struct Walker {
             arenaCount = 1
             mainArena = arena
             break
-        }
-        if mainArena == nil {
-            notes.append("glibc's main arena was not found (no [heap], or not glibc malloc): thread arenas and fastbins not read")
         }
         if let mainArena {
             walkFastbins(arena: mainArena)
@@ -250,7 +248,8 @@ private struct Walker {
             let first = prev == 0 ? heap + MallocLayout.firstHeapChunks : heap + MallocLayout.laterHeapChunks
             let (end, overflow) = heap.addingReportingOverflow(used)
             if overflow { return }
-            _ = walkChunks(from: first, to: end, stopAt: top)
+            let notesBefore = notes.count
+            if walkChunks(from: first, to: end, stopAt: top) == nil && notes.count > notesBefore { damaged += 1 }
             heap = prev
             hops += 1
         }

@@ -77,6 +77,24 @@ public final class SwiftObjectRecognizer {
         return verdict.typeIndex
     }
 
+    /// For a heap without an allocator walk: the size the object at `address` has by its metadata,
+    /// when it is a Swift object whose count word is live; nil otherwise. Runtime blocks without a
+    /// reference count (task slabs, queues) are not recognised this way.
+    public func headerObjectSize(_ address: UInt64, limit: UInt64) -> UInt64? {
+        guard let metadata = window.word(address), metadata != 0, metadata & 7 == 0,
+              source.memoryMap.region(containing: metadata) != nil else { return nil }
+        let verdict: Verdict
+        if let cached = verdicts[metadata] {
+            verdict = cached
+        } else {
+            verdict = validate(metadata: metadata, sample: address)
+            verdicts[metadata] = verdict
+        }
+        guard verdict.typeIndex > 0, verdict.hasRefCount, verdict.minimumSize <= limit,
+              let word = window.word(address + 8), RefCountWord(raw: word).isPlausible(in: source) else { return nil }
+        return verdict.minimumSize
+    }
+
     private func inImage(_ address: UInt64) -> Bool {
         guard let region = source.memoryMap.region(containing: address) else { return false }
         return region.isFileBacked

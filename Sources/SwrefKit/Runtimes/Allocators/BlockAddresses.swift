@@ -56,6 +56,9 @@ public struct BlockAddresses: RandomAccessCollection {
         return units < UInt64(BlockAddresses.second) ? UInt32(units) : nil
     }
 
+    /// Whether every address is a multiple of 16 (only side-table rows can be off the grain).
+    public var allOnSixteenByteGrain: Bool { wide.values.allSatisfy { $0 & 15 == 0 } }
+
     public mutating func append(_ value: UInt64) {
         if offsets.count >> BlockAddresses.groupShift == bases.count {
             bases.append(value)
