@@ -77,9 +77,48 @@ void swref_tracees_remove(pid_t tid) {
 
 void swref_tracees_clear(void) { tracee_count = 0; }
 
+static char activity[512];
+static volatile int crash_status;
+
+void swref_set_activity(const char *text) {
+  size_t length = strlen(text);
+  if (length >= sizeof activity) length = sizeof activity - 1;
+  // The terminator first: a crash in between reads a shorter string, never an unterminated one.
+  activity[0] = 0;
+  memcpy(activity + 1, text + 1, length > 0 ? length - 1 : 0);
+  activity[length] = 0;
+  activity[0] = length > 0 ? text[0] : 0;
+}
+
+void swref_set_crash_status(int status) { crash_status = status; }
+
+static void write_text(const char *text) {
+  size_t length = strlen(text);
+  while (length > 0) {
+    ssize_t n = write(2, text, length);
+    if (n <= 0) return;
+    text += n;
+    length -= (size_t)n;
+  }
+}
+
 static void detach_all_and_reraise(int sig) {
   for (int i = 0; i < tracee_count; i++) ptrace(PTRACE_DETACH, tracees[i], NULL, NULL);
   tracee_count = 0;
+  int synchronous = sig == SIGSEGV || sig == SIGBUS || sig == SIGABRT || sig == SIGILL || sig == SIGFPE;
+  if (synchronous) {
+    // A trap in swref or a fault in a library it calls: say what it was doing, exit with the
+    // command's documented status (never a bare "Illegal instruction").
+    write_text("swref: internal error (");
+    write_text(strsignal(sig));
+    write_text(")");
+    if (activity[0]) {
+      write_text(" while ");
+      write_text(activity);
+    }
+    write_text("; the target was not changed. Please report this with the command that was run.\n");
+    if (crash_status) _exit(crash_status);
+  }
   signal(sig, SIG_DFL);
   raise(sig);
 }

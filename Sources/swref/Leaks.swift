@@ -75,22 +75,29 @@ func reportLeaks(_ analysis: HeapAnalysis, threads: [ThreadState], name: String,
                  suppressions: Suppressions, profile: String?, json: String?, program: JSONValue?,
                  analysisOptions: AnalysisOptions, progress: ProgressReporter, toStandardError: Bool = false,
                  includeSystem: Bool) throws -> LeakSummary {
+    try analysis.requireReadableHeap()
     let paths = analysis.referencePaths(threads: threads, maxDepth: analysisOptions.maxDepth, attribution: analysisOptions.attribution.mode,
                                                 framework: analysisOptions.framework.mode, progress: progress)
     progress.finish()
     let summary = LeakSummary(paths.leaks, objects: analysis.objects, suppressions: suppressions,
                               includeSystem: includeSystem)
-    let text = summary.text(target: name)
+    // No leak found in a heap read only by its Swift headers is no clean verdict: 125, not 0.
+    if case .approximate(let why) = analysis.heap.coverage, !summary.hasLeaks {
+        for note in analysis.notes { printError("swref: note: \(note)") }
+        throw SwrefError.heapUnreadable("no leak found, but the heap was read only approximately (\(why)): not reported as clean")
+    }
+    let text = summary.text(target: name, heap: analysis.heap.description)
     if toStandardError { printError(String(text.dropLast())) } else { print(text, terminator: "") }
     for note in analysis.notes { printError("swref: note: \(note)") }
     if let profile {
-        var pprof = ReferenceReport.profile(paths.attribution, objects: analysis.objects, comments: analysis.notes)
+        var pprof = ReferenceReport.profile(paths.attribution, objects: analysis.objects, comments: [analysis.heapComment] + analysis.notes)
         if let mainBinary { pprof.mainBinary = mainBinary }
         try writeFile(profile, try pprof.gzipped())
     }
     if let json {
         var members: [(String, JSONValue)] = [("schema", .string("swref-leaks/1")), ("target", .string(name))]
         if let program { members.append(("program", program)) }
+        members.append(("heap", analysis.heap.json))
         members.append(("leaks", summary.json))
         members.append(("notes", .array(analysis.notes.map { .string($0) })))
         try writeFile(json, Array((JSONValue.object(members).text() + "\n").utf8))

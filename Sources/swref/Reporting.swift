@@ -4,11 +4,13 @@ import SwrefKit
 
 /// Runs a command body, turning swref's errors into one line on stderr and exit status 2.
 func runReporting(_ body: () throws -> Void) throws {
+    CrashContext.install(exitStatus: 2)
     do {
         try body()
     } catch let error as SwrefError {
         printError("swref: \(error)")
-        throw ExitCode(2)
+        // A heap swref could not read is never reported as clean: 125, as `swref run` does.
+        throw ExitCode(error.isHeapUnreadable ? 125 : 2)
     }
 }
 
@@ -45,7 +47,9 @@ func report(_ analysis: HeapAnalysis, threads: [ThreadState], summary: String, o
         censusMade = made
         return made
     }
+    try analysis.requireReadableHeap()
     let notes = analysis.notes + extraNotes
+    let comments = [analysis.heapComment] + notes
     switch output.format {
     case .text:
         let framework = analysisOptions.framework == .nio || (analysisOptions.framework == .auto && analysis.hasFrameworkBuffers)
@@ -53,17 +57,17 @@ func report(_ analysis: HeapAnalysis, threads: [ThreadState], summary: String, o
                                                         attribution: analysisOptions.attribution.mode,
                                                         framework: analysisOptions.framework.mode, progress: progress) : nil
         progress.finish()
-        print(CensusReport.text(census(), limit: output.limit, notes: notes), terminator: "")
+        print(CensusReport.text(census(), limit: output.limit, heap: analysis.heap.description, notes: notes), terminator: "")
         if let paths { print("\n" + FrameworkCharges(paths.attribution, objects: analysis.objects).text(), terminator: "") }
     case .pprof:
         var profile: PprofProfile
         switch output.view {
         case .types:
-            profile = CensusReport.profile(census(), comments: notes)
+            profile = CensusReport.profile(census(), comments: comments)
         case .paths:
             let paths = analysis.referencePaths(threads: threads, maxDepth: analysisOptions.maxDepth, attribution: analysisOptions.attribution.mode,
                                                 framework: analysisOptions.framework.mode, progress: progress)
-            profile = analysis.measure("profile") { ReferenceReport.profile(paths.attribution, objects: analysis.objects, comments: notes) }
+            profile = analysis.measure("profile") { ReferenceReport.profile(paths.attribution, objects: analysis.objects, comments: comments) }
         }
         progress.finish()
         if let mainBinary { profile.mainBinary = mainBinary }
@@ -78,7 +82,7 @@ func report(_ analysis: HeapAnalysis, threads: [ThreadState], summary: String, o
             printError("swref: page faults " + analysis.faults.map { "\($0.phase): \($0.count)" }.joined(separator: ", "))
         }
         for note in notes { printError("swref: note: \(note)") }
-        printError("swref: \(summary); \(analysis.objects.count) blocks, \(formatBytes(analysis.heap.totalBytes)) in use; wrote \(output.output)")
+        printError("swref: \(summary); \(analysis.heap.description): \(analysis.objects.count) blocks, \(formatBytes(analysis.heap.totalBytes)) in use; wrote \(output.output)")
     }
 }
 

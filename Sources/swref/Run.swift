@@ -39,6 +39,7 @@ extension Swref {
 
         func run() throws {
             var status: Int32 = 0
+            CrashContext.install(exitStatus: Run.swrefFailed)
             do {
                 let suppressions = try leakOptions.loadSuppressions()
                 let launch = try TracedLaunch(arguments: command)
@@ -58,6 +59,8 @@ extension Swref {
                     throw error
                 }
                 let finalEnding = launch.finish() ?? ending
+                // A crash from here on keeps the program's own failure, as the normal path does.
+                if finalEnding != .exited(0) { CrashContext.install(exitStatus: finalEnding.shellStatus) }
                 let progress = ProgressReporter()
                 let analysis = HeapAnalysis(source: snapshot, progress: progress)
                 let program: JSONValue = .object([

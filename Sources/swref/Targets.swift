@@ -14,12 +14,15 @@ struct LoadedTarget {
         if core {
             let (file, exe) = try openCore(arguments, sysroot: sysroot)
             let analysis = HeapAnalysis(source: file, sysroot: sysroot, exactPaths: Set(exe.map { [$0] } ?? []), progress: progress)
+            try analysis.requireReadableHeap()
             return LoadedTarget(analysis: analysis, threads: file.threads, name: "core of PID \(file.pid) (\(file.commandName))",
                                 binary: exe ?? file.executablePath)
         }
         guard arguments.count == 1, let pid = Int32(arguments[0]) else { throw SwrefError.invalidInput("give a PID, or --core [EXE] CORE") }
         let snapshot = try capture.capture(pid: pid, progress: progress)
-        return LoadedTarget(analysis: HeapAnalysis(source: snapshot, progress: progress), threads: snapshot.threads,
+        let analysis = HeapAnalysis(source: snapshot, progress: progress)
+        try analysis.requireReadableHeap()
+        return LoadedTarget(analysis: analysis, threads: snapshot.threads,
                             name: "PID \(pid)", binary: ProcFS.executablePath(pid))
     }
 }

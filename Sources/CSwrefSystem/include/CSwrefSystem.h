@@ -102,6 +102,10 @@ void swref_tracees_remove(pid_t tid);
 void swref_tracees_clear(void);
 /// Installs the handlers once; they detach every recorded tracee and re-raise the signal.
 void swref_install_detach_handlers(void);
+/// What swref is doing, for the crash report: copied into a fixed buffer (the handler reads it).
+void swref_set_activity(const char *activity);
+/// The exit status after a crash (a trap in swref, a fault in a library it calls): 0 re-raises.
+void swref_set_crash_status(int status);
 
 // MARK: gzip
 

@@ -10,6 +10,8 @@ public struct ObjectTable {
     /// Index into `types`; 0 is the untyped `<malloc>` bucket.
     public let typeIndices: TypeIndices
     public let types: [SwiftObjectRecognizer.TypeEntry]
+    /// Memory the allocator owns (`HeapBlocks.ownedRanges`): never a root.
+    public let allocatorRanges: [Range<UInt64>]
 
     public var count: Int { addresses.count }
 
@@ -34,6 +36,7 @@ public struct ObjectTable {
         self.addresses = heap.addresses
         self.sizes = heap.sizes
         self.overhead = heap.overhead
+        self.allocatorRanges = heap.ownedRanges
         var sideTable: Int32? = nil
         for address in withSideTables {
             guard let table = heap.addresses.index(of: address), typeIndices[table] == recognizer.mallocType else { continue }

@@ -321,7 +321,7 @@ public final class RootFinder {
         var roots: [Root] = []
         for region in source.memoryMap.regions where region.readable && region.writable && !region.isFileBacked {
             if region.path == "[heap]" || region.path.hasPrefix("[stack") { continue }
-            if holdsObjects(region) { continue }
+            if holdsObjects(region) || objects.allocatorRanges.contains(where: { $0.overlaps(region.start..<region.end) }) { continue }
             let free = unclaimed(region.start..<region.end)
             guard free.reduce(0, { $0 + $1.count }) == Int(region.size) else { continue }
             var root = Root(name: "<anonymous 0x\(String(region.start, radix: 16))>", kind: .conservative)

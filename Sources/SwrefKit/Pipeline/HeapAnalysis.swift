@@ -71,9 +71,11 @@ public final class HeapAnalysis {
     public init(source: MemorySource, sysroot: String = "", exactPaths: Set<String> = [], progress: ProgressReporter? = nil) {
         self.source = source
         progress?.update("reading images", done: 0, total: 1, unit: .items)
+        CrashContext.set("reading the target's images")
         images = ImageList(memoryMap: source.memoryMap, sysroot: sysroot, exact: exactPaths)
         var notes: [String] = []
         if images.hasSwiftRuntime {
+            CrashContext.set("loading Swift reflection metadata")
             reflection = ReflectionContext(source: source, images: images)
         } else {
             reflection = nil
@@ -81,9 +83,11 @@ public final class HeapAnalysis {
         }
         let imagesDone = monotonicNanoseconds()
         let recognizer = SwiftObjectRecognizer(source: source, images: images, reflection: reflection)
+        CrashContext.set("walking the malloc heap")
         heap = AllocatorChoice.walk(source: source, images: images, recognizer: reflection == nil ? nil : recognizer)
         notes += heap.notes
         let heapDone = monotonicNanoseconds()
+        CrashContext.set("recognising Swift objects in \(heap.allocator)'s blocks")
         objects = ObjectTable(heap: heap, recognizer: recognizer, progress: progress)
         let objectsDone = monotonicNanoseconds()
         if !images.unreadable.isEmpty {
@@ -100,6 +104,21 @@ public final class HeapAnalysis {
     }
 
     public var census: HeapCensus { HeapCensus(objects: objects) }
+
+    /// What a profile or report says of the heap before its notes: the allocator and how much of
+    /// its heap was read.
+    public var heapComment: String { "heap: \(heap.description)" }
+
+    /// Throws when the Swift runtime is loaded but no heap, or no Swift object in it, was found: an
+    /// analysis of nothing must not read as a clean heap.
+    public func requireReadableHeap() throws {
+        guard images.hasSwiftRuntime else { return }
+        if case .unread(let why) = heap.coverage { throw SwrefError.heapUnreadable("\(heap.allocator): \(why)") }
+        if heap.count == 0 { throw SwrefError.heapUnreadable("\(heap.allocator): no live block found") }
+        if objects.types.count <= 1 {
+            throw SwrefError.heapUnreadable("\(heap.allocator): \(heap.count) blocks, none of them a Swift object, in a process with the Swift runtime")
+        }
+    }
 
     /// The heap holds SwiftNIO ByteBuffer storage.
     public var hasFrameworkBuffers: Bool {
@@ -137,6 +156,7 @@ public final class HeapAnalysis {
         // it goes (SWREF_KEEP_COPY=1 keeps it, for comparison).
         let finder = RootFinder(source: source, threads: threads, images: images, objects: objects, scanner: scanner,
                                 values: layouts.values, symbolizer: symbolizer)
+        CrashContext.set("finding roots (globals, stacks, tasks)")
         let roots = finder.findRoots()
         lap("roots")
         let streaming = releaseMemoryAfterScan && ProcFS.environment("SWREF_KEEP_COPY") != "1"
@@ -146,6 +166,7 @@ public final class HeapAnalysis {
         let pool = PagePool.shared
         pool.limit = ProcFS.environment("SWREF_PAGE_POOL").flatMap { Int($0) } ?? objects.count * 48
         defer { pool.limit = 0 }
+        CrashContext.set("scanning references")
         let graph = scanner.buildGraph(progress: progress, streaming: streaming)
         // From here on only the graph is used: the copy of the target's memory can go.
         if releaseMemoryAfterScan { (source as? Snapshot)?.releaseCopies() }
@@ -162,6 +183,7 @@ public final class HeapAnalysis {
             }
         }
         // Reachability by root tier first: the leak finder and the dominator pass need no paths.
+        CrashContext.set("finding leaks")
         var tiers = RootTiers(objectCount: objects.count, graph: graph, roots: roots, numbered: wantsDominators)
         let leaks = LeakFinder.find(objects: objects, graph: graph, names: scanner.names) { tiers.isReachable($0) }
         lap("leaks")
@@ -169,10 +191,12 @@ public final class HeapAnalysis {
         let dominatorRoots = leaks.groups.isEmpty ? roots : Attribution.withLeakedRoot(roots)
         if wantsDominators {
             progress?.update("computing dominators", done: 0, total: 1, unit: .items)
+            CrashContext.set("computing dominators")
             retained = RetainedSizes(objects: objects, graph: graph, roots: dominatorRoots, tiers: tiers, leaks: leaks)
             tiers.numbering = nil
             lap("dominators")
         }
+        CrashContext.set("attributing objects to paths")
         var attribution: Attribution
         if mode == .dominator, let retained {
             attribution = Attribution(objectCount: objects.count, roots: dominatorRoots, names: scanner.names, maxDepth: maxDepth)

@@ -13,7 +13,7 @@ public enum CensusReport {
     }
 
     /// A table like macOS `heap`: largest first, with totals.
-    public static func text(_ census: HeapCensus, limit: Int? = nil, notes: [String] = []) -> String {
+    public static func text(_ census: HeapCensus, limit: Int? = nil, heap: String? = nil, notes: [String] = []) -> String {
         var lines: [String] = []
         let header = [pad("COUNT", 10), pad("BYTES", 14), pad("AVG", 10), pad("KIND", 8), " TYPE"]
         lines.append(header.joined())
@@ -28,6 +28,7 @@ public enum CensusReport {
         }
         lines.append([pad("\(census.totalCount)", 10), pad("\(census.totalBytes)", 14), pad("", 10), pad("", 8),
                       " TOTAL (\(formatBytes(census.totalBytes)); \(census.swiftCount) Swift objects)"].joined())
+        if let heap { lines.append("heap: \(heap)") }
         for note in notes { lines.append("note: \(note)") }
         return lines.joined(separator: "\n") + "\n"
     }

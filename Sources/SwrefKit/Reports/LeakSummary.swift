@@ -84,14 +84,16 @@ public struct LeakSummary {
         entries.sort { $0.totalBytes != $1.totalBytes ? $0.totalBytes > $1.totalBytes : $0.shape < $1.shape }
     }
 
-    public func text(target: String) -> String {
+    /// - Parameter heap: the allocator and how much of its heap was read (`HeapBlocks.description`).
+    public func text(target: String, heap: String? = nil) -> String {
         var lines: [String] = []
+        let allocator = heap.map { "\($0): " } ?? ""
         if entries.isEmpty {
-            lines.append("\(target): no leaks (\(heapObjects) blocks, \(formatBytes(heapBytes)) in use)")
+            lines.append("\(target): no leaks (\(allocator)\(heapObjects) blocks, \(formatBytes(heapBytes)) in use)")
             return lines.joined(separator: "\n") + "\n"
         }
         lines.append("\(target): \(leakedObjects) leaked objects, \(formatBytes(leakedBytes)) in \(entries.filter { $0.suppressedBy == nil }.reduce(0) { $0 + $1.instances }) leak roots"
-                     + (suppressedObjects > 0 ? " (\(suppressedObjects) more suppressed)" : ""))
+                     + (suppressedObjects > 0 ? " (\(suppressedObjects) more suppressed)" : "") + (heap.map { "; heap: \($0)" } ?? ""))
         for entry in entries {
             let objects = entry.objectsEach == 1 ? "1 object" : "\(entry.objectsEach) objects"
             var line = "\(entry.instances) × \(entry.kind.rawValue): \(entry.shape), \(objects), \(formatBytes(entry.bytesEach))"

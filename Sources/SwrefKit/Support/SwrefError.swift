@@ -11,6 +11,7 @@ public struct SwrefError: Error, CustomStringConvertible, Equatable {
         case system(call: String, errno: Int32, what: String)
         case invalidInput(String)
         case notSupported(String)
+        case heapUnreadable(String)
     }
 
     let kind: Kind
@@ -25,6 +26,8 @@ public struct SwrefError: Error, CustomStringConvertible, Equatable {
     }
     public static func invalidInput(_ message: String) -> SwrefError { .init(kind: .invalidInput(message)) }
     public static func notSupported(_ message: String) -> SwrefError { .init(kind: .notSupported(message)) }
+    /// The target's heap could not be read: never reported as an empty, clean one (exit 125).
+    public static func heapUnreadable(_ reason: String) -> SwrefError { .init(kind: .heapUnreadable(reason)) }
 
     public var description: String {
         switch kind {
@@ -38,11 +41,18 @@ public struct SwrefError: Error, CustomStringConvertible, Equatable {
             return "\(what): \(call) failed: \(String(cString: strerror(err)))"
         case .invalidInput(let message), .notSupported(let message):
             return message
+        case .heapUnreadable(let reason):
+            return "the heap could not be read: \(reason)"
         }
     }
 
     public var isPermissionDenied: Bool {
         if case .permissionDenied = kind { return true }
+        return false
+    }
+
+    public var isHeapUnreadable: Bool {
+        if case .heapUnreadable = kind { return true }
         return false
     }
 

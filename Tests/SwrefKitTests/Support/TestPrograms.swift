@@ -52,6 +52,38 @@ enum TestPrograms {
         return output
     }
 
+    /// `testdata/NAME/*.swift` compiled with `flags` and NAME's own bridging header, as `key`: the
+    /// allocator tests build one program several ways (jemalloc linked, static, …).
+    static func binary(_ name: String, key: String, flags: [String], header: String) throws -> String {
+        lock.lock()
+        defer { lock.unlock() }
+        if let path = built[key] { return path }
+        let output = buildDirectory.appendingPathComponent(key).path
+        let directory = testdata.appendingPathComponent(name)
+        let sources = try FileManager.default.contentsOfDirectory(atPath: directory.path)
+            .filter { $0.hasSuffix(".swift") }.sorted().map { directory.appendingPathComponent($0).path }
+        let args = ["-O", "-module-name", name, "-import-objc-header", directory.appendingPathComponent(header).path]
+            + sources + flags + ["-o", output]
+        let result = try Shell.run("/usr/bin/env", ["swiftc"] + args)
+        guard result.status == 0 else { throw TestFailure("swiftc failed for \(key):\n\(result.stderr)") }
+        built[key] = output
+        return output
+    }
+
+    /// A C file of `testdata/NAME` compiled into a shared library (a preloaded allocator).
+    static func sharedLibrary(_ name: String, _ file: String) throws -> String {
+        lock.lock()
+        defer { lock.unlock() }
+        let key = "\(name)-\(file).so"
+        if let path = built[key] { return path }
+        let output = buildDirectory.appendingPathComponent(key).path
+        let result = try Shell.run("/usr/bin/env", ["cc", "-O2", "-shared", "-fPIC",
+                                                    testdata.appendingPathComponent(name).appendingPathComponent(file).path, "-o", output])
+        guard result.status == 0 else { throw TestFailure("cc failed for \(key):\n\(result.stderr)") }
+        built[key] = output
+        return output
+    }
+
     /// The swref executable built by `swift build` (the README's test command builds it first).
     static func swrefExecutable() throws -> String {
         let candidates = [".build/debug/swref", ".build/release/swref", ".build/x86_64-unknown-linux-gnu/debug/swref"]

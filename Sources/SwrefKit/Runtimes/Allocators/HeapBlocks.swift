@@ -27,6 +27,9 @@ public struct HeapBlocks {
     public var coverage: Coverage
     /// What went wrong or is worth knowing on the way; the walk goes on with what it has.
     public var notes: [String] = []
+    /// Memory the allocator owns — its heaps, extents or segments, and its metadata — whether a live
+    /// block sits there or not: never scanned as a root (free blocks keep stale pointers).
+    public var ownedRanges: [Range<UInt64>] = []
     /// Allocator-specific counts for the curious and for tests (`arenas`, `mmapped`, `tcache`).
     public var counters: [String: Int] = [:]
 
@@ -66,4 +69,19 @@ public protocol HeapWalker {
     /// A walker for this target, or nil when the allocator is not the target's.
     static func recognise(source: MemorySource, images: ImageList) -> Self?
     func walk() -> HeapBlocks
+}
+
+extension HeapBlocks {
+    /// The `heap` member of the JSON reports (docs/json-report.md).
+    public var json: JSONValue {
+        var members: [(String, JSONValue)] = [("allocator", .string(allocator))]
+        switch coverage {
+        case .complete: members.append(("coverage", .string("complete")))
+        case .partial(let why): members += [("coverage", .string("partial")), ("reason", .string(why))]
+        case .approximate(let why): members += [("coverage", .string("approximate")), ("reason", .string(why))]
+        case .unread(let why): members += [("coverage", .string("unread")), ("reason", .string(why))]
+        }
+        members += [("blocks", .int(Int64(count))), ("bytes", .int(Int64(clamping: totalBytes)))]
+        return .object(members)
+    }
 }

@@ -48,6 +48,7 @@ public struct MallocHeap: HeapWalker {
         blocks.counters = ["arenas": walker.arenaCount, "mmapped": walker.mmappedCount,
                            "cached free": walker.freeCached.count]
         blocks.notes = walker.notes
+        blocks.ownedRanges = walker.ownedRanges
         if walker.arenaCount == 0 {
             blocks.coverage = .unread("glibc's main arena was not found (no [heap], or not glibc malloc)")
         } else if walker.damaged > 0 {
@@ -79,6 +80,8 @@ private struct Walker {
     var damaged = 0
     /// Regions the arenas own, so the mmapped-chunk scan skips them.
     var arenaRegions: Set<UInt64> = []
+    /// The arenas' heaps as address ranges: a thread arena's heap may span several mappings.
+    var ownedRanges: [Range<UInt64>] = []
     var tcacheCandidates: [UInt64] = []
 
     init(source: MemorySource) {
@@ -134,6 +137,7 @@ private struct Walker {
                 continue
             }
             arenaRegions.insert(heap.start)
+            ownedRanges.append(heap.start..<heap.end)
             arenaCount = 1
             mainArena = arena
             break
@@ -248,6 +252,7 @@ private struct Walker {
             let first = prev == 0 ? heap + MallocLayout.firstHeapChunks : heap + MallocLayout.laterHeapChunks
             let (end, overflow) = heap.addingReportingOverflow(used)
             if overflow { return }
+            ownedRanges.append(heap..<max(end, heap &+ 1))
             let notesBefore = notes.count
             if walkChunks(from: first, to: end, stopAt: top) == nil && notes.count > notesBefore { damaged += 1 }
             heap = prev
