@@ -7,14 +7,27 @@ public final class LoadedImage {
     /// Added to the file's virtual addresses to get target addresses.
     public let loadBias: UInt64
     public let file: ElfFile
+    private let sysroot: String
 
-    init(path: String, start: UInt64, end: UInt64, file: ElfFile) {
+    init(path: String, start: UInt64, end: UInt64, file: ElfFile, sysroot: String = "") {
         self.path = path
         self.start = start
         self.end = end
         self.file = file
+        self.sysroot = sysroot
         self.loadBias = start &- file.firstLoadAddress
     }
+
+    /// The separate debug file with the same build id (`/usr/lib/debug/.build-id/ab/cdef….debug`,
+    /// from Debian's -dbg packages): the full symbol table of a stripped library, whose hidden
+    /// functions (libc's `clone3`, `start_thread`) are otherwise only offsets. Opened when first asked.
+    public lazy var debugFile: ElfFile? = {
+        guard let id = file.buildID, id.count > 1 else { return nil }
+        let hex = id.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }
+        let path = sysroot + "/usr/lib/debug/.build-id/\(hex[0])/\(hex[1...].joined()).debug"
+        guard let debug = try? ElfFile(path: path), debug.buildID == id else { return nil }
+        return debug
+    }()
 
     /// The file name without directories: `libswiftCore.so`.
     public var name: String { path.split(separator: "/").last.map(String.init) ?? path }
@@ -46,7 +59,7 @@ public final class ImageList {
             let path = region.path.hasSuffix(" (deleted)") ? String(region.path.dropLast(10)) : region.path
             do {
                 let file = try ElfFile(path: exact.contains(path) ? path : sysroot + path)
-                images.append(LoadedImage(path: path, start: region.start, end: end, file: file))
+                images.append(LoadedImage(path: path, start: region.start, end: end, file: file, sysroot: sysroot))
             } catch {
                 // Fonts, locale archives and other data files are mapped too: only ELF files matter.
                 if !path.hasPrefix("/dev/") && !path.hasSuffix(".cache") && error is SwrefError,

@@ -15,6 +15,8 @@ public final class Symbolizer {
         if let image = images.image(containing: address) {
             if let symbol = image.file.symbol(containing: address &- image.loadBias), symbol.isFunction {
                 result = Symbolizer.demangle(symbol.name)
+            } else if let symbol = image.debugFile?.symbol(containing: address &- image.loadBias), symbol.isFunction {
+                result = Symbolizer.demangle(symbol.name)
             } else {
                 result = "\(image.name)+0x\(String(address - image.start, radix: 16))"
             }

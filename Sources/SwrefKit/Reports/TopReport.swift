@@ -56,8 +56,19 @@ public struct TopReport {
             }
             retainers = TopReport.largest(limit, from: 0..<objects.count) { retained.retainedBytes(ofObject: $0) }
                 .map { ($0, retained.retainedBytes(ofObject: $0), retained.retainedCount(ofObject: $0)) }
-            roots = TopReport.largest(limit, from: 0..<paths.attribution.roots.count) { retained.retainedBytes(ofRoot: $0) }
-                .map { ($0, retained.retainedBytes(ofRoot: $0), retained.retainedCount[retained.node(ofRoot: $0)]) }
+            // Objects no single root dominates hang from the super-root itself: together they are
+            // `<shared by several roots>` (often most of a server's heap), listed with the roots.
+            let shared = paths.attribution.roots.firstIndex { $0.name == Attribution.sharedRoot }
+            var sharedBytes: UInt64 = 0, sharedCount: UInt32 = 0
+            if shared != nil {
+                for v in 1..<nodeCount where retained.idom[v] == 0 && retained.object(ofNode: v) != nil {
+                    sharedBytes &+= retained.retainedBytes[v]
+                    sharedCount &+= retained.retainedCount[v]
+                }
+            }
+            func rootBytes(_ root: Int) -> UInt64 { root == shared ? sharedBytes : retained.retainedBytes(ofRoot: root) }
+            roots = TopReport.largest(limit, from: 0..<paths.attribution.roots.count) { rootBytes($0) }
+                .map { ($0, rootBytes($0), $0 == shared ? sharedCount : retained.retainedCount[retained.node(ofRoot: $0)]) }
         }
         types = rows.filter { $0.count > 0 }.sorted {
             ($0.retainedBytes, $0.shallowBytes, $1.type) > ($1.retainedBytes, $1.shallowBytes, $0.type)

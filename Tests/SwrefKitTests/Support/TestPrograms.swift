@@ -86,6 +86,8 @@ enum TestPrograms {
 
     /// The swref executable built by `swift build` (the README's test command builds it first).
     static func swrefExecutable() throws -> String {
+        // A build in another scratch directory (`swift test --scratch-path .build-dev`) names its own.
+        if let path = ProcessInfo.processInfo.environment["SWREF_TEST_EXECUTABLE"] { return path }
         let candidates = [".build/debug/swref", ".build/release/swref", ".build/x86_64-unknown-linux-gnu/debug/swref"]
         for candidate in candidates {
             let path = packageRoot.appendingPathComponent(candidate).path

@@ -136,7 +136,7 @@ public final class ReflectionContext {
     public func name(of typeRef: swift_typeref_t) -> String? {
         guard let context, let cName = swift_reflection_copyDemangledNameForTypeRef(context, typeRef) else { return nil }
         defer { free(cName) }
-        return String(cString: cName)
+        return SwiftTypeNames.stable(String(cString: cName))
     }
 
     /// The demangled, module-qualified name of the type a metadata pointer describes.

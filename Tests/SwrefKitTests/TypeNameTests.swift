@@ -1,0 +1,15 @@
+@testable import SwrefKit
+import XCTest
+
+/// Private type names the same in every run: the context's address the reflection library prints
+/// for an unreadable discriminator is dropped, nothing else is touched.
+final class TypeNameTests: XCTestCase {
+    func testPrivateTypeNamesLoseTheirAddress() {
+        XCTAssertEqual(SwiftTypeNames.stable("NIOCore.(BackingStorage in $55f9fb4861b8)"), "NIOCore.BackingStorage")
+        XCTAssertEqual(SwiftTypeNames.stable("Swift.Dictionary<Swift.String, app.(Entry in $7f00aa)>"),
+                       "Swift.Dictionary<Swift.String, app.Entry>")
+        XCTAssertEqual(SwiftTypeNames.stable("(closure #1 () -> Swift.Int in app)"), "(closure #1 () -> Swift.Int in app)")
+        XCTAssertEqual(SwiftTypeNames.stable("a.(B in $xyz)"), "a.(B in $xyz)", "not an address: kept")
+        XCTAssertEqual(SwiftTypeNames.stable("a.(B in $12"), "a.(B in $12", "unclosed: kept")
+    }
+}
