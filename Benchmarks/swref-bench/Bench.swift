@@ -36,18 +36,47 @@ struct Bench: ParsableCommand {
     @Option(help: "The swref to measure (default: the one built beside this program).")
     var swref: String?
 
+    @Option(help: "Allocators to build the target with, measured one after the other in this run: glibc, jemalloc (linked with -ljemalloc, as the Vapor and Hummingbird templates build servers), comma-separated.")
+    var allocators: String = "glibc"
+
+    /// What the comparison between allocators needs from one allocator's measurements.
+    struct Summary {
+        var allocator: String
+        var analysisRate: Double
+        var pause: Double
+    }
+
     func run() throws {
         let work = FileManager.default.temporaryDirectory.appendingPathComponent("swref-bench-\(getpid())")
         try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: work) }
-        let binary = work.appendingPathComponent("bench").path
-        let compile = try runProcess("/usr/bin/env", ["swiftc", "-O", "-module-name", "bench", source, "-o", binary])
-        guard compile.status == 0 else { throw ValidationError("could not build \(source): \(compile.stderr)") }
+        var summaries: [Summary] = []
+        for allocator in allocators.split(separator: ",").map(String.init) {
+            let flags: [String]
+            switch allocator {
+            case "glibc": flags = []
+            case "jemalloc": flags = ["-Xlinker", "-ljemalloc"]
+            default: throw ValidationError("unknown allocator \(allocator): glibc or jemalloc")
+            }
+            let binary = work.appendingPathComponent("bench-\(allocator)").path
+            let compile = try runProcess("/usr/bin/env", ["swiftc", "-O", "-module-name", "bench", source, "-o", binary] + flags)
+            guard compile.status == 0 else { throw ValidationError("could not build \(source): \(compile.stderr)") }
+            summaries.append(try measure(binary: binary, allocator: allocator, work: work))
+        }
+        if let base = summaries.first, summaries.count > 1 {
+            print("allocators compared (same run, medians):")
+            for other in summaries {
+                print("  \(other.allocator): analysis \(Int(other.analysisRate)) objects/s (\(ratio(base.analysisRate, other.analysisRate)) \(base.allocator)'s time), pause \(ms(other.pause)) (\(ratio(other.pause, base.pause)) \(base.allocator)'s)")
+            }
+        }
+    }
 
+    /// Starts the target and measures swref on it; prints the figures, returns what the comparison needs.
+    func measure(binary: String, allocator: String, work: URL) throws -> Summary {
         let target = try BenchTarget(binary: binary, arguments: ["\(objects)", "\(payload)"] + (write ? ["--write"] : []))
         defer { target.stop() }
         let rss = target.residentBytes
-        print("target: \(objects) records, payload \(payload) B, resident \(formatBytes(rss))\(write ? ", writing" : "")")
+        print("target (\(allocator)): \(objects) records, payload \(payload) B, resident \(formatBytes(rss))\(write ? ", writing" : "")")
 
         var floors: [Double] = [], gcores: [Double] = [], gcorePauses: [Double] = []
         var precopied = AttachRuns(), forked = AttachRuns(), stopped = AttachRuns()
@@ -115,6 +144,7 @@ struct Bench: ParsableCommand {
         let peak = median(precopied.peaks), snapshot = Double(target.anonymousResidentBytes)
         print("  swref peak RSS:                  \(formatBytes(UInt64(peak)))  (\(ratio(peak, heapBytes)) heap)")
         print("  beyond the snapshot:             \(formatBytes(UInt64(max(peak - snapshot, 0))))  (\(ratio(max(peak - snapshot, 0), heapBytes)) heap; the snapshot is the target's anonymous resident memory, \(formatBytes(UInt64(snapshot))))")
+        return Summary(allocator: allocator, analysisRate: objectCount / max(analysis, 1e-9), pause: median(precopied.pauses))
     }
 
     private func ms(_ seconds: Double) -> String { String(format: "%.1f ms", seconds * 1000) }
@@ -140,7 +170,9 @@ struct AttachRuns {
         let lines = result.stderr.split(separator: "\n")
         let summary = lines.last { $0.contains("paused PID") } ?? ""
         reported.append(Double(field(summary, after: "for ", before: " ms")) ?? 0)
-        blocks.append(Double(field(summary, after: "; ", before: " blocks")) ?? 0)
+        // `…; jemalloc 5.3.0: 3288 blocks, …`: the number before " blocks".
+        let beforeBlocks = summary.range(of: " blocks").map { summary[..<$0.lowerBound] } ?? ""
+        blocks.append(Double(beforeBlocks.split(separator: " ").last ?? "") ?? 0)
         heap.append(parseBytes(field(summary, after: "blocks, ", before: " in use")))
         if let line = lines.first(where: { $0.hasPrefix("swref: timings ") }) {
             for item in line.dropFirst("swref: timings ".count).split(separator: " ") {

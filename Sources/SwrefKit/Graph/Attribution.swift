@@ -18,6 +18,9 @@ public struct Attribution {
     public let names: FrameNames
     private var children: [UInt64: Int32] = [:]
     private var recentChildren = DirectMappedCache()
+    /// Frames that stand for the rest of a chain of untyped blocks, and the link frame each repeats.
+    private var chainLinks: [UInt32: UInt32] = [:]
+    private var chainFrames: [UInt32: UInt32] = [:]
     private let maxDepth: Int
     public static let leakedRoot = "<leaked>"
     public static let sharedRoot = "<shared by several roots>"
@@ -70,9 +73,14 @@ public struct Attribution {
     /// The trie node below `parent` for an edge label `code` toward `target`.
     @inline(__always)
     private mutating func child(_ parent: Int32, _ code: UInt32, _ target: Int32) -> Int32 {
-        let frame = names.frame(code, target: target)
+        var frame = names.frame(code, target: target)
         if frame == 0 { return parent }
         let parentNode = nodes[Int(parent)]
+        // A linked list of untyped blocks (each holding the next, word-scanned) would be a frame per
+        // link, hundreds deep: the second link and all after it share one frame, `… (chain)`, whose
+        // count is the links after the second.
+        if !chainLinks.isEmpty, chainLinks[parentNode.frame] == frame { return parent }
+        if parentNode.frame == frame, let chain = chainFrame(for: frame) { frame = chain }
         if parentNode.depth >= maxDepth { return parent }
         let key = UInt64(UInt32(bitPattern: parent)) << 32 | UInt64(frame)
         // Siblings come in interleaved runs (every value of one dictionary, and what each holds):
@@ -84,6 +92,17 @@ public struct Attribution {
         children[key] = id
         recentChildren.set(UInt32(bitPattern: id), for: key)
         return id
+    }
+
+    /// The frame for the rest of a chain of `link` frames, when `link` is a word-scanned reference.
+    private mutating func chainFrame(for link: UInt32) -> UInt32? {
+        if let known = chainFrames[link] { return known == UInt32.max ? nil : known }
+        let text = names[link]
+        guard text.hasPrefix("$sub_objects$") else { chainFrames[link] = UInt32.max; return nil }
+        let chain = names.intern("\(text) … (chain)")
+        chainFrames[link] = chain
+        chainLinks[chain] = link
+        return chain
     }
 
     /// Re-attributes every object along its immediate-dominator chain, so that a frame's cumulative
@@ -99,6 +118,8 @@ public struct Attribution {
         }
         nodes = []
         children = [:]
+        chainLinks = [:]
+        chainFrames = [:]
         recentChildren = DirectMappedCache()
         nodeOf.withUnsafeMutableBufferPointer { $0.update(repeating: -1) }
         var rootNodes = [Int32](repeating: -1, count: roots.count + 1)
