@@ -1,3 +1,4 @@
+import Glibc
 /// The blocks gperftools tcmalloc has handed out, found by walking its page heap from outside.
 ///
 /// Every span the pagemap names and marks IN_USE is either one large block (size class 0: the
@@ -20,6 +21,12 @@ public struct TcmallocHeap: HeapWalker {
     public func walk() -> HeapBlocks {
         let version = TcmallocRoots.version(image: image, source: source)
         let allocator = "tcmalloc (\(version ?? "gperftools, version unknown"))"
+        // The debug build (debugallocation.cc) puts a header before each block and keeps freed
+        // blocks in a queue of its own, still IN_USE for the page heap: its walk would count them.
+        if image.name.contains("_debug") || image.file.symbol(named: TcmallocLayout.debugMagicSymbol) != nil {
+            return HeapBlocks(allocator: allocator, overhead: 0, coverage: .unread(
+                "tcmalloc in \(image.name) is the debug allocator, whose blocks have headers and whose freed blocks wait in a queue; not walked"))
+        }
         switch TcmallocRoots.find(image: image, source: source) {
         case .failure(let error):
             var blocks = HeapBlocks(allocator: allocator, overhead: 0, coverage: .unread("tcmalloc in \(image.name): \(error.reason)"))
@@ -115,6 +122,7 @@ private struct TcmallocWalker {
         if strayEntries > 0 { damage.append("\(strayEntries) free-list entries were not free objects of their class (blocks they name may be counted as live)") }
         if brokenLists > 0 { damage.append("\(brokenLists) free lists did not match their recorded length") }
         if !damage.isEmpty { blocks.coverage = .partial(damage.joined(separator: "; ")) }
+        if getenv("SWREF_TC_DEBUG") != nil { fputs("TCDEBUG \(blocks.description) count=\(blocks.count) bytes=\(blocks.totalBytes) \(blocks.counters.sorted { $0.key < $1.key }) notes=\(notes)\n", stderr) }
         return blocks
     }
 

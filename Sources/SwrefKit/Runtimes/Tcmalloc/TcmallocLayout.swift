@@ -65,6 +65,8 @@ enum TcmallocLayout {
     static let initStaticVarsSymbol = "_ZN8tcmalloc6Static14InitStaticVarsEv"
     static let metaDataAllocSymbol = "_ZN8tcmalloc13MetaDataAllocEm"
     static let versionSymbol = "tc_version"
+    /// Only in the debug build (`MallocBlock::kMagicMalloc`).
+    static let debugMagicSymbol = "_ZN11MallocBlock12kMagicMallocE"
 
     /// The class_array_ index of a size (SizeMap::ClassIndex).
     static func classIndex(_ size: UInt64) -> Int {
