@@ -123,7 +123,12 @@ private struct TcmallocWalker {
         if leavesLeftOut > 0 { damage.append("\(leavesLeftOut) pagemap leaves beyond the first \(TcmallocWalker.maxLeaves) were not walked") }
         if strayEntries > 0 { damage.append("\(strayEntries) free-list entries were not free objects of their class (blocks they name may be counted as live)") }
         if brokenLists > 0 { damage.append("\(brokenLists) free lists did not match their recorded length") }
-        if !damage.isEmpty { blocks.coverage = .partial(damage.joined(separator: "; ")) }
+        if spans.isEmpty && unreadable > 0 {
+            // Nothing was read at all: say so, so that the header scan takes over.
+            blocks.coverage = .unread("tcmalloc's pagemap could not be read: \(damage[0])")
+        } else if !damage.isEmpty {
+            blocks.coverage = .partial(damage.joined(separator: "; "))
+        }
         if getenv("SWREF_TC_DEBUG") != nil { fputs("TCDEBUG \(blocks.description) count=\(blocks.count) bytes=\(blocks.totalBytes) \(blocks.counters.sorted { $0.key < $1.key }) notes=\(notes)\n", stderr) }
         return blocks
     }
