@@ -213,6 +213,12 @@ private struct TcmallocWalker {
 
     // MARK: Free lists
 
+    /// Counts a free list that is not what its owner records, and says which (the first few).
+    mutating func broken(_ what: String) {
+        brokenLists += 1
+        if brokenLists <= 5 { notes.append("tcmalloc free list: \(what)") }
+    }
+
     /// Marks `object` free; false when it is not an object of a span of `sizeClass`, or already free.
     mutating func markFree(_ object: UInt64, sizeClass: Int) -> Bool {
         // The last span starting at or below the object.
@@ -257,7 +263,7 @@ private struct TcmallocWalker {
     /// no longer than the span's object count.
     mutating func walkSpanFreeList(_ record: Int) {
         let result = walkList(from: spans[record].freeHead, sizeClass: spans[record].sizeClass, limit: spans[record].objectCount, counter: "span free")
-        if result.next != 0 { brokenLists += 1 }
+        if result.next != 0 { broken("span at 0x\(String(spans[record].start, radix: 16)): its free list is longer than its \(spans[record].objectCount) objects") }
     }
 
     /// Each class's transfer cache: `used_slots_` batches of `num_objects_to_move` objects, head to tail.
@@ -272,7 +278,7 @@ private struct TcmallocWalker {
                 guard let head = source.readWord(slotAddress) else { unreadable += 1; continue }
                 let batch = roots.moves[sizeClass]
                 let result = walkList(from: head, sizeClass: sizeClass, limit: batch, counter: "transfer cache")
-                if result.taken != batch { brokenLists += 1 }
+                if result.taken != batch { broken("class \(sizeClass) transfer slot \(slot): \(result.taken) objects, not \(batch)") }
             }
         }
     }
@@ -301,9 +307,16 @@ private struct TcmallocWalker {
                      raw.loadUnaligned(fromByteOffset: sizeClass * Int(TcmallocLayout.freeListStride) + Int(TcmallocLayout.freeListLength), as: UInt32.self))
                 }
                 guard head != 0 || length != 0 else { continue }
-                let limit = min(Int(length), TcmallocWalker.maxListLength)
-                let result = walkList(from: head, sizeClass: sizeClass, limit: limit, counter: "thread cache")
-                if result.taken != Int(length) { brokenLists += 1 }
+                // Lists end in NULL. A thread stopped between relinking its list and updating
+                // length_ (FreeList::Push/Pop, and PushRange/PopRange, which move a batch of up to
+                // num_objects_to_move objects and walk it first) leaves the two apart by as much as
+                // a batch: the list is the truth then, every object on it is free.
+                let result = walkList(from: head, sizeClass: sizeClass, limit: TcmallocWalker.maxListLength, counter: "thread cache")
+                if result.next != 0 || abs(result.taken - Int(length)) > max(1, roots.moves[sizeClass]) {
+                    broken("thread cache 0x\(String(cache, radix: 16)) class \(sizeClass): \(result.taken) objects, length_ \(length)")
+                } else if result.taken != Int(length) {
+                    freeCounts["lists in flight", default: 0] += 1
+                }
             }
             previous = cache
             cache = next
