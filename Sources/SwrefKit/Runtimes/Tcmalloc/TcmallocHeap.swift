@@ -1,4 +1,3 @@
-import Glibc
 /// The blocks gperftools tcmalloc has handed out, found by walking its page heap from outside.
 ///
 /// Every span the pagemap names and marks IN_USE is either one large block (size class 0: the
@@ -129,7 +128,6 @@ private struct TcmallocWalker {
         } else if !damage.isEmpty {
             blocks.coverage = .partial(damage.joined(separator: "; "))
         }
-        if getenv("SWREF_TC_DEBUG") != nil { fputs("TCDEBUG \(blocks.description) count=\(blocks.count) bytes=\(blocks.totalBytes) \(blocks.counters.sorted { $0.key < $1.key }) notes=\(notes)\n", stderr) }
         return blocks
     }
 
