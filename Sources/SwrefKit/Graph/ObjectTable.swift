@@ -36,7 +36,16 @@ public struct ObjectTable {
         self.addresses = heap.addresses
         self.sizes = heap.sizes
         self.overhead = heap.overhead
-        self.allocatorRanges = heap.ownedRanges
+        // Spans and extents come by the thousand, mostly adjacent: merged, they are a few ranges.
+        var merged: [Range<UInt64>] = []
+        for range in heap.ownedRanges.sorted(by: { $0.lowerBound < $1.lowerBound }) {
+            if let last = merged.last, range.lowerBound <= last.upperBound {
+                merged[merged.count - 1] = last.lowerBound..<max(last.upperBound, range.upperBound)
+            } else {
+                merged.append(range)
+            }
+        }
+        self.allocatorRanges = merged
         var sideTable: Int32? = nil
         for address in withSideTables {
             guard let table = heap.addresses.index(of: address), typeIndices[table] == recognizer.mallocType else { continue }

@@ -63,6 +63,8 @@ private struct TcmallocWalker {
     var bitCount = 0
 
     var notes: [String] = []
+    /// The pages of every span, in use or free.
+    var owned: [Range<UInt64>] = []
     /// Free-list entries that were not an object of a span of their class, or were seen twice.
     var strayEntries = 0
     /// Lists that ended before their recorded length, or did not end within it.
@@ -117,6 +119,7 @@ private struct TcmallocWalker {
         blocks.counters = freeCounts.merging(["spans": spans.count, "large": large, "thread caches": threadCaches,
                                               "size classes": roots.classCount]) { $1 }
         blocks.notes = notes
+        blocks.ownedRanges = owned
         var damage: [String] = []
         if unreadable > 0 { damage.append("\(unreadable) pagemap leaves or spans could not be read") }
         if leavesLeftOut > 0 { damage.append("\(leavesLeftOut) pagemap leaves beyond the first \(TcmallocWalker.maxLeaves) were not walked") }
@@ -164,6 +167,9 @@ private struct TcmallocWalker {
                 // The last page names the span too, when it is in this leaf.
                 let last = UInt64(slot) &+ span.length &- 1
                 if last < UInt64(TcmallocLayout.leafLength) && leaf[Int(last)] != leaf[slot] { continue }
+                // Every span's pages are tcmalloc's, free ones too: never scanned as a root.
+                let (end, overflow) = (page &+ span.length).multipliedReportingOverflow(by: 1 << TcmallocLayout.pageShift)
+                if !overflow { owned.append((page << TcmallocLayout.pageShift)..<end) }
                 guard span.location == TcmallocLayout.inUse else { continue }
                 addSpan(span)
             }
