@@ -37,7 +37,7 @@ public final class SwiftObjectRecognizer {
     private let slabMetadata: UInt64
     private var slabType: Int32 = -1
     /// libdispatch's queue vtables (serial, concurrent): the first word of every queue.
-    private let queueVtables: Set<UInt64>
+    private let queueVtables: [UInt64]
     private var queueType: Int32 = -1
 
     public init(source: MemorySource, images: ImageList, reflection: ReflectionContext?) {
@@ -46,7 +46,7 @@ public final class SwiftObjectRecognizer {
         self.reflection = reflection
         window = MemoryWindow(source: source)
         slabMetadata = images.address(ofSymbol: "_swift_concurrency_debug_asyncTaskSlabMetadata").flatMap { source.readWord($0) } ?? 0
-        queueVtables = Set(["__OS_dispatch_queue_serial_vtable", "__OS_dispatch_queue_concurrent_vtable"]
+        queueVtables = (["__OS_dispatch_queue_serial_vtable", "__OS_dispatch_queue_concurrent_vtable"]
             .compactMap { images.address(ofSymbol: $0) })
         types.append(TypeEntry(name: "<malloc>", kind: .malloc, metadata: 0))
     }
@@ -55,6 +55,12 @@ public final class SwiftObjectRecognizer {
     public func classify(_ address: UInt64, usableSize: UInt64) -> Int32 {
         guard usableSize >= 16, let metadata = window.word(address), metadata != 0, metadata & 7 == 0 else {
             return mallocType
+        }
+        // The count word first, for blocks that must have one: a block that is no Swift object
+        // rarely passes it, and its first word (under tcmalloc and mimalloc, a stale free-list
+        // pointer, different in every block) then never reaches the verdict cache.
+        if metadata != slabMetadata && !queueVtables.contains(metadata) {
+            guard let word = window.word(address + 8), RefCountWord(raw: word).isPlausible(in: source) else { return mallocType }
         }
         var verdict: Verdict
         if let hit = recent.first(where: { $0.metadata == metadata }) {
