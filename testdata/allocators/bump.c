@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#define ARENA_SIZE (4UL << 30)
+#define ARENA_SIZE (256UL << 20)
 #define HEADER 16
 
 static _Atomic(uintptr_t) next_free;

@@ -28,6 +28,9 @@ public final class RootFinder {
         self.scanner = scanner
         self.values = values
         self.symbolizer = symbolizer
+        // The allocator's own memory (its spans, extents, its library's data) holds pointers to
+        // free and cached blocks: never a root.
+        claimed = objects.allocatorRanges
     }
 
     public func findRoots() -> [Root] {

@@ -33,7 +33,14 @@ public struct TcmallocHeap: HeapWalker {
             return blocks
         case .success(let roots):
             var walker = TcmallocWalker(source: source, roots: roots)
-            return walker.run(allocator: allocator)
+            var blocks = walker.run(allocator: allocator)
+            // Its data (the central cache's slots, the page heap's lists) points at free objects.
+            blocks.ownedRanges += image.file.writableSections.compactMap { section in
+                let start = section.address &+ image.loadBias
+                let (end, overflow) = start.addingReportingOverflow(section.size)
+                return overflow ? nil : start..<end
+            }
+            return blocks
         }
     }
 }
