@@ -86,7 +86,8 @@ private struct JemallocWalk {
     let source: MemorySource
     let roots: JemallocRoots
     var blocks = BlockAddresses()
-    var sizes = BlockSizes()
+    /// Usable sizes are multiples of 8 (the 8-byte class), the rest of 16.
+    var sizes = BlockSizes(shift: 3)
     var notes: [String] = []
     var leaves = 0
     var unreadableLeaves = 0
@@ -100,6 +101,14 @@ private struct JemallocWalk {
     init(source: MemorySource, roots: JemallocRoots) {
         self.source = source
         self.roots = roots
+        // Room for a block per 64 bytes of writable anonymous memory, up to 32 Mi blocks, as the
+        // glibc walk reserves: doubling arrays of millions of rows costs more than the walk.
+        // Untouched capacity is only address space.
+        let anonymous = source.memoryMap.regions.filter { $0.writable && !$0.isFileBacked }
+            .reduce(UInt64(0)) { sum, region in sum.addingReportingOverflow(region.size).overflow ? .max : sum + region.size }
+        let estimate = Int(min(anonymous / 64, 32 << 20))
+        blocks.reserveCapacity(estimate)
+        sizes.reserveCapacity(estimate)
     }
 
     mutating func run(imageName: String) -> HeapBlocks {
@@ -108,9 +117,10 @@ private struct JemallocWalk {
         walkExtentMap()
         let (cached, internalBlocks, descriptors, notFound) = subtractTcaches()
 
+        // Already in address order: the map is walked in page order, an extent's blocks lie in
+        // [its first page, its end), and a page inside the extent before it is skipped.
         result.addresses = blocks
         result.sizes = sizes
-        result.sortByAddress()
         result.counters = ["arenas": roots.arenas?.count ?? 0, "extents": extents, "slabs": slabs, "large": large,
                            "tcache": cached, "internal": internalBlocks, "tcaches": descriptors]
         if let firstDamage { notes.append(firstDamage) }
@@ -122,7 +132,7 @@ private struct JemallocWalk {
         } else if damaged >= 4 && damaged > extents {
             result.coverage = .unread("jemalloc in \(imageName): \(damaged) of \(damaged + extents) extents disagree with the extent map (not the 5.3.0 layout?)")
             result.addresses = BlockAddresses()
-            result.sizes = BlockSizes()
+            result.sizes = BlockSizes(shift: 3)
         } else {
             var problems: [String] = []
             if unreadableLeaves > 0 { problems.append("\(unreadableLeaves) extent-map leaves unreadable") }

@@ -55,10 +55,6 @@ private struct Finder {
 
     func run() -> Result<JemallocRoots, JemallocFailure> {
         let named = image.name.hasPrefix("libjemalloc")
-        let version = findVersion()
-        if let version, !version.hasPrefix(JemallocLayout.versionPrefix) {
-            return .failure(JemallocFailure(reason: "version \(version); only the 5.3 layout is known", isJemalloc: true))
-        }
         let targets = ripTargets()
         // The size table: by symbol, else the first target with its shape.
         let sizeCandidates = symbolAddress("je_sz_index2size_tab").map { [$0] } ?? targets
@@ -67,7 +63,12 @@ private struct Finder {
             if let table = JemallocRoots.sizeTable(at: candidate, source: source) { sizes = table; break }
         }
         guard let sizes else {
-            return .failure(JemallocFailure(reason: "the size table (sz_index2size_tab) was not found", isJemalloc: named || version != nil))
+            return .failure(JemallocFailure(reason: "the size table (sz_index2size_tab) was not found", isJemalloc: named))
+        }
+        // From here on the image is jemalloc: its size table is there. Another version's structs differ.
+        let version = findVersion()
+        if let version, !version.hasPrefix(JemallocLayout.versionPrefix) {
+            return .failure(JemallocFailure(reason: "version \(version); only the 5.3 layout is known", isJemalloc: true))
         }
         let emapCandidates = symbolAddress("je_arena_emap_global").map { [$0] } ?? targets
         guard let emap = emapCandidates.first(where: isExtentMap) else {
