@@ -35,7 +35,8 @@ public struct JemallocHeap: HeapWalker {
         switch roots {
         case .failure(let failure):
             var blocks = HeapBlocks(allocator: "jemalloc", overhead: 0, coverage: .unread("jemalloc in \(image.name): \(failure.reason)"))
-            blocks.notes = ["jemalloc in \(image.name): \(failure.reason); its heap was not walked"]
+            blocks.notes = ["jemalloc in \(image.name): \(failure.reason); its heap was not walked "
+                            + "(jemalloc leaves freed blocks as they were: a scan for Swift headers counts freed objects too)"]
             return blocks
         case .success(let roots):
             var walk = JemallocWalk(source: source, roots: roots)
@@ -159,9 +160,18 @@ private struct JemallocWalk {
             notes.append("jemalloc: the extent map's root could not be read")
             return
         }
+        // A leaf covers 1 GiB of address space; one over space nothing is mapped in holds no
+        // active extent (their memory is mapped), so it is not read. This also bounds the work a
+        // damaged root can cause by the target's mappings.
+        var mapped = [Bool](repeating: false, count: JemallocLayout.rootEntries)
+        for region in source.memoryMap.regions where region.end > region.start {
+            let first = region.start >> JemallocLayout.rootShift, last = (region.end - 1) >> JemallocLayout.rootShift
+            guard first < UInt64(JemallocLayout.rootEntries) else { continue }
+            for index in Int(first)...Int(min(last, UInt64(JemallocLayout.rootEntries - 1))) { mapped[index] = true }
+        }
         // Leaf pointers, copied: the leaf reader may replace the buffer they sit in.
         var leafPointers: [(index: Int, address: UInt64)] = []
-        for index in 0..<JemallocLayout.rootEntries {
+        for index in 0..<JemallocLayout.rootEntries where mapped[index] {
             let leaf = root.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self)
             if leaf != 0 { leafPointers.append((index, leaf)) }
         }
@@ -189,13 +199,16 @@ private struct JemallocWalk {
                     damage("edata at 0x\(String(edata, radix: 16)) unreadable")
                     continue
                 }
-                if let end = addExtent(record, bits: bits, page: page, edata: edata) { coveredUntil = end }
+                if let end = addExtent(record, bits: bits, page: page, edata: edata, leaf: leaf, leafIndex: leafIndex) { coveredUntil = end }
             }
         }
     }
 
-    /// The blocks of one active extent; returns where the extent ends.
-    mutating func addExtent(_ record: UnsafeRawPointer, bits leafBits: UInt64, page: UInt64, edata: UInt64) -> UInt64? {
+    /// The blocks of one active extent; returns where the extent ends. The map registers an
+    /// extent's last page too (every page of a slab): that entry must name the same edata, which
+    /// checks the size the edata gives before anything is taken from it.
+    mutating func addExtent(_ record: UnsafeRawPointer, bits leafBits: UInt64, page: UInt64, edata: UInt64,
+                            leaf: UnsafeRawPointer, leafIndex: Int) -> UInt64? {
         let eBits = record.loadUnaligned(as: UInt64.self)
         let address = record.loadUnaligned(fromByteOffset: JemallocLayout.edataAddress, as: UInt64.self)
         let size = record.loadUnaligned(fromByteOffset: JemallocLayout.edataSizeField, as: UInt64.self) & ~JemallocLayout.pageMask
@@ -210,6 +223,14 @@ private struct JemallocWalk {
         }
         let (end, overflow) = page.addingReportingOverflow(size)
         guard !overflow else { damage("edata at 0x\(String(edata, radix: 16)) has a bad size"); return nil }
+        let pages = size >> JemallocLayout.leafShift
+        if pages <= UInt64(JemallocLayout.leafEntries - leafIndex) {
+            let last = leaf.loadUnaligned(fromByteOffset: (leafIndex + Int(pages) - 1) * 8, as: UInt64.self)
+            guard last & JemallocLayout.leafEdataMask == edata else {
+                damage("edata at 0x\(String(edata, radix: 16)): the map does not name it at its last page (size 0x\(String(size, radix: 16)))")
+                return nil
+            }
+        }
         if slab {
             guard szind < JemallocLayout.smallClassCount, address == page else {
                 damage("slab edata at 0x\(String(edata, radix: 16)) has a bad size class or address")
@@ -251,8 +272,10 @@ private struct JemallocWalk {
             }
             slabs += 1
         } else {
+            // A large extent is its usable size plus, in cache-oblivious builds, one page of slack.
             guard szind >= JemallocLayout.smallClassCount, szind < JemallocLayout.sizeClassCount,
-                  roots.sizes[szind] <= size else {
+                  roots.sizes[szind] <= size, size - roots.sizes[szind] <= JemallocLayout.pageMask + 1,
+                  address &- page < size - roots.sizes[szind] || address == page else {
                 damage("large edata at 0x\(String(edata, radix: 16)) has a bad size class")
                 return nil
             }
