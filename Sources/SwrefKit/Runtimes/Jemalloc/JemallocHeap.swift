@@ -13,20 +13,22 @@ public struct JemallocHeap: HeapWalker {
     let roots: Result<JemallocRoots, JemallocFailure>
 
     /// jemalloc is the target's when `libjemalloc.so*` is mapped (linked, or LD_PRELOADed), or
-    /// when an image other than libc defines `malloc_usable_size` whose code addresses jemalloc's
-    /// size table (a static link).
+    /// when another image (the executable, for a static link) defines `malloc_usable_size` whose
+    /// code addresses jemalloc's size table, or has jemalloc's internal symbols. Code linked into
+    /// the executable comes first: its malloc is the one the process calls.
     public static func recognise(source: MemorySource, images: ImageList) -> JemallocHeap? {
-        if let library = images.images.first(where: { $0.name.hasPrefix("libjemalloc.so") }) {
-            return JemallocHeap(source: source, image: library, roots: JemallocRoots.find(in: library, source: source))
-        }
         for image in images.images {
             let name = image.name
-            if name.hasPrefix("libc.so") || name.hasPrefix("ld-linux") || name.hasPrefix("libswift") { continue }
+            if name.hasPrefix("libjemalloc.so") || name.hasPrefix("libc.so") || name.hasPrefix("ld-linux")
+                || name.hasPrefix("libswift") { continue }
             let hasSymbols = image.file.symbol(named: "je_arena_emap_global") != nil
             guard hasSymbols || image.file.symbol(named: "malloc_usable_size")?.isFunction == true else { continue }
             let roots = JemallocRoots.find(in: image, source: source)
             if case .failure(let failure) = roots, !failure.isJemalloc && !hasSymbols { continue }
             return JemallocHeap(source: source, image: image, roots: roots)
+        }
+        if let library = images.images.first(where: { $0.name.hasPrefix("libjemalloc.so") }) {
+            return JemallocHeap(source: source, image: library, roots: JemallocRoots.find(in: library, source: source))
         }
         return nil
     }
@@ -128,7 +130,9 @@ private struct JemallocWalk {
         if notFound > 0 { notes.append("jemalloc: \(notFound) tcache pointers are not allocated regions (a heap that changed while read?)") }
         result.notes = notes
 
-        if leaves == 0 || (extents == 0 && damaged == 0) {
+        if leaves == 0 && unreadableLeaves > 0 {
+            result.coverage = .unread("jemalloc in \(imageName): none of the extent map's \(unreadableLeaves) leaves could be read")
+        } else if leaves == 0 || (extents == 0 && damaged == 0) {
             result.coverage = .unread("jemalloc in \(imageName): the extent map holds no active extents")
         } else if damaged >= 4 && damaged > extents {
             result.coverage = .unread("jemalloc in \(imageName): \(damaged) of \(damaged + extents) extents disagree with the extent map (not the 5.3.0 layout?)")
@@ -139,6 +143,7 @@ private struct JemallocWalk {
             if unreadableLeaves > 0 { problems.append("\(unreadableLeaves) extent-map leaves unreadable") }
             if damaged > 0 { problems.append("\(damaged) extents damaged or unreadable") }
             if roots.arenas == nil { problems.append("the arena array was not found, so blocks in thread caches count as live") }
+            if notFound > 16 && notFound * 2 > cached { problems.append("\(notFound) of \(cached) thread-cached pointers match no allocated region") }
             if !problems.isEmpty { result.coverage = .partial(problems.joined(separator: "; ")) }
         }
         return result
@@ -298,7 +303,10 @@ private struct JemallocWalk {
         var reader = RangeReader(source: source, scratchSize: max(JemallocLayout.tcacheBinCount * JemallocLayout.cacheBinSize, 8 << 16))
         defer { reader.deallocate() }
         var badDescriptors = 0
-        for (_, arena) in arenas {
+        // Every cached pointer is an allocated region: more of them than regions is damage, and
+        // bounds what a damaged list can make this read.
+        let limit = blocks.count
+        arenaLoop: for (_, arena) in arenas {
             guard let first = source.readWord(arena &+ JemallocLayout.arenaDescriptors), first != 0 else { continue }
             var descriptor = first
             var hops = 0
@@ -311,6 +319,10 @@ private struct JemallocWalk {
                    bins == tcache &+ JemallocLayout.tcacheBins {
                     if let dyn = source.readWord(descriptor &+ JemallocLayout.descriptorDynAlloc), dyn != 0 { ownBlocks.append(dyn) }
                     readBins(bins, reader: &reader, into: &cached)
+                    if cached.count > limit {
+                        notes.append("jemalloc: the thread caches hold more pointers than there are allocated regions; stopped reading them")
+                        break arenaLoop
+                    }
                 } else {
                     badDescriptors += 1
                 }
@@ -323,8 +335,10 @@ private struct JemallocWalk {
         var rows: [Int] = []
         var notFound = 0
         var previous: UInt64? = nil
+        var distinct = 0
         for pointer in cachedSet where pointer != previous {
             previous = pointer
+            distinct += 1
             if let row = blocks.index(of: pointer) { rows.append(row) } else { notFound += 1 }
         }
         var internalCount = 0
@@ -334,7 +348,7 @@ private struct JemallocWalk {
         rows = Array(Set(rows)).sorted()
         blocks.removeRows(at: rows)
         sizes.removeRows(at: rows)
-        return (cachedSet.count, internalCount, visited.count - badDescriptors, notFound)
+        return (distinct, internalCount, visited.count - badDescriptors, notFound)
     }
 
     /// The pointers cached in one tcache's bins: `stack_head[0 ..< ncached]` of each.
