@@ -41,7 +41,7 @@ struct JemallocRoots {
     }
 }
 
-/// Why jemalloc's heap was not read; `description` goes after "jemalloc …: ".
+/// Why jemalloc's heap was not read: `reason` follows "jemalloc in <image>: ".
 struct JemallocFailure: Error {
     var reason: String
     /// True when the image is jemalloc for certain (its name, its size table): the walk reports
@@ -56,8 +56,8 @@ private struct Finder {
     func run() -> Result<JemallocRoots, JemallocFailure> {
         let named = image.name.hasPrefix("libjemalloc")
         let targets = ripTargets()
-        // The size table: by symbol, else the first target with its shape.
-        let sizeCandidates = symbolAddress("je_sz_index2size_tab").map { [$0] } ?? targets
+        // Each root: by symbol first, then the decoded targets; the first with its shape.
+        let sizeCandidates = symbols("je_sz_index2size_tab") + targets
         var sizes: [UInt64]? = nil
         for candidate in sizeCandidates {
             if let table = JemallocRoots.sizeTable(at: candidate, source: source) { sizes = table; break }
@@ -70,11 +70,11 @@ private struct Finder {
         if let version, !version.hasPrefix(JemallocLayout.versionPrefix) {
             return .failure(JemallocFailure(reason: "version \(version); only the 5.3 layout is known", isJemalloc: true))
         }
-        let emapCandidates = symbolAddress("je_arena_emap_global").map { [$0] } ?? targets
+        let emapCandidates = symbols("je_arena_emap_global") + targets
         guard let emap = emapCandidates.first(where: isExtentMap) else {
             return .failure(JemallocFailure(reason: "the extent map (arena_emap_global) was not found", isJemalloc: true))
         }
-        let arenaCandidates = symbolAddress("je_arenas").map { [$0] } ?? targets
+        let arenaCandidates = symbols("je_arenas") + targets
         var arenas: [(index: Int, address: UInt64)]? = nil
         let emapBase = source.readWord(emap)
         for candidate in arenaCandidates {
@@ -87,9 +87,9 @@ private struct Finder {
     }
 
     /// A data symbol's target address, when the image's tables have it.
-    func symbolAddress(_ name: String) -> UInt64? {
-        guard let symbol = image.file.symbol(named: name), !symbol.isFunction, symbol.value != 0 else { return nil }
-        return symbol.value &+ image.loadBias
+    func symbols(_ name: String) -> [UInt64] {
+        guard let symbol = image.file.symbol(named: name), !symbol.isFunction, symbol.value != 0 else { return [] }
+        return [symbol.value &+ image.loadBias]
     }
 
     /// Whether an unrelocated address lies in one of the image's writable sections, with `length` bytes after it.
