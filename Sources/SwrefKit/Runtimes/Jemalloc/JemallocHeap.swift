@@ -22,9 +22,14 @@ public struct JemallocHeap: HeapWalker {
             if name.hasPrefix("libjemalloc.so") || name.hasPrefix("libc.so") || name.hasPrefix("ld-linux")
                 || name.hasPrefix("libswift") { continue }
             let hasSymbols = image.file.symbol(named: "je_arena_emap_global") != nil
-            guard hasSymbols || image.file.symbol(named: "malloc_usable_size")?.isFunction == true else { continue }
+            // A stripped executable that exports no allocator function may still carry jemalloc
+            // (linked statically, with the Swift runtime too): its version string says so.
+            let exportsAllocator = image.file.symbol(named: "malloc_usable_size")?.isFunction == true
+            let strippedJemalloc = !hasSymbols && !exportsAllocator && !name.contains(".so")
+                && image.file.symbol(named: "malloc") == nil && JemallocRoots.version(in: image, source: source) != nil
+            guard hasSymbols || exportsAllocator || strippedJemalloc else { continue }
             let roots = JemallocRoots.find(in: image, source: source)
-            if case .failure(let failure) = roots, !failure.isJemalloc && !hasSymbols { continue }
+            if case .failure(let failure) = roots, !failure.isJemalloc && !hasSymbols && !strippedJemalloc { continue }
             return JemallocHeap(source: source, image: image, roots: roots)
         }
         if let library = images.images.first(where: { $0.name.hasPrefix("libjemalloc.so") }) {

@@ -31,6 +31,11 @@ struct JemallocRoots {
         return finder.run()
     }
 
+    /// jemalloc's version string in the image's read-only data, when it carries one.
+    static func version(in image: LoadedImage, source: MemorySource) -> String? {
+        Finder(image: image, source: source).findVersion()
+    }
+
     /// The usable size table at `address`, when it has the shape every 5.3 build gives it.
     static func sizeTable(at address: UInt64, source: MemorySource) -> [UInt64]? {
         guard let bytes = source.readBytes(address, count: JemallocLayout.sizeClassCount * 8) else { return nil }
@@ -55,7 +60,10 @@ private struct Finder {
 
     func run() -> Result<JemallocRoots, JemallocFailure> {
         let named = image.name.hasPrefix("libjemalloc")
-        let targets = ripTargets()
+        // An executable with jemalloc linked in and every symbol stripped exports no function to
+        // decode: its .bss is searched for the roots' shapes instead.
+        let decoded = ripTargets()
+        let targets = decoded.isEmpty ? bssCandidates() : decoded
         // Each root: by symbol first, then the decoded targets; the first with its shape.
         let sizeCandidates = symbols("je_sz_index2size_tab") + targets
         var sizes: [UInt64]? = nil
@@ -116,6 +124,41 @@ private struct Finder {
             }
         }
         return targets
+    }
+
+    /// Addresses in the image's .bss that may hold a root: where the size table's first five
+    /// entries are, and words pointing at something that starts like a base_t of arena 0 (the
+    /// map's first field) or like an arena_t with index 0 (the arena array's first entry).
+    func bssCandidates() -> [UInt64] {
+        var candidates: [UInt64] = []
+        let first = JemallocLayout.firstSizes
+        for section in image.file.sections where section.type == UInt32(SHT_NOBITS) && section.flags & UInt64(SHF_WRITE) != 0
+            && section.flags & UInt64(SHF_TLS) == 0 && section.size >= 64 {
+            let start = section.address &+ image.loadBias
+            let words = Int(min(section.size, 64 << 20) / 8)
+            guard let bytes = source.readBytes(start, count: words * 8) else { continue }
+            bytes.withUnsafeBytes { raw in
+                var checked = 0
+                for index in 0..<words {
+                    let word = raw.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self)
+                    if word == 0 || word & 7 != 0 { continue }
+                    let address = start &+ UInt64(index * 8)
+                    if word == first[0] && index + 5 <= words
+                        && (1..<5).allSatisfy({ raw.loadUnaligned(fromByteOffset: (index + $0) * 8, as: UInt64.self) == first[$0] }) {
+                        candidates.append(address)
+                        continue
+                    }
+                    guard word >> 47 == 0, checked < 1 << 20 else { continue }
+                    checked += 1
+                    if source.readUInt32(word &+ JemallocLayout.baseIndex) == 0, source.readWord(word &+ JemallocLayout.baseHooks) ?? 0 != 0 {
+                        candidates.append(address)
+                    } else if source.readUInt32(word &+ JemallocLayout.arenaIndex) == 0 {
+                        candidates.append(address)
+                    }
+                }
+            }
+        }
+        return candidates
     }
 
     /// The map `je_arena_emap_global` is an rtree_t: a base (arena 0's: its index is 0) and a root
