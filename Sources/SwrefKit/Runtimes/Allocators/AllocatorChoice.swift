@@ -6,15 +6,15 @@
 /// runtime is loaded, Swift objects are found by their headers instead, and the result says it is
 /// approximate.
 public enum AllocatorChoice {
-    static let replacements: [any HeapWalker.Type] = [TcmallocHeap.self]
+    static let replacements: [any HeapWalker.Type] = [JemallocHeap.self, TcmallocHeap.self]
 
     /// - Parameter recognizer: finds Swift objects by their headers when no walk reads the heap;
     ///   nil when the target has no Swift runtime.
     public static func walk(source: MemorySource, images: ImageList, recognizer: SwiftObjectRecognizer?) -> HeapBlocks {
-        // A replacement that is loaded but could not be read falls back to the header scan too:
-        // glibc's arenas are not where that program's blocks are.
-        let replacement = replacements.lazy.compactMap { $0.recognise(source: source, images: images) }.first
-        var blocks = replacement?.walk() ?? MallocHeap.recognise(source: source, images: images)?.walk()
+        // A replacement that recognised itself but could not read its heap says why; the header
+        // scan below still runs.
+        let replacement = replacements.lazy.compactMap { $0.recognise(source: source, images: images)?.walk() }.first
+        var blocks = replacement ?? MallocHeap.recognise(source: source, images: images)?.walk()
             ?? HeapBlocks(allocator: "no known allocator", overhead: 0, coverage: .unread("no allocator swref knows is loaded"))
         if case .unread(let why) = blocks.coverage, let recognizer {
             var scanned = SwiftHeaderScan(source: source, recognizer: recognizer).walk()

@@ -13,6 +13,8 @@ public struct BlockAddresses: RandomAccessCollection {
     private var bases: [UInt64] = []
     private var secondBases: [UInt64] = []
     private var wide: [Int: UInt64] = [:]
+    /// Whether any address ever stored was off the 16-byte grain (kept when such rows are removed).
+    private var offGrain = false
 
     public init() {}
 
@@ -32,6 +34,7 @@ public struct BlockAddresses: RandomAccessCollection {
             return offset == BlockAddresses.wideMark ? wide[index]! : secondBases[group] &+ UInt64(offset & ~BlockAddresses.second) << 4
         }
         set {
+            if newValue & 15 != 0 { offGrain = true }
             let group = index >> BlockAddresses.groupShift
             if offsets[index] == BlockAddresses.wideMark { wide[index] = nil }
             if let offset = encode(newValue, from: bases[group]) {
@@ -56,10 +59,13 @@ public struct BlockAddresses: RandomAccessCollection {
         return units < UInt64(BlockAddresses.second) ? UInt32(units) : nil
     }
 
-    /// Whether every address is a multiple of 16 (only side-table rows can be off the grain).
-    public var allOnSixteenByteGrain: Bool { wide.values.allSatisfy { $0 & 15 == 0 } }
+    /// Whether every address is a multiple of 16. Off-grain rows are not only in the side table:
+    /// a group's first or second base may be off the grain, and its rows with it (jemalloc's and
+    /// mimalloc's 8-byte blocks).
+    public var allOnSixteenByteGrain: Bool { !offGrain }
 
     public mutating func append(_ value: UInt64) {
+        if value & 15 != 0 { offGrain = true }
         if offsets.count >> BlockAddresses.groupShift == bases.count {
             bases.append(value)
             secondBases.append(0)

@@ -1,9 +1,12 @@
 /// Chunk sizes, two bytes each: glibc's chunks are multiples of 16 bytes, and all but blocks of a
 /// mebibyte or more (few, by their size) fit in 16 bits once divided by 16.
 public struct BlockSizes: RandomAccessCollection {
-    private var column = NarrowColumn(shift: 4)
+    private var column: NarrowColumn
 
-    public init() {}
+    /// - Parameter shift: sizes are kept divided by `1 << shift` when that is exact: 4 for glibc's
+    ///   16-byte chunks, 3 for allocators with an 8-byte class (jemalloc), which would otherwise
+    ///   send every 8-byte block to the side table.
+    public init(shift: UInt64 = 4) { column = NarrowColumn(shift: shift) }
 
     public var startIndex: Int { 0 }
     public var endIndex: Int { column.count }
@@ -25,7 +28,7 @@ public struct BlockSizes: RandomAccessCollection {
 
     /// The sizes in `order` (indices into these).
     func permuted(_ order: [Int]) -> BlockSizes {
-        var result = BlockSizes()
+        var result = BlockSizes(shift: column.shift)
         result.reserveCapacity(order.count)
         for index in order { result.append(self[index]) }
         return result
