@@ -52,6 +52,12 @@ public struct ObjectTable {
             if sideTable == nil { sideTable = recognizer.sideTableType() }
             typeIndices[table] = sideTable!
         }
+        if !heap.internalBlocks.isEmpty {
+            let ownType = recognizer.allocatorType(heap.internalName)
+            for address in heap.internalBlocks {
+                if let row = heap.addresses.index(of: address) { typeIndices[row] = ownType }
+            }
+        }
         self.typeIndices = typeIndices
         self.types = recognizer.types
     }

@@ -30,6 +30,10 @@ public struct HeapBlocks {
     /// Memory the allocator owns — its heaps, extents or segments, and its metadata — whether a live
     /// block sits there or not: never scanned as a root (free blocks keep stale pointers).
     public var ownedRanges: [Range<UInt64>] = []
+    /// Live blocks that are the allocator's own (jemalloc's tcache stacks), by address, and the
+    /// name they are counted under: counted, never scanned for references.
+    public var internalBlocks: [UInt64] = []
+    public var internalName = "allocator metadata"
     /// Allocator-specific counts for the curious and for tests (`arenas`, `mmapped`, `tcache`).
     public var counters: [String: Int] = [:]
 

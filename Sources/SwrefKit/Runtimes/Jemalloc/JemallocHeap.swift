@@ -47,7 +47,17 @@ public struct JemallocHeap: HeapWalker {
             return blocks
         case .success(let roots):
             var walk = JemallocWalk(source: source, roots: roots)
-            return walk.run(imageName: image.name)
+            var blocks = walk.run(imageName: image.name)
+            // A shared library's data (the map's root, bins' current slabs) points at jemalloc's
+            // metadata and free regions; an executable's is the program's own too, and stays a root.
+            if image.name.hasPrefix("libjemalloc") {
+                blocks.ownedRanges += image.file.writableSections.compactMap { section in
+                    let start = section.address &+ image.loadBias
+                    let (end, overflow) = start.addingReportingOverflow(section.size)
+                    return overflow ? nil : start..<end
+                }
+            }
+            return blocks
         }
     }
 }
@@ -105,6 +115,10 @@ private struct JemallocWalk {
     /// Extents whose edata could not be read or disagreed with the map (skipped).
     var damaged = 0
     var firstDamage: String? = nil
+    /// The pages the extent map names, as merged ranges.
+    var owned: [Range<UInt64>] = []
+    /// Each tcache's stack array: a live block of jemalloc's own.
+    var tcacheStacks: [UInt64] = []
 
     init(source: MemorySource, roots: JemallocRoots) {
         self.source = source
@@ -134,6 +148,9 @@ private struct JemallocWalk {
         if let firstDamage { notes.append(firstDamage) }
         if notFound > 0 { notes.append("jemalloc: \(notFound) tcache pointers are not allocated regions (a heap that changed while read?)") }
         result.notes = notes
+        result.ownedRanges = owned + baseBlocks()
+        result.internalBlocks = tcacheStacks
+        result.internalName = "jemalloc tcache stacks"
 
         if leaves == 0 && unreadableLeaves > 0 {
             result.coverage = .unread("jemalloc in \(imageName): none of the extent map's \(unreadableLeaves) leaves could be read")
@@ -152,6 +169,36 @@ private struct JemallocWalk {
             if !problems.isEmpty { result.coverage = .partial(problems.joined(separator: "; ")) }
         }
         return result
+    }
+
+    /// Notes a page the extent map names (any state): jemalloc's, whether a block is live there or not.
+    @inline(__always)
+    mutating func own(page: UInt64) {
+        if let last = owned.last, last.upperBound == page {
+            owned[owned.count - 1] = last.lowerBound..<(page &+ JemallocLayout.pageSize)
+        } else if page <= UInt64.max - JemallocLayout.pageSize {
+            owned.append(page..<(page &+ JemallocLayout.pageSize))
+        }
+    }
+
+    /// Each arena's base blocks: jemalloc's metadata (edata records, the map's leaves), mapped
+    /// apart from the extents and named by no map entry — their edata point at the first region
+    /// of every slab, so scanned as a root they would keep any object there alive.
+    func baseBlocks() -> [Range<UInt64>] {
+        var ranges: [Range<UInt64>] = []
+        for arena in roots.arenas ?? [] {
+            guard let base = source.readWord(arena.address &+ JemallocLayout.arenaBase), base != 0 else { continue }
+            var block = source.readWord(base &+ JemallocLayout.baseBlocks) ?? 0
+            var hops = 0
+            while block != 0 && hops < 1 << 16, let size = source.readWord(block) {
+                let (end, overflow) = block.addingReportingOverflow(size)
+                if overflow || size == 0 || size > 1 << 40 { break }
+                ranges.append(block..<end)
+                block = source.readWord(block &+ 8) ?? 0
+                hops += 1
+            }
+        }
+        return ranges
     }
 
     mutating func damage(_ why: @autoclosure () -> String) {
@@ -196,6 +243,7 @@ private struct JemallocWalk {
             let leafBase = UInt64(rootIndex) << JemallocLayout.rootShift
             for leafIndex in 0..<JemallocLayout.leafEntries {
                 let bits = leaf.loadUnaligned(fromByteOffset: leafIndex * 8, as: UInt64.self)
+                if bits != 0 { own(page: leafBase | UInt64(leafIndex) << JemallocLayout.leafShift) }
                 if bits == 0 || (bits >> JemallocLayout.leafStateShift) & JemallocLayout.stateMask != JemallocLayout.stateActive { continue }
                 let edata = bits & JemallocLayout.leafEdataMask
                 if edata == lastEdata || edata == 0 { continue }
@@ -297,8 +345,9 @@ private struct JemallocWalk {
         return end
     }
 
-    /// Takes out every block held in a thread cache, and each tcache's stack array (jemalloc's own).
-    /// Returns the counts of cached pointers, internal blocks, tcaches, and cached pointers that
+    /// Takes out every block held in a thread cache. Each tcache's stack array stays: an allocation
+    /// of jemalloc's own, as glibc's tcache is a chunk of its heap, and counted by `stats.allocated`.
+    /// Returns the counts of cached pointers, stack arrays found, tcaches, and cached pointers that
     /// matched no block.
     mutating func subtractTcaches() -> (Int, Int, Int, Int) {
         guard let arenas = roots.arenas else { return (0, 0, 0, 0) }
@@ -346,10 +395,8 @@ private struct JemallocWalk {
             distinct += 1
             if let row = blocks.index(of: pointer) { rows.append(row) } else { notFound += 1 }
         }
-        var internalCount = 0
-        for pointer in Set(ownBlocks) {
-            if let row = blocks.index(of: pointer) { rows.append(row); internalCount += 1 }
-        }
+        tcacheStacks = Set(ownBlocks).filter { blocks.index(of: $0) != nil }.sorted()
+        let internalCount = tcacheStacks.count
         rows = Array(Set(rows)).sorted()
         blocks.removeRows(at: rows)
         sizes.removeRows(at: rows)

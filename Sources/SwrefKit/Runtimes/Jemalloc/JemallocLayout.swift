@@ -21,6 +21,7 @@ enum JemallocLayout {
     /// Address bits above the leaf's: the root index is `address >> 30`, the leaf index `(address >> 12) & 0x3ffff`.
     static let rootShift: UInt64 = 30
     static let leafShift: UInt64 = 12
+    static let pageSize: UInt64 = 1 << 12
 
     // Compact rtree leaf element: szind in bits 63…48, the edata pointer in 47…7, extent state in
     // 4…2, is_head in 1, slab in 0.
@@ -56,6 +57,8 @@ enum JemallocLayout {
     static let arenaDescriptors: UInt64 = 0x28a0 // cache_bin_array_descriptor_ql (ql head: first*)
     static let arenaIndex: UInt64 = 0x13450
     static let arenaBase: UInt64 = 0x13458
+    // base_t.blocks: a chain of base_block_t { size_t size (the whole mapping); base_block_t *next; … }
+    static let baseBlocks: UInt64 = 0xa0
 
     // cache_bin_array_descriptor_t, embedded at tcache_slow_t + 0x10: { link {next, prev}; cache_bin_t *bins }.
     static let descriptorNext: UInt64 = 0x0

@@ -68,7 +68,7 @@ public final class ObjectLayouts {
             return .none
         case .job, .error, .malloc:
             return .conservative
-        case .sideTable, .taskSlab, .dispatchQueue:
+        case .sideTable, .taskSlab, .dispatchQueue, .allocatorInternal:
             return .none
         }
     }

@@ -22,6 +22,9 @@ public enum HeapObjectKind: String, Sendable, CaseIterable {
     case taskSlab = "slab"
     /// A libdispatch queue (`dispatch_queue_s`): its queued blocks are walked as roots.
     case dispatchQueue = "queue"
+    /// A block of the allocator's own (jemalloc's tcache stacks): counted, never scanned — it holds
+    /// stale pointers to blocks the program has since been given.
+    case allocatorInternal = "allocator"
     case malloc = "malloc"
 }
 

@@ -178,6 +178,9 @@ public final class SwiftObjectRecognizer {
     /// The type given to blocks that are the reference-count side table of an object.
     public func sideTableType() -> Int32 { intern("Swift side table", .sideTable, 0) }
 
+    /// The type given to the allocator's own blocks (`HeapBlocks.internalBlocks`).
+    public func allocatorType(_ name: String) -> Int32 { intern(name, .allocatorInternal, 0) }
+
     private func intern(_ name: String, _ kind: HeapObjectKind, _ metadata: UInt64) -> Int32 {
         if let existing = typeByName[name] { return existing }
         let index = Int32(types.count)
