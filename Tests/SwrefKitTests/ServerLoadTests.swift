@@ -378,7 +378,8 @@ final class ServerLoadTests: XCTestCase {
     }
 
     /// swref's totals (profile, census) against the server's own /malloc figure, asked just before
-    /// and just after, with no load running: the ratio must stay within 2 %.
+    /// and just after, with no load running: the ratio must stay within 2 % (less the /malloc
+    /// request's own connection).
     /// `below`: how far under the figure swref may be (what sits in tcache lists when they are on).
     @discardableResult
     func compareWithAllocator(name: String, pid: Int32, port: Int, below: Double = 0.02, above: Double = 0.02,
@@ -391,10 +392,15 @@ final class ServerLoadTests: XCTestCase {
         let after = try ServerLoadTests.mallocFigure(port).bytes
         let profile = try readProfile(out, file: file, line: line)
         let total = profile.total(1)
-        let ratio = Double(total) / Double((before + after) / 2)
+        // The figure is asked on a connection of its own: its channel, pipeline and HTTP parser are in
+        // use while the server answers (about 7 KB a connection under load, 11 KB seen on the NIO server,
+        // 33 KB on Hummingbird's), and gone when swref reads the heap. That much is allowed beside the ratio.
+        let inFlight = 40_000.0
+        let figure = Double((before + after) / 2)
+        let ratio = Double(total) / figure
         print("ServerLoad: \(name) quiet: profile total \(total) B, /malloc \(before) B before, \(after) B after, "
               + "ratio \(String(format: "%.4f", ratio))")
-        XCTAssertGreaterThanOrEqual(ratio, 1 - below, "\(name): swref \(total) B, allocator \(before)…\(after) B", file: file, line: line)
+        XCTAssertGreaterThanOrEqual(Double(total) + inFlight, figure * (1 - below), "\(name): swref \(total) B, allocator \(before)…\(after) B", file: file, line: line)
         XCTAssertLessThanOrEqual(ratio, 1 + above, "\(name): swref \(total) B, allocator \(before)…\(after) B", file: file, line: line)
         return profile
     }
