@@ -343,7 +343,19 @@ final class ServerLoadTests: XCTestCase {
         for command in crashedUnderLoad {
             try step { results[command[0]] = try swref(command, load: nil, steps: &steps, allowed: [0, 1]) }
         }
-        if let result = results["leaks"] { print("ServerLoad: \(name) leaks (exit \(result.status)):\n\(result.stdout.prefix(3000))") }
+        if let result = results["leaks"] {
+            print("ServerLoad: \(name) leaks (exit \(result.status)):\n\(result.stdout.prefix(3000))")
+            // Two root leaks are reported on Hummingbird, most likely false positives of swref's typed
+            // walk: Hummingbird.DateCache keeps its DateContainer in a ManagedAtomic (swift-atomics
+            // stores the reference as an integer, which no field type marks as a reference); the
+            // server's child-channel closure context (HTTP1Channel, Server) is live too (the server
+            // answers), held through a pointer swref does not follow (not investigated further).
+            // Anything else is a new finding.
+            let known = ["Hummingbird.DateCache.DateContainer", "closure context (HummingbirdCore.HTTP1Channel, HummingbirdCore.Server"]
+            for line in result.stdout.split(separator: "\n") where line.contains("ROOT LEAK:") && !line.contains("[suppressed") {
+                XCTAssertTrue(known.contains { line.contains($0) }, "new leak report on \(name): \(line)")
+            }
+        }
         if let result = results["why"] { XCTAssertTrue(result.stdout.contains("HBApp.responseCache"), result.stdout) }
         if let result = results["top"] { XCTAssertFalse(result.stdout.isEmpty) }
 
