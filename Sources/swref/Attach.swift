@@ -18,6 +18,7 @@ extension Swref {
 
         func run() throws {
             try runReporting {
+                if outputOptions.format == .pprof { try FileAccess.checkWritable(outputOptions.output) }
                 let progress = ProgressReporter()
                 let snapshot = try captureOptions.capture(pid: pid, progress: progress)
                 let analysis = HeapAnalysis(source: snapshot, progress: progress)

@@ -28,6 +28,7 @@ extension Swref {
 
         func run() throws {
             try runReporting {
+                if outputOptions.format == .pprof { try FileAccess.checkWritable(outputOptions.output) }
                 let progress = ProgressReporter()
                 let (core, exe) = try openCore(files, sysroot: sysroot)
                 let analysis = HeapAnalysis(source: core, sysroot: sysroot, exactPaths: Set(exe.map { [$0] } ?? []),

@@ -22,6 +22,7 @@ extension Swref {
 
         func run() throws {
             try runReporting {
+                try FileAccess.checkWritable(output)
                 let progress = ProgressReporter()
                 let snapshot = try captureOptions.capture(pid: pid, progress: progress)
                 try CoreWriter.write(snapshot, process: .live(pid), to: output, readOnlyFiles: !skipReadOnlyFiles, progress: progress)

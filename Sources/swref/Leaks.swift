@@ -56,6 +56,7 @@ extension Swref {
         func run() throws {
             var leaked = false
             try runReporting {
+                for path in [output, leakOptions.json].compactMap({ $0 }) { try FileAccess.checkWritable(path) }
                 let suppressions = try leakOptions.loadSuppressions()
                 let progress = ProgressReporter()
                 let loaded = try targetOptions.load(target, progress: progress)

@@ -87,8 +87,7 @@ func report(_ analysis: HeapAnalysis, threads: [ThreadState], summary: String, o
 }
 
 func writeFile(_ path: String, _ bytes: [UInt8]) throws {
-    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { throw SwrefError.system("open", errno: errno, "writing \(path)") }
+    let fd = try FileAccess.create(path, mode: 0o644)
     defer { close(fd) }
     var done = 0
     while done < bytes.count {

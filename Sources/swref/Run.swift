@@ -42,6 +42,7 @@ extension Swref {
             CrashContext.install(exitStatus: Run.swrefFailed)
             do {
                 let suppressions = try leakOptions.loadSuppressions()
+                for path in [output, leakOptions.json].compactMap({ $0 }) { try FileAccess.checkWritable(path) }
                 let launch = try TracedLaunch(arguments: command)
                 guard let ending = launch.runUntilExit() else {
                     throw SwrefError.invalidInput("\(command[0]) vanished without an exit stop")

@@ -104,8 +104,7 @@ public final class ElfFile {
     public init(path: String) throws {
         self.path = path
         elf_version(UInt32(EV_CURRENT))
-        fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw SwrefError.system("open", errno: errno, "opening \(path)") }
+        fd = try FileAccess.openRegular(path)
         guard let elf = elf_begin(fd, ELF_C_READ_MMAP, nil) else {
             close(fd)
             throw SwrefError.invalidInput("\(path): not an ELF file")

@@ -35,7 +35,7 @@ public final class MappedFileReader: MemorySource {
 
     private func descriptor(for path: String) -> Int32 {
         if let fd = descriptors[path] { return fd }
-        let fd = open(sysroot + path, O_RDONLY | O_CLOEXEC)
+        let fd = (try? FileAccess.openRegular(sysroot + path)) ?? -1
         descriptors[path] = fd
         if fd < 0 { missingFiles.insert(path) }
         return fd

@@ -40,8 +40,7 @@ public final class CoreFile: MemorySource {
     ///   the path the core names.
     public init(path: String, executable: String? = nil, sysroot: String = "") throws {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw SwrefError.system("open", errno: errno, "opening \(path)") }
+        let fd = try FileAccess.openRegular(path)
         defer { close(fd) }
         var info = stat()
         fstat(fd, &info)

@@ -71,8 +71,8 @@ public enum CoreWriter {
             }
         }
 
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw SwrefError.system("open", errno: errno, "writing \(path)") }
+        // 0600 whatever the file was: a core holds the target's memory, secrets included.
+        let fd = try FileAccess.create(path, mode: 0o600)
         defer { close(fd) }
         try writeAll(fd, header, path)
         try writeAll(fd, notes, path)
