@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 import SwrefKit
 
 extension Swref {
@@ -44,7 +45,9 @@ extension Swref {
 /// Opens `[EXE] CORE` and checks that EXE is the program the core was taken of.
 func openCore(_ files: [String], sysroot: String) throws -> (CoreFile, String?) {
     let corePath = files.last!
-    let exe = files.count == 2 ? files[0] : nil
+    // Absolute: the core's mapping of the executable takes this path, and only absolute paths
+    // are file mappings (a relative EXE once dropped every Swift type and global name).
+    let exe = files.count == 2 ? absolutePath(files[0]) : nil
     let core = try CoreFile(path: corePath, executable: exe, sysroot: sysroot)
     if let exe {
         let file = try ElfFile(path: exe)
@@ -61,6 +64,12 @@ func openCore(_ files: [String], sysroot: String) throws -> (CoreFile, String?) 
         }
     }
     return (core, exe)
+}
+
+func absolutePath(_ path: String) -> String {
+    guard !path.hasPrefix("/"), let resolved = realpath(path, nil) else { return path }
+    defer { free(resolved) }
+    return String(cString: resolved)
 }
 
 private func hex(_ bytes: [UInt8]) -> String { bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined() }

@@ -162,6 +162,30 @@ final class CoreFileTests: XCTestCase {
         XCTAssertTrue(missing.stderr.contains("\(emptyRoot)/"), missing.stderr)
     }
 
+    /// `swref core ./exe core`: a relative EXE gives the same census as an absolute one (it once
+    /// dropped every Swift type: only absolute paths were taken for file mappings).
+    func testRelativeExecutablePathReadsSwiftTypes() throws {
+        let exe = try TestPrograms.binary("census", .optimized)
+        let program = try RunningProgram(exe, ["50", "10"])
+        defer { program.stop() }
+        let core = scratch.appendingPathComponent("relative.core").path
+        XCTAssertEqual(try Shell.swref(["dump", "\(program.pid)", "-o", core]).status, 0)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try TestPrograms.swrefExecutable())
+        process.currentDirectoryURL = URL(fileURLWithPath: exe).deletingLastPathComponent()
+        process.arguments = ["core", "./" + URL(fileURLWithPath: exe).lastPathComponent, core, "--format", "text", "--limit", "50"]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0)
+        XCTAssertTrue(text.contains("census.Node"), text)
+        let absolute = try Shell.swref(["core", exe, core, "--format", "text", "--limit", "50"])
+        XCTAssertEqual(text, absolute.stdout, "relative and absolute EXE give the same census")
+    }
+
     /// Truncations and flipped bytes in headers and notes of a real core: swref answers with a
     /// profile or a one-line error, never a crash or a hang.
     func testMutatedCoresNeverCrashOrHang() throws {
