@@ -92,6 +92,10 @@ void swref_set_activity(const char *text) {
 
 void swref_set_crash_status(int status) { crash_status = status; }
 
+static volatile pid_t launched_child;
+
+void swref_set_launched_child(pid_t pid) { launched_child = pid; }
+
 static void write_text(const char *text) {
   size_t length = strlen(text);
   while (length > 0) {
@@ -118,6 +122,11 @@ static void detach_all_and_reraise(int sig) {
     }
     write_text("; the target was not changed. Please report this with the command that was run.\n");
     if (crash_status) _exit(crash_status);
+  } else if (launched_child > 0 && sig != SIGPIPE) {
+    write_text("swref: interrupted (");
+    write_text(strsignal(sig));
+    write_text("); passing it on to the program it runs\n");
+    kill(launched_child, sig);
   }
   signal(sig, SIG_DFL);
   raise(sig);

@@ -44,6 +44,7 @@ extension Swref {
                 let suppressions = try leakOptions.loadSuppressions()
                 for path in [output, leakOptions.json].compactMap({ $0 }) { try FileAccess.checkWritable(path) }
                 let launch = try TracedLaunch(arguments: command)
+                CrashContext.launched(launch.pid)
                 guard let ending = launch.runUntilExit() else {
                     throw SwrefError.invalidInput("\(command[0]) vanished without an exit stop")
                 }

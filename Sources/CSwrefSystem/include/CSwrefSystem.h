@@ -106,6 +106,9 @@ void swref_install_detach_handlers(void);
 void swref_set_activity(const char *activity);
 /// The exit status after a crash (a trap in swref, a fault in a library it calls): 0 re-raises.
 void swref_set_crash_status(int status);
+/// The program `swref run` launched: a SIGINT/SIGTERM/SIGHUP/SIGQUIT to swref is passed on to it
+/// (after its threads are detached), so that it does not go on as an orphan. 0: none.
+void swref_set_launched_child(pid_t pid);
 
 // MARK: gzip
 

@@ -12,4 +12,7 @@ public enum CrashContext {
     }
 
     public static func set(_ activity: String) { swref_set_activity(activity) }
+
+    /// The program `swref run` launched: a signal that ends swref is passed on to it.
+    public static func launched(_ pid: Int32) { swref_set_launched_child(pid) }
 }
