@@ -87,10 +87,18 @@ public enum ProcFS {
         return String(cString: buffer)
     }
 
-    /// Why ptrace was refused, with the fix: the user's next step.
+    /// Why ptrace was refused, with the fix: the user's next step. The causes that are not about
+    /// permission come first (a zombie, a kernel thread, another tracer), so that the container
+    /// hint is given only when it is the one that fits.
     static func permissionHint(_ pid: Int32) -> String {
+        if let state = statusField(pid, "State"), state.hasPrefix("Z") || state.hasPrefix("X") {
+            return "it has exited (a zombie its parent has not reaped): there is no memory left to read"
+        }
+        if statusField(pid, "Kthread") == "1" || (pid == 2 || statusField(pid, "PPid") == "2") && (readFile("/proc/\(pid)/cmdline") ?? "").isEmpty {
+            return "it is a kernel thread: it has no user memory"
+        }
         if let tracer = statusField(pid, "TracerPid"), tracer != "0" {
-            return "it is already traced by PID \(tracer) (a debugger?)"
+            return "it is already traced by PID \(tracer)" + (tracer == "\(getpid())" ? "" : " (a debugger, or another swref?)")
         }
         var hints: [String] = []
         if geteuid() != 0 {
@@ -100,7 +108,13 @@ public enum ProcFS {
            scope != "0" {
             hints.append("kernel.yama.ptrace_scope is \(scope)")
         }
-        if hints.isEmpty { hints.append("in a container, allow ptrace (--cap-add=SYS_PTRACE)") }
+        if hints.isEmpty {
+            // Root without CAP_SYS_PTRACE (bit 19 of the effective set) is a container's default.
+            let effective = statusField(getpid(), "CapEff").flatMap { UInt64($0, radix: 16) } ?? 0
+            hints.append(effective & (1 << 19) == 0
+                         ? "swref lacks CAP_SYS_PTRACE: in a container, allow ptrace (--cap-add=SYS_PTRACE)"
+                         : "the kernel refused although swref has CAP_SYS_PTRACE (a security module or seccomp policy?)")
+        }
         return hints.joined(separator: "; ")
     }
 }

@@ -44,7 +44,10 @@ public final class PtraceSession {
                 if isLeader { throw ProcFS.exists(pid) ? SwrefError.processExited(pid) : SwrefError.noSuchProcess(pid) }
                 return // the thread exited meanwhile
             }
-            if err == EPERM { throw SwrefError.permissionDenied(pid, ProcFS.permissionHint(pid)) }
+            if err == EPERM {
+                if isLeader && !ProcFS.exists(pid) { throw SwrefError.processExited(pid) }
+                throw SwrefError.permissionDenied(pid, ProcFS.permissionHint(pid))
+            }
             throw SwrefError.system("ptrace(PTRACE_SEIZE)", errno: err, "attaching to thread \(tid)")
         }
         swref_tracees_add(tid)
