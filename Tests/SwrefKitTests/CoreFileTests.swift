@@ -186,6 +186,35 @@ final class CoreFileTests: XCTestCase {
         XCTAssertEqual(text, absolute.stdout, "relative and absolute EXE give the same census")
     }
 
+    /// A sysroot whose libswiftCore.so is another library: the file's build id differs from the
+    /// one the core mapped, so it is named and not used (it once gave 1240 invented leaks, silently).
+    func testSwappedLibraryInSysrootIsNamedAndNotTrusted() throws {
+        let exe = try TestPrograms.binary("census", .optimized)
+        let program = try RunningProgram(exe, ["50", "10"])
+        let core = scratch.appendingPathComponent("swapped.core").path
+        XCTAssertEqual(try Shell.swref(["dump", "\(program.pid)", "--skip-read-only-files", "-o", core]).status, 0)
+        let maps = try String(contentsOfFile: "/proc/\(program.pid)/maps", encoding: .utf8)
+        program.stop()
+        let sysroot = scratch.appendingPathComponent("swapped-root")
+        try? FileManager.default.removeItem(at: sysroot)
+        var swapped = ""
+        for path in Set(maps.split(separator: "\n").compactMap { $0.split(separator: " ", omittingEmptySubsequences: true).dropFirst(5).first }
+            .map(String.init).filter { $0.hasPrefix("/") }) {
+            let target = sysroot.appendingPathComponent(String(path.dropFirst()))
+            try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
+            var source = path
+            if path.hasSuffix("/libswiftCore.so") {
+                source = URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent("libswift_Concurrency.so").path
+                swapped = target.path
+            }
+            try FileManager.default.createSymbolicLink(atPath: target.path, withDestinationPath: source)
+        }
+        XCTAssertFalse(swapped.isEmpty, "no libswiftCore.so mapped")
+        let result = try Shell.swref(["core", "--sysroot", sysroot.path, core, "--format", "text"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("not the ones the target mapped") && result.stdout.contains("libswiftCore.so"), result.stdout)
+    }
+
     /// Truncations and flipped bytes in headers and notes of a real core: swref answers with a
     /// profile or a one-line error, never a crash or a hang.
     func testMutatedCoresNeverCrashOrHang() throws {

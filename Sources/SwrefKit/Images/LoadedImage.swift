@@ -44,14 +44,20 @@ public final class ImageList {
     public let images: [LoadedImage]
     /// Files named by the mappings that could not be read.
     public let unreadable: [String]
+    /// Files whose build id differs from the one the target has mapped (replaced since, a wrong
+    /// sysroot, a core's file notes naming the wrong file): left out, their metadata not trusted.
+    public let mismatched: [String]
 
     /// - Parameters:
     ///   - sysroot: prefixed to the paths the mappings name (a core from another machine).
     ///   - exact: paths opened as they are, without the sysroot (an executable given by the user).
-    public init(memoryMap: MemoryMap, sysroot: String = "", exact: Set<String> = []) {
+    /// - Parameter source: the target's memory, whose images' build ids the files must match; nil
+    ///   trusts the files (`stacks` on a live process, whose files are the ones mapped).
+    public init(memoryMap: MemoryMap, source: MemorySource? = nil, sysroot: String = "", exact: Set<String> = []) {
         var seen: Set<String> = []
         var images: [LoadedImage] = []
         var unreadable: [String] = []
+        var mismatched: [String] = []
         for region in memoryMap.regions where region.isFileBacked && !seen.contains(region.path) {
             seen.insert(region.path)
             guard region.fileOffset == 0 else { continue }
@@ -59,6 +65,11 @@ public final class ImageList {
             let path = region.path.hasSuffix(" (deleted)") ? String(region.path.dropLast(10)) : region.path
             do {
                 let file = try ElfFile(path: exact.contains(path) ? path : sysroot + path)
+                // Never hand the reflection library (or the unwinder) a file that is not the one mapped.
+                if let mapped = source?.buildID(ofImageAt: region.start), let onDisk = file.buildID, mapped != onDisk {
+                    mismatched.append(exact.contains(path) ? path : sysroot + path)
+                    continue
+                }
                 images.append(LoadedImage(path: path, start: region.start, end: end, file: file, sysroot: sysroot))
             } catch {
                 // Fonts, locale archives and other data files are mapped too: only ELF files matter.
@@ -68,6 +79,7 @@ public final class ImageList {
         }
         self.images = images
         self.unreadable = unreadable
+        self.mismatched = mismatched
     }
 
     public func image(containing address: UInt64) -> LoadedImage? {

@@ -9,10 +9,16 @@ public protocol MemorySource: AnyObject {
     /// The bytes of the mapping that holds `address`, when they sit in swref's own memory (a
     /// snapshot's copy, a mapped core): hot loops read through them without a call per word.
     func localBytes(containing address: UInt64) -> (start: UInt64, bytes: UnsafeRawBufferPointer)?
+    /// The GNU build id of the ELF image mapped at `start`, from the target's own memory: nil when
+    /// that memory does not hold it (a core that kept no page of the image).
+    func buildID(ofImageAt start: UInt64) -> [UInt8]?
 }
 
 extension MemorySource {
     public func localBytes(containing address: UInt64) -> (start: UInt64, bytes: UnsafeRawBufferPointer)? { nil }
+    public func buildID(ofImageAt start: UInt64) -> [UInt8]? {
+        BuildID.ofImage(at: start) { readBytes($0, count: $1) }
+    }
 }
 
 /// A cursor over a memory source that remembers the last local mapping it used: reading a word

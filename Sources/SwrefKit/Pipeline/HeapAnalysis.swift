@@ -72,7 +72,7 @@ public final class HeapAnalysis {
         self.source = source
         progress?.update("reading images", done: 0, total: 1, unit: .items)
         CrashContext.set("reading the target's images")
-        images = ImageList(memoryMap: source.memoryMap, sysroot: sysroot, exact: exactPaths)
+        images = ImageList(memoryMap: source.memoryMap, source: source, sysroot: sysroot, exact: exactPaths)
         var notes: [String] = []
         if images.hasSwiftRuntime {
             CrashContext.set("loading Swift reflection metadata")
@@ -90,6 +90,10 @@ public final class HeapAnalysis {
         CrashContext.set("recognising Swift objects in \(heap.allocator)'s blocks")
         objects = ObjectTable(heap: heap, recognizer: recognizer, progress: progress)
         let objectsDone = monotonicNanoseconds()
+        if !images.mismatched.isEmpty {
+            notes.append("\(images.mismatched.count) files are not the ones the target mapped (build ids differ): "
+                         + images.mismatched.prefix(5).joined(separator: ", ") + "; their types and symbols were not used")
+        }
         if !images.unreadable.isEmpty {
             let listed = images.unreadable.prefix(5).joined(separator: ", ")
             let more = images.unreadable.count > 5 ? " and \(images.unreadable.count - 5) more" : ""
