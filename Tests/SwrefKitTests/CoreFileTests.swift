@@ -255,6 +255,48 @@ final class CoreFileTests: XCTestCase {
             outcomes[result.status, default: 0] += 1
         }
         print("mutated cores: \(outcomes) (exit status: rounds)")
+
+        // Values at the limits, each of which once trapped: an NT_FILE entry spanning the whole
+        // address space with a page offset of 2^64−1; fs_base near 2^64; an empty note segment
+        // whose offset is 2^63.
+        func notes(_ bytes: [UInt8]) -> [(type: UInt32, desc: Int)] {
+            var found: [(UInt32, Int)] = []
+            var offset = notesOffset
+            while offset + 12 <= notesOffset + notesSize {
+                let (nameSize, descSize, type) = bytes.withUnsafeBytes {
+                    (Int($0.loadUnaligned(fromByteOffset: offset, as: UInt32.self)), Int($0.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self)),
+                     $0.loadUnaligned(fromByteOffset: offset + 8, as: UInt32.self))
+                }
+                let desc = offset + 12 + (nameSize + 3) & ~3
+                found.append((type, desc))
+                offset = desc + (descSize + 3) & ~3
+            }
+            return found
+        }
+        func put(_ bytes: inout [UInt8], _ offset: Int, _ value: UInt64) {
+            withUnsafeBytes(of: value.littleEndian) { for (i, byte) in $0.enumerated() { bytes[offset + i] = byte } }
+        }
+        let found = notes(original)
+        var limits: [(String, [UInt8])] = []
+        if let file = found.first(where: { $0.type == 0x4649_4c45 }) {
+            var bytes = original
+            put(&bytes, file.desc + 16, 0); put(&bytes, file.desc + 24, .max); put(&bytes, file.desc + 32, .max)
+            limits.append(("NT_FILE at the limits", bytes))
+        }
+        if let status = found.first(where: { $0.type == 1 }) {
+            var bytes = original
+            put(&bytes, status.desc + 112 + 21 * 8, .max - 0x100)
+            limits.append(("fs_base near 2^64", bytes))
+        }
+        var empty = original
+        put(&empty, phoff + 8, 1 << 63); put(&empty, phoff + 32, 0)
+        limits.append(("empty note segment at 2^63", empty))
+        for (name, bytes) in limits {
+            try Data(bytes).write(to: URL(fileURLWithPath: mutated))
+            let result = try Shell.swref(["core", exe, mutated, "--format", "text"], timeout: 30)
+            XCTAssertFalse(result.timedOut || result.signaled || result.stderr.contains("internal error"), "\(name): \(result.stderr)")
+            XCTAssertTrue(result.status == 0 || result.status == 2, "\(name): exit \(result.status) \(result.stderr)")
+        }
     }
 }
 

@@ -293,7 +293,9 @@ public final class RootFinder {
         guard thread.fsBase != 0 else { return nil }
         let tlsSize = images.images.reduce(UInt64(0)) { $0 + $1.file.tlsSize } + 512
         let start = thread.fsBase &- tlsSize
-        let end = thread.fsBase + 0x800
+        // fs_base comes from the target's registers (a core's notes): anything, even near 2^64.
+        let (end, overflow) = thread.fsBase.addingReportingOverflow(0x800)
+        guard !overflow, start < thread.fsBase else { return nil }
         var root = Root(name: "thread \(number) › TLS", kind: .tls)
         scan(&root, from: start, to: end)
         return root

@@ -21,7 +21,10 @@ public final class MappedFileReader: MemorySource {
               address + UInt64(count) <= region.end else { return false }
         let fd = descriptor(for: region.path)
         guard fd >= 0 else { return false }
-        let offset = off_t(region.fileOffset + (address - region.start))
+        // The offset comes from a core's file notes: anything, checked before it becomes an off_t.
+        let (position, overflow) = region.fileOffset.addingReportingOverflow(address - region.start)
+        guard !overflow, position <= UInt64(Int64.max) - UInt64(count) else { return false }
+        let offset = off_t(position)
         var done = 0
         while done < count {
             let n = pread(fd, buffer + done, count - done, offset + off_t(done))

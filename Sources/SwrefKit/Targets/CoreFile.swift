@@ -100,7 +100,8 @@ public final class CoreFile: MemorySource {
                 guard phdr.p_memsz > 0, phdr.p_vaddr.addingReportingOverflow(phdr.p_memsz).overflow == false else { continue }
                 segments.append(Segment(start: phdr.p_vaddr, end: phdr.p_vaddr + phdr.p_memsz, fileOffset: phdr.p_offset,
                                         fileSize: min(phdr.p_filesz, phdr.p_memsz), flags: phdr.p_flags))
-            } else if phdr.p_type == PT_NOTE {
+            } else if phdr.p_type == PT_NOTE && phdr.p_filesz > 0 {
+                // Only with bytes: an empty note segment's offset may be anything (2^63 once trapped).
                 notes += CoreFile.parseNotes(UnsafeRawBufferPointer(start: base + Int(phdr.p_offset), count: Int(phdr.p_filesz)))
             }
         }
@@ -163,7 +164,7 @@ public final class CoreFile: MemorySource {
             let file = files.first { $0.start <= segment.start && segment.start < $0.end }
             regions.append(MemoryRegion(start: segment.start, end: segment.end, readable: segment.flags & 4 != 0,
                                         writable: segment.flags & 2 != 0, executable: segment.flags & 1 != 0,
-                                        fileOffset: file.map { $0.fileOffset + (segment.start - $0.start) } ?? 0,
+                                        fileOffset: file.map { $0.fileOffset &+ (segment.start - $0.start) } ?? 0,
                                         inode: file == nil ? 0 : 1, path: file?.path ?? ""))
         }
         memoryMap = MemoryMap(regions: regions)
