@@ -74,7 +74,7 @@ struct CaptureOptions: ParsableArguments {
     }
 
     @Option(help: """
-    How to take the snapshot: precopy (default: copy while the target runs, tracking its writes,     then stop it only to copy what changed since), fork (stop it while it forks, about 20 ms per GiB,     and read the frozen child) or stop-the-world (stopped for the whole copy). A way the target or     kernel does not allow falls back to the next. See docs/performance.md.
+    How to take the snapshot: precopy (default: copy while the target runs, tracking its writes,     then stop it only to copy what changed since), fork (stop it while it forks, about 20 ms per GiB,     and read the frozen child; the child is the target's parent's, which gets a SIGCHLD and a zombie     to reap: never chosen unless asked) or stop-the-world (stopped for the whole copy). A pre-copy or     fork the target or kernel does not allow falls back to stop-the-world. See docs/performance.md.
     """)
     var capture: Method = .precopy
 

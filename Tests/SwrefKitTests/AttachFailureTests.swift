@@ -56,8 +56,9 @@ final class AttachFailureTests: XCTestCase {
     }
 
     /// A target that cannot take one more descriptor (its limit lowered to what it has open) cannot
-    /// create the userfaultfd: its registers go back, and the fork snapshot is taken instead.
-    func testTargetWithoutFreeDescriptorFallsBackToForkSnapshot() throws {
+    /// create the userfaultfd: its registers go back, and the world is stopped instead (never a fork
+    /// snapshot unless asked: its child would be the target's parent's to reap).
+    func testTargetWithoutFreeDescriptorFallsBackToStopTheWorld() throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/prlimit") else { throw XCTSkip("no prlimit") }
         let exe = try TestPrograms.binary("census", .optimized)
         let program = try RunningProgram(exe, ["10", "10"])
@@ -70,7 +71,8 @@ final class AttachFailureTests: XCTestCase {
         let result = try Shell.swref(["attach", "\(program.pid)", "--view", "types", "--format", "text"])
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertTrue(result.stderr.contains("could not create a userfaultfd (Too many open files)"), result.stderr)
-        XCTAssertTrue(result.stderr.contains("took a fork snapshot instead"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("stopped the target for the whole copy instead"), result.stderr)
+        XCTAssertFalse(result.stderr.contains("fork"), result.stderr)
         XCTAssertTrue(result.stdout.contains("census.Node"), result.stdout)
         try LowPauseTests.assertUntouched(program, exe: exe, before: before)
     }

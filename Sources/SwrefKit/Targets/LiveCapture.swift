@@ -41,7 +41,11 @@ public enum LiveCapture {
                 notes.append("no pre-copy (\(error))")
             }
         }
-        if options.method == .precopy || options.method == .forkSnapshot {
+        // Only when asked: the frozen child is made the target's parent's child (CLONE_PARENT, so
+        // the target itself never sees it), and that parent gets a SIGCHLD and a zombie it never
+        // started — a supervisor blocked in wait() gets back a process it does not know. A
+        // pre-copy that is not possible falls back to stopping the world instead.
+        if options.method == .forkSnapshot {
             do {
                 let fork = try ForkSnapshot(pid: pid, stallMilliseconds: options.stallMilliseconds)
                 defer { fork.release() }
