@@ -142,6 +142,18 @@ private struct Walker {
             mainArena = arena
             break
         }
+        // A damaged chunk header stops the walk before the top chunk, so no heap above qualified.
+        // Then main_arena is found from the other side — a ring of arenas in libc's data whose
+        // top chunk lies in one of the candidates — and that heap is walked again, skipping the
+        // damage: a damaged heap is never read as an empty one.
+        if mainArena == nil, let (arena, top, heap) = findMainArenaByRing(candidates) {
+            beginRun()
+            walkChunks(resyncing: heap.start, to: heap.end, top: top)
+            arenaRegions.insert(heap.start)
+            ownedRanges.append(heap.start..<heap.end)
+            arenaCount = 1
+            mainArena = arena
+        }
         if let mainArena {
             walkFastbins(arena: mainArena)
             var arena = source.readWord(mainArena + MallocLayout.arenaNext) ?? mainArena
@@ -185,6 +197,72 @@ private struct Walker {
             chunk = next
             steps += 1
             if steps > 1 << 31 { return nil }
+        }
+        return nil
+    }
+
+    /// Walks the main heap up to its top chunk, skipping what cannot be a chunk: after a bad size
+    /// the next 16-byte boundary where three chunks in a row have sane sizes (or the last of them
+    /// is the top) is taken to be a chunk again. Each skip is counted as damage and noted.
+    mutating func walkChunks(resyncing start: UInt64, to end: UInt64, top: UInt64) {
+        var chunk = start
+        var steps = 0
+        func sane(_ at: UInt64) -> UInt64? {
+            guard at <= end &- MallocLayout.chunkHeader, let field = window.word(at &+ 8) else { return nil }
+            let size = field & MallocLayout.sizeMask
+            guard size >= MallocLayout.minChunkSize, size & 0xf == 0, size <= end &- at else { return nil }
+            return size
+        }
+        while chunk < top && steps < 1 << 31 {
+            steps += 1
+            if let size = sane(chunk), chunk &+ size <= top {
+                let next = chunk &+ size
+                if let nextField = window.word(next &+ 8), nextField & MallocLayout.prevInUse != 0 {
+                    add(chunk, size: size)
+                    if size == MallocLayout.tcacheChunkSize { tcacheCandidates.append(chunk) }
+                }
+                chunk = next
+                continue
+            }
+            // Damage: look for the next place where the chain of sizes holds.
+            var probe = (chunk &+ 16) & ~15
+            var found: UInt64? = nil
+            while probe < top {
+                var at = probe, links = 0
+                while links < 3, at < top, let size = sane(at) { at &+= size; links += 1 }
+                if links == 3 || at == top { found = probe; break }
+                probe &+= 16
+            }
+            damaged += 1
+            notes.append("malloc chunk at 0x\(String(chunk, radix: 16)) has a bad size; "
+                         + (found.map { "skipped \($0 - chunk) bytes to the next chunk whose sizes hold" } ?? "the rest of the main heap was not walked"))
+            guard let found else { return }
+            chunk = found
+        }
+    }
+
+    /// main_arena found without its top chunk: a word in libc's data that points into a candidate
+    /// heap, at `top`'s offset in a malloc_state whose ring of arenas comes back to it.
+    func findMainArenaByRing(_ candidates: [(start: UInt64, end: UInt64)]) -> (UInt64, UInt64, (start: UInt64, end: UInt64))? {
+        let map = source.memoryMap.regions
+        for (index, region) in map.enumerated() where region.writable && region.path.contains("/libc.so") {
+            var areas = [region]
+            if index + 1 < map.count, map[index + 1].isAnonymous, map[index + 1].start == region.end { areas.append(map[index + 1]) }
+            for area in areas where area.size < 1 << 24 {
+                guard let bytes = source.readBytes(area.start, count: Int(area.size)) else { continue }
+                let words = bytes.withUnsafeBytes { Array($0.bindMemory(to: UInt64.self)) }
+                for (slot, word) in words.enumerated() where slot * 8 >= Int(MallocLayout.arenaTop) {
+                    guard let heap = candidates.first(where: { word >= $0.start && word < $0.end }) else { continue }
+                    let arena = area.start + UInt64(slot * 8) - MallocLayout.arenaTop
+                    var next = source.readWord(arena + MallocLayout.arenaNext) ?? 0
+                    var hops = 0
+                    while next != arena && next != 0 && hops < 1024 {
+                        next = source.readWord(next + MallocLayout.arenaNext) ?? 0
+                        hops += 1
+                    }
+                    if next == arena { return (arena, word, heap) }
+                }
+            }
         }
         return nil
     }
