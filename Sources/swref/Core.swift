@@ -51,12 +51,16 @@ func openCore(_ files: [String], sysroot: String) throws -> (CoreFile, String?) 
     let core = try CoreFile(path: corePath, executable: exe, sysroot: sysroot)
     if let exe {
         let file = try ElfFile(path: exe)
+        guard file.type != 4 else { throw SwrefError.invalidInput("\(exe) is a core file, not the program: give EXE CORE, or CORE alone") }
         guard let phdr = core.auxv[3], let mapping = core.memoryMap.regions.first(where: { $0.contains(phdr) }) else {
             return (core, exe)
         }
         let start = core.memoryMap.regions.first { $0.path == mapping.path && $0.fileOffset == 0 }?.start ?? mapping.start
         if let inCore = core.buildID(ofImageAt: start), let onDisk = file.buildID, inCore != onDisk {
             throw SwrefError.invalidInput("\(exe) does not match \(corePath): build id \(hex(onDisk)) on disk, \(hex(inCore)) in the core")
+        }
+        if let inCore = core.buildID(ofImageAt: start), file.buildID == nil {
+            throw SwrefError.invalidInput("\(exe) does not match \(corePath): it has no build id, the core's program has \(hex(inCore))")
         }
         if core.buildID(ofImageAt: start) == nil, let header = core.readFromCore(start, count: 64),
            let disk = ProcFS.readPrefix(exe, count: 64), header != disk {
