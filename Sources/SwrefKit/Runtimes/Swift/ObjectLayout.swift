@@ -24,6 +24,9 @@ public final class ObjectLayouts {
     let values: ValueLayoutBuilder?
     let source: MemorySource
     private var cache: [Int32: ObjectLayout] = [:]
+    /// Types whose layout made no sense (offsets outside the instance, slots past the value's
+    /// end): read conservatively instead.
+    public private(set) var unreadableTypes: [String] = []
 
     public init(reflection: ReflectionContext?, source: MemorySource) {
         self.reflection = reflection
@@ -60,7 +63,7 @@ public final class ObjectLayouts {
                 guard let element = reflection.genericArgument(of: tr, 0) else { return .conservative }
                 return .set(element: values.layout(of: element))
             }
-            return classLayout(metadata: entry.metadata)
+            return classLayout(entry: entry)
         case .closureContext, .box:
             return captureLayout(sample: sample, entry: entry)
         case .task:
@@ -73,31 +76,50 @@ public final class ObjectLayouts {
         }
     }
 
-    /// The offset of a stored property of a class, by name.
+    /// The offset of a stored property of a class (its own or inherited), by name.
     public func fieldOffset(named name: String, metadata: UInt64) -> Int? {
-        guard let reflection, let info = reflection.metadataInfo(metadata) else { return nil }
-        for index in 0..<Int(info.NumFields) {
-            if let child = reflection.child(ofMetadata: metadata, index), let childName = child.Name,
-               String(cString: childName) == name { return Int(child.Offset) }
-        }
-        return nil
+        classFields(metadata: metadata)?.last { $0.Name.map { String(cString: $0) } == name }.map { Int($0.Offset) }
     }
 
-    private func classLayout(metadata: UInt64) -> ObjectLayout {
-        guard let reflection, let values, let info = reflection.metadataInfo(metadata),
-              let instanceSize = source.readUInt32(metadata + ClassMetadataLayout.instanceSize) else { return .conservative }
+    /// Every stored property of a class instance, the root class's first, each at the offset the
+    /// runtime gave it (see `ClassChain`). A superclass reflection cannot read adds no fields:
+    /// its words stay uncovered. Nil when the chain does not read as Swift classes.
+    private func classFields(metadata: UInt64) -> [swref_childinfo_t]? {
+        guard let reflection, let chain = ClassChain(metadata: metadata, source: source) else { return nil }
+        var fields: [swref_childinfo_t] = []
+        for level in chain.levels {
+            guard let info = reflection.metadataInfo(level.metadata), Int(info.NumFields) == level.fieldOffsets.count else {
+                continue
+            }
+            for (index, offset) in level.fieldOffsets.enumerated() {
+                guard var child = reflection.child(ofMetadata: level.metadata, index), child.TR != 0 else { continue }
+                child.Offset = UInt32(offset)
+                fields.append(child)
+            }
+        }
+        return fields
+    }
+
+    private func classLayout(entry: SwiftObjectRecognizer.TypeEntry) -> ObjectLayout {
+        guard let reflection, let values else { return .conservative }
+        // The recognizer checked the instance size (16 ≤ size < 2^28) when it took the block for this class.
+        guard let size = source.readUInt32(entry.metadata + ClassMetadataLayout.instanceSize).map(Int.init), size >= 16,
+              let fields = classFields(metadata: entry.metadata) else { return unreadable(entry) }
+        var extents: [Range<Int>] = []
+        for field in fields {
+            let start = Int(field.Offset)
+            let length = reflection.info(of: field.TR).map { Int($0.Size) } ?? 0
+            // Fields sit after the header and inside the instance, or the layout is not this object's.
+            guard start >= 16, start <= size - length else { return unreadable(entry) }
+            extents.append(start..<start + length)
+        }
         var slots: [ValueLayout.Slot] = []
         var covered = 0
-        values.appendChildren(count: Int(info.NumFields), child: { reflection.child(ofMetadata: metadata, $0) },
-                              offset: 0, path: "", hidePath: false, into: &slots, covered: &covered, depth: 0)
-        var byteCovered = [Bool](repeating: false, count: Int(instanceSize))
-        for index in 0..<Int(info.NumFields) {
-            guard let child = reflection.child(ofMetadata: metadata, index), let childInfo = reflection.info(of: child.TR) else { continue }
-            let start = Int(child.Offset)
-            for byte in start..<min(start + Int(childInfo.Size), byteCovered.count) { byteCovered[byte] = true }
-        }
-        let layout = ValueLayout(size: Int(instanceSize), stride: Int(instanceSize), alignment: 16, slots: slots, coveredBytes: covered)
-        return .fixed(layout, prefix: "", uncovered: uncoveredWords(byteCovered, from: 16))
+        values.appendChildren(count: fields.count, child: { fields[$0] }, offset: 0, path: "", hidePath: false,
+                              into: &slots, covered: &covered, depth: 0)
+        let layout = ValueLayout(size: size, stride: size, alignment: 16, slots: slots, coveredBytes: covered)
+        guard layout.slotsFit else { return unreadable(entry) }
+        return .fixed(layout, prefix: "", uncovered: uncoveredWords(extents, from: 16, to: size))
     }
 
     /// Closure contexts and boxes: the library lays out the captures of each instance.
@@ -119,19 +141,26 @@ public final class ObjectLayouts {
         return .fixed(layout, prefix: entry.kind == .box ? "" : "$capture", uncovered: [])
     }
 
-    private func uncoveredWords(_ covered: [Bool], from start: Int) -> [Range<Int>] {
+    /// The words in `start..<end` that no field touches, as ranges.
+    private func uncoveredWords(_ fields: [Range<Int>], from start: Int, to end: Int) -> [Range<Int>] {
         var ranges: [Range<Int>] = []
-        var word = (start + 7) / 8 * 8
-        while word + 8 <= covered.count {
-            if !covered[word..<word + 8].contains(true) {
-                if let last = ranges.last, last.upperBound == word {
-                    ranges[ranges.count - 1] = last.lowerBound..<word + 8
-                } else {
-                    ranges.append(word..<word + 8)
-                }
-            }
-            word += 8
+        var word = (start + 7) / 8 * 8  // the first word not yet known to be covered
+        let limit = end / 8 * 8
+        func gap(upTo upper: Int) {
+            if min(upper, limit) > word { ranges.append(word..<min(upper, limit)) }
         }
+        for field in fields.filter({ !$0.isEmpty }).sorted(by: { $0.lowerBound < $1.lowerBound }) {
+            gap(upTo: field.lowerBound / 8 * 8)
+            word = max(word, (field.upperBound + 7) / 8 * 8)
+        }
+        gap(upTo: limit)
         return ranges
+    }
+
+    /// A type whose layout, as read from the target, makes no sense: scanned word by word, and
+    /// listed so that reports can say so.
+    private func unreadable(_ entry: SwiftObjectRecognizer.TypeEntry) -> ObjectLayout {
+        unreadableTypes.append(entry.name)
+        return .conservative
     }
 }
