@@ -330,7 +330,8 @@ public final class ReferenceScanner {
         }
         var viewed: UInt64 = 0
         if tag == 1 {
-            let lower = Int32(truncatingIfNeeded: first), upper = Int32(truncatingIfNeeded: first >> 32)
+            // Int64: two arbitrary Int32s from the target can differ by more than Int32 holds.
+            let lower = Int64(Int32(truncatingIfNeeded: first)), upper = Int64(Int32(truncatingIfNeeded: first >> 32))
             viewed = upper >= lower ? UInt64(upper - lower) : 0
         } else if let range = target(of: first) {
             emit(range, path)
@@ -414,8 +415,10 @@ public final class ReferenceScanner {
                 scan(slots, at: address + UInt64(start + element * stride), bucket: min(element, 10), emit: emit)
             }
         case .dictionary(let keys, let keyStride, let values, let valueStride):
-            let keyBase = keys.isEmpty ? nil : readWord(address + 48)
-            let valueBase = values.isEmpty ? nil : readWord(address + 56)
+            let buckets = bucketCount(address) ?? 0
+            let keyBase = keys.isEmpty ? nil : tailArray(readWord(address + 48), of: address, usable: usable, count: buckets, stride: keyStride)
+            let valueBase = values.isEmpty ? nil : tailArray(readWord(address + 56), of: address, usable: usable, count: buckets,
+                                                            stride: valueStride)
             forEachOccupiedBucket(address, bitmap: 64, usable: usable, piece: piece, ahead: { bucket in
                 if let keyBase { prefetchTargets(keys, at: keyBase + UInt64(bucket * keyStride)) }
                 if let valueBase { prefetchTargets(values, at: valueBase + UInt64(bucket * valueStride)) }
@@ -424,7 +427,8 @@ public final class ReferenceScanner {
                 if let valueBase { scan(values, at: valueBase + UInt64(bucket * valueStride), bucket: 0, emit: emit) }
             }
         case .set(let slots, let stride):
-            guard !slots.isEmpty, let base = readWord(address + 48) else { return }
+            guard !slots.isEmpty, let buckets = bucketCount(address),
+                  let base = tailArray(readWord(address + 48), of: address, usable: usable, count: buckets, stride: stride) else { return }
             forEachOccupiedBucket(address, bitmap: 56, usable: usable, piece: piece, ahead: { bucket in
                 prefetchTargets(slots, at: base + UInt64(bucket * stride))
             }) { bucket in
@@ -482,6 +486,15 @@ public final class ReferenceScanner {
     private func elementCount(_ address: UInt64, usable: UInt64, stride: Int, start: Int) -> Int? {
         guard stride > 0, usable > UInt64(start), let count = readWord(address + 16) else { return nil }
         return Int(min(count, (usable - UInt64(start)) / UInt64(stride)))
+    }
+
+    /// Native hash storage keeps its keys and values in its own block: a base pointer read from
+    /// the target counts only when all `count` elements fit between it and the block's end.
+    private func tailArray(_ base: UInt64?, of address: UInt64, usable: UInt64, count: Int, stride: Int) -> UInt64? {
+        guard let base, base >= address, address <= UInt64.max - usable else { return nil }
+        let (bytes, overflow) = UInt64(count).multipliedReportingOverflow(by: UInt64(stride))
+        guard !overflow, bytes <= usable, base - address <= usable - bytes else { return nil }
+        return base
     }
 
     /// Native hash storage: 2^scale buckets, the scale in the byte at +32.

@@ -10,6 +10,9 @@ struct ClassChain {
         let metadata: UInt64
         /// Offsets from the object's start, in declaration order (the order reflection lists fields).
         let fieldOffsets: [Int]
+        /// The fields' names from the class's field descriptor: for a class reflection cannot lay
+        /// out (raw-layout `Mutex`/`Atomic` fields), its words still get a name. Nil when unreadable.
+        let fieldNames: [String]?
     }
 
     /// Root class first, the object's own class last.
@@ -28,7 +31,7 @@ struct ClassChain {
             guard levels.count < ClassChain.maximumDepth, seen.insert(current).inserted,
                   let offsets = ClassChain.fieldOffsets(metadata: current, source: source),
                   let superclass = source.readWord(current &+ ClassMetadataLayout.superclass) else { return nil }
-            levels.append(Level(metadata: current, fieldOffsets: offsets))
+            levels.append(Level(metadata: current, fieldOffsets: offsets, fieldNames: ClassChain.fieldNames(metadata: current, source: source)))
             current = superclass
         }
         self.levels = levels.reversed()
@@ -36,12 +39,36 @@ struct ClassChain {
 
     /// Class descriptor fields (TargetClassDescriptor, Metadata.h).
     private enum Descriptor {
+        static let fields: UInt64 = 16                   // relative pointer to the FieldDescriptor
         static let resilientMetadataBounds: UInt64 = 24  // relative pointer, with a resilient superclass
         static let numFields: UInt64 = 36
         static let fieldOffsetVectorOffset: UInt64 = 40  // in words from the metadata's address point
         /// Kind-specific flag: the superclass is resilient, so this class's members start where the
         /// runtime found room for them (StoredClassMetadataBounds.ImmediateMembersOffset, in bytes).
         static let hasResilientSuperclass: UInt32 = 1 << (16 + 13)
+    }
+
+    /// FieldDescriptor (Records.h): a 16-byte header, then 12-byte records whose third word is a
+    /// relative pointer to the field's name.
+    private static func fieldNames(metadata: UInt64, source: MemorySource) -> [String]? {
+        guard let descriptor = source.readWord(metadata &+ ClassMetadataLayout.descriptor),
+              let fields = relative(descriptor &+ Descriptor.fields, source),
+              let header = source.readUInt32(fields &+ 8), let count = source.readUInt32(fields &+ 12),
+              header >> 16 >= 12, count <= ClassChain.maximumFields else { return nil }
+        let recordSize = UInt64(header >> 16)
+        var names: [String] = []
+        for index in 0..<UInt64(count) {
+            let record = fields &+ 16 &+ index * recordSize
+            guard let name = relative(record &+ 8, source).flatMap({ source.readCString($0, limit: 256) }) else { return nil }
+            names.append(name)
+        }
+        return names
+    }
+
+    /// The target of a 32-bit relative pointer at `field`; nil when null or unreadable.
+    private static func relative(_ field: UInt64, _ source: MemorySource) -> UInt64? {
+        guard let value = source.readUInt32(field), value != 0 else { return nil }
+        return field &+ UInt64(bitPattern: Int64(Int32(bitPattern: value)))
     }
 
     private static func fieldOffsets(metadata: UInt64, source: MemorySource) -> [Int]? {

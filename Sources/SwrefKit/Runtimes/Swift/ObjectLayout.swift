@@ -28,6 +28,14 @@ public final class ObjectLayouts {
     /// end): read conservatively instead.
     public private(set) var unreadableTypes: [String] = []
 
+    /// "N types read conservatively: A, B…", or nil when every layout made sense.
+    public var unreadableNote: String? {
+        guard !unreadableTypes.isEmpty else { return nil }
+        let listed = unreadableTypes.prefix(5).joined(separator: ", ")
+        let more = unreadableTypes.count > 5 ? " and \(unreadableTypes.count - 5) more" : ""
+        return "\(unreadableTypes.count) types read conservatively (their layout in the target makes no sense): \(listed)\(more)"
+    }
+
     public init(reflection: ReflectionContext?, source: MemorySource) {
         self.reflection = reflection
         self.values = reflection.map(ValueLayoutBuilder.init)
@@ -51,17 +59,22 @@ public final class ObjectLayouts {
             if name.hasPrefix("Swift._ContiguousArrayStorage<") || name.hasPrefix("Swift.__ContiguousArrayStorage") {
                 guard let element = reflection.genericArgument(of: tr, 0) else { return .conservative }
                 let layout = values.layout(of: element)
+                guard layout.slotsFit else { return unreadable(entry) }
                 return .array(element: layout, start: (32 + layout.alignment - 1) / layout.alignment * layout.alignment)
             }
             if name.hasPrefix("Swift._DictionaryStorage<") {
                 guard let key = reflection.genericArgument(of: tr, 0), let value = reflection.genericArgument(of: tr, 1) else {
                     return .conservative
                 }
-                return .dictionary(key: values.layout(of: key), value: values.layout(of: value))
+                let keyLayout = values.layout(of: key), valueLayout = values.layout(of: value)
+                guard keyLayout.slotsFit, valueLayout.slotsFit else { return unreadable(entry) }
+                return .dictionary(key: keyLayout, value: valueLayout)
             }
             if name.hasPrefix("Swift._SetStorage<") {
                 guard let element = reflection.genericArgument(of: tr, 0) else { return .conservative }
-                return .set(element: values.layout(of: element))
+                let layout = values.layout(of: element)
+                guard layout.slotsFit else { return unreadable(entry) }
+                return .set(element: layout)
             }
             return classLayout(entry: entry)
         case .closureContext, .box:
@@ -78,23 +91,29 @@ public final class ObjectLayouts {
 
     /// The offset of a stored property of a class (its own or inherited), by name.
     public func fieldOffset(named name: String, metadata: UInt64) -> Int? {
-        classFields(metadata: metadata)?.last { $0.Name.map { String(cString: $0) } == name }.map { Int($0.Offset) }
+        classFields(metadata: metadata)?.last { $0.name == name }.map(\.offset)
+    }
+
+    /// A stored property of a class instance; `child` is nil when reflection cannot lay out its type.
+    private struct ClassField {
+        var name: String
+        var offset: Int
+        var child: swref_childinfo_t?
     }
 
     /// Every stored property of a class instance, the root class's first, each at the offset the
-    /// runtime gave it (see `ClassChain`). A superclass reflection cannot read adds no fields:
-    /// its words stay uncovered. Nil when the chain does not read as Swift classes.
-    private func classFields(metadata: UInt64) -> [swref_childinfo_t]? {
+    /// runtime gave it (see `ClassChain`). Nil when the chain does not read as Swift classes.
+    private func classFields(metadata: UInt64) -> [ClassField]? {
         guard let reflection, let chain = ClassChain(metadata: metadata, source: source) else { return nil }
-        var fields: [swref_childinfo_t] = []
+        var fields: [ClassField] = []
         for level in chain.levels {
-            guard let info = reflection.metadataInfo(level.metadata), Int(info.NumFields) == level.fieldOffsets.count else {
-                continue
-            }
+            let readable = reflection.metadataInfo(level.metadata).map { Int($0.NumFields) == level.fieldOffsets.count } ?? false
             for (index, offset) in level.fieldOffsets.enumerated() {
-                guard var child = reflection.child(ofMetadata: level.metadata, index), child.TR != 0 else { continue }
-                child.Offset = UInt32(offset)
-                fields.append(child)
+                var child = readable ? reflection.child(ofMetadata: level.metadata, index) : nil
+                if child?.TR == 0 || child.map({ reflection.info(of: $0.TR) == nil }) == true { child = nil }
+                child?.Offset = UInt32(offset)
+                let name = child?.Name.map { String(cString: $0) } ?? level.fieldNames?[safe: index] ?? ""
+                fields.append(ClassField(name: name, offset: offset, child: child))
             }
         }
         return fields
@@ -105,18 +124,30 @@ public final class ObjectLayouts {
         // The recognizer checked the instance size (16 ≤ size < 2^28) when it took the block for this class.
         guard let size = source.readUInt32(entry.metadata + ClassMetadataLayout.instanceSize).map(Int.init), size >= 16,
               let fields = classFields(metadata: entry.metadata) else { return unreadable(entry) }
+        // Fields sit after the header and inside the instance, or the layout is not this object's.
+        guard fields.allSatisfy({ $0.offset >= 16 && $0.offset <= size }) else { return unreadable(entry) }
+        let typed = fields.compactMap(\.child)
         var extents: [Range<Int>] = []
-        for field in fields {
-            let start = Int(field.Offset)
-            let length = reflection.info(of: field.TR).map { Int($0.Size) } ?? 0
-            // Fields sit after the header and inside the instance, or the layout is not this object's.
-            guard start >= 16, start <= size - length else { return unreadable(entry) }
+        for field in typed {
+            let start = Int(field.Offset), length = reflection.info(of: field.TR).map { Int($0.Size) } ?? 0
+            guard start <= size - length else { return unreadable(entry) }
             extents.append(start..<start + length)
         }
         var slots: [ValueLayout.Slot] = []
         var covered = 0
-        values.appendChildren(count: fields.count, child: { fields[$0] }, offset: 0, path: "", hidePath: false,
+        values.appendChildren(count: typed.count, child: { typed[$0] }, offset: 0, path: "", hidePath: false,
                               into: &slots, covered: &covered, depth: 0)
+        // A field reflection cannot lay out (the raw storage of `Mutex`, `Atomic`) may hold
+        // references: each of its words up to the next field is read as one, under its name.
+        let starts = Set(fields.map(\.offset) + [size]).sorted()
+        for field in fields where field.child == nil {
+            let first = (field.offset + 7) / 8 * 8
+            guard let next = starts.first(where: { $0 > field.offset }), next - first >= 8 else { continue }
+            let words = (next - first) / 8
+            slots.append(.init(offset: first, action: .words(words), path: field.name))
+            covered += words * 8
+            extents.append(first..<first + words * 8)
+        }
         let layout = ValueLayout(size: size, stride: size, alignment: 16, slots: slots, coveredBytes: covered)
         guard layout.slotsFit else { return unreadable(entry) }
         return .fixed(layout, prefix: "", uncovered: uncoveredWords(extents, from: 16, to: size))
@@ -163,4 +194,8 @@ public final class ObjectLayouts {
         unreadableTypes.append(entry.name)
         return .conservative
     }
+}
+
+extension Array {
+    subscript(safe index: Int) -> Element? { indices.contains(index) ? self[index] : nil }
 }

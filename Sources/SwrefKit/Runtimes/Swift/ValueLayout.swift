@@ -165,6 +165,15 @@ public final class ValueLayoutBuilder {
             covered += size
             return
         }
+        let slotsBefore = slots.count
+        defer {
+            // Atomic storage (stdlib `Synchronization`, swift-atomics' `Atomics`) is described as
+            // plain integers, yet `Atomic<Unmanaged<T>?>`, `ManagedAtomic<T>` of a class and
+            // `Mutex<T>` hold references there: each word is read as a possible one.
+            if slots.count == slotsBefore && words > 0 && (name.hasPrefix("Synchronization.") || name.hasPrefix("Atomics.")) {
+                slots.append(.init(offset: offset, action: .words(words), path: path))
+            }
+        }
         switch info.Kind {
         case SWREF_LAYOUT_BUILTIN, SWREF_LAYOUT_NO_PAYLOAD_ENUM, SWREF_LAYOUT_EXISTENTIAL_METATYPE:
             covered += size
