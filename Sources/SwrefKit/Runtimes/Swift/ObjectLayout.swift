@@ -169,6 +169,7 @@ public final class ObjectLayouts {
         values.appendChildren(count: Int(info.NumFields), child: { reflection.child(ofInstance: sample, $0) },
                               offset: 0, path: "", hidePath: entry.kind != .box, into: &slots, covered: &covered, depth: 0)
         let layout = ValueLayout(size: Int(info.Size), stride: Int(info.Size), alignment: 16, slots: slots, coveredBytes: covered)
+        guard layout.slotsFit else { return unreadable(entry) }
         return .fixed(layout, prefix: entry.kind == .box ? "" : "$capture", uncovered: [])
     }
 
