@@ -21,6 +21,10 @@ public final class ReferenceScanner {
     public static let subObjects = "$sub_objects$"
     private let subObjectsLabel: UInt32
     private let sideTableLabel: UInt32
+    /// Malloc blocks that hold a NIO ByteBuffer's bytes: network data by construction, never
+    /// references. Scanning them word by word (their unused capacity above all, left as malloc
+    /// gave it) finds only false references.
+    private var byteBufferBytes: Set<Int32> = []
 
     /// An ObjectLayout with interned paths, per element bucket for containers.
     fileprivate struct CompiledSlot {
@@ -65,6 +69,21 @@ public final class ReferenceScanner {
         index = AddressIndex(addresses: objects.addresses, sizes: objects.sizes, overhead: objects.overhead, memoryMap: source.memoryMap)
         subObjectsLabel = names.code(frame: ReferenceScanner.subObjects)
         sideTableLabel = names.code(frame: "$side_table")
+        byteBufferBytes = findByteBufferBytes()
+    }
+
+    /// The blocks `NIOCore.ByteBuffer._Storage.bytes` points to, found before any scan: a scan
+    /// in address order may meet the bytes before their storage object.
+    private func findByteBufferBytes() -> Set<Int32> {
+        guard let type = objects.types.firstIndex(where: { $0.name == "NIOCore.ByteBuffer._Storage" }),
+              let offset = layouts.fieldOffset(named: "bytes", metadata: objects.types[type].metadata) else { return [] }
+        var blocks: Set<Int32> = []
+        for object in 0..<objects.count where Int(objects.typeIndices[object]) == type {
+            guard let word = source.readWord(objects.addresses[object] + UInt64(offset)), let block = target(of: word),
+                  objects.types[Int(objects.typeIndices[Int(block)])].kind == .malloc else { continue }
+            blocks.insert(block)
+        }
+        return blocks
     }
 
     /// A scanner for another thread: the same tables and caches, its own memory window. Layouts
@@ -83,6 +102,7 @@ public final class ReferenceScanner {
         index = main.index
         subObjectsLabel = main.subObjectsLabel
         sideTableLabel = main.sideTableLabel
+        byteBufferBytes = main.byteBufferBytes
         frameworkMode = main.frameworkMode
         pathTexts = main.pathTexts
         typeLabels = main.typeLabels
@@ -193,7 +213,7 @@ public final class ReferenceScanner {
         case .dictionary?, .set?:
             return bucketCount(address).map { ($0 + 63) / 64 }
         case .conservative?:
-            return Int(usable / 8)
+            return byteBufferBytes.contains(Int32(index)) ? nil : Int(usable / 8)
         default:
             return nil
         }
@@ -395,6 +415,7 @@ public final class ReferenceScanner {
         case .none:
             return
         case .conservative:
+            if !byteBufferBytes.isEmpty && byteBufferBytes.contains(Int32(index)) { return }
             let words = piece.map { ScanPlan.share(of: Int(usable / 8), piece: $0) } ?? 0..<Int(usable / 8)
             scanWords(from: address + UInt64(words.lowerBound * 8), to: address + UInt64(words.upperBound * 8),
                       label: subObjectsLabel, emit: emit)
