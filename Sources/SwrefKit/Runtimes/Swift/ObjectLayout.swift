@@ -139,8 +139,9 @@ public final class ObjectLayouts {
                               into: &slots, covered: &covered, depth: 0)
         // A field reflection cannot lay out (the raw storage of `Mutex`, `Atomic`) may hold
         // references: each of its words up to the next field is read as one, under its name.
+        // Without a name its words stay uncovered, for the scan of `$sub_objects$`.
         let starts = Set(fields.map(\.offset) + [size]).sorted()
-        for field in fields where field.child == nil {
+        for field in fields where field.child == nil && !field.name.isEmpty {
             let first = (field.offset + 7) / 8 * 8
             guard let next = starts.first(where: { $0 > field.offset }), next - first >= 8 else { continue }
             let words = (next - first) / 8
