@@ -67,6 +67,10 @@ final class FrameworkTests: XCTestCase {
                 XCTAssertEqual(cached.first?.labels["charged_to"], "NIOServer.cache")
                 XCTAssertEqual(cached.first?.labels["viewed_bytes"], "8 bytes")
                 XCTAssertEqual(cached.first.map { Int64($0.labels["pinned_bytes"]?.split(separator: " ").first ?? "") ?? 0 }, receiveCapacity)
+                // A buffer's bytes are data: nothing below them is found by a word-by-word scan.
+                XCTAssertFalse(profile.samples.contains { sample in
+                    zip(sample.frames, sample.frames.dropFirst()).contains { $0.contains("ByteBuffer (NIOCore)") && $1 == ReferenceScanner.subObjects }
+                })
 
                 let text = try Shell.swref(["attach", "\(server.pid)", "--format", "text", "--attribution", "first-path"])
                 XCTAssertTrue(text.stdout.contains("in \(requests) buffers  NIOServer.cache"), text.stdout)

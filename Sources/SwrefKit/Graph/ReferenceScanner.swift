@@ -21,6 +21,10 @@ public final class ReferenceScanner {
     public static let subObjects = "$sub_objects$"
     private let subObjectsLabel: UInt32
     private let sideTableLabel: UInt32
+    /// Malloc blocks that hold a NIO ByteBuffer's bytes: network data by construction, never
+    /// references. Scanning them word by word (their unused capacity above all, left as malloc
+    /// gave it) finds only false references.
+    private var byteBufferBytes: Set<Int32> = []
 
     /// An ObjectLayout with interned paths, per element bucket for containers.
     fileprivate struct CompiledSlot {
@@ -65,6 +69,21 @@ public final class ReferenceScanner {
         index = AddressIndex(addresses: objects.addresses, sizes: objects.sizes, overhead: objects.overhead, memoryMap: source.memoryMap)
         subObjectsLabel = names.code(frame: ReferenceScanner.subObjects)
         sideTableLabel = names.code(frame: "$side_table")
+        byteBufferBytes = findByteBufferBytes()
+    }
+
+    /// The blocks `NIOCore.ByteBuffer._Storage.bytes` points to, found before any scan: a scan
+    /// in address order may meet the bytes before their storage object.
+    private func findByteBufferBytes() -> Set<Int32> {
+        guard let type = objects.types.firstIndex(where: { $0.name == "NIOCore.ByteBuffer._Storage" }),
+              let offset = layouts.fieldOffset(named: "bytes", metadata: objects.types[type].metadata) else { return [] }
+        var blocks: Set<Int32> = []
+        for object in 0..<objects.count where Int(objects.typeIndices[object]) == type {
+            guard let word = source.readWord(objects.addresses[object] + UInt64(offset)), let block = target(of: word),
+                  objects.types[Int(objects.typeIndices[Int(block)])].kind == .malloc else { continue }
+            blocks.insert(block)
+        }
+        return blocks
     }
 
     /// A scanner for another thread: the same tables and caches, its own memory window. Layouts
@@ -83,6 +102,7 @@ public final class ReferenceScanner {
         index = main.index
         subObjectsLabel = main.subObjectsLabel
         sideTableLabel = main.sideTableLabel
+        byteBufferBytes = main.byteBufferBytes
         frameworkMode = main.frameworkMode
         pathTexts = main.pathTexts
         typeLabels = main.typeLabels
@@ -193,7 +213,7 @@ public final class ReferenceScanner {
         case .dictionary?, .set?:
             return bucketCount(address).map { ($0 + 63) / 64 }
         case .conservative?:
-            return Int(usable / 8)
+            return byteBufferBytes.contains(Int32(index)) ? nil : Int(usable / 8)
         default:
             return nil
         }
@@ -330,7 +350,8 @@ public final class ReferenceScanner {
         }
         var viewed: UInt64 = 0
         if tag == 1 {
-            let lower = Int32(truncatingIfNeeded: first), upper = Int32(truncatingIfNeeded: first >> 32)
+            // Int64: two arbitrary Int32s from the target can differ by more than Int32 holds.
+            let lower = Int64(Int32(truncatingIfNeeded: first)), upper = Int64(Int32(truncatingIfNeeded: first >> 32))
             viewed = upper >= lower ? UInt64(upper - lower) : 0
         } else if let range = target(of: first) {
             emit(range, path)
@@ -394,6 +415,7 @@ public final class ReferenceScanner {
         case .none:
             return
         case .conservative:
+            if !byteBufferBytes.isEmpty && byteBufferBytes.contains(Int32(index)) { return }
             let words = piece.map { ScanPlan.share(of: Int(usable / 8), piece: $0) } ?? 0..<Int(usable / 8)
             scanWords(from: address + UInt64(words.lowerBound * 8), to: address + UInt64(words.upperBound * 8),
                       label: subObjectsLabel, emit: emit)
@@ -414,8 +436,10 @@ public final class ReferenceScanner {
                 scan(slots, at: address + UInt64(start + element * stride), bucket: min(element, 10), emit: emit)
             }
         case .dictionary(let keys, let keyStride, let values, let valueStride):
-            let keyBase = keys.isEmpty ? nil : readWord(address + 48)
-            let valueBase = values.isEmpty ? nil : readWord(address + 56)
+            let buckets = bucketCount(address) ?? 0
+            let keyBase = keys.isEmpty ? nil : tailArray(readWord(address + 48), of: address, usable: usable, count: buckets, stride: keyStride)
+            let valueBase = values.isEmpty ? nil : tailArray(readWord(address + 56), of: address, usable: usable, count: buckets,
+                                                            stride: valueStride)
             forEachOccupiedBucket(address, bitmap: 64, usable: usable, piece: piece, ahead: { bucket in
                 if let keyBase { prefetchTargets(keys, at: keyBase + UInt64(bucket * keyStride)) }
                 if let valueBase { prefetchTargets(values, at: valueBase + UInt64(bucket * valueStride)) }
@@ -424,7 +448,8 @@ public final class ReferenceScanner {
                 if let valueBase { scan(values, at: valueBase + UInt64(bucket * valueStride), bucket: 0, emit: emit) }
             }
         case .set(let slots, let stride):
-            guard !slots.isEmpty, let base = readWord(address + 48) else { return }
+            guard !slots.isEmpty, let buckets = bucketCount(address),
+                  let base = tailArray(readWord(address + 48), of: address, usable: usable, count: buckets, stride: stride) else { return }
             forEachOccupiedBucket(address, bitmap: 56, usable: usable, piece: piece, ahead: { bucket in
                 prefetchTargets(slots, at: base + UInt64(bucket * stride))
             }) { bucket in
@@ -482,6 +507,15 @@ public final class ReferenceScanner {
     private func elementCount(_ address: UInt64, usable: UInt64, stride: Int, start: Int) -> Int? {
         guard stride > 0, usable > UInt64(start), let count = readWord(address + 16) else { return nil }
         return Int(min(count, (usable - UInt64(start)) / UInt64(stride)))
+    }
+
+    /// Native hash storage keeps its keys and values in its own block: a base pointer read from
+    /// the target counts only when all `count` elements fit between it and the block's end.
+    private func tailArray(_ base: UInt64?, of address: UInt64, usable: UInt64, count: Int, stride: Int) -> UInt64? {
+        guard let base, base >= address, address <= UInt64.max - usable else { return nil }
+        let (bytes, overflow) = UInt64(count).multipliedReportingOverflow(by: UInt64(stride))
+        guard !overflow, bytes <= usable, base - address <= usable - bytes else { return nil }
+        return base
     }
 
     /// Native hash storage: 2^scale buckets, the scale in the byte at +32.

@@ -175,6 +175,7 @@ public final class HeapAnalysis {
         // From here on only the graph is used: the copy of the target's memory can go.
         if releaseMemoryAfterScan { (source as? Snapshot)?.releaseCopies() }
         lap("graph")
+        if let note = layouts.unreadableNote { notes.append(note) }
         // Dominators if wanted and if they fit; the tiers' walk then numbers the heap for them.
         var wantsDominators = mode == .dominator || mode == .firstPathWithRetained
         if wantsDominators {

@@ -24,6 +24,17 @@ public final class ObjectLayouts {
     let values: ValueLayoutBuilder?
     let source: MemorySource
     private var cache: [Int32: ObjectLayout] = [:]
+    /// Types whose layout made no sense (offsets outside the instance, slots past the value's
+    /// end): read conservatively instead.
+    public private(set) var unreadableTypes: [String] = []
+
+    /// "N types read conservatively: A, B…", or nil when every layout made sense.
+    public var unreadableNote: String? {
+        guard !unreadableTypes.isEmpty else { return nil }
+        let listed = unreadableTypes.prefix(5).joined(separator: ", ")
+        let more = unreadableTypes.count > 5 ? " and \(unreadableTypes.count - 5) more" : ""
+        return "\(unreadableTypes.count) types read conservatively (their layout in the target makes no sense): \(listed)\(more)"
+    }
 
     public init(reflection: ReflectionContext?, source: MemorySource) {
         self.reflection = reflection
@@ -48,19 +59,24 @@ public final class ObjectLayouts {
             if name.hasPrefix("Swift._ContiguousArrayStorage<") || name.hasPrefix("Swift.__ContiguousArrayStorage") {
                 guard let element = reflection.genericArgument(of: tr, 0) else { return .conservative }
                 let layout = values.layout(of: element)
+                guard layout.slotsFit else { return unreadable(entry) }
                 return .array(element: layout, start: (32 + layout.alignment - 1) / layout.alignment * layout.alignment)
             }
             if name.hasPrefix("Swift._DictionaryStorage<") {
                 guard let key = reflection.genericArgument(of: tr, 0), let value = reflection.genericArgument(of: tr, 1) else {
                     return .conservative
                 }
-                return .dictionary(key: values.layout(of: key), value: values.layout(of: value))
+                let keyLayout = values.layout(of: key), valueLayout = values.layout(of: value)
+                guard keyLayout.slotsFit, valueLayout.slotsFit else { return unreadable(entry) }
+                return .dictionary(key: keyLayout, value: valueLayout)
             }
             if name.hasPrefix("Swift._SetStorage<") {
                 guard let element = reflection.genericArgument(of: tr, 0) else { return .conservative }
-                return .set(element: values.layout(of: element))
+                let layout = values.layout(of: element)
+                guard layout.slotsFit else { return unreadable(entry) }
+                return .set(element: layout)
             }
-            return classLayout(metadata: entry.metadata)
+            return classLayout(entry: entry)
         case .closureContext, .box:
             return captureLayout(sample: sample, entry: entry)
         case .task:
@@ -73,31 +89,69 @@ public final class ObjectLayouts {
         }
     }
 
-    /// The offset of a stored property of a class, by name.
+    /// The offset of a stored property of a class (its own or inherited), by name.
     public func fieldOffset(named name: String, metadata: UInt64) -> Int? {
-        guard let reflection, let info = reflection.metadataInfo(metadata) else { return nil }
-        for index in 0..<Int(info.NumFields) {
-            if let child = reflection.child(ofMetadata: metadata, index), let childName = child.Name,
-               String(cString: childName) == name { return Int(child.Offset) }
-        }
-        return nil
+        classFields(metadata: metadata)?.last { $0.name == name }.map(\.offset)
     }
 
-    private func classLayout(metadata: UInt64) -> ObjectLayout {
-        guard let reflection, let values, let info = reflection.metadataInfo(metadata),
-              let instanceSize = source.readUInt32(metadata + ClassMetadataLayout.instanceSize) else { return .conservative }
+    /// A stored property of a class instance; `child` is nil when reflection cannot lay out its type.
+    private struct ClassField {
+        var name: String
+        var offset: Int
+        var child: swref_childinfo_t?
+    }
+
+    /// Every stored property of a class instance, the root class's first, each at the offset the
+    /// runtime gave it (see `ClassChain`). Nil when the chain does not read as Swift classes.
+    private func classFields(metadata: UInt64) -> [ClassField]? {
+        guard let reflection, let chain = ClassChain(metadata: metadata, source: source) else { return nil }
+        var fields: [ClassField] = []
+        for level in chain.levels {
+            let readable = reflection.metadataInfo(level.metadata).map { Int($0.NumFields) == level.fieldOffsets.count } ?? false
+            for (index, offset) in level.fieldOffsets.enumerated() {
+                var child = readable ? reflection.child(ofMetadata: level.metadata, index) : nil
+                if child?.TR == 0 || child.map({ reflection.info(of: $0.TR) == nil }) == true { child = nil }
+                child?.Offset = UInt32(offset)
+                let name = child?.Name.map { String(cString: $0) } ?? level.fieldNames?[safe: index] ?? ""
+                fields.append(ClassField(name: name, offset: offset, child: child))
+            }
+        }
+        return fields
+    }
+
+    private func classLayout(entry: SwiftObjectRecognizer.TypeEntry) -> ObjectLayout {
+        guard let reflection, let values else { return .conservative }
+        // The recognizer checked the instance size (16 ≤ size < 2^28) when it took the block for this class.
+        guard let size = source.readUInt32(entry.metadata + ClassMetadataLayout.instanceSize).map(Int.init), size >= 16,
+              let fields = classFields(metadata: entry.metadata) else { return unreadable(entry) }
+        // Fields sit after the header and inside the instance, or the layout is not this object's.
+        guard fields.allSatisfy({ $0.offset >= 16 && $0.offset <= size }) else { return unreadable(entry) }
+        let typed = fields.compactMap(\.child)
+        var extents: [Range<Int>] = []
+        for field in typed {
+            let start = Int(field.Offset), length = reflection.info(of: field.TR).map { Int($0.Size) } ?? 0
+            guard start <= size - length else { return unreadable(entry) }
+            extents.append(start..<start + length)
+        }
         var slots: [ValueLayout.Slot] = []
         var covered = 0
-        values.appendChildren(count: Int(info.NumFields), child: { reflection.child(ofMetadata: metadata, $0) },
-                              offset: 0, path: "", hidePath: false, into: &slots, covered: &covered, depth: 0)
-        var byteCovered = [Bool](repeating: false, count: Int(instanceSize))
-        for index in 0..<Int(info.NumFields) {
-            guard let child = reflection.child(ofMetadata: metadata, index), let childInfo = reflection.info(of: child.TR) else { continue }
-            let start = Int(child.Offset)
-            for byte in start..<min(start + Int(childInfo.Size), byteCovered.count) { byteCovered[byte] = true }
+        values.appendChildren(count: typed.count, child: { typed[$0] }, offset: 0, path: "", hidePath: false,
+                              into: &slots, covered: &covered, depth: 0)
+        // A field reflection cannot lay out (the raw storage of `Mutex`, `Atomic`) may hold
+        // references: each of its words up to the next field is read as one, under its name.
+        // Without a name its words stay uncovered, for the scan of `$sub_objects$`.
+        let starts = Set(fields.map(\.offset) + [size]).sorted()
+        for field in fields where field.child == nil && !field.name.isEmpty {
+            let first = (field.offset + 7) / 8 * 8
+            guard let next = starts.first(where: { $0 > field.offset }), next - first >= 8 else { continue }
+            let words = (next - first) / 8
+            slots.append(.init(offset: first, action: .words(words), path: field.name))
+            covered += words * 8
+            extents.append(first..<first + words * 8)
         }
-        let layout = ValueLayout(size: Int(instanceSize), stride: Int(instanceSize), alignment: 16, slots: slots, coveredBytes: covered)
-        return .fixed(layout, prefix: "", uncovered: uncoveredWords(byteCovered, from: 16))
+        let layout = ValueLayout(size: size, stride: size, alignment: 16, slots: slots, coveredBytes: covered)
+        guard layout.slotsFit else { return unreadable(entry) }
+        return .fixed(layout, prefix: "", uncovered: uncoveredWords(extents, from: 16, to: size))
     }
 
     /// Closure contexts and boxes: the library lays out the captures of each instance.
@@ -116,22 +170,34 @@ public final class ObjectLayouts {
         values.appendChildren(count: Int(info.NumFields), child: { reflection.child(ofInstance: sample, $0) },
                               offset: 0, path: "", hidePath: entry.kind != .box, into: &slots, covered: &covered, depth: 0)
         let layout = ValueLayout(size: Int(info.Size), stride: Int(info.Size), alignment: 16, slots: slots, coveredBytes: covered)
+        guard layout.slotsFit else { return unreadable(entry) }
         return .fixed(layout, prefix: entry.kind == .box ? "" : "$capture", uncovered: [])
     }
 
-    private func uncoveredWords(_ covered: [Bool], from start: Int) -> [Range<Int>] {
+    /// The words in `start..<end` that no field touches, as ranges.
+    private func uncoveredWords(_ fields: [Range<Int>], from start: Int, to end: Int) -> [Range<Int>] {
         var ranges: [Range<Int>] = []
-        var word = (start + 7) / 8 * 8
-        while word + 8 <= covered.count {
-            if !covered[word..<word + 8].contains(true) {
-                if let last = ranges.last, last.upperBound == word {
-                    ranges[ranges.count - 1] = last.lowerBound..<word + 8
-                } else {
-                    ranges.append(word..<word + 8)
-                }
-            }
-            word += 8
+        var word = (start + 7) / 8 * 8  // the first word not yet known to be covered
+        let limit = end / 8 * 8
+        func gap(upTo upper: Int) {
+            if min(upper, limit) > word { ranges.append(word..<min(upper, limit)) }
         }
+        for field in fields.filter({ !$0.isEmpty }).sorted(by: { $0.lowerBound < $1.lowerBound }) {
+            gap(upTo: field.lowerBound / 8 * 8)
+            word = max(word, (field.upperBound + 7) / 8 * 8)
+        }
+        gap(upTo: limit)
         return ranges
     }
+
+    /// A type whose layout, as read from the target, makes no sense: scanned word by word, and
+    /// listed so that reports can say so.
+    private func unreadable(_ entry: SwiftObjectRecognizer.TypeEntry) -> ObjectLayout {
+        unreadableTypes.append(entry.name)
+        return .conservative
+    }
+}
+
+extension Array {
+    subscript(safe index: Int) -> Element? { indices.contains(index) ? self[index] : nil }
 }

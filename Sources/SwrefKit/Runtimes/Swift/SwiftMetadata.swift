@@ -53,6 +53,7 @@ public struct RefCountWord {
 
 /// Offsets into class metadata and descriptors (no Objective-C interop on Linux).
 enum ClassMetadataLayout {
+    static let superclass: UInt64 = 8    // 0 for a root class
     static let flags: UInt64 = 16        // u32; bit 1 UsesSwiftRefcounting
     static let instanceAddressPoint: UInt64 = 20
     static let instanceSize: UInt64 = 24 // u32

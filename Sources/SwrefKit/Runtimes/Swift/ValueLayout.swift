@@ -41,6 +41,23 @@ public struct ValueLayout: Sendable {
 
     public static let empty = ValueLayout(size: 0, stride: 0, alignment: 1, slots: [], coveredBytes: 0)
     public var hasReferences: Bool { !slots.isEmpty }
+
+    /// Whether every slot lies inside the value: offsets come from the target's metadata, and a
+    /// slot past the end would read the neighbouring value or block as this one.
+    public var slotsFit: Bool {
+        slots.allSatisfy { $0.offset >= 0 && $0.offset <= size - $0.action.byteCount }
+    }
+}
+
+extension ValueLayout.Action {
+    /// How many bytes of the value the slot reads.
+    var byteCount: Int {
+        switch self {
+        case .reference, .protobufStorage: return 8
+        case .function, .byteBuffer, .foundationData: return 16
+        case .words(let count): return count.multipliedReportingOverflow(by: 8).overflow ? .max : count * 8
+        }
+    }
 }
 
 /// Builds and caches `ValueLayout`s through a reflection context.
@@ -147,6 +164,15 @@ public final class ValueLayoutBuilder {
             slots.append(.init(offset: offset, action: .reference, path: path))
             covered += size
             return
+        }
+        let slotsBefore = slots.count
+        defer {
+            // Atomic storage (stdlib `Synchronization`, swift-atomics' `Atomics`) is described as
+            // plain integers, yet `Atomic<Unmanaged<T>?>`, `ManagedAtomic<T>` of a class and
+            // `Mutex<T>` hold references there: each word is read as a possible one.
+            if slots.count == slotsBefore && words > 0 && (name.hasPrefix("Synchronization.") || name.hasPrefix("Atomics.")) {
+                slots.append(.init(offset: offset, action: .words(words), path: path))
+            }
         }
         switch info.Kind {
         case SWREF_LAYOUT_BUILTIN, SWREF_LAYOUT_NO_PAYLOAD_ENUM, SWREF_LAYOUT_EXISTENTIAL_METATYPE:
