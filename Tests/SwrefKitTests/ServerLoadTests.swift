@@ -179,14 +179,9 @@ final class ServerLoadTests: XCTestCase {
 
     // MARK: - swref under load
 
-    /// The known crash in class layouts (`Range requires lowerBound <= upperBound`, ObjectLayout.swift).
-    static let knownLayoutCrash = "Range requires lowerBound <= upperBound"
-    struct KnownCrash: Error {}
-    var knownCrashes = 0
-
-    /// Runs `body`; a command that died of the known layout crash skips the rest of `body` only.
+    /// Runs one step of a test (a name for the group of commands it is).
     func step(_ body: () throws -> Void) throws {
-        do { try body() } catch is KnownCrash {}
+        try body()
     }
 
     struct Step {
@@ -200,8 +195,7 @@ final class ServerLoadTests: XCTestCase {
     /// Runs swref with `arguments`, records the step (and the pause swref reports), asserts exit 0
     /// unless `allowed` says otherwise, and that the command did not crash.
     @discardableResult
-    func swref(_ arguments: [String], load: Load?, steps: inout [Step], allowed: Set<Int32> = [0],
-               fallback: [String]? = nil, file: StaticString = #filePath, line: UInt = #line) throws -> Shell.Result {
+    func swref(_ arguments: [String], load: Load?, steps: inout [Step], allowed: Set<Int32> = [0], file: StaticString = #filePath, line: UInt = #line) throws -> Shell.Result {
         let start = Date()
         let result = try Shell.swref(arguments, timeout: 300)
         let seconds = Date().timeIntervalSince(start)
@@ -212,16 +206,10 @@ final class ServerLoadTests: XCTestCase {
         steps.append(step)
         print("ServerLoad:   swref \(step.command) → \(result.status) in \(String(format: "%.2f", seconds)) s"
               + (pause.map { ", paused \($0)" } ?? "") + (step.duringLoad ? " (wrk still running)" : ""))
-        if result.stderr.contains(ServerLoadTests.knownLayoutCrash) {
-            // OBJECT LAYOUT FIX: the known crash in class layouts (ObjectLayout.swift) is being fixed
-            // on another branch; until it is merged a command that dies of it is counted, printed and
-            // not failed here. Once merged, delete this branch: every command must then exit 0.
-            // `fallback`: the same capture in a mode the crash spares (`--view types`, `--framework none`).
-            knownCrashes += 1
-            print("ServerLoad:   KNOWN CRASH (\(ServerLoadTests.knownLayoutCrash)) in swref \(step.command)")
-            guard let fallback else { throw KnownCrash() }
-            return try swref(fallback, load: load, steps: &steps, allowed: allowed, file: file, line: line)
-        }
+        // The class-layout trap ("Range requires lowerBound <= upperBound") that every analysing
+        // command hit under load is fixed: any crash report fails the test.
+        XCTAssertFalse(result.stderr.contains("internal error") || result.stderr.contains("Fatal error"),
+                       "swref \(arguments) crashed:\n\(result.stderr)", file: file, line: line)
         XCTAssertFalse(result.signaled, "swref \(arguments) crashed:\n\(result.stderr)", file: file, line: line)
         XCTAssertTrue(allowed.contains(result.status), "swref \(arguments) exited \(result.status):\n\(result.stderr.suffix(3000))\n\(result.stdout.suffix(3000))",
                       file: file, line: line)
@@ -296,29 +284,26 @@ final class ServerLoadTests: XCTestCase {
         for capture in ["precopy", "fork", "stop-the-world"] {
             let out = profilePath("\(name)-\(capture)")
             try step {
-                try swref(["attach", "\(server.pid)", "-o", out, "--capture", capture], load: load, steps: &steps,
-                          fallback: ["attach", "\(server.pid)", "-o", out, "--capture", capture, "--view", "types"])
+                try swref(["attach", "\(server.pid)", "-o", out, "--capture", capture], load: load, steps: &steps)
                 let profile = try readProfile(out)
                 print("ServerLoad: \(name) \(capture): \(profile.samples.count) samples, total \(profile.total(1)) B")
             }
         }
         var text: Shell.Result?, fromCore: Shell.Result?
-        var crashedUnderLoad: [[String]] = []
         try step {
-            text = try swref(["attach", "\(server.pid)", "--format", "text", "--limit", "40"], load: load, steps: &steps,
-                             fallback: ["attach", "\(server.pid)", "--format", "text", "--limit", "40", "--framework", "none"])
+            text = try swref(["attach", "\(server.pid)", "--format", "text", "--limit", "40"], load: load, steps: &steps)
         }
         let census = ServerLoadTests.census(text?.stdout ?? "")
         print("ServerLoad: \(name) census under load: heap: \(census.heap); total \(census.total) B")
         let leaks = ["leaks", "\(server.pid)"], top = ["top", "\(server.pid)"], why = ["why", "\(server.pid)", "HBApp.ResponseCache"]
+        var results: [String: Shell.Result] = [:]
         for command in [leaks, top, why] {
-            do { try swref(command, load: load, steps: &steps, allowed: [0, 1]) } catch is KnownCrash { crashedUnderLoad.append(command) }
+            try step { results[command[0]] = try swref(command, load: load, steps: &steps, allowed: [0, 1]) }
         }
         let core = TestPrograms.buildDirectory.appendingPathComponent("\(name).core").path
         try swref(["dump", "\(server.pid)", "-o", core], load: load, steps: &steps)
         try step {
-            fromCore = try swref(["core", core, "--format", "text", "--limit", "40"], load: nil, steps: &steps,
-                                 fallback: ["core", core, "--format", "text", "--limit", "40", "--framework", "none"])
+            fromCore = try swref(["core", core, "--format", "text", "--limit", "40"], load: nil, steps: &steps)
         }
         try? FileManager.default.removeItem(atPath: core)
         let report = load.finish()
@@ -338,11 +323,6 @@ final class ServerLoadTests: XCTestCase {
         XCTAssertTrue(text?.stdout.contains(dictionary) ?? false, text?.stdout ?? "")
         XCTAssertTrue(fromCore?.stdout.contains(dictionary) ?? false, fromCore?.stdout ?? "")
 
-        // At a quiet moment (wrk has ended): what the known crash stopped under load, again.
-        var results: [String: Shell.Result] = [:]
-        for command in crashedUnderLoad {
-            try step { results[command[0]] = try swref(command, load: nil, steps: &steps, allowed: [0, 1]) }
-        }
         if let result = results["leaks"] {
             print("ServerLoad: \(name) leaks (exit \(result.status)):\n\(result.stdout.prefix(3000))")
             // Two root leaks are reported on Hummingbird, most likely false positives of swref's typed
@@ -359,34 +339,22 @@ final class ServerLoadTests: XCTestCase {
         if let result = results["why"] { XCTAssertTrue(result.stdout.contains("HBApp.responseCache"), result.stdout) }
         if let result = results["top"] { XCTAssertFalse(result.stdout.isEmpty) }
 
-        switch flavour {
-        case .debugGlibc:
-            XCTAssertTrue(census.heap.hasPrefix("glibc malloc"), census.heap)
-            if let result = results["why"] { XCTAssertTrue(result.stdout.contains("[global] HBApp.responseCache"), result.stdout) }
-            // The cached bodies on their path from the cache (HBApp.responseCache › … › ByteBuffer (NIOCore)),
-            // and the total against the allocator's own figure: ±2 %.
-            try step {
-                let profile = try compareWithAllocator(name: name, pid: server.pid, port: port)
-                let cached = profile.samples.filter {
-                    $0.frames.first == "HBApp.responseCache" && ($0.frames.last ?? "").contains("ByteBuffer (NIOCore)")
-                }
-                let bytes = cached.reduce(0) { $0 + $1.values[1] }
-                print("ServerLoad: \(name) quiet: \(cached.count) cache samples ending in ByteBuffer, \(bytes) B")
-                XCTAssertGreaterThan(cached.count, 0, "no ByteBuffer under HBApp.responseCache")
-                XCTAssertGreaterThanOrEqual(bytes, Int64(keys * size), "the cache holds \(keys) × \(size) B")
+        XCTAssertTrue(census.heap.hasPrefix(flavour == .debugGlibc ? "glibc malloc" : "jemalloc 5.3"), census.heap)
+        XCTAssertFalse(census.heap.contains("partial") || census.heap.contains("approximate"), census.heap)
+        if let result = results["why"] { XCTAssertTrue(result.stdout.contains("[global] HBApp.responseCache"), result.stdout) }
+        // The cached bodies on their path from the cache (HBApp.responseCache › … › ByteBuffer (NIOCore)),
+        // and the total against the allocator's own figure (glibc: mallinfo2(); jemalloc:
+        // stats.allocated less its tcaches' bytes): ±2 %.
+        try step {
+            let profile = try compareWithAllocator(name: name, pid: server.pid, port: port)
+            let cached = profile.samples.filter {
+                $0.frames.first == "HBApp.responseCache" && ($0.frames.last ?? "").contains("ByteBuffer (NIOCore)")
             }
-        case .releaseJemalloc:
-            // swref reads glibc's arenas only on this branch; under jemalloc it finds Swift objects by
-            // their headers (SwiftHeaderScan): the `heap:` line reads "no allocator walk (approximate:
-            // Swift objects found by their headers; other blocks not counted)".
-            // JEMALLOC WALKER: once it lands, assert here as for glibc — the heap line names jemalloc
-            // and is not approximate, the ByteBuffers under HBApp.responseCache, the profile total
-            // within 2 % of /malloc's stats.allocated (compareWithAllocator with the defaults).
-            XCTAssertTrue(census.heap.contains("jemalloc") || census.heap.contains("approximate"), census.heap)
-            // For now the ratio is printed only (`--view types`, which the known layout crash spares).
-            try step { _ = try compareWithAllocator(name: name, pid: server.pid, port: port, below: 1, above: 100, extra: ["--view", "types"]) }
+            let bytes = cached.reduce(0) { $0 + $1.values[1] }
+            print("ServerLoad: \(name) quiet: \(cached.count) cache samples ending in ByteBuffer, \(bytes) B")
+            XCTAssertGreaterThan(cached.count, 0, "no ByteBuffer under HBApp.responseCache")
+            XCTAssertGreaterThanOrEqual(bytes, Int64(keys * size), "the cache holds \(keys) × \(size) B")
         }
-        print("ServerLoad: \(name) \(knownCrashes) known layout crashes in \(steps.count) commands")
     }
 
     /// swref's totals (profile, census) against the server's own /malloc figure, asked just before
@@ -436,19 +404,16 @@ final class ServerLoadTests: XCTestCase {
         for (index, capture) in ["precopy", "precopy", "fork", "stop-the-world", "precopy"].enumerated() {
             let out = profilePath("nio-\(index)")
             try step {
-                try swref(["attach", "\(server.pid)", "-o", out, "--capture", capture], load: load, steps: &steps,
-                          fallback: ["attach", "\(server.pid)", "-o", out, "--capture", capture, "--view", "types"])
+                try swref(["attach", "\(server.pid)", "-o", out, "--capture", capture], load: load, steps: &steps)
                 let profile = try readProfile(out)
                 print("ServerLoad: nio attach \(index + 1) (\(capture)): \(profile.samples.count) samples, total \(profile.total(1)) B")
                 XCTAssertTrue(profile.samples.contains { $0.frames.contains { $0.contains("NIO") } }, "no SwiftNIO object in the profile")
             }
         }
         try step {
-            let text = try swref(["attach", "\(server.pid)", "--format", "text", "--limit", "30"], load: load, steps: &steps,
-                                 fallback: ["attach", "\(server.pid)", "--format", "text", "--limit", "30", "--framework", "none"])
+            let text = try swref(["attach", "\(server.pid)", "--format", "text", "--limit", "30"], load: load, steps: &steps)
             XCTAssertTrue(ServerLoadTests.census(text.stdout).heap.hasPrefix("glibc malloc"), text.stdout)
         }
-        print("ServerLoad: nio \(knownCrashes) known layout crashes in \(steps.count) commands")
         let report = load.finish()
         print("ServerLoad: nio wrk: \(report.requests) requests, \(report.requestsPerSecond) req/s, "
               + "\(report.socketErrors) socket errors, \(report.non2xx) non-2xx")

@@ -23,10 +23,13 @@ uint64_t servers_allocator_bytes_in_use(void) {
         uint64_t epoch = 1;
         size_t size = sizeof(epoch);
         ctl("epoch", &epoch, &size, &epoch, size);
-        size_t allocated = 0;
+        size_t allocated = 0, cached = 0;
         size = sizeof(allocated);
         if (ctl("stats.allocated", &allocated, &size, NULL, 0) != 0) return 0;
-        return allocated;
+        // What the event loops' thread caches hold is free to the program (arena 4096: all arenas).
+        size = sizeof(cached);
+        if (ctl("stats.arenas.4096.tcache_bytes", &cached, &size, NULL, 0) != 0) cached = 0;
+        return allocated - cached;
     }
     struct mallinfo2 info = mallinfo2();
     return info.uordblks + info.hblkhd;
