@@ -28,6 +28,7 @@ public struct MimallocHeap: HeapWalker {
     public func walk() -> HeapBlocks {
         var walker = MimallocWalker(source: source)
         let main = walker.mainHeapCookie(library: library)
+        walker.cookieFromMainHeap = main != nil
         var blocks = HeapBlocks(allocator: MimallocHeap.allocatorName, overhead: 0)
         blocks.notes = walker.notes
         guard let segments = walker.findSegments(mainCookie: main) else {
@@ -43,7 +44,7 @@ public struct MimallocHeap: HeapWalker {
             "segments": segments.count, "abandoned segments": walker.abandonedSegments, "huge segments": walker.hugeSegments,
             "pages": walker.pages.count, "heaps": walker.heapCount, "free-list blocks": walker.freeListBlocks,
             "thread-free blocks": walker.threadFreeBlocks, "delayed-free blocks": walker.delayedApplied,
-            "damaged pages": walker.damagedPages, "used-count mismatches": walker.usedMismatches,
+            "damaged pages": walker.damagedPages, "cookie from _mi_heap_main": walker.cookieFromMainHeap ? 1 : 0, "used-count mismatches": walker.usedMismatches,
         ]
         // The layout was not what this walker expects when most pages disagree with themselves.
         let pageCount = walker.pages.count
@@ -121,6 +122,7 @@ private struct MimallocWalker {
     /// Blocks on some heap's `thread_delayed_free` list, ascending.
     var delayed: [UInt64] = []
     var heapCount = 0
+    var cookieFromMainHeap = false
     var unreadHeaps = 0
     var damagedPages = 0
     var damagedSegments = 0
@@ -314,12 +316,19 @@ private struct MimallocWalker {
         var heaps = Set<UInt64>()
         for page in pages where page.heap != 0 { heaps.insert(page.heap) }
         heapCount = heaps.count
+        // A delayed-free block is a block of some page: more entries than blocks means a cycle.
+        let limit = min(MimallocWalker.delayedLimit, pages.reduce(0) { $0 + $1.capacity } + 1)
         for heap in heaps.sorted() {
             guard heap & 7 == 0, var block = source.readWord(heap &+ L.heapThreadDelayedFree) else {
                 unreadHeaps += 1
                 continue
             }
-            while block != 0 && delayed.count < MimallocWalker.delayedLimit {
+            while block != 0 {
+                guard delayed.count < limit else {
+                    unreadHeaps += 1
+                    notes.append("mimalloc: heap 0x\(String(heap, radix: 16))'s delayed-free list is longer than the heap has blocks (a cycle?); cut short")
+                    break
+                }
                 delayed.append(block)
                 guard block & 7 == 0, let next = window.word(block) else {
                     unreadHeaps += 1
