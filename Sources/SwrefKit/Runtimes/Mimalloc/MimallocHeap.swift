@@ -57,10 +57,11 @@ public struct MimallocHeap: HeapWalker {
         }
         blocks.addresses = walker.addresses
         blocks.sizes = walker.sizes
-        blocks.sortByAddress()
+        // Segments are met in address order and pages in slice order: sorted already, unless not.
+        if !walker.ascending { blocks.sortByAddress() }
         var damage: [String] = []
         if walker.damagedPages > 0 { damage.append("\(walker.damagedPages) pages with damaged headers or free lists were left out") }
-        if walker.damagedSegments > 0 { damage.append("\(walker.damagedSegments) segments with damaged slice tables were walked only in part") }
+        if walker.damagedSegments > 0 { damage.append("\(walker.damagedSegments) segments with damaged headers or slice tables were left out or walked in part") }
         if walker.unreadHeaps > 0 { damage.append("\(walker.unreadHeaps) heaps' delayed-free lists could not be read") }
         if !damage.isEmpty { blocks.coverage = .partial(damage.joined(separator: "; ")) }
         return blocks
@@ -122,6 +123,8 @@ private struct MimallocWalker {
     /// Blocks on some heap's `thread_delayed_free` list, ascending.
     var delayed: [UInt64] = []
     var heapCount = 0
+    /// Whether pages were met in ascending address order (their blocks then are too).
+    var ascending = true
     var cookieFromMainHeap = false
     var unreadHeaps = 0
     var damagedPages = 0
@@ -171,6 +174,8 @@ private struct MimallocWalker {
     /// Nil (and `failure`) when none qualifies.
     mutating func findSegments(mainCookie: UInt64?) -> [MimallocSegment]? {
         var candidates: [MimallocSegment] = []
+        // Aligned addresses whose header is not a segment's: damaged segments when their cookie is right.
+        var misshapen: [(address: UInt64, cookie: UInt64)] = []
         var covered: UInt64 = 0 // end of the last huge segment accepted on shape: its inside is user data
         let regions = source.memoryMap.regions.filter { $0.readable && $0.writable && $0.isAnonymous }
         for region in regions {
@@ -178,9 +183,13 @@ private struct MimallocWalker {
             if overflow { continue }
             var address = rounded & ~(L.segmentSize - 1)
             while address >= region.start && address < region.end {
-                if address >= covered, let segment = readSegment(address) {
-                    candidates.append(segment)
-                    if segment.span > L.segmentSize { covered = address &+ segment.span }
+                if address >= covered {
+                    if let segment = readSegment(address) {
+                        candidates.append(segment)
+                        if segment.span > L.segmentSize { covered = address &+ segment.span }
+                    } else if let cookie = source.readWord(address &+ UInt64(L.segmentCookie)), cookie != 0 {
+                        misshapen.append((address, cookie))
+                    }
                 }
                 let (next, overflow) = address.addingReportingOverflow(L.segmentSize)
                 if overflow { break }
@@ -206,8 +215,16 @@ private struct MimallocWalker {
             }
         }
         let segments = candidates.filter { $0.address ^ $0.cookie == key }
-        if segments.count < candidates.count {
-            notes.append("mimalloc: \(candidates.count - segments.count) segment-shaped headers with a foreign cookie were ignored")
+        // The cookie is one per process: a segment-shaped header without it was damaged (or is user
+        // data that happens to look like a segment), and one with it but out of shape was damaged.
+        let foreign = candidates.count - segments.count
+        if foreign > 0 {
+            damagedSegments += foreign
+            notes.append("mimalloc: \(foreign) segment-shaped headers with a foreign cookie were left out")
+        }
+        for (address, cookie) in misshapen where address ^ cookie == key {
+            damagedSegments += 1
+            notes.append("mimalloc: the segment at 0x\(String(address, radix: 16)) carries the cookie but its header is out of shape; left out")
         }
         guard !segments.isEmpty else {
             failure = "no segment carries the main heap's cookie (\(candidates.count) segment-shaped headers)"
@@ -348,6 +365,7 @@ private struct MimallocWalker {
         addresses.reserveCapacity(estimate)
         sizes.reserveCapacity(estimate)
         var unmatchedDelayed = delayed.count
+        var lastStart: UInt64 = 0
         for page in pages {
             let words = (page.capacity + 63) >> 6
             for word in 0..<words { bitmap[word] = 0 }
@@ -382,13 +400,18 @@ private struct MimallocWalker {
             freeListBlocks += free + local
             threadFreeBlocks += thread
             delayedApplied += delayedHere
+            if page.start <= lastStart { ascending = false }
+            lastStart = page.start
             var block = page.start
-            for index in 0..<page.capacity {
-                if bitmap[index >> 6] & (1 << UInt64(index & 63)) == 0 {
-                    addresses.append(block)
-                    sizes.append(page.blockSize)
+            let size = page.blockSize
+            bitmap.withUnsafeBufferPointer { bits in
+                for index in 0..<page.capacity {
+                    if bits[index &>> 6] & (1 &<< UInt64(index & 63)) == 0 {
+                        addresses.append(block)
+                        sizes.append(size)
+                    }
+                    block &+= size
                 }
-                block &+= page.blockSize
             }
         }
         if usedMismatches > 0 {
