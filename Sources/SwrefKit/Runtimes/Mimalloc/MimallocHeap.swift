@@ -17,10 +17,17 @@ public struct MimallocHeap: HeapWalker {
         self.library = library
     }
 
+    /// mimalloc is the target's when its library is loaded (LD_PRELOAD or linked), or when an image
+    /// defines mimalloc's own functions (mimalloc linked in statically, which overrides malloc).
     public static func recognise(source: MemorySource, images: ImageList) -> MimallocHeap? {
-        guard let library = images.images.first(where: { $0.name.hasPrefix("libmimalloc.so") || $0.name.hasPrefix("libmimalloc-") })
-        else { return nil }
-        return MimallocHeap(source: source, library: library)
+        if let library = images.images.first(where: { $0.name.hasPrefix("libmimalloc.so") || $0.name.hasPrefix("libmimalloc-") }) {
+            return MimallocHeap(source: source, library: library)
+        }
+        let linkedIn = images.images.first { image in
+            guard let symbol = image.file.symbol(named: "mi_heap_visit_blocks") else { return false }
+            return symbol.isFunction && symbol.value != 0
+        }
+        return linkedIn.map { MimallocHeap(source: source, library: $0) }
     }
 
     public static let allocatorName = "mimalloc 2.0"
@@ -154,8 +161,10 @@ private struct MimallocWalker {
             if byte < 16 { id += "0" }
             id += String(byte, radix: 16)
         }
-        guard let offset = L.mainHeapByBuildID[id] else {
-            notes.append("mimalloc: build \(id.isEmpty ? "without a build id" : id) is not one swref knows; segments are recognised by their shape and a shared cookie, and the 2.0.9 layout is assumed")
+        // An unstripped image names it; otherwise the table knows it by build.
+        let named = library.file.symbol(named: "_mi_heap_main").flatMap { $0.isObject && $0.value != 0 ? $0.value : nil }
+        guard let offset = named ?? L.mainHeapByBuildID[id] else {
+            notes.append("mimalloc: build \(id.isEmpty ? "without a build id" : id) of \(library.name) is not one swref knows; segments are recognised by their shape and a shared cookie, and the 2.0.9 layout is assumed")
             return nil
         }
         let heap = library.loadBias &+ offset
