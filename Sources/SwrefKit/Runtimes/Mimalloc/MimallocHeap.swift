@@ -186,7 +186,10 @@ private struct MimallocWalker {
         // Aligned addresses whose header is not a segment's: damaged segments when their cookie is right.
         var misshapen: [(address: UInt64, cookie: UInt64)] = []
         var covered: UInt64 = 0 // end of the last huge segment accepted on shape: its inside is user data
-        let regions = source.memoryMap.regions.filter { $0.readable && $0.writable && $0.isAnonymous }
+        // Anonymous memory, including huge pages (MIMALLOC_LARGE_OS_PAGES) and named anonymous mappings.
+        let regions = source.memoryMap.regions.filter {
+            $0.readable && $0.writable && ($0.isAnonymous || $0.path.hasPrefix("/anon_hugepage") || $0.path.hasPrefix("[anon:"))
+        }
         for region in regions {
             let (rounded, overflow) = region.start.addingReportingOverflow(L.segmentSize - 1)
             if overflow { continue }
@@ -206,7 +209,7 @@ private struct MimallocWalker {
             }
         }
         guard !candidates.isEmpty else {
-            failure = "no segment found in writable anonymous memory"
+            failure = "no segment found in writable anonymous memory" + (mainCookie != nil ? " (the main heap is there: has the program allocated?)" : "")
             return nil
         }
         // Every segment's cookie is its address xor the main heap's cookie.
