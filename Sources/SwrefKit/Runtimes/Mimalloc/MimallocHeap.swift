@@ -45,6 +45,7 @@ public struct MimallocHeap: HeapWalker {
         }
         walker.collectPages(segments)
         walker.collectDelayedFrees()
+        walker.crossCheckQueues(segments: segments)
         walker.emitBlocks()
         blocks.notes = walker.notes
         blocks.counters = [
@@ -85,6 +86,8 @@ struct MimallocPage {
     var localFree: UInt64
     var threadFree: UInt64
     var heap: UInt64
+    /// The owning segment's thread: its heaps' thread.
+    var threadID: UInt64
 }
 
 private struct MimallocSegment {
@@ -133,9 +136,15 @@ private struct MimallocWalker {
     /// Whether pages were met in ascending address order (their blocks then are too).
     var ascending = true
     var cookieFromMainHeap = false
+    /// `_mi_heap_main`, when found and checked.
+    var mainHeap: UInt64? = nil
+    /// Heaps named by pages that belong to those pages' thread.
+    var checkedHeaps = Set<UInt64>()
     var unreadHeaps = 0
     var damagedPages = 0
-    var damagedSegments = 0
+    /// Segments left out or walked in part.
+    var damaged = Set<UInt64>()
+    var damagedSegments: Int { damaged.count }
     var usedMismatches = 0
     var abandonedSegments = 0
     var hugeSegments = 0
@@ -174,6 +183,7 @@ private struct MimallocWalker {
             notes.append("mimalloc: _mi_heap_main at 0x\(String(heap, radix: 16)) does not check out (not initialised, or not that build); segments are recognised by their shape and a shared cookie")
             return nil
         }
+        mainHeap = heap
         return cookie
     }
 
@@ -231,11 +241,11 @@ private struct MimallocWalker {
         // data that happens to look like a segment), and one with it but out of shape was damaged.
         let foreign = candidates.count - segments.count
         if foreign > 0 {
-            damagedSegments += foreign
+            for segment in candidates where segment.address ^ segment.cookie != key { damaged.insert(segment.address) }
             notes.append("mimalloc: \(foreign) segment-shaped headers with a foreign cookie were left out")
         }
         for (address, cookie) in misshapen where address ^ cookie == key {
-            damagedSegments += 1
+            damaged.insert(address)
             notes.append("mimalloc: the segment at 0x\(String(address, radix: 16)) carries the cookie but its header is out of shape; left out")
         }
         guard !segments.isEmpty else {
@@ -306,7 +316,7 @@ private struct MimallocWalker {
                 index += count
             }
             if broken {
-                damagedSegments += 1
+                damaged.insert(segment.address)
                 notes.append("mimalloc: segment 0x\(String(segment.address, radix: 16)) has a broken slice table at slice \(index); the rest of it was not walked")
             } else if inUse != segment.used {
                 notes.append("mimalloc: segment 0x\(String(segment.address, radix: 16)) counts \(segment.used) pages in use, its slice table \(inUse)")
@@ -334,7 +344,7 @@ private struct MimallocWalker {
         pages.append(MimallocPage(
             start: segment.address &+ index &* L.sliceSize &+ startOffset, blockSize: blockSize, capacity: Int(capacity), used: used,
             free: header.u64(slice + L.pageFree), localFree: header.u64(slice + L.pageLocalFree),
-            threadFree: header.u64(slice + L.pageThreadFree) & ~L.threadFreeFlags, heap: header.u64(slice + L.pageHeap)))
+            threadFree: header.u64(slice + L.pageThreadFree) & ~L.threadFreeFlags, heap: header.u64(slice + L.pageHeap), threadID: segment.threadID))
     }
 
     // MARK: Delayed frees
@@ -342,16 +352,21 @@ private struct MimallocWalker {
     /// Blocks other threads freed onto the owning heap's `thread_delayed_free` list: still counted in
     /// their page's `used`, but free.
     mutating func collectDelayedFrees() {
-        var heaps = Set<UInt64>()
-        for page in pages where page.heap != 0 { heaps.insert(page.heap) }
+        // Each heap with the thread that owns its pages' segments.
+        var heaps: [UInt64: UInt64] = [:]
+        for page in pages where page.heap != 0 { heaps[page.heap] = page.threadID }
         heapCount = heaps.count
         // A delayed-free block is a block of some page: more entries than blocks means a cycle.
         let limit = min(MimallocWalker.delayedLimit, pages.reduce(0) { $0 + $1.capacity } + 1)
-        for heap in heaps.sorted() {
-            guard heap & 7 == 0, var block = source.readWord(heap &+ L.heapThreadDelayedFree) else {
+        for (heap, thread) in heaps.sorted(by: { $0.key < $1.key }) {
+            // A heap belongs to the thread whose segments hold its pages.
+            guard heap & 7 == 0, source.readWord(heap &+ L.heapThreadID) == thread,
+                  var block = source.readWord(heap &+ L.heapThreadDelayedFree) else {
                 unreadHeaps += 1
+                notes.append("mimalloc: heap 0x\(String(heap, radix: 16)) named by pages is unreadable or not their thread's; its delayed frees were not read")
                 continue
             }
+            checkedHeaps.insert(heap)
             while block != 0 {
                 guard delayed.count < limit else {
                     unreadHeaps += 1
@@ -368,6 +383,32 @@ private struct MimallocWalker {
             }
         }
         delayed.sort()
+    }
+
+    /// Every page on a known heap's queues must lie in a segment that was found: one that was not
+    /// is a segment whose header was too damaged to recognise.
+    mutating func crossCheckQueues(segments: [MimallocSegment]) {
+        var heaps = checkedHeaps
+        if let mainHeap { heaps.insert(mainHeap) }
+        let found = Set(segments.map(\.address))
+        var missing = Set<UInt64>()
+        var budget = pages.count + 1024
+        for heap in heaps.sorted() {
+            for queue in 0..<L.heapQueueCount {
+                guard var page = source.readWord(heap &+ L.heapPages &+ UInt64(queue) &* L.pageQueueSize) else { break }
+                while page != 0 && budget > 0 {
+                    budget -= 1
+                    let segment = page & ~(L.segmentSize - 1)
+                    if !found.contains(segment) { missing.insert(segment) }
+                    guard let next = window.word(page &+ UInt64(L.pageNext)) else { break }
+                    page = next
+                }
+            }
+        }
+        if !missing.isEmpty {
+            damaged.formUnion(missing)
+            notes.append("mimalloc: heaps' page queues lead to \(missing.count) segments that were not recognised (damaged headers?): " + missing.sorted().prefix(4).map { "0x" + String($0, radix: 16) }.joined(separator: ", "))
+        }
     }
 
     // MARK: Blocks

@@ -33,9 +33,14 @@ enum MimallocLayout {
     static let pageLocalFree: Int = 0x20
     static let pageThreadFree: Int = 0x28
     static let pageHeap: Int = 0x30
+    static let pageNext: Int = 0x38
 
     // mi_heap_t
     static let heapTld: UInt64 = 0x0
+    /// `pages[MI_BIN_FULL + 1]`: page queues of 0x18 bytes (first, last, block_size).
+    static let heapPages: UInt64 = 0x410
+    static let heapQueueCount = 75
+    static let pageQueueSize: UInt64 = 0x18
     static let heapThreadDelayedFree: UInt64 = 0xb18
     static let heapThreadID: UInt64 = 0xb20
     static let heapCookie: UInt64 = 0xb30
