@@ -92,7 +92,6 @@ struct MimallocPage {
 
 private struct MimallocSegment {
     var address: UInt64
-    var header: [UInt8]
     var kind: UInt64
     var infoSlices: UInt64
     var sliceEntries: UInt64
@@ -259,7 +258,7 @@ private struct MimallocWalker {
     func readSegment(_ address: UInt64) -> MimallocSegment? {
         guard let header = source.readBytes(address, count: L.segmentHeaderSize) else { return nil }
         let segment = MimallocSegment(
-            address: address, header: header,
+            address: address,
             kind: header.u64(L.segmentKind) & 0xffff_ffff,
             infoSlices: header.u64(L.segmentInfoSlices),
             sliceEntries: header.u64(L.segmentSliceEntries),
@@ -292,7 +291,11 @@ private struct MimallocWalker {
         for segment in segments {
             if segment.threadID == 0 { abandonedSegments += 1 }
             if segment.kind == 1 { hugeSegments += 1 }
-            let header = segment.header
+            // Headers are read again one at a time rather than kept: 41 KiB a segment.
+            guard let header = source.readBytes(segment.address, count: L.segmentHeaderSize) else {
+                damaged.insert(segment.address)
+                continue
+            }
             var index = UInt64(0)
             var inUse: UInt64 = 0
             var steps = 0
@@ -311,7 +314,7 @@ private struct MimallocWalker {
                 }
                 if index >= segment.infoSlices && blockField != 0 {
                     inUse += 1
-                    if blockField > 1 { addPage(segment: segment, index: index, count: count, slice: slice) }
+                    if blockField > 1 { addPage(segment: segment, header: header, index: index, count: count, slice: slice) }
                 }
                 index += count
             }
@@ -324,8 +327,7 @@ private struct MimallocWalker {
         }
     }
 
-    mutating func addPage(segment: MimallocSegment, index: UInt64, count: UInt64, slice: Int) {
-        let header = segment.header
+    mutating func addPage(segment: MimallocSegment, header: [UInt8], index: UInt64, count: UInt64, slice: Int) {
         let blockField = UInt64(header.u32(slice + L.pageBlockSize))
         let startOffset = blockField >= 8 && blockField <= 1024 ? L.smallBlockStartOffset : 0
         let spanBytes = count &* L.sliceSize
@@ -414,7 +416,9 @@ private struct MimallocWalker {
     // MARK: Blocks
 
     mutating func emitBlocks() {
-        let estimate = pages.reduce(0) { $0 + $1.capacity }
+        // Room for every committed block, up to 32 Mi rows: beyond that, growing costs less than
+        // reserving for blocks that may be free.
+        let estimate = min(pages.reduce(0) { $0 + $1.capacity }, 32 << 20)
         addresses.reserveCapacity(estimate)
         sizes.reserveCapacity(estimate)
         var unmatchedDelayed = delayed.count
