@@ -324,18 +324,24 @@ final class ServerLoadTests: XCTestCase {
         XCTAssertTrue(fromCore?.stdout.contains(dictionary) ?? false, fromCore?.stdout ?? "")
 
         if let result = results["leaks"] {
-            print("ServerLoad: \(name) leaks (exit \(result.status)):\n\(result.stdout.prefix(3000))")
-            // Two root leaks are reported on Hummingbird, most likely false positives of swref's typed
-            // walk: Hummingbird.DateCache keeps its DateContainer in a ManagedAtomic (swift-atomics
-            // stores the reference as an integer, which no field type marks as a reference); the
-            // server's child-channel closure context (HTTP1Channel, Server) is live too (the server
-            // answers), held through a pointer swref does not follow (not investigated further).
-            // Anything else is a new finding.
-            let known = ["Hummingbird.DateCache.DateContainer", "closure context (HummingbirdCore.HTTP1Channel, HummingbirdCore.Server"]
-            for line in result.stdout.split(separator: "\n") where line.contains("ROOT LEAK:") && !line.contains("[suppressed") {
-                XCTAssertTrue(known.contains { line.contains($0) }, "new leak report on \(name): \(line)")
-            }
+            print("ServerLoad: \(name) leaks under load (exit \(result.status)):\n\(result.stdout.prefix(3000))")
         }
+        // Under load a snapshot holds requests in flight, some held only by async machinery swref
+        // does not walk yet (docs/server-zoo.md): the verdict that counts is at a quiet moment.
+        // Reported there on every Hummingbird server, and taken for false positives (the server is
+        // alive and serving; docs/server-zoo.md says what each is): closure contexts of service
+        // tasks (`(Optional<Actor>, AsyncChannel…)`, `(Optional<Actor>, UnixSignalsSequence)`), of
+        // the response writer (`NIOAsyncChannelHandlerWriterDelegate`) and of the child channel
+        // (`HTTP1Channel, Server`). Anything else is a new finding. (Hummingbird's DateContainer,
+        // held through a ManagedAtomic, was one until atomics were followed.)
+        let quietLeaks = try swref(["leaks", "\(server.pid)"], load: nil, steps: &steps, allowed: [0, 1])
+        print("ServerLoad: \(name) leaks at a quiet moment (exit \(quietLeaks.status)):\n\(quietLeaks.stdout.prefix(3000))")
+        let known = ["closure context (Swift.Optional<Swift.Actor>, ", "closure context (NIOCore.NIOAsyncChannelHandlerWriterDelegate<",
+                     "closure context (HummingbirdCore.HTTP1Channel, HummingbirdCore.Server"]
+        for line in quietLeaks.stdout.split(separator: "\n") where line.contains("ROOT ") && line.contains(" × ") && !line.contains("[suppressed") {
+            XCTAssertTrue(known.contains { line.contains($0) }, "new leak report on \(name): \(line)")
+        }
+        XCTAssertFalse(quietLeaks.stdout.contains("DateContainer"), "a class held through ManagedAtomic is reachable")
         if let result = results["why"] { XCTAssertTrue(result.stdout.contains("HBApp.responseCache"), result.stdout) }
         if let result = results["top"] { XCTAssertFalse(result.stdout.isEmpty) }
 

@@ -6,7 +6,7 @@
 /// runtime is loaded, Swift objects are found by their headers instead, and the result says it is
 /// approximate.
 public enum AllocatorChoice {
-    static let replacements: [any HeapWalker.Type] = [JemallocHeap.self, TcmallocHeap.self]
+    static let replacements: [any HeapWalker.Type] = [JemallocHeap.self, TcmallocHeap.self, MimallocHeap.self]
 
     /// - Parameter recognizer: finds Swift objects by their headers when no walk reads the heap;
     ///   nil when the target has no Swift runtime.
