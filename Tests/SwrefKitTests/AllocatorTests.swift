@@ -75,6 +75,7 @@ final class AllocatorTests: XCTestCase {
         XCTAssertNil(census.counts["allocators.Freed"], "\(name): freed objects counted")
         if let figure, figure > 0 {
             let ratio = Double(census.total) / Double(figure)
+            print("AllocatorTests: \(name): heap: \(census.heap); swref \(census.total) B, the allocator \(figure) B, ratio \(ratio)")
             XCTAssertEqual(ratio, 1, accuracy: 0.02, "\(name): swref \(census.total) B, the allocator \(figure) B")
         }
     }
