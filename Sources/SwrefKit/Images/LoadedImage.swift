@@ -37,6 +37,15 @@ public final class LoadedImage {
     public func address(ofSymbol name: String) -> UInt64? {
         file.symbol(named: name).map { $0.value &+ loadBias }
     }
+
+    /// The image's writable sections (.data, .bss, …) where the target has them.
+    public var writableRanges: [Range<UInt64>] {
+        file.writableSections.compactMap { section in
+            let start = section.address &+ loadBias
+            let (end, overflow) = start.addingReportingOverflow(section.size)
+            return overflow ? nil : start..<end
+        }
+    }
 }
 
 /// The images loaded in a target, found from its file-backed mappings.

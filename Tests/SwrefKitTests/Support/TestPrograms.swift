@@ -33,28 +33,23 @@ enum TestPrograms {
 
     /// The path of `testdata/NAME/main.swift` compiled for `variant`.
     static func binary(_ name: String, _ variant: BuildVariant) throws -> String {
-        lock.lock()
-        defer { lock.unlock() }
         let key = "\(name)-\(variant.rawValue)"
-        if let path = built[key] { return path }
-        let output = buildDirectory.appendingPathComponent(key).path
-        let sources = try FileManager.default.contentsOfDirectory(atPath: testdata.appendingPathComponent(name).path)
-            .filter { $0.hasSuffix(".swift") }.sorted().map { testdata.appendingPathComponent(name).appendingPathComponent($0).path }
-        let args = variant.flags + ["-module-name", name, "-import-objc-header", testdata.appendingPathComponent("mallinfo.h").path]
-            + sources + ["-o", output]
-        let result = try Shell.run("/usr/bin/env", ["swiftc"] + args)
-        guard result.status == 0 else { throw TestFailure("swiftc failed for \(key):\n\(result.stderr)") }
-        if variant == .stripped {
+        return try compile(name, key: key, flags: variant.flags, header: testdata.appendingPathComponent("mallinfo.h").path) { output in
+            guard variant == .stripped else { return }
             let strip = try Shell.run("/usr/bin/env", ["strip", output])
             guard strip.status == 0 else { throw TestFailure("strip failed: \(strip.stderr)") }
         }
-        built[key] = output
-        return output
     }
 
-    /// `testdata/NAME/*.swift` compiled with `flags` and NAME's own bridging header, as `key`: the
-    /// allocator tests build one program several ways (jemalloc linked, static, …).
+    /// `testdata/NAME/*.swift` compiled with `-O`, `flags` and NAME's own bridging header, as `key`:
+    /// the allocator tests build one program several ways (jemalloc linked, static, …).
     static func binary(_ name: String, key: String, flags: [String], header: String) throws -> String {
+        try compile(name, key: key, flags: ["-O"] + flags, header: testdata.appendingPathComponent(name).appendingPathComponent(header).path)
+    }
+
+    /// Compiles `testdata/NAME/*.swift` once per key per test run; `after` finishes the binary.
+    private static func compile(_ name: String, key: String, flags: [String], header: String,
+                                after: (String) throws -> Void = { _ in }) throws -> String {
         lock.lock()
         defer { lock.unlock() }
         if let path = built[key] { return path }
@@ -62,10 +57,10 @@ enum TestPrograms {
         let directory = testdata.appendingPathComponent(name)
         let sources = try FileManager.default.contentsOfDirectory(atPath: directory.path)
             .filter { $0.hasSuffix(".swift") }.sorted().map { directory.appendingPathComponent($0).path }
-        let args = ["-O", "-module-name", name, "-import-objc-header", directory.appendingPathComponent(header).path]
-            + sources + flags + ["-o", output]
+        let args = flags + ["-module-name", name, "-import-objc-header", header] + sources + ["-o", output]
         let result = try Shell.run("/usr/bin/env", ["swiftc"] + args)
         guard result.status == 0 else { throw TestFailure("swiftc failed for \(key):\n\(result.stderr)") }
+        try after(output)
         built[key] = output
         return output
     }

@@ -241,30 +241,11 @@ private struct Walker {
         }
     }
 
-    /// main_arena found without its top chunk: a word in libc's data that points into a candidate
-    /// heap, at `top`'s offset in a malloc_state whose ring of arenas comes back to it.
+    /// main_arena found without its top chunk: its `top` word points into one of the candidates.
     func findMainArenaByRing(_ candidates: [(start: UInt64, end: UInt64)]) -> (UInt64, UInt64, (start: UInt64, end: UInt64))? {
-        let map = source.memoryMap.regions
-        for (index, region) in map.enumerated() where region.writable && region.path.contains("/libc.so") {
-            var areas = [region]
-            if index + 1 < map.count, map[index + 1].isAnonymous, map[index + 1].start == region.end { areas.append(map[index + 1]) }
-            for area in areas where area.size < 1 << 24 {
-                guard let bytes = source.readBytes(area.start, count: Int(area.size)) else { continue }
-                let words = bytes.withUnsafeBytes { Array($0.bindMemory(to: UInt64.self)) }
-                for (slot, word) in words.enumerated() where slot * 8 >= Int(MallocLayout.arenaTop) {
-                    guard let heap = candidates.first(where: { word >= $0.start && word < $0.end }) else { continue }
-                    let arena = area.start + UInt64(slot * 8) - MallocLayout.arenaTop
-                    var next = source.readWord(arena + MallocLayout.arenaNext) ?? 0
-                    var hops = 0
-                    while next != arena && next != 0 && hops < 1024 {
-                        next = source.readWord(next + MallocLayout.arenaNext) ?? 0
-                        hops += 1
-                    }
-                    if next == arena { return (arena, word, heap) }
-                }
-            }
-        }
-        return nil
+        guard let found = findArenaRing({ word in candidates.contains { word >= $0.start && word < $0.end } }),
+              let heap = candidates.first(where: { found.top >= $0.start && found.top < $0.end }) else { return nil }
+        return (found.arena, found.top, heap)
     }
 
     mutating func beginRun() {
@@ -294,25 +275,30 @@ private struct Walker {
 
     /// main_arena is in libc's data; its `top` field holds the top chunk address we just found.
     func findMainArena(top: UInt64) -> UInt64? {
+        findArenaRing { $0 == top }?.arena
+    }
+
+    /// A malloc_state in libc's data (or its .bss) whose `top` word passes `matches` and whose
+    /// ring of arenas through `next` comes back to it: main_arena.
+    func findArenaRing(_ matches: (UInt64) -> Bool) -> (arena: UInt64, top: UInt64)? {
         let map = source.memoryMap.regions
         for (index, region) in map.enumerated() where region.writable && region.path.contains("/libc.so") {
-            var candidates = [region]
+            var areas = [region]
             if index + 1 < map.count, map[index + 1].isAnonymous, map[index + 1].start == region.end {
-                candidates.append(map[index + 1]) // libc's .bss
+                areas.append(map[index + 1]) // libc's .bss
             }
-            for area in candidates {
+            for area in areas where area.size < 1 << 24 {
                 guard let bytes = source.readBytes(area.start, count: Int(area.size)) else { continue }
                 let words = bytes.withUnsafeBytes { Array($0.bindMemory(to: UInt64.self)) }
-                for (slot, word) in words.enumerated() where word == top {
+                for (slot, word) in words.enumerated() where slot * 8 >= Int(MallocLayout.arenaTop) && matches(word) {
                     let arena = area.start + UInt64(slot * 8) - MallocLayout.arenaTop
-                    // The arena list is a ring through `next`: main_arena must come back to itself.
                     var next = source.readWord(arena + MallocLayout.arenaNext) ?? 0
                     var hops = 0
                     while next != arena && next != 0 && hops < 1024 {
                         next = source.readWord(next + MallocLayout.arenaNext) ?? 0
                         hops += 1
                     }
-                    if next == arena { return arena }
+                    if next == arena { return (arena, word) }
                 }
             }
         }

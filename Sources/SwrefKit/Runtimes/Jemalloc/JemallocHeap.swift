@@ -51,11 +51,7 @@ public struct JemallocHeap: HeapWalker {
             // A shared library's data (the map's root, bins' current slabs) points at jemalloc's
             // metadata and free regions; an executable's is the program's own too, and stays a root.
             if image.name.hasPrefix("libjemalloc") {
-                blocks.ownedRanges += image.file.writableSections.compactMap { section in
-                    let start = section.address &+ image.loadBias
-                    let (end, overflow) = start.addingReportingOverflow(section.size)
-                    return overflow ? nil : start..<end
-                }
+                blocks.ownedRanges += image.writableRanges
             }
             return blocks
         }

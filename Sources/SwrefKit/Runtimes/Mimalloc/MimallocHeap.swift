@@ -72,11 +72,7 @@ public struct MimallocHeap: HeapWalker {
             return overflow ? nil : segment.address..<end
         }
         if let library, library.name.hasPrefix("libmimalloc") {
-            blocks.ownedRanges += library.file.writableSections.compactMap { section in
-                let start = section.address &+ library.loadBias
-                let (end, overflow) = start.addingReportingOverflow(section.size)
-                return overflow ? nil : start..<end
-            }
+            blocks.ownedRanges += library.writableRanges
         }
         // Segments are met in address order and pages in slice order: sorted already, unless not.
         if !walker.ascending { blocks.sortByAddress() }

@@ -35,11 +35,7 @@ public struct TcmallocHeap: HeapWalker {
             var walker = TcmallocWalker(source: source, roots: roots)
             var blocks = walker.run(allocator: allocator)
             // Its data (the central cache's slots, the page heap's lists) points at free objects.
-            blocks.ownedRanges += image.file.writableSections.compactMap { section in
-                let start = section.address &+ image.loadBias
-                let (end, overflow) = start.addingReportingOverflow(section.size)
-                return overflow ? nil : start..<end
-            }
+            blocks.ownedRanges += image.writableRanges
             return blocks
         }
     }
