@@ -22,7 +22,9 @@ final class AttachFailureTests: XCTestCase {
         let program = try RunningProgram(try TestPrograms.binary("census", .optimized), ["10", "10"])
         defer { program.stop() }
         let swref = try TestPrograms.swrefExecutable()
-        let out = TestPrograms.buildDirectory.appendingPathComponent("denied.out").path
+        // Where the unprivileged user may write: the output is checked before the target is touched.
+        let out = "/tmp/swref-denied-\(getpid()).out"
+        defer { unlink(out) }
         let result = try Shell.run("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups",
                                                         swref, "attach", "\(program.pid)", "-o", out])
         assertOneLineError(result, contains: "not permitted to trace PID \(program.pid)")

@@ -193,7 +193,8 @@ final class CoreFileTests: XCTestCase {
         let program = try RunningProgram(exe, ["50", "10"])
         let core = scratch.appendingPathComponent("swapped.core").path
         XCTAssertEqual(try Shell.swref(["dump", "\(program.pid)", "--skip-read-only-files", "-o", core]).status, 0)
-        let maps = try String(contentsOfFile: "/proc/\(program.pid)/maps", encoding: .utf8)
+        // Read to the end: /proc files have no size, and a read by size can stop at the first page.
+        let maps = String(decoding: FileHandle(forReadingAtPath: "/proc/\(program.pid)/maps")?.readDataToEndOfFile() ?? Data(), as: UTF8.self)
         program.stop()
         let sysroot = scratch.appendingPathComponent("swapped-root")
         try? FileManager.default.removeItem(at: sysroot)
