@@ -97,6 +97,22 @@ final class AllocatorTests: XCTestCase {
         }
     }
 
+    /// testdata/jemalloc: 8-byte blocks two to a 16-byte granule beside the objects, and freed
+    /// objects parked in live threads' tcaches (they must not count): exact counts, no false leak.
+    func testEightByteBlocksAndParkedTcachesUnderJemalloc() throws {
+        let binary = try TestPrograms.binary("jemalloc", key: "jemalloc-linked", flags: ["-Xlinker", "-ljemalloc"], header: "../mallinfo.h")
+        let running = try RunningProgram(binary, ["1000"])
+        defer { running.stop() }
+        let attach = try Shell.swref(["attach", "\(running.pid)", "--format", "text", "--limit", "100"])
+        XCTAssertEqual(attach.status, 0, attach.stderr)
+        let census = AllocatorTests.census(attach.stdout)
+        XCTAssertTrue(census.heap.hasPrefix("jemalloc"), census.heap)
+        XCTAssertEqual(census.counts["jemalloc.Node"], 1000)
+        XCTAssertEqual(census.counts["jemalloc.Parked"], 200, "the freed half sits in the threads' tcaches")
+        let leaks = try Shell.swref(["leaks", "\(running.pid)"])
+        XCTAssertEqual(leaks.status, 0, leaks.stdout + leaks.stderr)
+    }
+
     /// The Hummingbird template's build, read from a core instead of the live process.
     func testJemallocCoreGivesTheSameCensus() throws {
         let configuration = AllocatorTests.configurations[2]
