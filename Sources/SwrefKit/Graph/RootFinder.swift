@@ -28,9 +28,6 @@ public final class RootFinder {
         self.scanner = scanner
         self.values = values
         self.symbolizer = symbolizer
-        // The allocator's own memory (its spans, extents, its library's data) holds pointers to
-        // free and cached blocks: never a root.
-        claimed = objects.allocatorRanges
     }
 
     public func findRoots() -> [Root] {
@@ -313,7 +310,12 @@ public final class RootFinder {
                 let end = start + section.size
                 let label = isRuntime ? "<runtime> \(image.name) \(section.name)" : "\(image.name) \(section.name)"
                 var root = Root(name: label, kind: isRuntime ? .runtime : .conservative)
-                for range in unclaimed(start..<end) { scan(&root, from: range.lowerBound, to: range.upperBound) }
+                // The allocator's library data (jemalloc's, tcmalloc's) points at free and cached
+                // blocks: never a root. (Blocks inside the allocator's heaps, a task's rest or a
+                // queued block, are scanned as they were: only image data and anonymous memory skip it.)
+                for range in unclaimed(start..<end, besides: objects.allocatorRanges) {
+                    scan(&root, from: range.lowerBound, to: range.upperBound)
+                }
                 if isRuntime { runtime.append(root) } else { conservative.append(root) }
             }
         }
@@ -341,9 +343,9 @@ public final class RootFinder {
         return region.contains(objects.addresses[index])
     }
 
-    private func unclaimed(_ range: Range<UInt64>) -> [Range<UInt64>] {
+    private func unclaimed(_ range: Range<UInt64>, besides more: [Range<UInt64>] = []) -> [Range<UInt64>] {
         var pieces = [range]
-        for taken in claimed where taken.overlaps(range) {
+        for taken in claimed + more where taken.overlaps(range) {
             pieces = pieces.flatMap { piece -> [Range<UInt64>] in
                 guard piece.overlaps(taken) else { return [piece] }
                 var out: [Range<UInt64>] = []
