@@ -118,7 +118,7 @@ private struct Finder {
             let size = Int(min(symbol.size == 0 ? 1024 : symbol.size, UInt64(JemallocRoots.functionLimit)))
             let start = symbol.value &+ image.loadBias
             guard let code = source.readBytes(start, count: size) ?? source.readBytes(start, count: min(size, 256)) else { continue }
-            for target in JemallocDecoder.ripRelativeTargets(code, at: start) where !seen.contains(target) {
+            for target in RipOperands(code: code, at: start).targets where !seen.contains(target) {
                 seen.insert(target)
                 if inWritableData(target, length: 8) { targets.append(target) }
             }
@@ -213,24 +213,8 @@ private struct Finder {
     }
 }
 
-/// Just enough x86-64 decoding to find the globals a function addresses.
+/// jemalloc's version string, for a stripped executable that exports no allocator function.
 enum JemallocDecoder {
-    /// Targets of `lea disp32(%rip), r64` and `mov disp32(%rip), r64` (REX.W 8d/8b with ModRM
-    /// mod 00, r/m 101) anywhere in `code`, in order. Bytes are tried at every offset: a false hit
-    /// inside another instruction only adds a candidate, and candidates are checked.
-    static func ripRelativeTargets(_ code: [UInt8], at address: UInt64) -> [UInt64] {
-        var targets: [UInt64] = []
-        guard code.count >= 7 else { return targets }
-        for offset in 0...(code.count - 7) {
-            let rex = code[offset], opcode = code[offset + 1], modrm = code[offset + 2]
-            guard rex & 0xf8 == 0x48, opcode == 0x8d || opcode == 0x8b, modrm & 0xc7 == 0x05 else { continue }
-            let displacement = UInt32(code[offset + 3]) | UInt32(code[offset + 4]) << 8 | UInt32(code[offset + 5]) << 16 | UInt32(code[offset + 6]) << 24
-            let next = address &+ UInt64(offset + 7)
-            targets.append(next &+ UInt64(bitPattern: Int64(Int32(bitPattern: displacement))))
-        }
-        return targets
-    }
-
     /// The first `N.N.N-N-g<40 hex>` string in `bytes`.
     static func versionString(in bytes: UnsafeBufferPointer<UInt8>) -> String? {
         let count = bytes.count

@@ -24,11 +24,8 @@ public struct SwiftHeaderScan {
             // Objects are 16-byte aligned under every allocator swref has met.
             var address = (region.start &+ 15) & ~15
             while address < region.end && region.end - address >= 16 {
-                guard let count = window.word(address &+ 8) else { break }
-                let refCount = RefCountWord(raw: count)
-                // A cheap look at the count word first: random data rarely passes it.
-                if !refCount.isDeiniting, refCount.isImmortal || refCount.usesSideTable || (count >> 63 == 0 && refCount.unownedCount >= 1),
-                   let size = recognizer.headerObjectSize(address, limit: region.end - address) {
+                guard window.word(address &+ 8) != nil else { break }
+                if let size = recognizer.headerObjectSize(address, limit: region.end - address) {
                     if let last = blocks.addresses.last, last >= region.start { extend(&blocks, to: address, minimum: previousSize) }
                     blocks.addresses.append(address)
                     blocks.sizes.append(size)

@@ -75,19 +75,19 @@ public final class SwiftObjectRecognizer {
             if recent.count == 4 { recent.removeFirst() }
             recent.append((metadata, verdict))
         }
+        // The count word was checked above for every verdict that has one (all but slabs and queues).
         guard verdict.typeIndex > 0, usableSize >= verdict.minimumSize else { return mallocType }
-        if !verdict.hasRefCount { return verdict.typeIndex }
-        guard let word = window.word(address + 8), RefCountWord(raw: word).isPlausible(in: source) else {
-            return mallocType
-        }
         return verdict.typeIndex
     }
 
     /// For a heap without an allocator walk: the size the object at `address` has by its metadata,
-    /// when it is a Swift object whose count word is live; nil otherwise. Runtime blocks without a
+    /// when it is a Swift object whose count word is live (not deiniting); nil otherwise. Runtime blocks without a
     /// reference count (task slabs, queues) are not recognised this way.
     public func headerObjectSize(_ address: UInt64, limit: UInt64) -> UInt64? {
-        guard let metadata = window.word(address), metadata != 0, metadata & 7 == 0,
+        // The count word first: random data rarely passes it, and then never reaches the cache.
+        guard let count = window.word(address &+ 8), !RefCountWord(raw: count).isDeiniting,
+              RefCountWord(raw: count).isPlausible(in: source),
+              let metadata = window.word(address), metadata != 0, metadata & 7 == 0,
               source.memoryMap.region(containing: metadata) != nil else { return nil }
         let verdict: Verdict
         if let cached = verdicts[metadata] {
@@ -96,8 +96,7 @@ public final class SwiftObjectRecognizer {
             verdict = validate(metadata: metadata, sample: address)
             verdicts[metadata] = verdict
         }
-        guard verdict.typeIndex > 0, verdict.hasRefCount, verdict.minimumSize <= limit,
-              let word = window.word(address + 8), RefCountWord(raw: word).isPlausible(in: source) else { return nil }
+        guard verdict.typeIndex > 0, verdict.hasRefCount, verdict.minimumSize <= limit else { return nil }
         return verdict.minimumSize
     }
 
