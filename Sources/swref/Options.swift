@@ -1,5 +1,6 @@
 import SwrefKit
 import ArgumentParser
+
 import Glibc
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {

@@ -1,0 +1,311 @@
+import CSwrefSystem
+import Glibc
+import SwrefImages
+import SwrefMemory
+
+import SwrefSupport
+
+/// A snapshot copied while the target runs, made consistent by one short stop at the end:
+/// livecore's iterative pre-copy, with userfaultfd write tracking where livecore had soft-dirty
+/// bits (which this kernel never sets).
+///
+/// 1. The main thread alone is stopped for two injected system calls: userfaultfd(2), whose
+///    descriptor swref takes with pidfd_getfd(2), and close(2). The injection runs in the holder
+///    process (SwrefInjectionHolder.c), as the fork snapshot's does.
+/// 2. swref registers the target's private anonymous writable mappings for asynchronous write
+///    protection: a write by the target only clears the page's protection, in the kernel, with no
+///    handler and no wait. Other mappings are copied again in the final stop.
+/// 3. Copy every page while the target runs; then, in rounds, ask PAGEMAP_SCAN which pages were
+///    written since, re-protect them and copy them again, until a round finds little.
+/// 4. Stop every thread, copy what the last round left written and what was mapped meanwhile,
+///    read the registers, resume. The pause is that last copy, not the heap.
+///
+/// Closing the descriptor (or swref dying) unregisters everything: the target is back as it was,
+/// having paid one minor fault per page it wrote while tracked.
+public final class PrecopySnapshot {
+    public let pid: Int32
+    /// How long the main thread was held for the injection.
+    public private(set) var injectionPauseNanoseconds: UInt64 = 0
+    /// Bytes copied again in each round, then in the final stop.
+    public private(set) var roundBytes: [UInt64] = []
+    private var tracker: Int32 = -1
+    private var pagemap: Int32 = -1
+    private var copies: [UInt64: Copy] = [:]
+    private var ranges = [swref_page_range](repeating: swref_page_range(), count: 1 << 16)
+
+    /// One mapping's copy, by start address.
+    private struct Copy {
+        var region: MemoryRegion
+        var buffer: UnsafeMutableRawPointer
+        var mappedSize: Int
+        /// Write-tracked; else copied again in the final stop.
+        var tracked: Bool
+        /// What swref registered of this mapping, to unregister at the end even if it is no longer
+        /// tracked. A mapping that went away took its registration with it: nothing to undo there
+        /// (and the range may be someone else's by then).
+        var registered: [Range<UInt64>] = []
+    }
+
+    /// The most each scan or unregister call covers. Both hold the target's mmap lock for their
+    /// whole call (unregistering, for writing: the target's page faults wait), so they go in windows
+    /// of a fraction of a millisecond: closing the descriptor on 1 GiB still tracked would lift every
+    /// protection in one call and hold up the target's faults for about 20 ms.
+    package static let window: UInt64 = 32 << 20
+
+    /// The end of the window holding `address`: windows are aligned to their size (a multiple of
+    /// 2 MiB), so none cuts a huge page, which the scan would split to protect part of it.
+    package static func windowEnd(after address: UInt64) -> UInt64 { (address / window + 1) * window }
+    /// A round that re-copies less than this ends the rounds.
+    package static let quietBytes: UInt64 = 1 << 20
+    package static let maximumRounds = 6
+
+    public init(pid: Int32, stallMilliseconds: Int = 0) throws {
+        self.pid = pid
+        // A seccomp filter may answer userfaultfd(2) with a signal or by killing the thread.
+        if let mode = ProcFS.statusField(pid, "Seccomp"), mode.hasPrefix("2") {
+            throw SwrefError.notSupported("the target runs under a seccomp filter")
+        }
+        guard let syscall = InjectionHolder.findSyscallInstruction(try ProcFS.memoryMap(pid), pid: pid) else {
+            throw SwrefError.notSupported("no syscall instruction found in the target's code")
+        }
+        var reportFD: Int32 = -1
+        var control: Int32 = -1
+        let holder = swref_holder_start(pid, Int32(SWREF_HOLD_USERFAULTFD), syscall, Int32(stallMilliseconds),
+                                        &reportFD, &control)
+        guard holder > 0 else { throw SwrefError.system("fork", errno: errno, "starting the injection holder") }
+        defer {
+            close(reportFD)
+            close(control) // the holder may go: swref has its own copy of the descriptor, or nothing
+            var status: Int32 = 0
+            while waitpid(holder, &status, 0) < 0 && errno == EINTR {}
+        }
+        let report = try InjectionHolder.readReport(reportFD, pid: pid, injected: "create a userfaultfd")
+        injectionPauseNanoseconds = report.pause_ns
+        tracker = swref_take_descriptor(holder, report.descriptor)
+        guard tracker >= 0 else { throw SwrefError.system("pidfd_getfd", errno: errno, "taking the userfaultfd") }
+        let enabled = swref_uffd_enable_write_tracking(tracker)
+        guard enabled == 0 else {
+            endTracking()
+            throw SwrefError.notSupported("this kernel has no asynchronous write protection (\(String(cString: strerror(-enabled))))")
+        }
+        pagemap = open("/proc/\(pid)/pagemap", O_RDONLY | O_CLOEXEC)
+        guard pagemap >= 0 else {
+            let err = errno
+            endTracking()
+            throw SwrefError.system("open", errno: err, "/proc/\(pid)/pagemap")
+        }
+    }
+
+    deinit {
+        endTracking()
+        for copy in copies.values { munmap(copy.buffer, copy.mappedSize) }
+    }
+
+    /// Ends the tracking, window by window (closing the last descriptor alone would do it in one go).
+    public func endTracking() {
+        if tracker >= 0 { PrecopySnapshot.unregister(copies.values.flatMap(\.registered), tracker: tracker) }
+        if pagemap >= 0 { Glibc.close(pagemap) }
+        tracker = -1
+        pagemap = -1
+    }
+
+    /// Ends the tracking on a thread of its own, once the target runs again: unregistering costs
+    /// about 25 ms per GiB, which the analysis need not wait for (its first phases use one core).
+    /// If swref exits first, closing the descriptor ends what is left at once.
+    private func endTrackingInBackground() {
+        guard tracker >= 0 else { return endTracking() }
+        let ranges = copies.values.flatMap(\.registered), descriptor = tracker
+        tracker = -1
+        endTracking()
+        Parallel.detach { PrecopySnapshot.unregister(ranges, tracker: descriptor) }
+    }
+
+    /// Unregisters `ranges` window by window, then closes the descriptor.
+    private static func unregister(_ ranges: [Range<UInt64>], tracker: Int32) {
+        for range in ranges {
+            var start = range.lowerBound
+            while start < range.upperBound {
+                let end = min(range.upperBound, PrecopySnapshot.windowEnd(after: start))
+                _ = swref_uffd_unregister(tracker, start, end - start)
+                start = end
+            }
+        }
+        Glibc.close(tracker)
+    }
+
+    public func capture(progress: ProgressReporter? = nil, stallMilliseconds: Int = 0) throws -> Snapshot {
+        try takeIn(ProcFS.memoryMap(pid), progress: progress)
+        var previous = UInt64.max
+        for _ in 0..<PrecopySnapshot.maximumRounds {
+            try takeIn(ProcFS.memoryMap(pid), progress: nil)
+            let written = try copyWritten(protect: true)
+            roundBytes.append(written)
+            // Done when quiet, or when the target writes as fast as we copy.
+            if written <= PrecopySnapshot.quietBytes || written >= previous - previous / 8 { break }
+            previous = written
+        }
+
+        let session = PtraceSession(pid: pid)
+        defer { session.detachAll() }
+        try session.stopAll()
+        if stallMilliseconds > 0 { usleep(UInt32(stallMilliseconds) * 1000) }
+        let map = try ProcFS.memoryMap(pid)
+        try takeIn(map, progress: nil)
+        var last = try copyWritten(protect: false)
+        try zeroAbsentPages()
+        for copy in copies.values where !copy.tracked {
+            // Anonymous pages copied earlier may be gone since: start again from zeros.
+            if !copy.region.isFileBacked { madvise(copy.buffer, copy.mappedSize, MADV_DONTNEED) }
+            try copyPresent(copy.region, into: copy.buffer)
+            last += copy.region.size
+        }
+        roundBytes.append(last)
+        let threads = session.registers()
+        if threads.isEmpty { throw SwrefError.processExited(pid) }
+        let pause = session.detachAll()
+        endTrackingInBackground()
+
+        let snapshot = Snapshot(memoryMap: map, threads: threads, pid: pid,
+                                fallback: LiveProcessReader(pid: pid, memoryMap: map))
+        for (index, region) in map.regions.enumerated() {
+            guard let copy = copies[region.start], copy.region == region else { continue }
+            copies[region.start] = nil
+            try snapshot.copyRegion(index, prepared: (copy.buffer, copy.mappedSize)) { _, _ in }
+        }
+        snapshot.pauseNanoseconds = max(pause, injectionPauseNanoseconds)
+        snapshot.captureMethod = .precopy
+        return snapshot
+    }
+
+    /// Brings `copies` in line with the target's mappings: new ones (and grown parts) are
+    /// registered, protected and copied whole; gone ones dropped.
+    private func takeIn(_ map: MemoryMap, progress: ProgressReporter?) throws {
+        var seen = Set<UInt64>()
+        let wanted = map.regions.filter { LiveCapture.shouldCopy($0) }
+        let total = wanted.reduce(UInt64(0)) { $0 + $1.size }
+        var done: UInt64 = 0
+        for region in wanted {
+            seen.insert(region.start)
+            defer {
+                done += region.size
+                progress?.update("copying memory (target running)", done: done, total: total, unit: .bytes)
+            }
+            if var copy = copies[region.start], copy.region.inode == region.inode,
+               copy.region.writable == region.writable, copy.region.shared == region.shared {
+                if region.end > copy.region.end { // grown in place (VMAs merged): take in the new part
+                    let size = Int(region.size)
+                    if size > copy.mappedSize {
+                        guard let moved = swref_grow_mapping(copy.buffer, copy.mappedSize, size) else {
+                            throw SwrefError.system("mremap", errno: errno, "growing a copy to \(size) bytes")
+                        }
+                        copy.buffer = moved
+                        copy.mappedSize = size
+                        copies[region.start] = copy // the old address is gone: whatever follows throws
+                    }
+                    let added = MemoryRegion(start: copy.region.end, end: region.end, readable: true,
+                                             writable: region.writable, executable: region.executable,
+                                             shared: region.shared, inode: region.inode, path: region.path)
+                    let tracked = copy.tracked && track(added, in: &copy)
+                    try copyPresent(added, into: copy.buffer + Int(added.start - region.start))
+                    copy.tracked = tracked
+                }
+                copy.region = region
+                copies[region.start] = copy
+                continue
+            }
+            if let old = copies.removeValue(forKey: region.start) { munmap(old.buffer, old.mappedSize) }
+            let buffer = try Snapshot.allocate(Int(region.size), populate: false)
+            var copy = Copy(region: region, buffer: buffer, mappedSize: Int(region.size), tracked: false)
+            copy.tracked = track(region, in: &copy)
+            copies[region.start] = copy
+            try copyPresent(region, into: buffer)
+        }
+        for (start, copy) in copies where !seen.contains(start) {
+            munmap(copy.buffer, copy.mappedSize)
+            copies[start] = nil
+        }
+    }
+
+    /// Registers and protects `region`; false when it cannot be tracked and must be copied again
+    /// in the final stop: shared memory and file mappings (another process can change them without
+    /// touching the target's page tables: a write to the file, or to a shared page), read-only
+    /// data, a mapping the kernel refuses.
+    private func track(_ region: MemoryRegion, in copy: inout Copy) -> Bool {
+        guard region.writable, !region.shared, !region.isFileBacked,
+              swref_uffd_register(tracker, region.start, region.size) == 0 else { return false }
+        copy.registered.append(region.start..<region.end)
+        var start = region.start
+        while start < region.end {
+            var walkEnd: UInt64 = 0
+            let end = min(region.end, PrecopySnapshot.windowEnd(after: start))
+            let n = ranges.withUnsafeMutableBufferPointer {
+                swref_pagemap_written(pagemap, start, end, 1, $0.baseAddress, $0.count, &walkEnd)
+            }
+            guard n >= 0, walkEnd > start else { return false }
+            start = walkEnd
+        }
+        return true
+    }
+
+    /// Zeroes, in the copies, the pages the target no longer has (in the final stop). A page it
+    /// gave back — MADV_DONTNEED, a heap trimmed, a thread's stack freed — reads as zeros but is
+    /// not reported as written when its whole page table went with it.
+    private func zeroAbsentPages() throws {
+        for copy in copies.values where copy.tracked {
+            var from = copy.region.start
+            while from < copy.region.end {
+                var walkEnd: UInt64 = 0
+                let end = min(copy.region.end, PrecopySnapshot.windowEnd(after: from))
+                let n = ranges.withUnsafeMutableBufferPointer {
+                    swref_pagemap_absent(pagemap, from, end, $0.baseAddress, $0.count, &walkEnd)
+                }
+                guard n >= 0, walkEnd > from else {
+                    throw SwrefError.system("ioctl(PAGEMAP_SCAN)", errno: Int32(truncatingIfNeeded: n < 0 ? -n : Int(EAGAIN)), "reading the target's page map")
+                }
+                for range in ranges[0..<Int(n)] {
+                    madvise(copy.buffer + Int(range.start - copy.region.start), Int(range.end - range.start), MADV_DONTNEED)
+                }
+                from = walkEnd
+            }
+        }
+    }
+
+    /// Copies the pages of `region` that exist (pagemap), into `buffer` (the region's first byte).
+    private func copyPresent(_ region: MemoryRegion, into buffer: UnsafeMutableRawPointer) throws {
+        var reader = RemoteReader(pid: pid, viaProcMem: false)
+        defer { reader.close() }
+        try LiveCapture.copyPages(reader, region: region, into: buffer, sparse: true)
+    }
+
+    /// Copies every page written since it was last protected; `protect` arms them again.
+    /// Returns the bytes copied.
+    private func copyWritten(protect: Bool) throws -> UInt64 {
+        var bytes: UInt64 = 0
+        for (start, copy) in copies where copy.tracked {
+            var from = copy.region.start
+            while from < copy.region.end {
+                var walkEnd: UInt64 = 0
+                let end = min(copy.region.end, PrecopySnapshot.windowEnd(after: from))
+                let n = ranges.withUnsafeMutableBufferPointer {
+                    swref_pagemap_written(pagemap, from, end, protect ? 1 : 0, $0.baseAddress, $0.count, &walkEnd)
+                }
+                let read = n < 0 ? -EINVAL : ranges.withUnsafeBufferPointer {
+                    swref_read_ranges(pid, copy.region.start, copy.buffer, $0.baseAddress, Int(n))
+                }
+                if read == -ESRCH { throw SwrefError.processExited(pid) }
+                if n < 0 || read != 0 || walkEnd <= from {
+                    // No longer tracked (replaced by a new mapping at the same place), a read that
+                    // failed after the pages were protected again, or a scan that made no progress:
+                    // copy it whole now, and again in the final stop.
+                    copies[start]?.tracked = false
+                    try copyPresent(copy.region, into: copy.buffer)
+                    bytes += copy.region.size
+                    break
+                }
+                for range in ranges[0..<Int(n)] { bytes += range.end - range.start }
+                from = walkEnd
+            }
+        }
+        return bytes
+    }
+}

@@ -1,0 +1,177 @@
+import SwrefImages
+import SwrefMemory
+import SwrefRuntimes
+import SwrefSupport
+
+/// The dominator tree of the heap by preorder number of its depth-first numbering, on the graph
+/// of the references that count (see `RetainedSizes.immediateDominators`).
+///
+/// It starts from the root tiers' numbering (made here if the tiers have none), walks the
+/// `<leaked>` pseudo-root's objects on from it, runs semi-NCA on the numbered nodes, and gives each
+/// leaf the nearest common dominator of the nodes that hold it.
+package final class HeapDominatorTree {
+    package let numbering: DepthFirstNumbering
+    /// Per preorder number: the immediate dominator's.
+    package let dominator: UnsafeMutableBufferPointer<Int32>
+    /// Per object: for a leaf, its immediate dominator's preorder number; -1 otherwise.
+    package let leafDominator: UnsafeMutableBufferPointer<Int32>
+    package let objectCount: Int
+    /// The roots it was made with, `<leaked>` included.
+    package let rootCount: Int
+
+    package init(objectCount n: Int, graph: ObjectGraph, roots: [Root], tiers: RootTiers, leaks: LeakReport) {
+        // A numbering serves one tree: the tree walks the leaked objects into it.
+        let numbering = tiers.numbering.flatMap { $0.used ? nil : $0 } ?? RootTiers(objectCount: n, graph: graph,
+                                                     roots: roots.last?.kind == .leaked ? Array(roots.dropLast()) : roots,
+                                                     numbered: true).numbering!
+        numbering.used = true
+        self.numbering = numbering
+        objectCount = n
+        rootCount = roots.count
+        let leaked = leaks.groups.flatMap(\.members)
+        let rootRank = roots.map { RootTiers.rank(of: $0.kind) }
+        tiers.tier.withUnsafeBufferPointer { tier in
+            let stack = WalkStack(capacity: n)
+            defer { stack.deallocate() }
+            // Roots the tiers did not walk: the leaked pseudo-root (its objects keep no tier).
+            for index in roots.indices where index >= numbering.rootNumber.count || numbering.rootNumber[index] < 0 {
+                let from = numbering.addRoot(index)
+                RootTiers.walk(from: roots[index].kind == .leaked ? leaked : roots[index].targets, below: from, rank: nil,
+                               graph: graph, tier: UnsafeMutableBufferPointer(mutating: tier), numbering: numbering, stack: stack)
+            }
+        }
+        let count = numbering.count
+        let number = numbering.number, rootNumber = numbering.rootNumber
+        let leafDominator = UnsafeMutableBufferPointer<Int32>.allocatePooled(capacity: max(n, 1))
+        leafDominator.initialize(repeating: -1)
+        self.leafDominator = leafDominator
+        // A leaf's holders beyond the first, to meet once the dominators are known.
+        var moreHolders: [(leaf: Int32, holder: Int32)] = []
+        dominator = tiers.tier.withUnsafeBufferPointer { tier in
+            graph.edgeStart.withUnsafeBufferPointer { edgeStart in
+                graph.targets.withUnsafeBufferPointer { targets in
+                    // Every reference that counts, as (from, to) preorder numbers; `to` is -1 - object
+                    // for a leaf. Objects in object order: their edges are read sequentially.
+                    @inline(__always) func forEachEdge(_ body: (Int32, Int32) -> Void) {
+                        @inline(__always) func reach(_ from: Int32, _ w: Int32) {
+                            let p = number[Int(w)]
+                            if p >= 0 { body(from, p) } else if p == DepthFirstNumbering.leaf { body(from, -1 - w) }
+                        }
+                        for root in rootNumber.indices { body(0, rootNumber[root]) }
+                        for root in roots.indices {
+                            let from = rootNumber[root]
+                            if roots[root].kind == .leaked {
+                                for member in leaked { reach(from, member) }
+                            } else {
+                                for target in roots[root].targets where tier[Int(target)] >= rootRank[root] { reach(from, target) }
+                            }
+                        }
+                        for v in 0..<n {
+                            let from = number[v]
+                            guard from >= 0 else { continue }
+                            let rank = tier[v]
+                            for e in Int(edgeStart[v])..<Int(edgeStart[v + 1]) {
+                                if e + Prefetch.distance < targets.count {
+                                    let ahead = Int(targets[e + Prefetch.distance])
+                                    Prefetch.element(tier, ahead)
+                                    Prefetch.element(number, ahead)
+                                }
+                                if tier[Int(targets[e])] >= rank { reach(from, targets[e]) }
+                            }
+                        }
+                    }
+                    let predecessors = Dominators.Predecessors(count: count) { body in
+                        forEachEdge { from, to in
+                            if to >= 0 { body(from, to); return }
+                            let leaf = Int(-1 - to)
+                            if leafDominator[leaf] < 0 { leafDominator[leaf] = from } else { moreHolders.append((Int32(leaf), from)) }
+                        }
+                    }
+                    defer { predecessors.deallocate() }
+                    return Dominators.semiNCA(parent: UnsafeBufferPointer(rebasing: numbering.parent[0..<count]),
+                                              predecessors: predecessors)
+                }
+            }
+        }
+        // A leaf is on no path to anything else: its dominator is the nearest common one of its holders.
+        for (leaf, holder) in moreHolders {
+            leafDominator[Int(leaf)] = Dominators.nearestCommonDominator(leafDominator[Int(leaf)], holder, dominator)
+        }
+    }
+
+    deinit {
+        dominator.deallocatePooled()
+        leafDominator.deallocatePooled()
+    }
+
+    /// Node numbering of `RetainedSizes`: 0 the super-root, 1…R the roots, objects from R+1.
+    @inline(__always)
+    package func node(_ code: Int32, offset: Int32) -> Int32 {
+        code >= 0 ? code + offset : (code == DepthFirstNumbering.superRoot ? 0 : -1 - code)
+    }
+
+    /// Every node's immediate dominator in that numbering; -1 when unreachable.
+    package func immediateDominators() -> PooledArray<Int32> {
+        let n = objectCount, offset = Int32(rootCount + 1)
+        let vertex = numbering.vertex, number = numbering.number
+        var idom = PooledArray<Int32>(repeating: -1, count: n + rootCount + 1)
+        idom.withUnsafeMutableBufferPointer { idom in
+            idom[0] = 0
+            for (root, pre) in numbering.rootNumber.enumerated() where pre >= 0 {
+                idom[root + 1] = node(vertex[Int(dominator[Int(pre)])], offset: offset)
+            }
+            for v in 0..<n {
+                let p = number[v]
+                if p >= 0 {
+                    idom[v + Int(offset)] = node(vertex[Int(dominator[Int(p)])], offset: offset)
+                } else if p == DepthFirstNumbering.leaf && leafDominator[v] >= 0 {
+                    idom[v + Int(offset)] = node(vertex[Int(leafDominator[v])], offset: offset)
+                }
+            }
+        }
+        return idom
+    }
+
+    /// Retained bytes and object counts per node, in that numbering. Sizes flow up the tree in
+    /// decreasing preorder number: a node's dominator always has a smaller one.
+    package func retainedSizes(size: (Int) -> UInt64) -> (bytes: PooledArray<UInt64>, counts: PooledArray<UInt32>) {
+        let n = objectCount, count = numbering.count, offset = rootCount + 1
+        let number = numbering.number
+        let bytes = UnsafeMutableBufferPointer<UInt64>.allocatePooled(capacity: count)
+        let counts = UnsafeMutableBufferPointer<UInt32>.allocatePooled(capacity: count)
+        bytes.initialize(repeating: 0)
+        counts.initialize(repeating: 0)
+        defer { bytes.deallocatePooled(); counts.deallocatePooled() }
+        for v in 0..<n {
+            let p = number[v]
+            let holder = p >= 0 ? Int(p) : (p == DepthFirstNumbering.leaf ? Int(leafDominator[v]) : -1)
+            guard holder >= 0 else { continue }
+            bytes[holder] += size(v)
+            counts[holder] += 1
+        }
+        for i in stride(from: count - 1, through: 1, by: -1) {
+            let d = Int(dominator[i])
+            bytes[d] += bytes[i]
+            counts[d] += counts[i]
+        }
+        // An object no root reaches retains itself, as does a leaf.
+        var nodeBytes = PooledArray<UInt64>(repeating: 0, count: n + offset)
+        var nodeCounts = PooledArray<UInt32>(repeating: 0, count: n + offset)
+        nodeBytes.withUnsafeMutableBufferPointer { nodeBytes in
+            nodeCounts.withUnsafeMutableBufferPointer { nodeCounts in
+                nodeBytes[0] = bytes[0]
+                nodeCounts[0] = counts[0]
+                for (root, pre) in numbering.rootNumber.enumerated() where pre >= 0 {
+                    nodeBytes[root + 1] = bytes[Int(pre)]
+                    nodeCounts[root + 1] = counts[Int(pre)]
+                }
+                for v in 0..<n {
+                    let p = number[v]
+                    nodeBytes[v + offset] = p >= 0 ? bytes[Int(p)] : size(v)
+                    nodeCounts[v + offset] = p >= 0 ? counts[Int(p)] : 1
+                }
+            }
+        }
+        return (nodeBytes, nodeCounts)
+    }
+}

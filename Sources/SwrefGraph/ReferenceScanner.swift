@@ -1,0 +1,629 @@
+import CSwrefSystem
+import Glibc
+import SwrefImages
+import SwrefMemory
+import SwrefRuntimes
+
+import SwrefSupport
+
+/// Finds the references held in memory — inside objects, by their type layouts, or in untyped
+/// memory, word by word — and names each edge the way the profile shows it.
+public final class ReferenceScanner {
+    package let source: MemorySource
+    package let objects: ObjectTable
+    package let layouts: ObjectLayouts
+    package let symbolizer: Symbolizer
+    public let names: FrameNames
+    private var typeLabels: [Int32: UInt32] = [:]
+    /// Per type: its layout as the hot loop reads it, once compiled.
+    private var compiled: [Frozen?]
+    private let store: FrozenStore
+    private var window: MemoryWindow
+    private let index: AddressIndex
+
+    /// Pointer bits that can hold tags: x86_64 user addresses fit in 47 bits.
+    package static let addressMask: UInt64 = 0x0000_7FFF_FFFF_FFFF
+    public static let subObjects = "$sub_objects$"
+    private let subObjectsLabel: UInt32
+    private let sideTableLabel: UInt32
+    /// Malloc blocks that hold a NIO ByteBuffer's bytes: network data by construction, never
+    /// references. Scanning them word by word (their unused capacity above all, left as malloc
+    /// gave it) finds only false references.
+    private var byteBufferBytes: Set<Int32> = []
+
+    /// An ObjectLayout with interned paths, per element bucket for containers.
+    fileprivate struct CompiledSlot {
+        var offset: Int
+        var action: ValueLayout.Action
+        var pathIDs: [UInt32]  // one per bucket: [0]…[9], [10+]; or one for fixed layouts
+    }
+    /// A compiled slot that copies without reference counting: the scan reads tens of millions of
+    /// them, and retaining a slot's arrays costs atomic operations per object, on both threads.
+    fileprivate struct FrozenSlot {
+        var offset: Int
+        /// One per bucket: [0]…[9], [10+]; or one for fixed layouts.
+        var paths: UnsafeBufferPointer<UInt32>
+        /// -1: a plain reference; otherwise the action's index in the store.
+        var action: Int32
+    }
+    private enum Frozen {
+        case fixed(UnsafeBufferPointer<FrozenSlot>, uncovered: UnsafeBufferPointer<Range<Int>>)
+        case array(UnsafeBufferPointer<FrozenSlot>, stride: Int, start: Int)
+        case dictionary(keys: UnsafeBufferPointer<FrozenSlot>, keyStride: Int, values: UnsafeBufferPointer<FrozenSlot>, valueStride: Int)
+        case set(UnsafeBufferPointer<FrozenSlot>, stride: Int)
+        case none
+        case conservative
+    }
+
+    /// Name framework buffers by what they pin and show (RPC-framework-aware mode).
+    public var frameworkMode = false
+    /// Guards what scanning may add to while workers run: frame names, the symbolizer's and the
+    /// layouts' caches. Shared with the workers; uncontended on a single thread.
+    private let shared: SharedLock
+
+    public init(source: MemorySource, objects: ObjectTable, layouts: ObjectLayouts, symbolizer: Symbolizer) {
+        shared = SharedLock()
+        self.source = source
+        self.objects = objects
+        self.layouts = layouts
+        self.symbolizer = symbolizer
+        names = FrameNames(objects: objects)
+        compiled = Array(repeating: nil, count: objects.types.count)
+        store = FrozenStore()
+        window = MemoryWindow(source: source)
+        index = AddressIndex(addresses: objects.addresses, sizes: objects.sizes, overhead: objects.overhead, memoryMap: source.memoryMap)
+        subObjectsLabel = names.code(frame: ReferenceScanner.subObjects)
+        sideTableLabel = names.code(frame: "$side_table")
+        byteBufferBytes = findByteBufferBytes()
+    }
+
+    /// The blocks `NIOCore.ByteBuffer._Storage.bytes` points to, found before any scan: a scan
+    /// in address order may meet the bytes before their storage object.
+    private func findByteBufferBytes() -> Set<Int32> {
+        guard let type = objects.types.firstIndex(where: { $0.name == "NIOCore.ByteBuffer._Storage" }),
+              let offset = layouts.fieldOffset(named: "bytes", metadata: objects.types[type].metadata) else { return [] }
+        var blocks: Set<Int32> = []
+        for object in 0..<objects.count where Int(objects.typeIndices[object]) == type {
+            guard let word = source.readWord(objects.addresses[object] + UInt64(offset)), let block = target(of: word),
+                  objects.types[Int(objects.typeIndices[Int(block)])].kind == .malloc else { continue }
+            blocks.insert(block)
+        }
+        return blocks
+    }
+
+    /// A scanner for another thread: the same tables and caches, its own memory window. Layouts
+    /// must all be compiled first (`compileAllLayouts`): that is the one step that is not locked.
+    private init(workerOf main: ReferenceScanner) {
+        source = main.source
+        objects = main.objects
+        layouts = main.layouts
+        symbolizer = main.symbolizer
+        names = main.names
+        shared = main.shared
+        // Frozen layouts hold no reference counts: sharing them costs the threads nothing.
+        compiled = main.compiled
+        store = main.store
+        window = MemoryWindow(source: main.source)
+        index = main.index
+        subObjectsLabel = main.subObjectsLabel
+        sideTableLabel = main.sideTableLabel
+        byteBufferBytes = main.byteBufferBytes
+        frameworkMode = main.frameworkMode
+        pathTexts = main.pathTexts
+        typeLabels = main.typeLabels
+        dataCapacityOffset = main.dataCapacityOffset
+    }
+
+    /// Compiles the layout of every type that has objects, from its first object, as a serial scan
+    /// would meet them.
+    private func compileAllLayouts() {
+        var done = [Bool](repeating: false, count: objects.types.count)
+        for object in 0..<objects.count {
+            let type = Int(objects.typeIndices[object])
+            if done[type] { continue }
+            done[type] = true
+            _ = compiledLayout(type: Int32(type), sample: objects.addresses[object])
+        }
+        // The capacity offset of Data storage is looked up once, here, rather than under the lock.
+        if frameworkMode, dataCapacityOffset == nil,
+           let type = objects.types.firstIndex(where: { $0.name.hasSuffix("__DataStorage") }) {
+            dataCapacityOffset = layouts.fieldOffset(named: "_capacity", metadata: objects.types[type].metadata) ?? -1
+        }
+    }
+
+    /// The references of every object, as a graph; on two threads when the heap is large and the
+    /// memory is a snapshot (its reads share no cache that matters; a core's fallback to files does).
+    /// - Parameter streaming: give the snapshot's copy of each stretch of heap back as soon as its
+    ///   objects are scanned, so the copy shrinks while the graph grows. Only when nothing reads that
+    ///   memory again: the roots are found already, and no framework buffer is being named (naming one
+    ///   reads the storage object, which may lie behind).
+    public func buildGraph(progress: ProgressReporter? = nil, streaming: Bool = false) -> ObjectGraph {
+        let count = objects.count
+        let snapshot = streaming && !frameworkMode ? source as? Snapshot : nil
+        var threads = source is Snapshot && count >= 200_000 && sysconf(Int32(_SC_NPROCESSORS_ONLN)) >= 2 ? 2 : 1
+        // SWREF_THREADS=1 or 2 overrides (the tests compare both on small heaps).
+        if let forced = ProcFS.environment("SWREF_THREADS").flatMap({ Int($0) }), forced == 1 || forced == 2, count >= 2,
+           source is Snapshot {
+            threads = forced
+        }
+        // Layouts are compiled from memory (generic metadata lives in the heap too): all of them
+        // first, before any of it is given back.
+        if threads == 2 || snapshot != nil { compileAllLayouts() }
+        if threads == 1 {
+            let everything = ScanPlan.Task(objects: 0..<count, floor: 0, ceiling: .max)
+            return run(everything, progress: progress, discarding: snapshot)
+        }
+        let plan = ScanPlan(objects: objects, threads: threads) { self.pieces(of: $0) }
+        let queue = TaskQueue(count: plan.tasks.count, lock: shared)
+        let worker = ReferenceScanner(workerOf: self)
+        let second = PartsBox()
+        var parts: [(Int, ObjectGraph)] = []
+        Parallel.run({
+            var done = 0
+            while let task = queue.take() {
+                parts.append((task, run(plan.tasks[task], progress: nil, discarding: snapshot)))
+                done += plan.tasks[task].objects.count
+                progress?.update("walking references", done: UInt64(done), total: UInt64(count), unit: .items)
+            }
+        }, {
+            while let task = queue.take() { second.parts.append((task, worker.run(plan.tasks[task], progress: nil, discarding: snapshot))) }
+        })
+        parts += second.parts
+        parts.sort { $0.0 < $1.0 }
+        return ObjectGraph(concatenating: parts.map(\.1))
+    }
+
+    /// Scans one task: its objects' references, or one piece of its one object's.
+    /// - Parameter snapshot: give back its pages in the task's window once the objects in them are scanned.
+    private func run(_ task: ScanPlan.Task, progress: ProgressReporter?, discarding snapshot: Snapshot?) -> ObjectGraph {
+        // Room for as many references as the task's objects have words (address space only): the
+        // part's arrays then never grow by moving.
+        let words = task.bytes / 8
+        var graph = ObjectGraph(objectCount: task.objects.count, edges: Int(words))
+        if let piece = task.piece {
+            let index = task.objects.lowerBound
+            references(of: index, piece: piece) { graph.add(target: $0, label: $1) }
+            if piece.index == piece.count - 1 { graph.finishObject() }
+            return graph
+        }
+        var given = task.floor
+        for index in task.objects {
+            references(of: index) { graph.add(target: $0, label: $1) }
+            graph.finishObject()
+            if index & 0x3f == 0 {
+                if index & 0xffff == 0 { progress?.update("walking references", done: UInt64(index), total: UInt64(objects.count), unit: .items) }
+                // Objects are in address order: every page wholly below this object's chunk is scanned.
+                // Given back by the MiB on big heaps (a system call each), by 64 KiB on small ones.
+                if let snapshot {
+                    let scanned = min(objects.addresses[index] - MallocLayout.chunkHeader, task.ceiling) & ~4095
+                    if scanned >= given + (objects.count >= 200_000 ? 1 << 20 : 64 << 10) {
+                        snapshot.discard(given..<scanned)
+                        given = scanned
+                    }
+                }
+            }
+        }
+        if let snapshot, task.ceiling != .max, task.ceiling > given { snapshot.discard(given..<task.ceiling) }
+        return graph
+    }
+
+    /// How many pieces the scan of object `index` can be cut into: a container's elements or
+    /// bitmap words, an untyped block's words; nil for the rest. Layouts must be compiled.
+    private func pieces(of index: Int) -> Int? {
+        let address = objects.addresses[index]
+        let usable = objects.usableSize(index)
+        switch compiled[Int(objects.typeIndices[index])] {
+        case .array(let slots, let stride, let start)?:
+            return slots.isEmpty ? nil : elementCount(address, usable: usable, stride: stride, start: start)
+        case .dictionary?, .set?:
+            return bucketCount(address).map { ($0 + 63) / 64 }
+        case .conservative?:
+            return byteBufferBytes.contains(Int32(index)) ? nil : Int(usable / 8)
+        default:
+            return nil
+        }
+    }
+
+    // MARK: Pointers
+
+    /// The object a word points into, if any (interior pointers keep the whole block).
+    @inline(__always)
+    public func target(of word: UInt64) -> Int32? {
+        index.block(containing: word & ReferenceScanner.addressMask).map(Int32.init)
+    }
+
+    @inline(__always)
+    private func readWord(_ address: UInt64) -> UInt64? { window.word(address) }
+
+    // MARK: Labels
+
+    /// How a frame names a type: stdlib storage as the collection the user wrote, no `Swift.`.
+    public static func displayName(_ type: String) -> String {
+        var name = type
+        for (storage, replacement) in [("Swift._ContiguousArrayStorage<", "["), ("Swift._DictionaryStorage<", "Dictionary<"),
+                                       ("Swift._SetStorage<", "Set<")] where name.hasPrefix(storage) {
+            name = replacement + name.dropFirst(storage.count)
+            if replacement == "[" { name = String(name.dropLast()) + "]" }
+        }
+        if name == "Swift.__StringStorage" { name = "String" }
+        return name.replacingAll("Swift.", with: "")
+    }
+
+    /// `(T)`: the frame of an object found by a conservative word in a root.
+    public func typeLabel(of target: Int32) -> UInt32 {
+        let type = objects.typeIndices[Int(target)]
+        if let cached = typeLabels[type] { return cached }
+        let id = names.code(frame: "(\(ReferenceScanner.displayName(objects.types[Int(type)].name)))")
+        typeLabels[type] = id
+        return id
+    }
+
+    private var pathTexts: [UInt32: String] = [:]
+    private func pathsText(_ code: UInt32) -> String { pathTexts[code] ?? "" }
+    private func pathCode(_ path: String) -> UInt32 {
+        let code = names.code(path: path)
+        pathTexts[code] = path
+        return code
+    }
+
+    private func functionLabel(path: UInt32, function: UInt64) -> UInt32 {
+        shared.lock()
+        defer { shared.unlock() }
+        var name = symbolizer.name(of: function)
+        for prefix in ["partial apply forwarder for ", "partial apply for ", "thunk for ", "reabstraction thunk helper from "] where name.hasPrefix(prefix) {
+            name = String(name.dropFirst(prefix.count))
+        }
+        let pathText = path == 0 ? "" : pathsText(path)
+        return names.code(frame: pathText.isEmpty ? name : "\(pathText). (\(name))")
+    }
+
+    // MARK: Values
+
+    /// References in a value at `base`, laid out by `layout`, with paths under `prefix`.
+    /// Paths that come out empty give label 0: the object sits in the holder's frame.
+    public func scanValue(_ layout: ValueLayout, at base: UInt64, prefix: String,
+                          emit: (Int32, UInt32) -> Void) {
+        for slot in layout.slots {
+            scan(slot.action, at: base + UInt64(slot.offset), path: pathCode(joined(prefix, slot.path)), emit: emit)
+        }
+    }
+
+    private func joined(_ prefix: String, _ path: String) -> String {
+        if prefix.isEmpty { return path }
+        if path.isEmpty { return prefix }
+        return path.hasPrefix("[") ? prefix + path : prefix + "." + path
+    }
+
+    @inline(__always)
+    private func scan(_ slots: UnsafeBufferPointer<FrozenSlot>, at base: UInt64, bucket: Int, emit: (Int32, UInt32) -> Void) {
+        for slot in slots {
+            let address = base + UInt64(slot.offset)
+            let path = slot.paths[min(bucket, slot.paths.count - 1)]
+            if slot.action < 0 {
+                if let word = readWord(address), let target = target(of: word) { emit(target, path) }
+            } else {
+                scan(store.actions[Int(slot.action)], at: address, path: path, emit: emit)
+            }
+        }
+    }
+
+    /// The references of one slot of a value at `address`.
+    private func scan(_ action: ValueLayout.Action, at address: UInt64, path: UInt32, emit: (Int32, UInt32) -> Void) {
+        switch action {
+        case .reference:
+            if let word = readWord(address), let target = target(of: word) { emit(target, path) }
+        case .byteBuffer(let grpc):
+            guard let word = readWord(address), let storage = target(of: word) else { return }
+            guard frameworkMode, let indices = readWord(address + 8) else { emit(storage, path); return }
+            let reader = indices & 0xffff_ffff, writer = indices >> 32
+            let capacity = UInt64(source.readUInt32(objects.addresses[Int(storage)] + 16) ?? 0)
+            let buffer = FrameNames.FrameworkBuffer(framework: grpc ? "grpc" : "nio", pinnedBytes: capacity,
+                                                    viewedBytes: writer >= reader ? writer - reader : 0)
+            let display = grpc ? "GRPCNIOTransportBytes (GRPCNIOTransportCore)" : "ByteBuffer (NIOCore)"
+            emit(storage, shared.locked { names.code(path: pathsText(path), buffer: buffer, display: display) })
+        case .foundationData(let unknownFields):
+            scanData(at: address, path: path, protobufUnknownFields: unknownFields, emit: emit)
+        case .protobufStorage(let message):
+            guard let word = readWord(address), let storage = target(of: word) else { return }
+            guard frameworkMode else { emit(storage, path); return }
+            let buffer = FrameNames.FrameworkBuffer(framework: "protobuf", pinnedBytes: objects.sizes[Int(storage)],
+                                                    viewedBytes: nil, blocks: 1)
+            let display = "\(ReferenceScanner.displayName(message)) (SwiftProtobuf message)"
+            emit(storage, shared.locked { names.code(path: pathsText(path), buffer: buffer, display: display) })
+        case .function:
+            if let context = readWord(address + 8), let target = target(of: context) {
+                let function = readWord(address) ?? 0
+                emit(target, functionLabel(path: path, function: function))
+            }
+        case .words(let count):
+            for index in 0..<count {
+                if let word = readWord(address + UInt64(index * 8)), let target = target(of: word) { emit(target, path) }
+            }
+        }
+    }
+
+    /// Foundation `Data`: word 1 is a `__DataStorage` tagged in its top bits (0b01: InlineSlice, whose
+    /// word 0 holds the slice as two Int32; 0b10: LargeSlice, whose word 0 is a RangeReference object
+    /// with the range at +16). Empty and inline values (≤ 14 bytes) reference nothing.
+    private func scanData(at address: UInt64, path: UInt32, protobufUnknownFields: Bool, emit: (Int32, UInt32) -> Void) {
+        guard let first = readWord(address), let second = readWord(address + 8) else { return }
+        let tag = second >> 62
+        guard tag == 1 || tag == 2, let storage = target(of: second & 0x00FF_FFFF_FFFF_FFF8) else {
+            // Unknown representation: look at both words.
+            for word in [first, second] { if let object = target(of: word) { emit(object, path) } }
+            return
+        }
+        var viewed: UInt64 = 0
+        if tag == 1 {
+            // Int64: two arbitrary Int32s from the target can differ by more than Int32 holds.
+            let lower = Int64(Int32(truncatingIfNeeded: first)), upper = Int64(Int32(truncatingIfNeeded: first >> 32))
+            viewed = upper >= lower ? UInt64(upper - lower) : 0
+        } else if let range = target(of: first) {
+            emit(range, path)
+            let base = objects.addresses[Int(range)]
+            if let lower = readWord(base + 16), let upper = readWord(base + 24), upper >= lower { viewed = upper - lower }
+        }
+        guard frameworkMode, let capacity = dataCapacity(storage: storage) else { emit(storage, path); return }
+        let buffer = FrameNames.FrameworkBuffer(framework: protobufUnknownFields ? "protobuf" : "foundation",
+                                                pinnedBytes: capacity, viewedBytes: viewed)
+        let display = protobufUnknownFields ? "UnknownStorage (SwiftProtobuf)" : "Data (Foundation)"
+        emit(storage, shared.locked { names.code(path: pathsText(path), buffer: buffer, display: display) })
+    }
+
+    /// `__DataStorage._capacity`, at the offset reflection gives for the storage's class.
+    private func dataCapacity(storage: Int32) -> UInt64? {
+        let type = objects.typeIndices[Int(storage)]
+        if dataCapacityOffset == nil {
+            dataCapacityOffset = shared.locked { layouts.fieldOffset(named: "_capacity", metadata: objects.types[Int(type)].metadata) ?? -1 }
+        }
+        guard let offset = dataCapacityOffset, offset > 0 else { return nil }
+        return readWord(objects.addresses[Int(storage)] + UInt64(offset))
+    }
+    private var dataCapacityOffset: Int? = nil
+
+    /// Untyped memory: every word that points into a block is a reference.
+    public func scanWords(from start: UInt64, to end: UInt64, label: UInt32, emit: (Int32, UInt32) -> Void) {
+        var address = (start + 7) & ~7
+        let batch = 4096
+        var buffer = [UInt64](repeating: 0, count: batch / 8)
+        while address + 8 <= end {
+            let length = Int(min(UInt64(batch), (end - address) & ~7))
+            let ok = buffer.withUnsafeMutableBytes { source.read(address, count: length, into: $0.baseAddress!) }
+            if ok {
+                for index in 0..<length / 8 {
+                    if let target = target(of: buffer[index]) { emit(target, label) }
+                }
+            } else {
+                for index in 0..<length / 8 {
+                    if let word = readWord(address + UInt64(index * 8)), let target = target(of: word) { emit(target, label) }
+                }
+            }
+            address += UInt64(length)
+        }
+    }
+
+    // MARK: Objects
+
+    /// Every reference held by object `index`, or by piece `piece.index` of `piece.count` of it
+    /// (see `pieces(of:)`): the pieces' references, in order, are the object's.
+    public func references(of index: Int, piece: (index: Int, count: Int)? = nil, emit: (Int32, UInt32) -> Void) {
+        let type = objects.typeIndices[index]
+        let address = objects.addresses[index]
+        let usable = objects.usableSize(index)
+        // A Swift object owns its side table (the refcount word holds its address, shifted).
+        if piece?.index ?? 0 == 0, objects.types[Int(type)].kind != .malloc, objects.types[Int(type)].kind != .sideTable,
+           let word = readWord(address + 8), RefCountWord(raw: word).usesSideTable,
+           let table = target(of: RefCountWord(raw: word).sideTable) {
+            emit(table, sideTableLabel)
+        }
+        switch compiledLayout(type: type, sample: address) {
+        case .none:
+            return
+        case .conservative:
+            if !byteBufferBytes.isEmpty && byteBufferBytes.contains(Int32(index)) { return }
+            let words = piece.map { ScanPlan.share(of: Int(usable / 8), piece: $0) } ?? 0..<Int(usable / 8)
+            scanWords(from: address + UInt64(words.lowerBound * 8), to: address + UInt64(words.upperBound * 8),
+                      label: subObjectsLabel, emit: emit)
+        case .fixed(let slots, let uncovered):
+            guard piece?.index ?? 0 == 0 else { return }
+            scan(slots, at: address, bucket: 0, emit: emit)
+            for range in uncovered where UInt64(range.upperBound) <= usable {
+                scanWords(from: address + UInt64(range.lowerBound), to: address + UInt64(range.upperBound),
+                          label: subObjectsLabel, emit: emit)
+            }
+        case .array(let slots, let stride, let start):
+            guard !slots.isEmpty, let all = elementCount(address, usable: usable, stride: stride, start: start) else { return }
+            let elements = piece.map { ScanPlan.share(of: all, piece: $0) } ?? 0..<all
+            for element in elements {
+                if element + Prefetch.distance < elements.upperBound {
+                    prefetchTargets(slots, at: address + UInt64(start + (element + Prefetch.distance) * stride))
+                }
+                scan(slots, at: address + UInt64(start + element * stride), bucket: min(element, 10), emit: emit)
+            }
+        case .dictionary(let keys, let keyStride, let values, let valueStride):
+            let buckets = bucketCount(address) ?? 0
+            let keyBase = keys.isEmpty ? nil : tailArray(readWord(address + 48), of: address, usable: usable, count: buckets, stride: keyStride)
+            let valueBase = values.isEmpty ? nil : tailArray(readWord(address + 56), of: address, usable: usable, count: buckets,
+                                                            stride: valueStride)
+            forEachOccupiedBucket(address, bitmap: 64, usable: usable, piece: piece, ahead: { bucket in
+                if let keyBase { prefetchTargets(keys, at: keyBase + UInt64(bucket * keyStride)) }
+                if let valueBase { prefetchTargets(values, at: valueBase + UInt64(bucket * valueStride)) }
+            }) { bucket in
+                if let keyBase { scan(keys, at: keyBase + UInt64(bucket * keyStride), bucket: 0, emit: emit) }
+                if let valueBase { scan(values, at: valueBase + UInt64(bucket * valueStride), bucket: 0, emit: emit) }
+            }
+        case .set(let slots, let stride):
+            guard !slots.isEmpty, let buckets = bucketCount(address),
+                  let base = tailArray(readWord(address + 48), of: address, usable: usable, count: buckets, stride: stride) else { return }
+            forEachOccupiedBucket(address, bitmap: 56, usable: usable, piece: piece, ahead: { bucket in
+                prefetchTargets(slots, at: base + UInt64(bucket * stride))
+            }) { bucket in
+                scan(slots, at: base + UInt64(bucket * stride), bucket: 0, emit: emit)
+            }
+        }
+    }
+
+    /// Starts loading the index entries of what an element's references point at, some elements
+    /// before it is scanned: a large container's elements point all over the heap.
+    @inline(__always)
+    private func prefetchTargets(_ slots: UnsafeBufferPointer<FrozenSlot>, at base: UInt64) {
+        for slot in slots {
+            if slot.action < 0, let word = window.word(base + UInt64(slot.offset)) {
+                index.prefetch(word & ReferenceScanner.addressMask)
+            }
+        }
+    }
+
+    /// Native hash storage: `scale` at +32 gives 2^scale buckets; a bitmap marks the occupied ones.
+    /// `ahead` sees each bitmap word's buckets one word before `body` does. A piece covers its
+    /// share of the bitmap's words.
+    private func forEachOccupiedBucket(_ address: UInt64, bitmap: UInt64, usable: UInt64, piece: (index: Int, count: Int)?,
+                                       ahead: (Int) -> Void, _ body: (Int) -> Void) {
+        guard let buckets = bucketCount(address) else { return }
+        let words = (buckets + 63) / 64
+        guard bitmap + UInt64(words * 8) <= usable else { return }
+        func occupied(_ word: Int) -> UInt64? {
+            guard var bits = source.readWord(address + bitmap + UInt64(word * 8)) else { return nil }
+            // Bits past the last bucket are set as a sentinel.
+            if buckets - word * 64 < 64 { bits &= (1 << UInt64(buckets - word * 64)) - 1 }
+            return bits
+        }
+        let share = piece.map { ScanPlan.share(of: words, piece: $0) } ?? 0..<words
+        guard !share.isEmpty, var next = occupied(share.lowerBound) else { return }
+        for word in share {
+            var bits = next
+            if word + 1 < share.upperBound {
+                guard let following = occupied(word + 1) else { return }
+                next = following
+                var early = next
+                while early != 0 {
+                    ahead((word + 1) * 64 + early.trailingZeroBitCount)
+                    early &= early - 1
+                }
+            }
+            while bits != 0 {
+                body(word * 64 + bits.trailingZeroBitCount)
+                bits &= bits - 1
+            }
+        }
+    }
+
+    /// Native array storage: the count at +16, bounded by what fits in the block.
+    private func elementCount(_ address: UInt64, usable: UInt64, stride: Int, start: Int) -> Int? {
+        guard stride > 0, usable > UInt64(start), let count = readWord(address + 16) else { return nil }
+        return Int(min(count, (usable - UInt64(start)) / UInt64(stride)))
+    }
+
+    /// Native hash storage keeps its keys and values in its own block: a base pointer read from
+    /// the target counts only when all `count` elements fit between it and the block's end.
+    private func tailArray(_ base: UInt64?, of address: UInt64, usable: UInt64, count: Int, stride: Int) -> UInt64? {
+        guard let base, base >= address, address <= UInt64.max - usable else { return nil }
+        let (bytes, overflow) = UInt64(count).multipliedReportingOverflow(by: UInt64(stride))
+        guard !overflow, bytes <= usable, base - address <= usable - bytes else { return nil }
+        return base
+    }
+
+    /// Native hash storage: 2^scale buckets, the scale in the byte at +32.
+    private func bucketCount(_ address: UInt64) -> Int? {
+        guard let scale = source.readBytes(address + 32, count: 1), scale[0] < 40 else { return nil }
+        return 1 << Int(scale[0])
+    }
+
+    private func compiledLayout(type: Int32, sample: UInt64) -> Frozen {
+        if let cached = compiled[Int(type)] { return cached }
+        let layout = layouts.layout(type: type, entry: objects.types[Int(type)], sample: sample)
+        let result: Frozen
+        switch layout {
+        case .none: result = .none
+        case .conservative: result = .conservative
+        case .fixed(var value, let prefix, let uncovered):
+            let name = objects.types[Int(type)].name
+            // A protobuf message's heap storage names its fields `_payload`; the user wrote `payload`.
+            if frameworkMode && name.contains("_StorageClass") {
+                value.slots = value.slots.map { slot in
+                    var slot = slot
+                    if slot.path.hasPrefix("_") { slot.path.removeFirst() }
+                    return slot
+                }
+            }
+            var slots = compile(value, prefixes: [prefix], emptyPath: prefix.isEmpty ? "$value" : prefix)
+            // A buffer's bytes are charged to the buffer: they sit in its storage's frame.
+            if frameworkMode && name == "NIOCore.ByteBuffer._Storage" {
+                for index in slots.indices where value.slots[index].path == "bytes" { slots[index].pathIDs = [0] }
+            }
+            if frameworkMode && name.hasSuffix("Foundation.__DataStorage") || frameworkMode && name.hasSuffix("FoundationEssentials.__DataStorage") {
+                for index in slots.indices where value.slots[index].path == "_bytes" { slots[index].pathIDs = [0] }
+            }
+            result = .fixed(store.freeze(slots), uncovered: store.freeze(uncovered))
+        case .array(let element, let start):
+            let prefixes = (0..<10).map { "[\($0)]" } + ["[10+]"]
+            result = .array(store.freeze(compile(element, prefixes: prefixes, emptyPath: nil)), stride: max(element.stride, 1), start: start)
+        case .dictionary(let key, let value):
+            result = .dictionary(keys: store.freeze(compile(key, prefixes: ["$mapkey"], emptyPath: nil)), keyStride: max(key.stride, 1),
+                                 values: store.freeze(compile(value, prefixes: ["$mapval"], emptyPath: nil)), valueStride: max(value.stride, 1))
+        case .set(let element):
+            result = .set(store.freeze(compile(element, prefixes: ["$setval"], emptyPath: nil)), stride: max(element.stride, 1))
+        }
+        compiled[Int(type)] = result
+        return result
+    }
+
+    private func compile(_ layout: ValueLayout, prefixes: [String], emptyPath: String?) -> [CompiledSlot] {
+        layout.slots.map { slot in
+            CompiledSlot(offset: slot.offset, action: slot.action, pathIDs: prefixes.map { prefix in
+                let path = joined(prefix, slot.path)
+                return pathCode(path.isEmpty ? (emptyPath ?? "") : path)
+            })
+        }
+    }
+}
+
+/// Owns the frozen layouts' buffers for the scanner and its workers, until the last goes.
+private final class FrozenStore {
+    private(set) var actions: [ValueLayout.Action] = []
+    private var buffers: [UnsafeMutableRawPointer] = []
+
+    deinit { buffers.forEach { $0.deallocate() } }
+
+    func freeze(_ slots: [ReferenceScanner.CompiledSlot]) -> UnsafeBufferPointer<ReferenceScanner.FrozenSlot> {
+        let frozen = UnsafeMutableBufferPointer<ReferenceScanner.FrozenSlot>.allocate(capacity: max(slots.count, 1))
+        buffers.append(UnsafeMutableRawPointer(frozen.baseAddress!))
+        for (index, slot) in slots.enumerated() {
+            var action: Int32 = -1
+            if slot.action != .reference {
+                action = Int32(actions.count)
+                actions.append(slot.action)
+            }
+            (frozen.baseAddress! + index).initialize(to: .init(offset: slot.offset, paths: freeze(slot.pathIDs), action: action))
+        }
+        return UnsafeBufferPointer(rebasing: frozen[0..<slots.count])
+    }
+
+    func freeze<T>(_ values: [T]) -> UnsafeBufferPointer<T> {
+        let frozen = UnsafeMutableBufferPointer<T>.allocate(capacity: max(values.count, 1))
+        buffers.append(UnsafeMutableRawPointer(frozen.baseAddress!))
+        _ = frozen.initialize(from: values)
+        return UnsafeBufferPointer(rebasing: frozen[0..<values.count])
+    }
+}
+
+/// The second thread's parts of the graph, by task number.
+private final class PartsBox { var parts: [(Int, ObjectGraph)] = [] }
+
+/// Hands out task numbers in order to the scanning threads.
+private final class TaskQueue {
+    private var next = 0
+    private let count: Int
+    private let lock: SharedLock
+    init(count: Int, lock: SharedLock) {
+        self.count = count
+        self.lock = lock
+    }
+    func take() -> Int? {
+        lock.locked {
+            guard next < count else { return nil }
+            next += 1
+            return next - 1
+        }
+    }
+}

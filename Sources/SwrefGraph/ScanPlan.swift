@@ -1,0 +1,77 @@
+import SwrefImages
+import SwrefMemory
+import SwrefRuntimes
+import SwrefSupport
+
+/// The reference scan cut into tasks that threads take in turn: runs of whole objects of about
+/// equal work, and a large container — a dictionary of millions of objects — in pieces of its
+/// own, so that no thread is left with one block that carries most of the work. Each task's
+/// references follow the previous task's, so the graph is the tasks' parts in order.
+package struct ScanPlan {
+    package struct Task {
+        package var objects: Range<Int>
+        /// Piece `index` of `count` of the one object in `objects`, or nil for whole objects.
+        package var piece: (index: Int, count: Int)? = nil
+        /// The pages in [floor, ceiling) hold only this task's objects: given back once scanned.
+        package var floor: UInt64 = 0
+        package var ceiling: UInt64 = 0
+        /// The bytes of the task's objects (of its piece, for a piece): a bound on its references.
+        package var bytes: UInt64 = 0
+    }
+
+    package private(set) var tasks: [Task] = []
+
+    /// - Parameters:
+    ///   - pieces: for an object, how many parts its scan can be cut into (elements, bitmap
+    ///     words…), or nil when it cannot.
+    package init(objects: ObjectTable, threads: Int, pieces: (Int) -> Int?) {
+        let count = objects.count
+        // An object costs about as much as 64 bytes of scanned words.
+        func work(_ index: Int) -> Int { 1 + Int(truncatingIfNeeded: objects.sizes[index] >> 6) }
+        var total = 0
+        for index in 0..<count { total &+= work(index) }
+        // Enough tasks that the last one taken leaves the other threads little to wait for.
+        let share = max(total / max(threads * 16, 1), 1)
+        var first = 0, sum = 0, bytes: UInt64 = 0
+        for index in 0..<count {
+            let cost = work(index)
+            if cost > share, let parts = pieces(index), parts > 1 {
+                if first < index { tasks.append(Task(objects: first..<index, bytes: bytes)) }
+                let count = min(max(cost / share, 2), parts)
+                for piece in 0..<count {
+                    tasks.append(Task(objects: index..<index + 1, piece: (piece, count), bytes: objects.sizes[index] / UInt64(count) + 64))
+                }
+                first = index + 1
+                sum = 0
+                bytes = 0
+                continue
+            }
+            sum &+= cost
+            bytes &+= objects.sizes[index]
+            if sum >= share {
+                tasks.append(Task(objects: first..<index + 1, bytes: bytes))
+                first = index + 1
+                sum = 0
+                bytes = 0
+            }
+        }
+        if first < count { tasks.append(Task(objects: first..<count, bytes: bytes)) }
+        // Page windows of whole-object tasks: from the first page past the start of the task's first
+        // chunk to the page that holds the next task's first chunk. Pieces read one object
+        // together: its pages wait for the end.
+        func chunkStart(_ index: Int) -> UInt64 { objects.addresses[index] - MallocLayout.chunkHeader }
+        for index in tasks.indices where tasks[index].piece == nil {
+            let objectsOf = tasks[index].objects
+            tasks[index].floor = (chunkStart(objectsOf.lowerBound) + 4095) & ~4095
+            let last = objectsOf.upperBound - 1
+            let end = index + 1 < tasks.count ? chunkStart(tasks[index + 1].objects.lowerBound)
+                : objects.addresses[last] &+ objects.sizes[last]
+            tasks[index].ceiling = max(end & ~4095, tasks[index].floor)
+        }
+    }
+
+    /// Units `index` of `count` pieces take of `units`.
+    package static func share(of units: Int, piece: (index: Int, count: Int)) -> Range<Int> {
+        (units * piece.index / piece.count)..<(units * (piece.index + 1) / piece.count)
+    }
+}

@@ -1,0 +1,21 @@
+import SwrefImages
+import SwrefMemory
+import SwrefRuntimes
+import SwrefSupport
+
+/// Each object's index into the table of types, two bytes each (a heap has far fewer than 65 535
+/// types; more go to a side table).
+public struct TypeIndices: RandomAccessCollection {
+    private var column: NarrowColumn
+
+    package init(count: Int) { column = NarrowColumn(repeating: 0, count: count, shift: 0) }
+
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { column.count }
+
+    @inline(__always)
+    public subscript(index: Int) -> Int32 {
+        get { Int32(truncatingIfNeeded: column[index]) }
+        set { column[index] = UInt64(UInt32(bitPattern: newValue)) }
+    }
+}

@@ -1,0 +1,88 @@
+import SwrefSupport
+
+/// Read access to a target's address space: a live process, a snapshot of one, or a core file.
+///
+/// The analysis sees only this; which backend sits behind it is the CLI's choice.
+public protocol MemorySource: AnyObject {
+    /// The target's mappings, sorted by address.
+    var memoryMap: MemoryMap { get }
+    /// Copies `count` bytes at `address` into `buffer`; false when any byte is unreadable.
+    func read(_ address: UInt64, count: Int, into buffer: UnsafeMutableRawPointer) -> Bool
+    /// The bytes of the mapping that holds `address`, when they sit in swref's own memory (a
+    /// snapshot's copy, a mapped core): hot loops read through them without a call per word.
+    func localBytes(containing address: UInt64) -> (start: UInt64, bytes: UnsafeRawBufferPointer)?
+    /// Bytes the target's own memory holds, never filled in from a file on disk (a core reads
+    /// pages it did not keep from the files it names): what an image's build id is checked by.
+    func ownBytes(_ address: UInt64, count: Int) -> [UInt8]?
+}
+
+extension MemorySource {
+    public func localBytes(containing address: UInt64) -> (start: UInt64, bytes: UnsafeRawBufferPointer)? { nil }
+    public func ownBytes(_ address: UInt64, count: Int) -> [UInt8]? { readBytes(address, count: count) }
+}
+
+/// A cursor over a memory source that remembers the last local mapping it used: reading a word
+/// in the same mapping is a bounds check and a load.
+public struct MemoryWindow {
+    package let source: MemorySource
+    private var start: UInt64 = 1
+    private var end: UInt64 = 0
+    private var base: UnsafeRawPointer? = nil
+
+    public init(source: MemorySource) { self.source = source }
+
+    @inline(__always)
+    public mutating func word(_ address: UInt64) -> UInt64? {
+        if address >= start && address &+ 8 <= end, let base {
+            return base.loadUnaligned(fromByteOffset: Int(address - start), as: UInt64.self)
+        }
+        return slowWord(address)
+    }
+
+    private mutating func slowWord(_ address: UInt64) -> UInt64? {
+        if let local = source.localBytes(containing: address), let pointer = local.bytes.baseAddress {
+            start = local.start
+            end = local.start + UInt64(local.bytes.count)
+            base = UnsafeRawPointer(pointer)
+            if address &+ 8 <= end { return base!.loadUnaligned(fromByteOffset: Int(address - start), as: UInt64.self) }
+        }
+        return source.readWord(address)
+    }
+}
+
+extension MemorySource {
+    @inline(__always)
+    public func readWord(_ address: UInt64) -> UInt64? {
+        var value: UInt64 = 0
+        return withUnsafeMutableBytes(of: &value) { read(address, count: 8, into: $0.baseAddress!) } ? value : nil
+    }
+
+    @inline(__always)
+    public func readUInt32(_ address: UInt64) -> UInt32? {
+        var value: UInt32 = 0
+        return withUnsafeMutableBytes(of: &value) { read(address, count: 4, into: $0.baseAddress!) } ? value : nil
+    }
+
+    public func readBytes(_ address: UInt64, count: Int) -> [UInt8]? {
+        guard count >= 0 else { return nil }
+        var bytes = [UInt8](repeating: 0, count: count)
+        let ok = bytes.withUnsafeMutableBytes { count == 0 || read(address, count: count, into: $0.baseAddress!) }
+        return ok ? bytes : nil
+    }
+
+    /// A NUL-terminated string of at most `limit` bytes.
+    public func readCString(_ address: UInt64, limit: Int = 4096) -> String? {
+        var bytes: [UInt8] = []
+        var cursor = address
+        while bytes.count < limit {
+            guard let chunk = readBytes(cursor, count: 64) ?? readBytes(cursor, count: 1) else { return nil }
+            if let nul = chunk.firstIndex(of: 0) {
+                bytes.append(contentsOf: chunk[..<nul])
+                return String(decoding: bytes, as: UTF8.self)
+            }
+            bytes.append(contentsOf: chunk)
+            cursor += UInt64(chunk.count)
+        }
+        return nil
+    }
+}

@@ -1,0 +1,220 @@
+import Glibc
+import SwrefGraph
+import SwrefImages
+import SwrefMemory
+import SwrefRuntimes
+import SwrefSupport
+
+/// Whether framework buffers are named by what they pin (RPC-framework-aware mode).
+public enum FrameworkMode: String, Sendable, CaseIterable {
+    /// On when the heap holds SwiftNIO buffers.
+    case auto
+    case nio
+    case none
+}
+
+/// How objects are placed on paths in the profile.
+public enum AttributionMode: String, Sendable, CaseIterable {
+    /// Under the immediate-dominator chain: a frame's total is what freeing it would free.
+    case dominator
+    /// On the first shortest path from a root (goref's way); order-dependent.
+    case firstPath = "first-path"
+    /// First path, and retained sizes computed too (for `top`, `why`).
+    case firstPathWithRetained = "first-path+retained"
+}
+
+/// The analysis of one memory image, layer by layer: images → reflection → malloc heap → objects.
+///
+/// It knows nothing of where the memory came from: a live snapshot or a core file.
+public final class HeapAnalysis {
+    public let source: MemorySource
+    public let images: ImageList
+    public let reflection: ReflectionContext?
+    public let heap: HeapBlocks
+    public let objects: ObjectTable
+    /// Things the user should know about this analysis (no Swift runtime, arenas not found, …).
+    public private(set) var notes: [String] = []
+
+    /// Time spent per phase, in nanoseconds, in order.
+    public private(set) var timings: [(phase: String, nanoseconds: UInt64)] = []
+    /// swref's resident memory after each phase (with `timings`, it shows where the peak is).
+    public private(set) var residentAfter: [(phase: String, bytes: UInt64)] = []
+    /// Pages swref faulted in per phase: on a virtual machine each fresh page costs microseconds.
+    public private(set) var faults: [(phase: String, count: Int)] = []
+    private var faultsBefore = minorFaults()
+
+    private var phaseStart = monotonicNanoseconds()
+
+    private func lap(_ phase: String) {
+        let now = monotonicNanoseconds()
+        timings.append((phase, now - phaseStart))
+        residentAfter.append((phase, ProcFS.statusBytes(getpid(), "VmRSS")))
+        let faultsNow = minorFaults()
+        faults.append((phase, faultsNow - faultsBefore))
+        faultsBefore = faultsNow
+        phaseStart = now
+    }
+
+    /// Runs `body` as a phase of its own in `timings` (a report's census, its profile).
+    public func measure<T>(_ phase: String, _ body: () throws -> T) rethrows -> T {
+        phaseStart = monotonicNanoseconds()
+        faultsBefore = minorFaults()
+        let result = try body()
+        lap(phase)
+        return result
+    }
+
+    public init(source: MemorySource, sysroot: String = "", exactPaths: Set<String> = [], progress: ProgressReporter? = nil) {
+        self.source = source
+        progress?.update("reading images", done: 0, total: 1, unit: .items)
+        CrashContext.set("reading the target's images")
+        images = ImageList(memoryMap: source.memoryMap, source: source, sysroot: sysroot, exact: exactPaths)
+        var notes: [String] = []
+        if images.hasSwiftRuntime {
+            CrashContext.set("loading Swift reflection metadata")
+            reflection = ReflectionContext(source: source, images: images)
+        } else {
+            reflection = nil
+            notes.append("no Swift runtime found in the target: malloc census only")
+        }
+        let imagesDone = monotonicNanoseconds()
+        let recognizer = SwiftObjectRecognizer(source: source, images: images, reflection: reflection)
+        CrashContext.set("walking the malloc heap")
+        heap = AllocatorChoice.walk(source: source, images: images, recognizer: reflection == nil ? nil : recognizer)
+        notes += heap.notes
+        let heapDone = monotonicNanoseconds()
+        CrashContext.set("recognising Swift objects in \(heap.allocator)'s blocks")
+        objects = ObjectTable(heap: heap, recognizer: recognizer, progress: progress)
+        let objectsDone = monotonicNanoseconds()
+        if !images.mismatched.isEmpty {
+            notes.append("\(images.mismatched.count) files are not the ones the target mapped (build ids differ): "
+                         + images.mismatched.prefix(5).joined(separator: ", ") + "; their types and symbols were not used")
+        }
+        if !images.unreadable.isEmpty {
+            let listed = images.unreadable.prefix(5).joined(separator: ", ")
+            let more = images.unreadable.count > 5 ? " and \(images.unreadable.count - 5) more" : ""
+            notes.append("\(images.unreadable.count) mapped files could not be read (\(listed)\(more)): analysis went on without them")
+        }
+        self.notes = notes
+        timings = [("images", imagesDone - phaseStart), ("malloc heap", heapDone - imagesDone), ("objects", objectsDone - heapDone)]
+        residentAfter = [("objects", ProcFS.statusBytes(getpid(), "VmRSS"))]
+        faults = [("up to objects", minorFaults())]
+        faultsBefore = minorFaults()
+        phaseStart = objectsDone
+    }
+
+    public var census: HeapCensus { HeapCensus(objects: objects) }
+
+    /// What a profile or report says of the heap before its notes: the allocator and how much of
+    /// its heap was read.
+    public var heapComment: String { "heap: \(heap.description)" }
+
+    /// Throws when the Swift runtime is loaded but no heap, or no Swift object in it, was found: an
+    /// analysis of nothing must not read as a clean heap.
+    public func requireReadableHeap() throws {
+        guard images.hasSwiftRuntime else { return }
+        if case .unread(let why) = heap.coverage { throw SwrefError.heapUnreadable("\(heap.allocator): \(why)") }
+        if heap.count == 0 { throw SwrefError.heapUnreadable("\(heap.allocator): no live block found") }
+        if objects.types.count <= 1 {
+            throw SwrefError.heapUnreadable("\(heap.allocator): \(heap.count) blocks, none of them a Swift object, in a process with the Swift runtime")
+        }
+    }
+
+    /// The heap holds SwiftNIO ByteBuffer storage.
+    public var hasFrameworkBuffers: Bool {
+        objects.types.contains { $0.name == "NIOCore.ByteBuffer._Storage" || $0.name.hasSuffix("Foundation.__DataStorage")
+            || $0.name.hasSuffix("FoundationEssentials.__DataStorage") || $0.name.hasSuffix("._StorageClass")
+            || $0.name.hasPrefix("SwiftProtobuf.") }
+    }
+
+    /// Half the memory available now (at least 1 GiB), or SWREF_DOMINATOR_BUDGET bytes.
+    package static func dominatorMemoryBudget() -> UInt64 {
+        if let text = ProcFS.environment("SWREF_DOMINATOR_BUDGET"), let value = UInt64(text) { return value }
+        let meminfo = ProcFS.readFile("/proc/meminfo") ?? ""
+        for line in meminfo.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
+            let kib = UInt64(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+            return max(kib * 1024 / 2, 1 << 30)
+        }
+        return 4 << 30
+    }
+
+    /// Whether `referencePaths` gives the snapshot's copied pages back once references are found.
+    public var releaseMemoryAfterScan = true
+
+    /// Builds the object graph, finds the roots and attributes every object to one path.
+    public func referencePaths(threads: [ThreadState], maxDepth: Int = 256, attribution mode: AttributionMode = .dominator,
+                               framework: FrameworkMode = .auto, progress: ProgressReporter? = nil) -> ReferencePaths {
+        phaseStart = monotonicNanoseconds()
+        faultsBefore = minorFaults()
+        let layouts = ObjectLayouts(reflection: reflection, source: source)
+        let symbolizer = Symbolizer(images: images)
+        let scanner = ReferenceScanner(source: source, objects: objects, layouts: layouts, symbolizer: symbolizer)
+        scanner.frameworkMode = framework == .nio || (framework == .auto && hasFrameworkBuffers)
+        lap("address index")
+        // Roots first: they read stacks, globals and task objects, after which only the reference
+        // scan reads the copy, each object once, in address order — so it can give the copy back as
+        // it goes (SWREF_KEEP_COPY=1 keeps it, for comparison).
+        let finder = RootFinder(source: source, threads: threads, images: images, objects: objects, scanner: scanner,
+                                values: layouts.values, symbolizer: symbolizer)
+        CrashContext.set("finding roots (globals, stacks, tasks)")
+        let roots = finder.findRoots()
+        lap("roots")
+        let streaming = releaseMemoryAfterScan && ProcFS.environment("SWREF_KEEP_COPY") != "1"
+        // The copy's pages, as the scan gives them back, build the graph and the later phases'
+        // arrays (see `PagePool`): as many as those hold at once, at most; none left kept after.
+        // SWREF_PAGE_POOL=bytes sets the most it keeps (0: none, every page fresh, for comparison).
+        let pool = PagePool.shared
+        pool.limit = ProcFS.environment("SWREF_PAGE_POOL").flatMap { Int($0) } ?? objects.count * 48
+        defer { pool.limit = 0 }
+        CrashContext.set("scanning references")
+        let graph = scanner.buildGraph(progress: progress, streaming: streaming)
+        // From here on only the graph is used: the copy of the target's memory can go.
+        if releaseMemoryAfterScan { (source as? Snapshot)?.releaseCopies() }
+        lap("graph")
+        if let note = layouts.unreadableNote { notes.append(note) }
+        // Dominators if wanted and if they fit; the tiers' walk then numbers the heap for them.
+        var wantsDominators = mode == .dominator || mode == .firstPathWithRetained
+        if wantsDominators {
+            let need = RetainedSizes.estimatedMemory(objects: objects.count, edges: graph.edgeCount, roots: roots.count + 1)
+            let budget = HeapAnalysis.dominatorMemoryBudget()
+            if need > budget {
+                wantsDominators = false
+                notes.append("the dominator tree would need about \(formatBytes(need)), more than the \(formatBytes(budget)) allowed: "
+                             + "retained sizes skipped, objects attributed to their first path")
+            }
+        }
+        // Reachability by root tier first: the leak finder and the dominator pass need no paths.
+        CrashContext.set("finding leaks")
+        var tiers = RootTiers(objectCount: objects.count, graph: graph, roots: roots, numbered: wantsDominators)
+        let leaks = LeakFinder.find(objects: objects, graph: graph, names: scanner.names) { tiers.isReachable($0) }
+        lap("leaks")
+        var retained: RetainedSizes? = nil
+        let dominatorRoots = leaks.groups.isEmpty ? roots : Attribution.withLeakedRoot(roots)
+        if wantsDominators {
+            progress?.update("computing dominators", done: 0, total: 1, unit: .items)
+            CrashContext.set("computing dominators")
+            retained = RetainedSizes(objects: objects, graph: graph, roots: dominatorRoots, tiers: tiers, leaks: leaks)
+            tiers.numbering = nil
+            lap("dominators")
+        }
+        CrashContext.set("attributing objects to paths")
+        var attribution: Attribution
+        if mode == .dominator, let retained {
+            attribution = Attribution(objectCount: objects.count, roots: dominatorRoots, names: scanner.names, maxDepth: maxDepth)
+            attribution.attributeByDominators(retained, graph: graph, objects: objects, leaks: leaks)
+            lap("dominator attribution")
+        } else {
+            attribution = Attribution(objectCount: objects.count, graph: graph, roots: roots, names: scanner.names, maxDepth: maxDepth)
+            attribution.attributeLeaks(leaks, graph: graph)
+            lap("attribution")
+        }
+        return ReferencePaths(graph: graph, roots: roots, attribution: attribution, leaks: leaks, retained: retained)
+    }
+}
+
+/// swref's minor page faults so far.
+package func minorFaults() -> Int {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return usage.ru_minflt
+}

@@ -1,0 +1,52 @@
+import SwrefGraph
+import SwrefImages
+import SwrefMemory
+import SwrefRuntimes
+import SwrefSupport
+
+/// The reference-path profile: one sample per distinct path, root first in the flame graph,
+/// labelled with the root's kind. Objects no root reaches sit under `<unreachable>`, by type, so
+/// the totals still equal the census.
+public enum ReferenceReport {
+    public static let unreachableRoot = "<unreachable>"
+
+    public static func profile(_ attribution: Attribution, objects: ObjectTable, comments: [String] = []) -> PprofProfile {
+        var counts = [Int64](repeating: 0, count: attribution.nodes.count)
+        var bytes = [Int64](repeating: 0, count: attribution.nodes.count)
+        var unreachableCounts = [Int64](repeating: 0, count: objects.types.count)
+        var unreachableBytes = [Int64](repeating: 0, count: objects.types.count)
+        for object in 0..<objects.count {
+            let node = attribution.nodeOf[object]
+            if node >= 0 {
+                counts[Int(node)] += 1
+                bytes[Int(node)] += Int64(objects.sizes[object])
+            } else {
+                let type = Int(objects.typeIndices[object])
+                unreachableCounts[type] += 1
+                unreachableBytes[type] += Int64(objects.sizes[object])
+            }
+        }
+        var profile = PprofProfile()
+        profile.comments = comments
+        for node in attribution.nodes.indices where counts[node] > 0 {
+            let root = attribution.roots[Int(attribution.nodes[node].root)]
+            var sample = PprofProfile.Sample(frames: attribution.frames(of: Int32(node)), values: [counts[node], bytes[node]],
+                                             labels: ["root": root.kind.rawValue])
+            if let (buffer, chargedTo) = FrameworkCharges.buffer(of: Int32(node), attribution) {
+                sample.labels["framework"] = buffer.framework
+                sample.labels["charged_to"] = chargedTo
+                if let viewed = buffer.viewedBytes {
+                    sample.numericLabels["pinned_bytes"] = (Int64(buffer.pinnedBytes), "bytes")
+                    sample.numericLabels["viewed_bytes"] = (Int64(viewed), "bytes")
+                }
+            }
+            profile.samples.append(sample)
+        }
+        for type in objects.types.indices where unreachableCounts[type] > 0 {
+            profile.samples.append(.init(frames: [unreachableRoot, ReferenceScanner.displayName(objects.types[type].name)],
+                                         values: [unreachableCounts[type], unreachableBytes[type]],
+                                         labels: ["root": "unreachable"]))
+        }
+        return profile
+    }
+}

@@ -1,0 +1,130 @@
+import SwrefImages
+import SwrefMemory
+import SwrefSupport
+
+/// Block addresses, four bytes each instead of eight: rows come in groups of 4096, and a row keeps
+/// its offset, in 16-byte units, from its group's base. Addresses ascend, so a group spans little
+/// address space: up to 32 GiB from the first base, and as much again from a second base for the
+/// one jump a group may hold (the main heap to the mmap area). Anything else (a third window, an
+/// address off the 16-byte grain) goes to a side table.
+public struct BlockAddresses: RandomAccessCollection {
+    private static let groupShift = 12
+    private static let second: UInt32 = 0x8000_0000
+    private static let wideMark: UInt32 = .max
+
+    private var offsets: [UInt32] = []
+    /// Per group: the first base (its first row's address) and the second (0 while unused).
+    private var bases: [UInt64] = []
+    private var secondBases: [UInt64] = []
+    private var wide: [Int: UInt64] = [:]
+    /// Whether any address ever stored was off the 16-byte grain (kept when such rows are removed).
+    private var offGrain = false
+
+    public init() {}
+
+    public init(_ values: [UInt64]) {
+        reserveCapacity(values.count)
+        for value in values { append(value) }
+    }
+
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { offsets.count }
+
+    @inline(__always)
+    public subscript(index: Int) -> UInt64 {
+        get {
+            let offset = offsets[index], group = index >> BlockAddresses.groupShift
+            if offset < BlockAddresses.second { return bases[group] &+ UInt64(offset) << 4 }
+            return offset == BlockAddresses.wideMark ? wide[index]! : secondBases[group] &+ UInt64(offset & ~BlockAddresses.second) << 4
+        }
+        set {
+            if newValue & 15 != 0 { offGrain = true }
+            let group = index >> BlockAddresses.groupShift
+            if offsets[index] == BlockAddresses.wideMark { wide[index] = nil }
+            if let offset = encode(newValue, from: bases[group]) {
+                offsets[index] = offset
+                return
+            }
+            if secondBases[group] == 0 { secondBases[group] = newValue }
+            if let offset = encode(newValue, from: secondBases[group]) {
+                offsets[index] = offset | BlockAddresses.second
+            } else {
+                offsets[index] = BlockAddresses.wideMark
+                wide[index] = newValue
+            }
+        }
+    }
+
+    /// The offset in 16-byte units when `value` sits on that grain less than 32 GiB above `base`.
+    @inline(__always)
+    private func encode(_ value: UInt64, from base: UInt64) -> UInt32? {
+        guard value >= base, value & 15 == base & 15 else { return nil }
+        let units = (value - base) >> 4
+        return units < UInt64(BlockAddresses.second) ? UInt32(units) : nil
+    }
+
+    /// Whether every address is a multiple of 16. Off-grain rows are not only in the side table:
+    /// a group's first or second base may be off the grain, and its rows with it (jemalloc's and
+    /// mimalloc's 8-byte blocks).
+    public var allOnSixteenByteGrain: Bool { !offGrain }
+
+    public mutating func append(_ value: UInt64) {
+        if value & 15 != 0 { offGrain = true }
+        if offsets.count >> BlockAddresses.groupShift == bases.count {
+            bases.append(value)
+            secondBases.append(0)
+        }
+        if let offset = encode(value, from: bases[bases.count - 1]) {
+            offsets.append(offset)
+        } else {
+            offsets.append(0)
+            self[offsets.count - 1] = value
+        }
+    }
+
+    public mutating func reserveCapacity(_ count: Int) { offsets.reserveCapacity(count) }
+
+    public mutating func removeLast(_ count: Int) {
+        if !wide.isEmpty { for index in (offsets.count - count)..<offsets.count where offsets[index] == BlockAddresses.wideMark { wide[index] = nil } }
+        offsets.removeLast(count)
+        let groups = (offsets.count + (1 << BlockAddresses.groupShift) - 1) >> BlockAddresses.groupShift
+        bases.removeLast(bases.count - groups)
+        secondBases.removeLast(secondBases.count - groups)
+    }
+
+    /// Removes the rows at `indices` (ascending, distinct); the others keep their order. A row
+    /// that stays in its group keeps its offset as it is.
+    package mutating func removeRows(at indices: [Int]) {
+        let kept = compactRows(count: offsets.count, removing: indices) { row, destination in
+            let offset = offsets[row]
+            guard let destination else {
+                if offset == BlockAddresses.wideMark { wide[row] = nil }
+                return
+            }
+            if row >> BlockAddresses.groupShift == destination >> BlockAddresses.groupShift && offset != BlockAddresses.wideMark {
+                offsets[destination] = offset
+            } else {
+                let value = self[row]
+                if offset == BlockAddresses.wideMark { wide[row] = nil }
+                self[destination] = value
+            }
+        }
+        removeLast(offsets.count - kept)
+    }
+
+    /// The addresses in `order` (indices into these).
+    package func permuted(_ order: [Int]) -> BlockAddresses {
+        var result = BlockAddresses()
+        result.reserveCapacity(order.count)
+        for index in order { result.append(self[index]) }
+        return result
+    }
+}
+
+extension BlockAddresses {
+    /// The row holding exactly `address`.
+    package func index(of address: UInt64) -> Int? {
+        let index = lowerBound(address)
+        return index < count && self[index] == address ? index : nil
+    }
+}

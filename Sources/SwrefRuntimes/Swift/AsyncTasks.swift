@@ -1,0 +1,105 @@
+import SwrefImages
+import SwrefMemory
+import SwrefSupport
+
+/// Swift Concurrency tasks read from outside (Swift 6.3, task layout version 1): identity, state,
+/// the chain of suspended async frames, task-local values and allocator slabs.
+public struct AsyncTask {
+    public struct Frame {
+        /// The resume function: names the async function the frame belongs to.
+        public var resume: UInt64
+        public var context: UInt64
+    }
+
+    public var address: UInt64
+    public var id: UInt64
+    public var status: UInt32
+    public var frames: [Frame]
+    /// Task-local items: address of each value (inline at +24 of the item).
+    public var localValues: [UInt64]
+    public var slabs: [UInt64]
+    /// The parent task of a child task (async let, task group, structured), else nil.
+    public var parent: UInt64?
+
+    public var state: String {
+        if status & 0x2000 != 0 { return "complete" }
+        if status & 0x800 != 0 { return "running" }
+        if status & 0x1000 != 0 { return "enqueued" }
+        return "suspended"
+    }
+
+    // Offsets from the task object.
+    package static let resumeTask: UInt64 = 56
+    package static let resumeContext: UInt64 = 64
+    package static let idLow: UInt64 = 36
+    package static let statusFlags: UInt64 = 96
+    package static let firstSlab: UInt64 = 120
+    package static let taskLocalHead: UInt64 = 136
+    package static let idHigh: UInt64 = 144
+    package static let jobFlags: UInt64 = 32      // u32; bit 24: is a child task
+    package static let childParent: UInt64 = 208  // child tasks: {Parent, NextChild}
+
+    public init?(at address: UInt64, source: MemorySource) {
+        guard let low = source.readUInt32(address + AsyncTask.idLow), let high = source.readUInt32(address + AsyncTask.idHigh),
+              let status = source.readUInt32(address + AsyncTask.statusFlags) else { return nil }
+        self.address = address
+        id = UInt64(high) << 32 | UInt64(low)
+        self.status = status
+        // Async frames: (ResumeTask, ResumeContext), then each context's {Parent, ResumeParent}.
+        var frames: [Frame] = []
+        var resume = source.readWord(address + AsyncTask.resumeTask) ?? 0
+        var context = source.readWord(address + AsyncTask.resumeContext) ?? 0
+        while context != 0 && resume != 0 && frames.count < 128 {
+            // A continuation's context repeats the waiting function's resume function: keep one.
+            if frames.last?.resume != resume { frames.append(Frame(resume: resume, context: context)) }
+            guard let parent = source.readWord(context), let parentResume = source.readWord(context + 8) else { break }
+            if parent == context { break }
+            context = parent
+            resume = parentResume
+        }
+        self.frames = frames
+        var locals: [UInt64] = []
+        var item = source.readWord(address + AsyncTask.taskLocalHead) ?? 0
+        while item != 0 && locals.count < 1024 {
+            locals.append(item + 24)
+            // The low bits of `next` carry flags.
+            item = (source.readWord(item) ?? 0) & ~7
+        }
+        localValues = locals
+        var slabs: [UInt64] = []
+        var slab = source.readWord(address + AsyncTask.firstSlab) ?? 0
+        while slab != 0 && slabs.count < 4096 {
+            slabs.append(slab)
+            slab = source.readWord(slab + 8) ?? 0
+        }
+        self.slabs = slabs
+        if let flags = source.readUInt32(address + AsyncTask.jobFlags), flags & (1 << 24) != 0,
+           let parent = source.readWord(address + AsyncTask.childParent), parent != 0 {
+            self.parent = parent
+        }
+    }
+
+    /// The id of the task at `address`.
+    public static func id(at address: UInt64, source: MemorySource) -> UInt64? {
+        guard let low = source.readUInt32(address + idLow), let high = source.readUInt32(address + idHigh) else { return nil }
+        return UInt64(high) << 32 | UInt64(low)
+    }
+
+    /// `handleRequest(_:)`'s name from a resume partial function's demangled symbol.
+    public static func functionName(_ symbol: String) -> String {
+        for marker in [" partial function for ", "resume partial function for "] {
+            if let range = symbol.range(of: marker) { return String(symbol[range.upperBound...]) }
+        }
+        return symbol
+    }
+
+    /// The async function pointer of a resume partial function (`…TQ0_`/`…TY1_` → `…Tu`), which holds
+    /// the size of the function's frame.
+    public static func asyncFunctionPointerSymbol(_ mangled: String) -> String? {
+        guard mangled.hasSuffix("_") else { return nil }
+        var base = mangled.dropLast()
+        while let last = base.last, last.isNumber { base = base.dropLast() }
+        guard base.hasSuffix("TQ") || base.hasSuffix("TY") else { return nil }
+        return String(base.dropLast(2)) + "Tu"
+    }
+}

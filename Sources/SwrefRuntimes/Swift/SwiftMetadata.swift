@@ -1,0 +1,69 @@
+import SwrefImages
+import SwrefMemory
+import SwrefSupport
+
+/// Swift runtime constants on x86_64 Linux (include/swift/ABI/MetadataKind.def, HeapObject.h, RefCount.h).
+public enum SwiftMetadataKind: UInt64 {
+    case classMetadata = 0
+    case heapLocalVariable = 0x400   // closure contexts and fixed-layout boxes
+    case heapGenericLocalVariable = 0x500 // boxes of runtime-laid-out values
+    case errorObject = 0x501
+    case task = 0x502
+    case job = 0x503
+}
+
+/// What kind of heap object a block holds, as shown in reports.
+public enum HeapObjectKind: String, Sendable, CaseIterable {
+    case classInstance = "class"
+    case closureContext = "closure"
+    case box = "box"
+    case error = "error"
+    case task = "task"
+    case job = "job"
+    /// The runtime's side table of an object that has (or had) weak references.
+    case sideTable = "sidetable"
+    /// A task allocator slab: async frames and task-locals, walked through the task's roots.
+    case taskSlab = "slab"
+    /// A libdispatch queue (`dispatch_queue_s`): its queued blocks are walked as roots.
+    case dispatchQueue = "queue"
+    /// A block of the allocator's own (jemalloc's tcache stacks): counted, never scanned — it holds
+    /// stale pointers to blocks the program has since been given.
+    case allocatorInternal = "allocator"
+    case malloc = "malloc"
+}
+
+/// The inline reference-count word of a heap object (RefCount.h).
+public struct RefCountWord {
+    public let raw: UInt64
+    public init(raw: UInt64) { self.raw = raw }
+
+    public var isImmortal: Bool { raw & 0xFFFF_FFFF == 0xFFFF_FFFF && raw >> 63 == 1 }
+    public var usesSideTable: Bool { !isImmortal && raw >> 62 == 0b11 }
+    public var sideTable: UInt64 { (raw & 0x3FFF_FFFF_FFFF_FFFF) << 3 }
+    public var unownedCount: UInt64 { (raw >> 1) & 0x7FFF_FFFF }
+    public var isDeiniting: Bool { raw & (1 << 32) != 0 }
+    /// Strong count for inline words: the stored extra count plus one.
+    public var strongCount: UInt64 { ((raw >> 33) & 0x3FFF_FFFF) + 1 }
+
+    /// Whether the word can belong to a live object: a check that rejects most random data.
+    public func isPlausible(in source: MemorySource) -> Bool {
+        if isImmortal { return true }
+        if usesSideTable {
+            let table = sideTable
+            return table & 0xf == 0 && source.readWord(table) != nil
+        }
+        return raw >> 63 == 0 && unownedCount >= 1
+    }
+}
+
+/// Offsets into class metadata and descriptors (no Objective-C interop on Linux).
+package enum ClassMetadataLayout {
+    package static let superclass: UInt64 = 8    // 0 for a root class
+    package static let flags: UInt64 = 16        // u32; bit 1 UsesSwiftRefcounting
+    package static let instanceAddressPoint: UInt64 = 20
+    package static let instanceSize: UInt64 = 24 // u32
+    package static let alignMask: UInt64 = 28    // u16
+    package static let descriptor: UInt64 = 40
+    package static let descriptorKindClass: UInt32 = 16
+    package static let genericBoxBoxedType: UInt64 = 16
+}

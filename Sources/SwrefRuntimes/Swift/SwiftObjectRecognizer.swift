@@ -1,0 +1,194 @@
+import CSwrefSystem
+import SwrefImages
+import SwrefMemory
+
+import SwrefSupport
+
+/// Decides whether a malloc block holds a Swift heap object, and of which type.
+///
+/// A block is a Swift object when its first word is metadata that passes validation and its
+/// second word is a plausible reference count. Verdicts on metadata are cached: a heap holds
+/// millions of objects but few thousand types.
+public final class SwiftObjectRecognizer {
+    public struct TypeEntry: Sendable {
+        public var name: String
+        public var kind: HeapObjectKind
+        public var metadata: UInt64
+    }
+
+    private struct Verdict {
+        var typeIndex: Int32   // -1: not Swift metadata
+        var minimumSize: UInt64
+        /// Runtime blocks recognised by their first word (slabs, queues) have no reference count.
+        var hasRefCount = true
+    }
+
+    public let source: MemorySource
+    package let images: ImageList
+    package let reflection: ReflectionContext?
+    public private(set) var types: [TypeEntry] = []
+    private var verdicts: [UInt64: Verdict] = [:]
+    private var window: MemoryWindow
+    /// The last few verdicts: neighbouring blocks are often of the same few types.
+    private var recent: [(metadata: UInt64, verdict: Verdict)] = []
+    private var typeByName: [String: Int32] = [:]
+
+    /// The type index used for blocks that are not Swift objects.
+    public let mallocType: Int32 = 0
+
+    /// What the first word of every task allocator slab points to (from libswift_Concurrency's
+    /// debug variable), 0 when the process has no concurrency runtime.
+    private let slabMetadata: UInt64
+    private var slabType: Int32 = -1
+    /// libdispatch's queue vtables (serial, concurrent): the first word of every queue.
+    private let queueVtables: [UInt64]
+    private var queueType: Int32 = -1
+
+    public init(source: MemorySource, images: ImageList, reflection: ReflectionContext?) {
+        self.source = source
+        self.images = images
+        self.reflection = reflection
+        window = MemoryWindow(source: source)
+        slabMetadata = images.address(ofSymbol: "_swift_concurrency_debug_asyncTaskSlabMetadata").flatMap { source.readWord($0) } ?? 0
+        queueVtables = (["__OS_dispatch_queue_serial_vtable", "__OS_dispatch_queue_concurrent_vtable"]
+            .compactMap { images.address(ofSymbol: $0) })
+        types.append(TypeEntry(name: "<malloc>", kind: .malloc, metadata: 0))
+    }
+
+    /// The type of the object at `address` in a block of `usableSize` bytes, or `mallocType`.
+    public func classify(_ address: UInt64, usableSize: UInt64) -> Int32 {
+        guard usableSize >= 16, let metadata = window.word(address), metadata != 0, metadata & 7 == 0 else {
+            return mallocType
+        }
+        // The count word first, for blocks that must have one: a block that is no Swift object
+        // rarely passes it, and its first word (under tcmalloc and mimalloc, a stale free-list
+        // pointer, different in every block) then never reaches the verdict cache.
+        if metadata != slabMetadata && !queueVtables.contains(metadata) {
+            guard let word = window.word(address + 8), RefCountWord(raw: word).isPlausible(in: source) else { return mallocType }
+        }
+        var verdict: Verdict
+        if let hit = recent.first(where: { $0.metadata == metadata }) {
+            verdict = hit.verdict
+        } else {
+            if let cached = verdicts[metadata] {
+                verdict = cached
+            } else {
+                verdict = validate(metadata: metadata, sample: address)
+                verdicts[metadata] = verdict
+            }
+            if recent.count == 4 { recent.removeFirst() }
+            recent.append((metadata, verdict))
+        }
+        // The count word was checked above for every verdict that has one (all but slabs and queues).
+        guard verdict.typeIndex > 0, usableSize >= verdict.minimumSize else { return mallocType }
+        return verdict.typeIndex
+    }
+
+    /// For a heap without an allocator walk: the size the object at `address` has by its metadata,
+    /// when it is a Swift object whose count word is live (not deiniting); nil otherwise. Runtime blocks without a
+    /// reference count (task slabs, queues) are not recognised this way.
+    public func headerObjectSize(_ address: UInt64, limit: UInt64) -> UInt64? {
+        // The count word first: random data rarely passes it, and then never reaches the cache.
+        guard let count = window.word(address &+ 8), !RefCountWord(raw: count).isDeiniting,
+              RefCountWord(raw: count).isPlausible(in: source),
+              let metadata = window.word(address), metadata != 0, metadata & 7 == 0,
+              source.memoryMap.region(containing: metadata) != nil else { return nil }
+        let verdict: Verdict
+        if let cached = verdicts[metadata] {
+            verdict = cached
+        } else {
+            verdict = validate(metadata: metadata, sample: address)
+            verdicts[metadata] = verdict
+        }
+        guard verdict.typeIndex > 0, verdict.hasRefCount, verdict.minimumSize <= limit else { return nil }
+        return verdict.minimumSize
+    }
+
+    private func inImage(_ address: UInt64) -> Bool {
+        guard let region = source.memoryMap.region(containing: address) else { return false }
+        return region.isFileBacked
+    }
+
+    private func validate(metadata: UInt64, sample: UInt64) -> Verdict {
+        let invalid = Verdict(typeIndex: -1, minimumSize: 0)
+        if metadata == slabMetadata {
+            if slabType < 0 { slabType = intern("Swift task allocator slab", .taskSlab, metadata) }
+            return Verdict(typeIndex: slabType, minimumSize: 16, hasRefCount: false)
+        }
+        if queueVtables.contains(metadata) {
+            if queueType < 0 { queueType = intern("dispatch_queue_s", .dispatchQueue, metadata) }
+            return Verdict(typeIndex: queueType, minimumSize: 16, hasRefCount: false)
+        }
+        guard let kind = source.readWord(metadata) else { return invalid }
+        switch kind {
+        case SwiftMetadataKind.classMetadata.rawValue:
+            return validateClass(metadata) ?? invalid
+        case SwiftMetadataKind.heapLocalVariable.rawValue:
+            // Closure contexts and boxes: static metadata in an image, capture offset in the header.
+            guard inImage(metadata), let offset = source.readUInt32(metadata + 8), offset >= 16, offset < 1 << 16 else {
+                return invalid
+            }
+            let (name, kind) = contextName(sample: sample)
+            return Verdict(typeIndex: intern(name, kind, metadata), minimumSize: UInt64(offset))
+        case SwiftMetadataKind.heapGenericLocalVariable.rawValue:
+            guard let offset = source.readUInt32(metadata + 8), offset >= 16, offset < 1 << 16,
+                  let boxed = source.readWord(metadata + ClassMetadataLayout.genericBoxBoxedType), boxed & 7 == 0,
+                  let boxedName = reflection?.typeName(forMetadata: boxed) else { return invalid }
+            return Verdict(typeIndex: intern("box<\(boxedName)>", .box, metadata), minimumSize: UInt64(offset))
+        case SwiftMetadataKind.errorObject.rawValue:
+            guard inImage(metadata) else { return invalid }
+            return Verdict(typeIndex: intern("Swift.Error (boxed)", .error, metadata), minimumSize: 16)
+        case SwiftMetadataKind.task.rawValue:
+            guard inImage(metadata) else { return invalid }
+            return Verdict(typeIndex: intern("Swift.Task (async task)", .task, metadata), minimumSize: 16)
+        case SwiftMetadataKind.job.rawValue:
+            guard inImage(metadata) else { return invalid }
+            return Verdict(typeIndex: intern("Swift.Job", .job, metadata), minimumSize: 16)
+        default:
+            return invalid
+        }
+    }
+
+    private func validateClass(_ metadata: UInt64) -> Verdict? {
+        guard let flags = source.readUInt32(metadata + ClassMetadataLayout.flags), flags & 0x2 != 0,
+              source.readUInt32(metadata + ClassMetadataLayout.instanceAddressPoint) == 0,
+              let size = source.readUInt32(metadata + ClassMetadataLayout.instanceSize), size >= 16, size < 1 << 28,
+              let alignWord = source.readUInt32(metadata + ClassMetadataLayout.alignMask) else { return nil }
+        let alignMask = alignWord & 0xffff
+        guard alignMask & (alignMask + 1) == 0, alignMask < 4096,
+              let descriptor = source.readWord(metadata + ClassMetadataLayout.descriptor), inImage(descriptor),
+              let descriptorFlags = source.readUInt32(descriptor),
+              descriptorFlags & 0x1f == ClassMetadataLayout.descriptorKindClass else { return nil }
+        let name = reflection?.typeName(forMetadata: metadata) ?? "<class metadata 0x\(String(metadata, radix: 16))>"
+        return Verdict(typeIndex: intern(name, .classInstance, metadata), minimumSize: UInt64(size))
+    }
+
+    /// Names a closure context by what it captures. Boxes (a captured `var`, an indirect enum
+    /// payload) share the metadata kind; a context with exactly one capture is taken for a box.
+    private func contextName(sample: UInt64) -> (String, HeapObjectKind) {
+        guard let reflection, let info = reflection.instanceInfo(sample), info.Kind == SWREF_LAYOUT_CLOSURE_CONTEXT else {
+            return ("closure context", .closureContext)
+        }
+        var captures: [String] = []
+        for index in 0..<Int(min(info.NumFields, 16)) {
+            guard let child = reflection.child(ofInstance: sample, index), child.TR != 0 else { continue }
+            captures.append(reflection.name(of: child.TR) ?? "?")
+        }
+        if captures.count == 1 { return ("box<\(captures[0])>", .box) }
+        return (captures.isEmpty ? "closure context" : "closure context (\(captures.joined(separator: ", ")))", .closureContext)
+    }
+
+    /// The type given to blocks that are the reference-count side table of an object.
+    public func sideTableType() -> Int32 { intern("Swift side table", .sideTable, 0) }
+
+    /// The type given to the allocator's own blocks (`HeapBlocks.internalBlocks`).
+    public func allocatorType(_ name: String) -> Int32 { intern(name, .allocatorInternal, 0) }
+
+    private func intern(_ name: String, _ kind: HeapObjectKind, _ metadata: UInt64) -> Int32 {
+        if let existing = typeByName[name] { return existing }
+        let index = Int32(types.count)
+        types.append(TypeEntry(name: name, kind: kind, metadata: metadata))
+        typeByName[name] = index
+        return index
+    }
+}

@@ -1,0 +1,90 @@
+/// A column of numbers that nearly all fit in 16 bits once divided by a power of two: two bytes a
+/// row, the rare others (too large, or not a multiple of the unit) in a side table. At ten million
+/// rows each column so kept is 20 MB less of swref's peak than four bytes would be.
+package struct NarrowColumn {
+    private var narrow: [UInt16] = []
+    private var wide: [Int: UInt64] = [:]
+    /// Values are stored divided by `1 << shift`.
+    package let shift: UInt64
+
+    package init(shift: UInt64) { self.shift = shift }
+
+    package init(repeating value: UInt64, count: Int, shift: UInt64) {
+        self.shift = shift
+        narrow = [UInt16](repeating: 0, count: count)
+        if value != 0 { for index in 0..<count { self[index] = value } }
+    }
+
+    package var count: Int { narrow.count }
+
+    @inline(__always)
+    package subscript(index: Int) -> UInt64 {
+        get {
+            let value = narrow[index]
+            return value == .max ? wide[index]! : UInt64(value) << shift
+        }
+        set {
+            let scaled = newValue >> shift
+            if scaled < UInt64(UInt16.max) && scaled << shift == newValue {
+                if narrow[index] == .max { wide[index] = nil }
+                narrow[index] = UInt16(scaled)
+            } else {
+                narrow[index] = .max
+                wide[index] = newValue
+            }
+        }
+    }
+
+    package mutating func append(_ value: UInt64) {
+        let scaled = value >> shift
+        if scaled < UInt64(UInt16.max) && scaled << shift == value {
+            narrow.append(UInt16(scaled))
+        } else {
+            narrow.append(0)
+            self[narrow.count - 1] = value
+        }
+    }
+
+    package mutating func reserveCapacity(_ count: Int) { narrow.reserveCapacity(count) }
+
+    /// Removes the rows at `indices` (ascending, distinct); the others keep their order.
+    package mutating func removeRows(at indices: [Int]) {
+        let kept = compactRows(count: narrow.count, removing: indices) { row, destination in
+            let value = narrow[row]
+            guard let destination else {
+                if value == .max { wide[row] = nil }
+                return
+            }
+            // Every row from the first removed one on has been moved or dropped by now: the
+            // destination's own side entry is gone.
+            if value == .max { wide[destination] = wide.removeValue(forKey: row) }
+            narrow[destination] = value
+        }
+        removeLast(narrow.count - kept)
+    }
+
+    package mutating func removeLast(_ count: Int) {
+        if !wide.isEmpty { for index in (narrow.count - count)..<narrow.count where narrow[index] == .max { wide[index] = nil } }
+        narrow.removeLast(count)
+    }
+}
+
+/// Removes rows from a column in place: walks the rows from the first removed one on, calling
+/// `step(row, nil)` for each removed row and `step(row, destination)` for each kept one, which
+/// moves down to close the gaps. `removed` must be ascending and distinct. Returns how many rows
+/// remain; the caller drops the rest.
+@inline(__always)
+package func compactRows(count: Int, removing removed: [Int], _ step: (_ row: Int, _ destination: Int?) -> Void) -> Int {
+    guard let first = removed.first else { return count }
+    var kept = first, next = 0
+    for row in first..<count {
+        if next < removed.count && removed[next] == row {
+            next += 1
+            step(row, nil)
+        } else {
+            step(row, kept)
+            kept += 1
+        }
+    }
+    return kept
+}
