@@ -51,7 +51,7 @@ capture() {  # NAME PROGRAM PRELOAD ARGS -> $work/cores/NAME.core
 
 outputs() {  # SWREF NAME DIR
   local swref=$1 name=$2 dir=$3 core=$work/cores/$2.core exe
-  exe=$work/bin/$(for c in "${cases[@]}"; do IFS='|' read -r n p _ _ <<< "$c"; [ "$n" = "$name" ] && echo "$p"; done)
+  exe=$work/bin/${program_of[$name]}
   mkdir -p "$dir"
   "$swref" core "$exe" "$core" -o "$dir/paths.pb" > "$dir/attach.txt" 2>&1 || echo "exit $?" >> "$dir/attach.txt"
   "$swref" core "$exe" "$core" --view types -o "$dir/types.pb" > /dev/null 2>&1 || true
@@ -59,6 +59,9 @@ outputs() {  # SWREF NAME DIR
   "$swref" leaks --core "$exe" "$core" > "$dir/leaks.txt" 2>&1 || echo "exit $?" >> "$dir/leaks.txt"
   "$swref" top "$dir/paths.pb" > "$dir/top.txt" 2>&1 || true
 }
+
+declare -A program_of
+for c in "${cases[@]}"; do IFS='|' read -r n p _ _ <<< "$c"; program_of[$n]=$p; done
 
 differ=0
 for c in "${cases[@]}"; do

@@ -8,7 +8,7 @@ import SwrefSupport
 /// An ELF core file as a `MemorySource`: its PT_LOAD segments, spliced over the files its NT_FILE
 /// note says were mapped (a kernel core keeps only the first page of read-only file mappings; the
 /// rest is read from the files on disk).
-public final class CoreFile: MemorySource {
+public final class CoreFile: Target {
     public struct Segment {
         public var start: UInt64
         public var end: UInt64
@@ -37,7 +37,9 @@ public final class CoreFile: MemorySource {
 
     private let base: UnsafeRawPointer
     private let length: Int
-    private let files: MappedFileReader
+    private let fileReader: MappedFileReader
+    /// The core's mapped paths on this machine: under the sysroot, the EXE given as it is.
+    public let files: FileResolver
 
     /// Opens and checks a core. Errors are one line: not ELF, not a core, truncated, unreadable.
     /// - Parameter executable: the program's file, used for the executable's mappings instead of
@@ -179,13 +181,14 @@ public final class CoreFile: MemorySource {
         self.pid = pid
         self.commandName = commandName
         self.commandLine = commandLine
-        self.files = MappedFileReader(memoryMap: memoryMap, sysroot: sysroot)
+        self.files = FileResolver(sysroot: sysroot, exactPaths: Set(executable.map { [$0] } ?? []))
+        self.fileReader = MappedFileReader(memoryMap: memoryMap, files: self.files)
     }
 
     deinit { munmap(UnsafeMutableRawPointer(mutating: base), length) }
 
     /// Files the core names that could not be read from disk (so far).
-    public var missingFiles: Set<String> { files.missingFiles }
+    public var missingFiles: Set<String> { fileReader.missingFiles }
 
     public func read(_ address: UInt64, count: Int, into buffer: UnsafeMutableRawPointer) -> Bool {
         guard let index = MemoryMap.index(in: memoryMap.regions, containing: address) else { return false }
@@ -207,7 +210,7 @@ public final class CoreFile: MemorySource {
                 memcpy(buffer, base + Int(segment.fileOffset + offset), inCore)
                 return read(address + UInt64(inCore), count: count - inCore, into: buffer + inCore)
             }
-            return files.read(address, count: count, into: buffer)
+            return fileReader.read(address, count: count, into: buffer)
         }
         if offset >= segment.fileSize {
             memset(buffer, 0, count)
@@ -217,6 +220,10 @@ public final class CoreFile: MemorySource {
             memset(buffer + inCore, 0, count - inCore)
         }
         return true
+    }
+
+    public var identity: TargetIdentity {
+        TargetIdentity(pid: pid, executablePath: executablePath, name: "core of PID \(pid) (\(commandName))")
     }
 
     /// The mapping that holds the program headers of the executable (AT_PHDR), or the first file.

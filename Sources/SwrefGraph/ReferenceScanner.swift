@@ -133,19 +133,17 @@ public final class ReferenceScanner {
 
     /// The references of every object, as a graph; on two threads when the heap is large and the
     /// memory is a snapshot (its reads share no cache that matters; a core's fallback to files does).
-    /// - Parameter streaming: give the snapshot's copy of each stretch of heap back as soon as its
-    ///   objects are scanned, so the copy shrinks while the graph grows. Only when nothing reads that
-    ///   memory again: the roots are found already, and no framework buffer is being named (naming one
-    ///   reads the storage object, which may lie behind).
-    public func buildGraph(progress: ProgressReporter? = nil, streaming: Bool = false) -> ObjectGraph {
+    /// - Parameters:
+    ///   - discarding: memory to give back each stretch of as soon as its objects are scanned, so
+    ///     the copy shrinks while the graph grows. Only when nothing reads that memory again: the
+    ///     roots are found already, and no framework buffer is being named (naming one reads the
+    ///     storage object, which may lie behind).
+    ///   - forced: 1 or 2 scanning threads instead of the scanner's choice (the tests compare both).
+    public func buildGraph(progress: ProgressReporter? = nil, discarding: DiscardableMemory? = nil, threads forced: Int? = nil) -> ObjectGraph {
         let count = objects.count
-        let snapshot = streaming && !frameworkMode ? source as? Snapshot : nil
-        var threads = source is Snapshot && count >= 200_000 && sysconf(Int32(_SC_NPROCESSORS_ONLN)) >= 2 ? 2 : 1
-        // SWREF_THREADS=1 or 2 overrides (the tests compare both on small heaps).
-        if let forced = ProcFS.environment("SWREF_THREADS").flatMap({ Int($0) }), forced == 1 || forced == 2, count >= 2,
-           source is Snapshot {
-            threads = forced
-        }
+        let snapshot = frameworkMode ? nil : discarding
+        var threads = source.readsAreLocal && count >= 200_000 && sysconf(Int32(_SC_NPROCESSORS_ONLN)) >= 2 ? 2 : 1
+        if let forced, forced == 1 || forced == 2, count >= 2, source.readsAreLocal { threads = forced }
         // Layouts are compiled from memory (generic metadata lives in the heap too): all of them
         // first, before any of it is given back.
         if threads == 2 || snapshot != nil { compileAllLayouts() }
@@ -175,7 +173,7 @@ public final class ReferenceScanner {
 
     /// Scans one task: its objects' references, or one piece of its one object's.
     /// - Parameter snapshot: give back its pages in the task's window once the objects in them are scanned.
-    private func run(_ task: ScanPlan.Task, progress: ProgressReporter?, discarding snapshot: Snapshot?) -> ObjectGraph {
+    private func run(_ task: ScanPlan.Task, progress: ProgressReporter?, discarding snapshot: DiscardableMemory?) -> ObjectGraph {
         // Room for as many references as the task's objects have words (address space only): the
         // part's arrays then never grow by moving.
         let words = task.bytes / 8

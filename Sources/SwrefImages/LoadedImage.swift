@@ -3,21 +3,26 @@ import SwrefSupport
 
 /// An ELF image mapped into the target: where it sits and what its file says.
 public final class LoadedImage {
+    /// The path as the target mapped it.
     public let path: String
+    /// The file opened for it on this machine (under a core's sysroot): what every reader of the
+    /// image's file — DWARF, the unwinder, the reflection library — opens.
+    public let hostPath: String
     /// Address of the image's ELF header in the target.
     public let start: UInt64
     public let end: UInt64
     /// Added to the file's virtual addresses to get target addresses.
     public let loadBias: UInt64
     public let file: ElfFile
-    private let sysroot: String
+    private let files: FileResolver
 
-    package init(path: String, start: UInt64, end: UInt64, file: ElfFile, sysroot: String = "") {
+    package init(path: String, start: UInt64, end: UInt64, file: ElfFile, files: FileResolver = .host) {
         self.path = path
+        self.hostPath = files.hostPath(path)
         self.start = start
         self.end = end
         self.file = file
-        self.sysroot = sysroot
+        self.files = files
         self.loadBias = start &- file.firstLoadAddress
     }
 
@@ -27,7 +32,7 @@ public final class LoadedImage {
     public lazy var debugFile: ElfFile? = {
         guard let id = file.buildID, id.count > 1 else { return nil }
         let hex = id.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }
-        let path = sysroot + "/usr/lib/debug/.build-id/\(hex[0])/\(hex[1...].joined()).debug"
+        let path = files.hostPath("/usr/lib/debug/.build-id/\(hex[0])/\(hex[1...].joined()).debug")
         guard let debug = try? ElfFile(path: path), debug.buildID == id else { return nil }
         return debug
     }()
@@ -61,11 +66,10 @@ public final class ImageList {
     public let mismatched: [String]
 
     /// - Parameters:
-    ///   - sysroot: prefixed to the paths the mappings name (a core from another machine).
-    ///   - exact: paths opened as they are, without the sysroot (an executable given by the user).
-    /// - Parameter source: the target's memory, whose images' build ids the files must match; nil
-    ///   trusts the files (`stacks` on a live process, whose files are the ones mapped).
-    public init(memoryMap: MemoryMap, source: MemorySource? = nil, sysroot: String = "", exact: Set<String> = []) {
+    ///   - source: the target's memory, whose images' build ids the files must match; nil trusts
+    ///     the files (`stacks` on a live process, whose files are the ones mapped).
+    ///   - files: where the mapped paths are on this machine (a core's sysroot, the EXE given).
+    public init(memoryMap: MemoryMap, source: MemorySource? = nil, files: FileResolver = .host) {
         var seen: Set<String> = []
         var images: [LoadedImage] = []
         var unreadable: [String] = []
@@ -76,17 +80,17 @@ public final class ImageList {
             let end = memoryMap.regions.filter { $0.path == region.path }.map(\.end).max() ?? region.end
             let path = region.path.hasSuffix(" (deleted)") ? String(region.path.dropLast(10)) : region.path
             do {
-                let file = try ElfFile(path: exact.contains(path) ? path : sysroot + path)
+                let file = try ElfFile(path: files.hostPath(path))
                 // Never hand the reflection library (or the unwinder) a file that is not the one mapped.
                 if let mapped = source?.buildID(ofImageAt: region.start), let onDisk = file.buildID, mapped != onDisk {
-                    mismatched.append(exact.contains(path) ? path : sysroot + path)
+                    mismatched.append(files.hostPath(path))
                     continue
                 }
-                images.append(LoadedImage(path: path, start: region.start, end: end, file: file, sysroot: sysroot))
+                images.append(LoadedImage(path: path, start: region.start, end: end, file: file, files: files))
             } catch {
                 // Fonts, locale archives and other data files are mapped too: only ELF files matter.
                 if !path.hasPrefix("/dev/") && !path.hasSuffix(".cache") && error is SwrefError,
-                   "\(error)".contains("open") { unreadable.append(exact.contains(path) ? path : sysroot + path) }
+                   "\(error)".contains("open") { unreadable.append(files.hostPath(path)) }
             }
         }
         self.images = images

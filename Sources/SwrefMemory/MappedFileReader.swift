@@ -9,11 +9,11 @@ public final class MappedFileReader: MemorySource {
     private var descriptors: [String: Int32] = [:]
     /// Files that could not be opened, so that we say so once.
     public private(set) var missingFiles: Set<String> = []
-    private let sysroot: String
+    private let resolver: FileResolver
 
-    public init(memoryMap: MemoryMap, sysroot: String = "") {
+    public init(memoryMap: MemoryMap, files: FileResolver = .host) {
         self.memoryMap = memoryMap
-        self.sysroot = sysroot
+        self.resolver = files
     }
 
     deinit { for fd in descriptors.values where fd >= 0 { close(fd) } }
@@ -40,7 +40,7 @@ public final class MappedFileReader: MemorySource {
 
     private func descriptor(for path: String) -> Int32 {
         if let fd = descriptors[path] { return fd }
-        let fd = (try? FileAccess.openRegular(sysroot + path)) ?? -1
+        let fd = (try? FileAccess.openRegular(resolver.hostPath(path))) ?? -1
         descriptors[path] = fd
         if fd < 0 { missingFiles.insert(path) }
         return fd

@@ -14,11 +14,15 @@ public protocol MemorySource: AnyObject {
     /// Bytes the target's own memory holds, never filled in from a file on disk (a core reads
     /// pages it did not keep from the files it names): what an image's build id is checked by.
     func ownBytes(_ address: UInt64, count: Int) -> [UInt8]?
+    /// Reads come from swref's own memory (a snapshot's copy), so two threads can scan at once;
+    /// false where reads share a cache or a file (a core's fallback to files, a live process).
+    var readsAreLocal: Bool { get }
 }
 
 extension MemorySource {
     public func localBytes(containing address: UInt64) -> (start: UInt64, bytes: UnsafeRawBufferPointer)? { nil }
     public func ownBytes(_ address: UInt64, count: Int) -> [UInt8]? { readBytes(address, count: count) }
+    public var readsAreLocal: Bool { false }
 }
 
 /// A cursor over a memory source that remembers the last local mapping it used: reading a word

@@ -12,11 +12,16 @@ public enum CaptureMethod: String, Sendable {
     case atExit = "at exit"
 }
 
-public final class Snapshot: MemorySource {
+public final class Snapshot: Target, DiscardableMemory {
     public let memoryMap: MemoryMap
     public let threads: [ThreadState]
     /// The process the snapshot was taken of, when it was a live one.
     public let pid: Int32?
+    public let identity: TargetIdentity
+    /// A live process's files are the ones on this machine.
+    public let files = FileResolver.host
+    /// Reads are served from swref's own copy: two scanning threads share nothing that contends.
+    public var readsAreLocal: Bool { true }
     /// How long the target's threads were stopped, in nanoseconds.
     public var pauseNanoseconds: UInt64 = 0
     /// How long taking the snapshot took, stop or not, in nanoseconds.
@@ -40,6 +45,8 @@ public final class Snapshot: MemorySource {
         self.memoryMap = memoryMap
         self.threads = threads
         self.pid = pid
+        self.identity = TargetIdentity(pid: pid, executablePath: pid.flatMap(ProcFS.executablePath),
+                                       name: pid.map { "PID \($0)" } ?? "a snapshot")
         self.fallback = fallback
         self.copies = Array(repeating: nil, count: memoryMap.regions.count)
         self.mappedSizes = Array(repeating: 0, count: memoryMap.regions.count)

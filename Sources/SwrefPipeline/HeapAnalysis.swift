@@ -27,7 +27,9 @@ public enum AttributionMode: String, Sendable, CaseIterable {
 ///
 /// It knows nothing of where the memory came from: a live snapshot or a core file.
 public final class HeapAnalysis {
-    public let source: MemorySource
+    public let target: Target
+    public var source: MemorySource { target }
+    public let settings: AnalysisSettings
     public let images: ImageList
     public let reflection: ReflectionContext?
     public let heap: HeapBlocks
@@ -64,11 +66,13 @@ public final class HeapAnalysis {
         return result
     }
 
-    public init(source: MemorySource, sysroot: String = "", exactPaths: Set<String> = [], progress: ProgressReporter? = nil) {
-        self.source = source
+    public init(target: Target, settings: AnalysisSettings = AnalysisSettings(), progress: ProgressReporter? = nil) {
+        self.target = target
+        self.settings = settings
+        let source: MemorySource = target
         progress?.update("reading images", done: 0, total: 1, unit: .items)
         CrashContext.set("reading the target's images")
-        images = ImageList(memoryMap: source.memoryMap, source: source, sysroot: sysroot, exact: exactPaths)
+        images = ImageList(memoryMap: source.memoryMap, source: source, files: target.files)
         var notes: [String] = []
         if images.hasSwiftRuntime {
             CrashContext.set("loading Swift reflection metadata")
@@ -127,9 +131,9 @@ public final class HeapAnalysis {
             || $0.name.hasPrefix("SwiftProtobuf.") }
     }
 
-    /// Half the memory available now (at least 1 GiB), or SWREF_DOMINATOR_BUDGET bytes.
-    package static func dominatorMemoryBudget() -> UInt64 {
-        if let text = ProcFS.environment("SWREF_DOMINATOR_BUDGET"), let value = UInt64(text) { return value }
+    /// Half the memory available now (at least 1 GiB), or the budget the options give.
+    package func dominatorMemoryBudget() -> UInt64 {
+        if let budget = settings.dominatorBudget { return budget }
         let meminfo = ProcFS.readFile("/proc/meminfo") ?? ""
         for line in meminfo.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
             let kib = UInt64(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
@@ -142,7 +146,7 @@ public final class HeapAnalysis {
     public var releaseMemoryAfterScan = true
 
     /// Builds the object graph, finds the roots and attributes every object to one path.
-    public func referencePaths(threads: [ThreadState], maxDepth: Int = 256, attribution mode: AttributionMode = .dominator,
+    public func referencePaths(maxDepth: Int = 256, attribution mode: AttributionMode = .dominator,
                                framework: FrameworkMode = .auto, progress: ProgressReporter? = nil) -> ReferencePaths {
         phaseStart = monotonicNanoseconds()
         faultsBefore = minorFaults()
@@ -153,30 +157,31 @@ public final class HeapAnalysis {
         lap("address index")
         // Roots first: they read stacks, globals and task objects, after which only the reference
         // scan reads the copy, each object once, in address order — so it can give the copy back as
-        // it goes (SWREF_KEEP_COPY=1 keeps it, for comparison).
-        let finder = RootFinder(source: source, threads: threads, images: images, objects: objects, scanner: scanner,
+        // it goes (`keepCopy` keeps it, for comparison).
+        let finder = RootFinder(source: source, threads: target.threads, images: images, objects: objects, scanner: scanner,
                                 values: layouts.values, symbolizer: symbolizer)
         CrashContext.set("finding roots (globals, stacks, tasks)")
         let roots = finder.findRoots()
         lap("roots")
-        let streaming = releaseMemoryAfterScan && ProcFS.environment("SWREF_KEEP_COPY") != "1"
+        let discardable = releaseMemoryAfterScan ? target as? DiscardableMemory : nil
+        let streaming = discardable != nil && !settings.keepCopy
         // The copy's pages, as the scan gives them back, build the graph and the later phases'
         // arrays (see `PagePool`): as many as those hold at once, at most; none left kept after.
-        // SWREF_PAGE_POOL=bytes sets the most it keeps (0: none, every page fresh, for comparison).
+        // `pagePoolLimit` sets the most it keeps (0: none, every page fresh, for comparison).
         let pool = PagePool.shared
-        pool.limit = ProcFS.environment("SWREF_PAGE_POOL").flatMap { Int($0) } ?? objects.count * 48
+        pool.limit = settings.pagePoolLimit ?? objects.count * 48
         defer { pool.limit = 0 }
         CrashContext.set("scanning references")
-        let graph = scanner.buildGraph(progress: progress, streaming: streaming)
+        let graph = scanner.buildGraph(progress: progress, discarding: streaming ? discardable : nil, threads: settings.scanThreads)
         // From here on only the graph is used: the copy of the target's memory can go.
-        if releaseMemoryAfterScan { (source as? Snapshot)?.releaseCopies() }
+        discardable?.releaseCopies()
         lap("graph")
         if let note = layouts.unreadableNote { notes.append(note) }
         // Dominators if wanted and if they fit; the tiers' walk then numbers the heap for them.
         var wantsDominators = mode == .dominator || mode == .firstPathWithRetained
         if wantsDominators {
             let need = RetainedSizes.estimatedMemory(objects: objects.count, edges: graph.edgeCount, roots: roots.count + 1)
-            let budget = HeapAnalysis.dominatorMemoryBudget()
+            let budget = dominatorMemoryBudget()
             if need > budget {
                 wantsDominators = false
                 notes.append("the dominator tree would need about \(formatBytes(need)), more than the \(formatBytes(budget)) allowed: "

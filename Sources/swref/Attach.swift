@@ -22,9 +22,9 @@ extension Swref {
                 if outputOptions.format == .pprof { try FileAccess.checkWritable(outputOptions.output) }
                 let progress = ProgressReporter()
                 let snapshot = try captureOptions.capture(pid: pid, progress: progress)
-                let analysis = HeapAnalysis(source: snapshot, progress: progress)
+                let analysis = analyse(snapshot, progress: progress)
                 let summary = pauseSummary(snapshot, pid: pid)
-                try report(analysis, threads: snapshot.threads, summary: summary, output: outputOptions,
+                try report(analysis, summary: summary, output: outputOptions,
                            analysisOptions: analysisOptions, progress: progress, mainBinary: ProcFS.executablePath(pid))
             }
         }

@@ -33,9 +33,8 @@ extension Swref {
                 if outputOptions.format == .pprof { try FileAccess.checkWritable(outputOptions.output) }
                 let progress = ProgressReporter()
                 let (core, exe) = try openCore(files, sysroot: sysroot)
-                let analysis = HeapAnalysis(source: core, sysroot: sysroot, exactPaths: Set(exe.map { [$0] } ?? []),
-                                            progress: progress)
-                try report(analysis, threads: core.threads, summary: "read core of PID \(core.pid) (\(core.commandName))",
+                let analysis = analyse(core, progress: progress)
+                try report(analysis, summary: "read core of PID \(core.pid) (\(core.commandName))",
                            output: outputOptions, analysisOptions: analysisOptions, progress: progress,
                            mainBinary: exe ?? core.executablePath)
             }

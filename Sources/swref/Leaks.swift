@@ -61,7 +61,7 @@ extension Swref {
                 let suppressions = try leakOptions.loadSuppressions()
                 let progress = ProgressReporter()
                 let loaded = try targetOptions.load(target, progress: progress)
-                let summary = try reportLeaks(loaded.analysis, threads: loaded.threads, name: loaded.name, mainBinary: loaded.binary,
+                let summary = try reportLeaks(loaded.analysis, name: loaded.name, mainBinary: loaded.binary,
                                               suppressions: suppressions,
                                               profile: output, json: leakOptions.json, program: nil, analysisOptions: analysisOptions,
                                               progress: progress, includeSystem: leakOptions.includeSystemLeaks)
@@ -73,12 +73,12 @@ extension Swref {
 }
 
 /// Walks the references, prints the leak report, and writes the profile and JSON when asked.
-func reportLeaks(_ analysis: HeapAnalysis, threads: [ThreadState], name: String, mainBinary: String?,
+func reportLeaks(_ analysis: HeapAnalysis, name: String, mainBinary: String?,
                  suppressions: Suppressions, profile: String?, json: String?, program: JSONValue?,
                  analysisOptions: AnalysisOptions, progress: ProgressReporter, toStandardError: Bool = false,
                  includeSystem: Bool) throws -> LeakSummary {
     try analysis.requireReadableHeap()
-    let paths = analysis.referencePaths(threads: threads, maxDepth: analysisOptions.maxDepth, attribution: analysisOptions.attribution.mode,
+    let paths = analysis.referencePaths(maxDepth: analysisOptions.maxDepth, attribution: analysisOptions.attribution.mode,
                                                 framework: analysisOptions.framework.mode, progress: progress)
     progress.finish()
     let summary = LeakSummary(paths.leaks, objects: analysis.objects, suppressions: suppressions,

@@ -120,3 +120,17 @@ struct TargetOptions: ParsableArguments {
 func pauseSummary(_ snapshot: Snapshot, pid: Int32) -> String {
     "paused PID \(pid) for \(formatMilliseconds(snapshot.pauseNanoseconds)) (\(snapshot.captureMethod.rawValue))"
 }
+
+/// The analysis of a target with the settings the environment gives: the SWREF_* switches the
+/// tests and comparisons use are read here, and nowhere below the CLI.
+func analyse(_ target: Target, progress: ProgressReporter? = nil) -> HeapAnalysis {
+    HeapAnalysis(target: target, settings: environmentSettings(), progress: progress)
+}
+
+func environmentSettings() -> AnalysisSettings {
+    func value(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
+    return AnalysisSettings(scanThreads: value("SWREF_THREADS").flatMap { Int($0) },
+                            dominatorBudget: value("SWREF_DOMINATOR_BUDGET").flatMap { UInt64($0) },
+                            keepCopy: value("SWREF_KEEP_COPY") == "1",
+                            pagePoolLimit: value("SWREF_PAGE_POOL").flatMap { Int($0) })
+}

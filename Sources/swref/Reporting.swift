@@ -37,7 +37,7 @@ extension String {
 }
 
 /// Writes the analysis in the chosen format and view; notes and the summary go to stderr.
-func report(_ analysis: HeapAnalysis, threads: [ThreadState], summary: String, output: OutputOptions,
+func report(_ analysis: HeapAnalysis, summary: String, output: OutputOptions,
             analysisOptions: AnalysisOptions, progress: ProgressReporter, mainBinary: String?,
             extraNotes: [String] = []) throws {
     // The census only where it is shown: the paths view needs the totals alone.
@@ -54,7 +54,7 @@ func report(_ analysis: HeapAnalysis, threads: [ThreadState], summary: String, o
     switch output.format {
     case .text:
         let framework = analysisOptions.framework == .nio || (analysisOptions.framework == .auto && analysis.hasFrameworkBuffers)
-        let paths = framework ? analysis.referencePaths(threads: threads, maxDepth: analysisOptions.maxDepth,
+        let paths = framework ? analysis.referencePaths(maxDepth: analysisOptions.maxDepth,
                                                         attribution: analysisOptions.attribution.mode,
                                                         framework: analysisOptions.framework.mode, progress: progress) : nil
         progress.finish()
@@ -66,7 +66,7 @@ func report(_ analysis: HeapAnalysis, threads: [ThreadState], summary: String, o
         case .types:
             profile = CensusReport.profile(census(), comments: comments)
         case .paths:
-            let paths = analysis.referencePaths(threads: threads, maxDepth: analysisOptions.maxDepth, attribution: analysisOptions.attribution.mode,
+            let paths = analysis.referencePaths(maxDepth: analysisOptions.maxDepth, attribution: analysisOptions.attribution.mode,
                                                 framework: analysisOptions.framework.mode, progress: progress)
             profile = analysis.measure("profile") { ReferenceReport.profile(paths.attribution, objects: analysis.objects, comments: comments) }
         }

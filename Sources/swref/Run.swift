@@ -65,13 +65,13 @@ extension Swref {
                 // A crash from here on keeps the program's own failure, as the normal path does.
                 if finalEnding != .exited(0) { CrashContext.install(exitStatus: finalEnding.shellStatus) }
                 let progress = ProgressReporter()
-                let analysis = HeapAnalysis(source: snapshot, progress: progress)
+                let analysis = analyse(snapshot, progress: progress)
                 let program: JSONValue = .object([
                     ("command", .array(command.map { .string($0) })),
                     ("pid", .int(Int64(launch.pid))),
                     ("exitStatus", .int(Int64(finalEnding.shellStatus))),
                 ])
-                let summary = try reportLeaks(analysis, threads: snapshot.threads, name: "\(command[0]) (PID \(launch.pid)) at exit",
+                let summary = try reportLeaks(analysis, name: "\(command[0]) (PID \(launch.pid)) at exit",
                                               mainBinary: ProcFS.executablePath(launch.pid) ?? command[0],
                                               suppressions: suppressions, profile: output, json: leakOptions.json, program: program,
                                               analysisOptions: analysisOptions, progress: progress, toStandardError: true,

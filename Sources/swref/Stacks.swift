@@ -8,13 +8,16 @@ extension Swref {
             abstract: "Print every thread's stack as swref unwinds it (the frames stack roots are named by)."
         )
 
-        @Argument(help: "Process ID of the target.")
-        var pid: Int32
+        @Argument(help: ArgumentHelp("PID, or with --core: [EXE] CORE.", valueName: "target"))
+        var arguments: [String]
+
+        @OptionGroup var targetOptions: TargetOptions
 
         func run() throws {
             try runReporting {
-                let snapshot = try LiveCapture.capture(pid: pid)
-                let images = ImageList(memoryMap: snapshot.memoryMap)
+                let (snapshot, _) = try openTarget(core: targetOptions.core, arguments: arguments,
+                                                   sysroot: targetOptions.sysroot, capture: targetOptions.capture)
+                let images = ImageList(memoryMap: snapshot.memoryMap, source: snapshot, files: snapshot.files)
                 let symbolizer = Symbolizer(images: images)
                 let frames = StackUnwinder.unwind(threads: snapshot.threads, images: images, source: snapshot)
                 for (number, thread) in snapshot.threads.sorted(by: { $0.tid < $1.tid }).enumerated() {

@@ -30,7 +30,7 @@ extension Swref {
                 }
                 let progress = ProgressReporter()
                 let loaded = try targetOptions.load(target, progress: progress)
-                let paths = loaded.analysis.referencePaths(threads: loaded.threads, attribution: .dominator, progress: progress)
+                let paths = loaded.analysis.referencePaths(attribution: .dominator, progress: progress)
                 progress.finish()
                 let report = TopReport(objects: loaded.analysis.objects, paths: paths, limit: limit)
                 print("\(loaded.name): \(loaded.analysis.objects.count) blocks, \(formatBytes(loaded.analysis.objects.sizes.reduce(0, +))) in use\n")

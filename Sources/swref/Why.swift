@@ -37,7 +37,7 @@ extension Swref {
                 let progress = ProgressReporter()
                 let loaded = try targetOptions.load(Array(arguments.dropLast()), progress: progress)
                 let analysis = loaded.analysis
-                let paths = analysis.referencePaths(threads: loaded.threads, attribution: .firstPathWithRetained, progress: progress)
+                let paths = analysis.referencePaths(attribution: .firstPathWithRetained, progress: progress)
                 progress.finish()
                 let table = analysis.objects
                 var selected: [Int] = []

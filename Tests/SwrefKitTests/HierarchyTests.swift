@@ -56,7 +56,7 @@ final class HierarchyTests: XCTestCase {
         let program = try RunningProgram(try TestPrograms.binary("hierarchy", .debug))
         defer { program.stop() }
         let snapshot = try LiveCapture.capture(pid: program.pid)
-        let analysis = HeapAnalysis(source: snapshot)
+        let analysis = HeapAnalysis(target: snapshot)
         let layouts = ObjectLayouts(reflection: analysis.reflection, source: snapshot)
         let objects = analysis.objects
         for name in HierarchyTests.types {

@@ -19,7 +19,7 @@ final class LiveCensusTests: XCTestCase {
         defer { program.stop() }
 
         let snapshot = try LiveCapture.capture(pid: program.pid)
-        let analysis = HeapAnalysis(source: snapshot)
+        let analysis = HeapAnalysis(target: snapshot)
         let census = analysis.census
         for (type, count) in expectedCounts {
             XCTAssertEqual(census.row(named: type)?.count, count, "\(variant) count of \(type)")

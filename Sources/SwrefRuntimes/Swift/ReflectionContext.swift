@@ -78,7 +78,7 @@ public final class ReflectionContext {
         static let headerSize: UInt64 = 64
 
         init(image: LoadedImage) {
-            path = image.path
+            path = image.hostPath
             start = image.start
             headers = image.start + image.file.sectionHeaderRange.offset
             headerCount = image.file.sectionHeaderRange.size / FileServedRanges.headerSize
