@@ -53,11 +53,15 @@ outputs() {  # SWREF NAME DIR
   local swref=$1 name=$2 dir=$3 core=$work/cores/$2.core exe
   exe=$work/bin/${program_of[$name]}
   mkdir -p "$dir"
-  "$swref" core "$exe" "$core" -o "$dir/paths.pb" > "$dir/attach.txt" 2>&1 || echo "exit $?" >> "$dir/attach.txt"
-  "$swref" core "$exe" "$core" --view types -o "$dir/types.pb" > /dev/null 2>&1 || true
-  "$swref" core "$exe" "$core" --format text > "$dir/census.txt" 2>&1 || true
-  "$swref" leaks --core "$exe" "$core" > "$dir/leaks.txt" 2>&1 || echo "exit $?" >> "$dir/leaks.txt"
-  "$swref" top "$dir/paths.pb" > "$dir/top.txt" 2>&1 || true
+  # Relative output names: the messages that name them are then the same for both binaries.
+  (
+    cd "$dir"
+    "$swref" core "$exe" "$core" -o paths.pb > attach.txt 2>&1 || echo "exit $?" >> attach.txt
+    "$swref" core "$exe" "$core" --view types -o types.pb > /dev/null 2>&1 || true
+    "$swref" core "$exe" "$core" --format text > census.txt 2>&1 || true
+    "$swref" leaks --core "$exe" "$core" > leaks.txt 2>&1 || echo "exit $?" >> leaks.txt
+    "$swref" top paths.pb > top.txt 2>&1 || true
+  )
 }
 
 declare -A program_of
