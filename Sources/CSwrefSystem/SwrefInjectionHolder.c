@@ -69,9 +69,10 @@ static int is_held(struct held_thread *threads, int count, pid_t tid) {
 }
 
 /// Seizes and interrupts one thread; returns 1 if it is now stopped, 0 if it is gone, -errno else.
-/// A thread that does not stop within 5 s (stuck in the kernel) gives -ETIMEDOUT: the holder then
-/// lets everything go rather than keep the target frozen with no one to interrupt it.
-static int stop_thread(pid_t tid, int *signal_out) {
+/// A thread that does not stop within 5 s (stuck in the kernel) gives -ETIMEDOUT: the caller then
+/// lets everything go rather than keep the target frozen. The one way swref stops a thread: the
+/// holder and swref's own stop-the-world (PtraceSession) both use it.
+int swref_stop_thread(pid_t tid, int *signal_out) {
   if (ptrace(PTRACE_SEIZE, tid, NULL, NULL) != 0) return errno == ESRCH ? 0 : -errno;
   if (ptrace(PTRACE_INTERRUPT, tid, NULL, NULL) != 0) return errno == ESRCH ? 0 : -errno;
   int status = 0;
@@ -80,12 +81,19 @@ static int stop_thread(pid_t tid, int *signal_out) {
     pid_t r = waitpid(tid, &status, __WALL | WNOHANG);
     if (r == tid) break;
     if (r < 0 && errno != EINTR) return 0;
-    if (now_ns() > deadline) {
+    uint64_t now = now_ns();
+    if (now > deadline) {
       ptrace(PTRACE_DETACH, tid, NULL, NULL);
       return -ETIMEDOUT;
     }
-    struct timespec pause = {0, 200000};
-    nanosleep(&pause, NULL);
+    // A running thread stops within microseconds: yield for the first 2 ms (the pause is what
+    // the target pays), then sleep between polls.
+    if (now + 4998000000ull < deadline) {
+      sched_yield();
+    } else {
+      struct timespec pause = {0, 200000};
+      nanosleep(&pause, NULL);
+    }
   }
   if (!WIFSTOPPED(status)) return 0;
   // Seized threads get no attach SIGSTOP: a signal-delivery stop (no event) is a real signal,
@@ -128,7 +136,7 @@ static int stop_all(pid_t pid, struct held_thread *threads, int *count) {
         if (is_held(threads, *count, tid)) continue;
         if (*count >= MAX_THREADS) { close(fd); return -E2BIG; }
         int sig = 0;
-        int r = stop_thread(tid, &sig);
+        int r = swref_stop_thread(tid, &sig);
         if (r < 0) { close(fd); return r; }
         if (r == 0) {
           if (tid == pid) { close(fd); return -ESRCH; }
@@ -318,7 +326,7 @@ static void holder_main(pid_t pid, int job, uint64_t syscall_address, int stall_
   int r;
   if (job == SWREF_HOLD_FORK) r = stop_all(pid, threads, &count);
   else { // write tracking: only the main thread waits, and only for two system calls
-    r = stop_thread(pid, &threads[0].signal);
+    r = swref_stop_thread(pid, &threads[0].signal);
     if (r == 1) { threads[0].tid = pid; count = 1; r = 0; }
     else if (r == 0) r = -ESRCH;
   }

@@ -101,13 +101,7 @@ public enum CoreWriter {
 
     private static func writeAll<C: Collection>(_ fd: Int32, _ bytes: C, _ path: String) throws where C.Element == UInt8 {
         let array = Array(bytes)
-        var done = 0
-        while done < array.count {
-            let n = array.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, array.count - done) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw SwrefError.system("write", errno: errno, "writing \(path)") }
-            done += n
-        }
+        try array.withUnsafeBytes { try FileAccess.writeAll(fd, $0, path: path) }
     }
 
     // MARK: Notes

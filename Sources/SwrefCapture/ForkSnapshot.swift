@@ -73,7 +73,7 @@ public final class ForkSnapshot {
         }
         if holder > 0 {
             var status: Int32 = 0
-            while waitpid(holder, &status, 0) < 0 && errno == EINTR {}
+            _ = retryingOnInterrupt { waitpid(holder, &status, 0) }
             holder = 0
         }
         child = 0

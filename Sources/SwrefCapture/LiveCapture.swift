@@ -317,8 +317,7 @@ package struct RemoteReader {
         guard memFD >= 0 else { return swref_read_remote(pid, buffer, address, count) }
         var done = 0
         while done < count {
-            let n = pread(memFD, buffer + done, count - done, off_t(Int64(bitPattern: address + UInt64(done))))
-            if n < 0 && errno == EINTR { continue }
+            let n = retryingOnInterrupt { pread(memFD, buffer + done, count - done, off_t(Int64(bitPattern: address &+ UInt64(done)))) }
             if n <= 0 { return done > 0 ? done : (n < 0 ? -1 : 0) }
             done += n
         }

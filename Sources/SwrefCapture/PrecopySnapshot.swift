@@ -77,7 +77,7 @@ public final class PrecopySnapshot {
             close(reportFD)
             close(control) // the holder may go: swref has its own copy of the descriptor, or nothing
             var status: Int32 = 0
-            while waitpid(holder, &status, 0) < 0 && errno == EINTR {}
+            _ = retryingOnInterrupt { waitpid(holder, &status, 0) }
         }
         let report = try InjectionHolder.readReport(reportFD, pid: pid, injected: "create a userfaultfd")
         injectionPauseNanoseconds = report.pause_ns

@@ -41,51 +41,32 @@ public final class PtraceSession {
         if stopped.isEmpty { throw SwrefError.processExited(pid) }
     }
 
+    /// Stops one thread the way the injection holder does (`swref_stop_thread`): the same
+    /// timeout, the same handling of a signal that was on its way.
     private func seize(_ tid: Int32, isLeader: Bool) throws {
-        if swref_seize(tid) != 0 {
-            let err = errno
-            if err == ESRCH {
-                if isLeader { throw ProcFS.exists(pid) ? SwrefError.processExited(pid) : SwrefError.noSuchProcess(pid) }
-                return // the thread exited meanwhile
-            }
-            if err == EPERM {
-                if isLeader && !ProcFS.exists(pid) { throw SwrefError.processExited(pid) }
-                throw SwrefError.permissionDenied(pid, ProcFS.permissionHint(pid))
-            }
-            throw SwrefError.system("ptrace(PTRACE_SEIZE)", errno: err, "attaching to thread \(tid)")
-        }
+        // Listed first, so that a crash of swref while the thread is held detaches it.
         swref_tracees_add(tid)
-        stopped[tid] = 0
-        if swref_interrupt(tid) != 0 {
-            forget(tid)
-            if errno == ESRCH { return }
-            throw SwrefError.system("ptrace(PTRACE_INTERRUPT)", errno: errno, "stopping thread \(tid)")
-        }
-        var status: Int32 = 0
-        if swref_wait_thread(tid, &status, 0) < 0 {
-            forget(tid)
+        var signal: Int32 = 0
+        let result = swref_stop_thread(tid, &signal)
+        if result == 1 {
+            // A signal-delivery stop holds a signal the thread must still get: given back on detach.
+            stopped[tid] = signal
             return
         }
-        if isExited(status) {
-            forget(tid)
-            if isLeader { throw SwrefError.processExited(pid) }
-            return
-        }
-        // A signal-delivery stop (no ptrace event) holds a signal the thread must still get; seized
-        // threads get no attach SIGSTOP, so even a SIGSTOP or SIGTRAP here is a real one.
-        let event = (status >> 16) & 0xff
-        let signal = (status >> 8) & 0xff
-        if event == 0 { stopped[tid] = signal }
-    }
-
-    private func isExited(_ status: Int32) -> Bool {
-        // Not WIFSTOPPED: the thread exited or was killed.
-        (status & 0xff) != 0x7f
-    }
-
-    private func forget(_ tid: Int32) {
-        stopped[tid] = nil
         swref_tracees_remove(tid)
+        if result == 0 {
+            if isLeader { throw ProcFS.exists(pid) ? SwrefError.processExited(pid) : SwrefError.noSuchProcess(pid) }
+            return // the thread exited meanwhile
+        }
+        let err = -result
+        if err == EPERM {
+            if isLeader && !ProcFS.exists(pid) { throw SwrefError.processExited(pid) }
+            throw SwrefError.permissionDenied(pid, ProcFS.permissionHint(pid))
+        }
+        if err == ETIMEDOUT {
+            throw SwrefError.notSupported("thread \(tid) of process \(pid) did not stop within 5 s (stuck in the kernel?): let go")
+        }
+        throw SwrefError.system("ptrace(PTRACE_SEIZE)", errno: err, "attaching to thread \(tid)")
     }
 
     /// Registers of every stopped thread; threads that vanished are skipped.

@@ -29,8 +29,7 @@ public final class MappedFileReader: MemorySource {
         let offset = off_t(position)
         var done = 0
         while done < count {
-            let n = pread(fd, buffer + done, count - done, offset + off_t(done))
-            if n < 0 && errno == EINTR { continue }
+            let n = retryingOnInterrupt { pread(fd, buffer + done, count - done, offset + off_t(done)) }
             // Past the end of the file a mapping reads as zeros (the tail of the last page).
             if n <= 0 { memset(buffer + done, 0, count - done); return true }
             done += n

@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 
 import SwrefSupport
 
@@ -37,7 +38,9 @@ public final class Snapshot: Target, DiscardableMemory {
     private var mappedSizes: [Int]
     private let fallback: MemorySource?
     private let fallbackLock = SharedLock()
-    private var lastIndex = 0
+    /// The region the last read found: both scan threads read and write it, so it is atomic (a
+    /// relaxed hint — a stale value only costs a search).
+    private let lastIndex = Atomic<Int>(0)
 
     /// - Parameters:
     ///   - fallback: where reads of uncopied regions go; nil leaves them unreadable.
@@ -135,11 +138,11 @@ public final class Snapshot: Target, DiscardableMemory {
 
     public func read(_ address: UInt64, count: Int, into buffer: UnsafeMutableRawPointer) -> Bool {
         let regions = memoryMap.regions
-        var index = lastIndex
+        var index = lastIndex.load(ordering: .relaxed)
         if index >= regions.count || !regions[index].contains(address) {
             guard let found = MemoryMap.index(in: regions, containing: address) else { return false }
             index = found
-            lastIndex = found
+            lastIndex.store(found, ordering: .relaxed)
         }
         let region = regions[index]
         let available = region.end - address

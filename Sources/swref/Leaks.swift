@@ -104,5 +104,6 @@ func reportLeaks(_ analysis: HeapAnalysis, name: String, mainBinary: String?,
         members.append(("notes", .array(analysis.notes.map { .string($0) })))
         try writeFile(json, Array((JSONValue.object(members).text() + "\n").utf8))
     }
+    if analysisOptions.timings { printTimings(analysis) }
     return summary
 }

@@ -60,6 +60,7 @@ func report(_ analysis: HeapAnalysis, summary: String, output: OutputOptions,
         progress.finish()
         print(CensusReport.text(census(), limit: output.limit, heap: analysis.heap.description, notes: notes), terminator: "")
         if let paths { print("\n" + FrameworkCharges(paths.attribution, objects: analysis.objects).text(), terminator: "") }
+        if analysisOptions.timings { printTimings(analysis) }
     case .pprof:
         var profile: PprofProfile
         switch output.view {
@@ -74,27 +75,24 @@ func report(_ analysis: HeapAnalysis, summary: String, output: OutputOptions,
         if let mainBinary { profile.mainBinary = mainBinary }
         let writeStart = monotonicNanoseconds()
         try writeFile(output.output, try profile.gzipped())
-        if analysisOptions.timings {
-            let capture = (analysis.source as? Snapshot).map { $0.captureNanoseconds } ?? 0
-            let phases = (capture > 0 ? [("capture", capture)] : []) + analysis.timings + [("write", monotonicNanoseconds() - writeStart)]
-            printError("swref: timings " + phases.map { "\($0.phase.replacingOccurrences(" ", "-"))=\(formatMilliseconds($0.nanoseconds).replacingOccurrences(" ", ""))" }.joined(separator: " "))
-            printError("swref: resident after " + analysis.residentAfter.map { "\($0.phase): \(formatBytes($0.bytes))" }.joined(separator: ", ")
-                       + "; peak \(formatBytes(ProcFS.statusBytes(getpid(), "VmHWM")))")
-            printError("swref: page faults " + analysis.faults.map { "\($0.phase): \($0.count)" }.joined(separator: ", "))
-        }
+        if analysisOptions.timings { printTimings(analysis, write: monotonicNanoseconds() - writeStart) }
         for note in notes { printError("swref: note: \(note)") }
         printError("swref: \(summary); \(analysis.heap.description): \(analysis.objects.count) blocks, \(formatBytes(analysis.heap.totalBytes)) in use; wrote \(output.output)")
     }
 }
 
+/// `--timings`: each phase's time, swref's resident memory after it, and its page faults, on stderr.
+func printTimings(_ analysis: HeapAnalysis, write: UInt64? = nil) {
+    let capture = (analysis.target as? Snapshot).map { $0.captureNanoseconds } ?? 0
+    let phases = (capture > 0 ? [("capture", capture)] : []) + analysis.timings + (write.map { [("write", $0)] } ?? [])
+    printError("swref: timings " + phases.map { "\($0.phase.replacingOccurrences(" ", "-"))=\(formatMilliseconds($0.nanoseconds).replacingOccurrences(" ", ""))" }.joined(separator: " "))
+    printError("swref: resident after " + analysis.residentAfter.map { "\($0.phase): \(formatBytes($0.bytes))" }.joined(separator: ", ")
+               + "; peak \(formatBytes(ProcFS.statusBytes(getpid(), "VmHWM")))")
+    printError("swref: page faults " + analysis.faults.map { "\($0.phase): \($0.count)" }.joined(separator: ", "))
+}
+
 func writeFile(_ path: String, _ bytes: [UInt8]) throws {
     let fd = try FileAccess.create(path, mode: 0o644)
     defer { close(fd) }
-    var done = 0
-    while done < bytes.count {
-        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, bytes.count - done) }
-        if n < 0 && errno == EINTR { continue }
-        guard n > 0 else { throw SwrefError.system("write", errno: errno, "writing \(path)") }
-        done += n
-    }
+    try bytes.withUnsafeBytes { try FileAccess.writeAll(fd, $0, path: path) }
 }

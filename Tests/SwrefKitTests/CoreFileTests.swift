@@ -216,6 +216,63 @@ final class CoreFileTests: XCTestCase {
         XCTAssertTrue(result.stdout.contains("not the ones the target mapped") && result.stdout.contains("libswiftCore.so"), result.stdout)
     }
 
+    /// A core read on another machine: the program and its libraries only under `--sysroot`, the
+    /// program's own path gone from the host. Every reader of the images' files goes through the
+    /// sysroot — DWARF, the unwinder and the reflection library once opened the target's path on
+    /// the host, and field paths turned into `$sub_objects$`.
+    func testNonEmptySysrootGivesTheSameProfile() throws {
+        let built = try TestPrograms.binary("census", .debug)
+        let moved = scratch.appendingPathComponent("relocated-\(getpid())")
+        try? FileManager.default.removeItem(at: moved)
+        try FileManager.default.createDirectory(at: moved, withIntermediateDirectories: true)
+        let exe = moved.appendingPathComponent("census").path
+        try FileManager.default.copyItem(atPath: built, toPath: exe)
+        let program = try RunningProgram(exe, ["200", "20"])
+        let core = scratch.appendingPathComponent("relocated.core").path
+        // Read-only pages left out: the reflection metadata must come from the files.
+        XCTAssertEqual(try Shell.swref(["dump", "\(program.pid)", "--skip-read-only-files", "-o", core]).status, 0)
+        let maps = String(decoding: FileHandle(forReadingAtPath: "/proc/\(program.pid)/maps")?.readDataToEndOfFile() ?? Data(), as: UTF8.self)
+        program.stop()
+        let baseline = scratch.appendingPathComponent("relocated-base.pb.gz").path
+        let first = try Shell.swref(["core", core, "-o", baseline])
+        XCTAssertEqual(first.status, 0, first.stderr)
+
+        let sysroot = scratch.appendingPathComponent("relocated-root")
+        try? FileManager.default.removeItem(at: sysroot)
+        for path in Set(maps.split(separator: "\n").compactMap { $0.split(separator: " ", omittingEmptySubsequences: true).dropFirst(5).first }
+            .map(String.init).filter { $0.hasPrefix("/") }) {
+            let target = sysroot.appendingPathComponent(String(path.dropFirst()))
+            try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
+            if path == exe {
+                try FileManager.default.moveItem(atPath: exe, toPath: target.path)  // gone from the host
+            } else {
+                try FileManager.default.createSymbolicLink(atPath: target.path, withDestinationPath: path)
+            }
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: exe))
+        let relocated = scratch.appendingPathComponent("relocated-root.pb.gz").path
+        let second = try Shell.swref(["core", "--sysroot", sysroot.path, core, "-o", relocated])
+        XCTAssertEqual(second.status, 0, second.stderr)
+        XCTAssertFalse(second.stderr.contains("could not be read"), second.stderr)
+        guard PprofReader.isAvailable else { return }
+        func frames(_ path: String) throws -> Set<String> { Set(try PprofReader(path: path).samples.flatMap(\.frames)) }
+        let expected = try frames(baseline)
+        let got = try frames(relocated)
+        XCTAssertTrue(expected.contains { $0.contains("next. (census.Node)") }, "\(expected.sorted())")
+        XCTAssertEqual(got, expected, "the profile under the sysroot differs from the one on the machine itself")
+
+        // `stacks` and `inspect` read a core too, through the same sysroot.
+        let stacks = try Shell.swref(["stacks", "--core", "--sysroot", sysroot.path, core])
+        XCTAssertEqual(stacks.status, 0, stacks.stderr)
+        XCTAssertTrue(stacks.stdout.contains("thread 1 (tid ") && stacks.stdout.contains("main"), stacks.stdout)
+        let why = try Shell.swref(["why", "--core", "--sysroot", sysroot.path, core, "census.Node"])
+        let address = try XCTUnwrap(why.stdout.split(separator: "\n").dropFirst().first?.split(separator: " ")
+            .first { $0.hasPrefix("0x") }.map(String.init), why.stdout + why.stderr)
+        let inspect = try Shell.swref(["inspect", "--core", "--sysroot", sysroot.path, core, address])
+        XCTAssertEqual(inspect.status, 0, inspect.stderr)
+        XCTAssertTrue(inspect.stdout.hasPrefix(address + ": census.Node"), inspect.stdout)
+    }
+
     /// One damaged chunk header in the main heap (a size changed, as heap corruption does): the
     /// walk skips the damage and goes on, says the heap was read in part, and the census keeps
     /// the rest (it once dropped the whole heap and `leaks` said all clear).

@@ -73,6 +73,19 @@ final class LeakTests: XCTestCase {
         XCTAssertTrue(result.stdout.contains("no leaks"))
     }
 
+    /// `leaks --timings` and `run --timings` print the phases (they were accepted and ignored).
+    func testLeaksAndRunPrintTimings() throws {
+        let exe = try TestPrograms.binary("leaks", .optimized)
+        let program = try RunningProgram(exe, ["clean"])
+        let leaks = try Shell.swref(["leaks", "\(program.pid)", "--timings"])
+        program.stop()
+        XCTAssertEqual(leaks.status, 0, leaks.stderr)
+        XCTAssertTrue(leaks.stderr.contains("swref: timings capture=") && leaks.stderr.contains(" graph="), leaks.stderr)
+        let run = try Shell.swref(["run", "--timings", "--", exe, "clean", "exit", "0"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stderr.contains("swref: timings ") && run.stderr.contains(" leaks="), run.stderr)
+    }
+
     func testCleanProgramDebugBuild() throws { try checkClean(.debug) }
     func testCleanProgramOptimizedBuild() throws { try checkClean(.optimized) }
 

@@ -16,6 +16,9 @@
 
 int swref_seize(pid_t tid);
 int swref_interrupt(pid_t tid);
+/// Seizes, interrupts and waits (at most 5 s) for one thread: 1 stopped (its pending signal in
+/// `*signal_out`), 0 gone, -errno refused or -ETIMEDOUT (SwrefInjectionHolder.c).
+int swref_stop_thread(pid_t tid, int *signal_out);
 int swref_detach(pid_t tid, int signal);
 int swref_get_regs(pid_t tid, struct user_regs_struct *regs);
 /// waitpid(tid, status, __WALL) retried on EINTR.
