@@ -1,5 +1,4 @@
 import SwrefImages
-import SwrefMemory
 import SwrefRuntimes
 import SwrefSupport
 

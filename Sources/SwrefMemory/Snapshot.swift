@@ -1,7 +1,6 @@
 import Glibc
-import Synchronization
-
 import SwrefSupport
+import Synchronization
 
 /// A consistent image of a target: registers of every thread and a copy of its writable memory,
 /// taken while the target was stopped. Read-only mappings are not copied: they cannot change, so

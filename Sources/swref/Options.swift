@@ -1,7 +1,6 @@
-import SwrefKit
 import ArgumentParser
-
 import Glibc
+import SwrefKit
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
     case pprof, text
