@@ -29,13 +29,14 @@ extension MemorySource {
 /// in the same mapping is a bounds check and a load.
 public struct MemoryWindow {
     package let source: MemorySource
-    private var start: UInt64 = 1
-    private var end: UInt64 = 0
-    private var base: UnsafeRawPointer? = nil
+    @usableFromInline var start: UInt64 = 1
+    @usableFromInline var end: UInt64 = 0
+    @usableFromInline var base: UnsafeRawPointer? = nil
 
     public init(source: MemorySource) { self.source = source }
 
-    @inline(__always)
+    // Inlinable: the scan of another module calls it for every word of every object.
+    @inlinable @inline(__always)
     public mutating func word(_ address: UInt64) -> UInt64? {
         if address >= start && address &+ 8 <= end, let base {
             return base.loadUnaligned(fromByteOffset: Int(address - start), as: UInt64.self)
@@ -43,7 +44,7 @@ public struct MemoryWindow {
         return slowWord(address)
     }
 
-    private mutating func slowWord(_ address: UInt64) -> UInt64? {
+    @usableFromInline mutating func slowWord(_ address: UInt64) -> UInt64? {
         if let local = source.localBytes(containing: address), let pointer = local.bytes.baseAddress {
             start = local.start
             end = local.start + UInt64(local.bytes.count)
@@ -55,13 +56,13 @@ public struct MemoryWindow {
 }
 
 extension MemorySource {
-    @inline(__always)
+    @inlinable @inline(__always)
     public func readWord(_ address: UInt64) -> UInt64? {
         var value: UInt64 = 0
         return withUnsafeMutableBytes(of: &value) { read(address, count: 8, into: $0.baseAddress!) } ? value : nil
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public func readUInt32(_ address: UInt64) -> UInt32? {
         var value: UInt32 = 0
         return withUnsafeMutableBytes(of: &value) { read(address, count: 4, into: $0.baseAddress!) } ? value : nil

@@ -2,9 +2,9 @@
 /// a multiply: the attribution asks for the same few (parent, frame) pairs millions of times, in
 /// interleaved runs (a record, its payload, the next record), which a one-entry cache misses.
 package struct DirectMappedCache {
-    private var keys: [UInt64]
-    private var values: [UInt32]
-    private let shift: UInt64
+    @usableFromInline var keys: [UInt64]
+    @usableFromInline var values: [UInt32]
+    @usableFromInline let shift: UInt64
 
     /// - Parameter bits: 2^bits entries.
     package init(bits: Int = 8) {
@@ -13,16 +13,16 @@ package struct DirectMappedCache {
         shift = UInt64(64 - bits)
     }
 
-    @inline(__always)
-    private func slot(_ key: UInt64) -> Int { Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> shift) }
+    @inlinable @inline(__always)
+    func slot(_ key: UInt64) -> Int { Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> shift) }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     package func value(for key: UInt64) -> UInt32? {
         let slot = slot(key)
         return keys[slot] == key ? values[slot] : nil
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     package mutating func set(_ value: UInt32, for key: UInt64) {
         let slot = slot(key)
         keys[slot] = key

@@ -1,24 +1,24 @@
 /// A column of numbers that nearly all fit in 16 bits once divided by a power of two: two bytes a
 /// row, the rare others (too large, or not a multiple of the unit) in a side table. At ten million
 /// rows each column so kept is 20 MB less of swref's peak than four bytes would be.
-package struct NarrowColumn {
-    private var narrow: [UInt16] = []
-    private var wide: [Int: UInt64] = [:]
+public struct NarrowColumn {
+    @usableFromInline var narrow: [UInt16] = []
+    @usableFromInline var wide: [Int: UInt64] = [:]
     /// Values are stored divided by `1 << shift`.
-    package let shift: UInt64
+    public let shift: UInt64
 
-    package init(shift: UInt64) { self.shift = shift }
+    public init(shift: UInt64) { self.shift = shift }
 
-    package init(repeating value: UInt64, count: Int, shift: UInt64) {
+    public init(repeating value: UInt64, count: Int, shift: UInt64) {
         self.shift = shift
         narrow = [UInt16](repeating: 0, count: count)
         if value != 0 { for index in 0..<count { self[index] = value } }
     }
 
-    package var count: Int { narrow.count }
+    @inlinable public var count: Int { narrow.count }
 
-    @inline(__always)
-    package subscript(index: Int) -> UInt64 {
+    @inlinable @inline(__always)
+    public subscript(index: Int) -> UInt64 {
         get {
             let value = narrow[index]
             return value == .max ? wide[index]! : UInt64(value) << shift
@@ -35,7 +35,8 @@ package struct NarrowColumn {
         }
     }
 
-    package mutating func append(_ value: UInt64) {
+    @inlinable
+    public mutating func append(_ value: UInt64) {
         let scaled = value >> shift
         if scaled < UInt64(UInt16.max) && scaled << shift == value {
             narrow.append(UInt16(scaled))
@@ -45,10 +46,10 @@ package struct NarrowColumn {
         }
     }
 
-    package mutating func reserveCapacity(_ count: Int) { narrow.reserveCapacity(count) }
+    public mutating func reserveCapacity(_ count: Int) { narrow.reserveCapacity(count) }
 
     /// Removes the rows at `indices` (ascending, distinct); the others keep their order.
-    package mutating func removeRows(at indices: [Int]) {
+    public mutating func removeRows(at indices: [Int]) {
         let kept = compactRows(count: narrow.count, removing: indices) { row, destination in
             let value = narrow[row]
             guard let destination else {
@@ -63,7 +64,7 @@ package struct NarrowColumn {
         removeLast(narrow.count - kept)
     }
 
-    package mutating func removeLast(_ count: Int) {
+    public mutating func removeLast(_ count: Int) {
         if !wide.isEmpty { for index in (narrow.count - count)..<narrow.count where narrow[index] == .max { wide[index] = nil } }
         narrow.removeLast(count)
     }
@@ -74,7 +75,7 @@ package struct NarrowColumn {
 /// moves down to close the gaps. `removed` must be ascending and distinct. Returns how many rows
 /// remain; the caller drops the rest.
 @inline(__always)
-package func compactRows(count: Int, removing removed: [Int], _ step: (_ row: Int, _ destination: Int?) -> Void) -> Int {
+public func compactRows(count: Int, removing removed: [Int], _ step: (_ row: Int, _ destination: Int?) -> Void) -> Int {
     guard let first = removed.first else { return count }
     var kept = first, next = 0
     for row in first..<count {

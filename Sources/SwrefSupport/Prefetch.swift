@@ -7,12 +7,12 @@ package enum Prefetch {
     /// How many references ahead.
     package static let distance = 32
 
-    @inline(__always)
+    @inlinable @inline(__always)
     package static func element<T>(_ buffer: UnsafeMutableBufferPointer<T>, _ index: Int) {
         swref_prefetch(buffer.baseAddress! + index)
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     package static func element<T>(_ buffer: UnsafeBufferPointer<T>, _ index: Int) {
         swref_prefetch(buffer.baseAddress! + index)
     }

@@ -8,17 +8,17 @@ import SwrefSupport
 /// one jump a group may hold (the main heap to the mmap area). Anything else (a third window, an
 /// address off the 16-byte grain) goes to a side table.
 public struct BlockAddresses: RandomAccessCollection {
-    private static let groupShift = 12
-    private static let second: UInt32 = 0x8000_0000
-    private static let wideMark: UInt32 = .max
+    @usableFromInline static let groupShift = 12
+    @usableFromInline static let second: UInt32 = 0x8000_0000
+    @usableFromInline static let wideMark: UInt32 = .max
 
-    private var offsets: [UInt32] = []
+    @usableFromInline var offsets: [UInt32] = []
     /// Per group: the first base (its first row's address) and the second (0 while unused).
-    private var bases: [UInt64] = []
-    private var secondBases: [UInt64] = []
-    private var wide: [Int: UInt64] = [:]
+    @usableFromInline var bases: [UInt64] = []
+    @usableFromInline var secondBases: [UInt64] = []
+    @usableFromInline var wide: [Int: UInt64] = [:]
     /// Whether any address ever stored was off the 16-byte grain (kept when such rows are removed).
-    private var offGrain = false
+    @usableFromInline var offGrain = false
 
     public init() {}
 
@@ -27,10 +27,10 @@ public struct BlockAddresses: RandomAccessCollection {
         for value in values { append(value) }
     }
 
-    public var startIndex: Int { 0 }
-    public var endIndex: Int { offsets.count }
+    @inlinable public var startIndex: Int { 0 }
+    @inlinable public var endIndex: Int { offsets.count }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public subscript(index: Int) -> UInt64 {
         get {
             let offset = offsets[index], group = index >> BlockAddresses.groupShift
@@ -56,8 +56,8 @@ public struct BlockAddresses: RandomAccessCollection {
     }
 
     /// The offset in 16-byte units when `value` sits on that grain less than 32 GiB above `base`.
-    @inline(__always)
-    private func encode(_ value: UInt64, from base: UInt64) -> UInt32? {
+    @inlinable @inline(__always)
+    func encode(_ value: UInt64, from base: UInt64) -> UInt32? {
         guard value >= base, value & 15 == base & 15 else { return nil }
         let units = (value - base) >> 4
         return units < UInt64(BlockAddresses.second) ? UInt32(units) : nil
@@ -68,6 +68,7 @@ public struct BlockAddresses: RandomAccessCollection {
     /// mimalloc's 8-byte blocks).
     public var allOnSixteenByteGrain: Bool { !offGrain }
 
+    @inlinable
     public mutating func append(_ value: UInt64) {
         if value & 15 != 0 { offGrain = true }
         if offsets.count >> BlockAddresses.groupShift == bases.count {

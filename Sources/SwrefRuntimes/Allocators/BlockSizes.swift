@@ -5,17 +5,17 @@ import SwrefSupport
 /// Chunk sizes, two bytes each: glibc's chunks are multiples of 16 bytes, and all but blocks of a
 /// mebibyte or more (few, by their size) fit in 16 bits once divided by 16.
 public struct BlockSizes: RandomAccessCollection {
-    private var column: NarrowColumn
+    @usableFromInline var column: NarrowColumn
 
     /// - Parameter shift: sizes are kept divided by `1 << shift` when that is exact: 4 for glibc's
     ///   16-byte chunks, 3 for allocators with an 8-byte class (jemalloc), which would otherwise
     ///   send every 8-byte block to the side table.
     public init(shift: UInt64 = 4) { column = NarrowColumn(shift: shift) }
 
-    public var startIndex: Int { 0 }
-    public var endIndex: Int { column.count }
+    @inlinable public var startIndex: Int { 0 }
+    @inlinable public var endIndex: Int { column.count }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public subscript(index: Int) -> UInt64 {
         get { column[index] }
         set { column[index] = newValue }
