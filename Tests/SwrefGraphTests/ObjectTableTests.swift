@@ -99,4 +99,31 @@ final class ObjectTableTests: XCTestCase {
             }
         }
     }
+
+    /// Blocks at the very top of the address space, the last one's size running past 2^64 (a
+    /// damaged core): lookups answer as a plain search does and nothing traps.
+    func testBlocksAtTheTopOfTheAddressSpace() {
+        let target = InMemoryTarget()
+        let top: UInt64 = 0xFFFF_FFFF_FFFF_E000
+        target.map(top, size: UInt64.max - top)
+        let rows: [(UInt64, UInt64)] = [(top, 0x20), (top + 0x20, 0x1000), (0xFFFF_FFFF_FFFF_FF00, 0xf0), (.max - 15, 0x40)]
+        for overhead: UInt64 in [0, 8] {
+            let heap = blocks(rows, overhead: overhead)
+            let table = ObjectTable(heap: heap, recognizer: SwiftObjectRecognizer(source: target, images: noImages, reflection: nil))
+            let index = AddressIndex(addresses: heap.addresses, sizes: heap.sizes, overhead: overhead, memoryMap: target.memoryMap)
+            func expected(_ probe: UInt64) -> Int? {
+                rows.lastIndex { probe >= $0.0 && probe - $0.0 < $0.1 - overhead }
+            }
+            var probes: [UInt64] = [.max, .max - 1, .max - 8, .max - 15, .max - 16, top - 1, 0, 1 << 63]
+            for (address, size) in rows { probes += [address, address &+ size &- overhead &- 1, address &+ size &- overhead, address + 8] }
+            for probe in probes {
+                XCTAssertEqual(table.object(containing: probe), expected(probe), "table, overhead \(overhead): 0x\(String(probe, radix: 16))")
+                // The index covers blocks where their mappings are: 2^64 - 1 is in none.
+                XCTAssertEqual(index.block(containing: probe), target.memoryMap.region(containing: probe) == nil ? nil : expected(probe),
+                               "index, overhead \(overhead): 0x\(String(probe, radix: 16))")
+            }
+            XCTAssertEqual(table.firstObject(atOrAfter: .max), nil)
+            XCTAssertEqual(table.firstObject(atOrAfter: .max - 15), 3)
+        }
+    }
 }
