@@ -117,4 +117,37 @@ final class GlibcHeapTests: XCTestCase {
             }
         }
     }
+
+    /// Thread arenas: found through main_arena's ring, each heap through `heap_info.prev` from the
+    /// one holding the arena's top, chunks from past the arena (first heap) or the heap_info
+    /// (later ones); an old heap ends at its fencepost. Met out of address order, the blocks are
+    /// sorted.
+    func testThreadArenasAndTheirHeaps() {
+        let target = InMemoryTarget()
+        let heap = GlibcHeapBuilder(target: target)
+        (0..<3).forEach { _ in heap.malloc(64) }
+        heap.finish()
+        let thread = GlibcThreadArena(joining: heap, heapStart: 0x7fff_e400_0000)
+        thread.malloc(100)
+        thread.malloc(30, state: .free)
+        thread.malloc(500)
+        thread.growHeap(at: 0x7fff_ec00_0000)
+        thread.malloc(48)
+        thread.malloc(2000)
+        thread.finish()
+        let other = GlibcThreadArena(joining: heap, heapStart: 0x7fff_e800_0000)
+        other.malloc(24)
+        other.finish()
+        let blocks = MallocHeap(source: target).walk()
+        XCTAssertEqual(blocks.coverage, .complete, blocks.notes.joined(separator: "; "))
+        XCTAssertEqual(blocks.counters["arenas"], 3)
+        let expected = (heap.liveChunks + thread.liveChunks + other.liveChunks).sorted { $0.address < $1.address }
+        XCTAssertEqual(Array(blocks.addresses), expected.map(\.user))
+        XCTAssertEqual(Array(blocks.sizes), expected.map(\.size))
+        XCTAssertEqual(thread.liveChunks.count, 4)
+        for range in (thread.heaps + other.heaps).map({ $0.start..<$0.end }) {
+            XCTAssertTrue(blocks.ownedRanges.contains(range), "\(range) is the allocator's")
+        }
+        XCTAssertEqual(blocks.counters["mmapped"], 0, "a thread heap is no mmapped chunk")
+    }
 }

@@ -138,3 +138,94 @@ public final class GlibcHeapBuilder {
         return address + 16
     }
 }
+
+/// A thread arena (glibc's `arena.c`): its `malloc_state` sits in its first heap, after the
+/// `heap_info`; each heap is 64 MiB-aligned and names the one before it (`prev`); the arena's
+/// `top` is in the newest. The arena joins main_arena's ring of `next` pointers. Chunks carry
+/// NON_MAIN_ARENA. Lay chunks out, then `finish()` (before or after the main heap's).
+public final class GlibcThreadArena {
+    public let target: InMemoryTarget
+    /// `struct malloc_state` of this arena.
+    public let arena: UInt64
+    /// Each heap: its start (the heap_info), where its chunks start, and its mapped end.
+    public private(set) var heaps: [(start: UInt64, firstChunk: UInt64, end: UInt64)] = []
+    public private(set) var chunks: [GlibcHeapBuilder.Chunk] = []
+    /// Per heap, the chunks laid out in it (indices into `chunks`).
+    private var heapOfChunk: [Int] = []
+    private var cursor: UInt64
+
+    static let heapAlignment: UInt64 = 64 << 20
+    static let nonMainArena: UInt64 = 4
+
+    /// A thread arena whose first heap is mapped at `heapStart` (64 MiB-aligned), `size` bytes.
+    public init(joining main: GlibcHeapBuilder, heapStart: UInt64, size: UInt64 = 0x21000) {
+        precondition(heapStart % GlibcThreadArena.heapAlignment == 0, "thread heaps are 64 MiB-aligned")
+        target = main.target
+        arena = heapStart + 0x20
+        target.map(heapStart, size: size, "rw-p")
+        target.put(arena, at: heapStart)                    // heap_info.ar_ptr
+        target.put(0, at: heapStart + 8)                    // prev: none
+        target.put(size, at: heapStart + 0x10)              // size in use
+        // Into the ring after main_arena.
+        target.put(target.word(at: main.mainArena + GlibcHeapBuilder.arenaNext), at: arena + GlibcHeapBuilder.arenaNext)
+        target.put(arena, at: main.mainArena + GlibcHeapBuilder.arenaNext)
+        heaps.append((heapStart, heapStart + 0x8d0, heapStart + size))
+        cursor = heapStart + 0x8d0
+    }
+
+    @discardableResult
+    public func chunk(size chunkSize: UInt64, state: GlibcHeapBuilder.State = .inUse) -> GlibcHeapBuilder.Chunk {
+        precondition(state == .inUse || state == .free, "thread arenas here keep no tcache or fastbin lists")
+        precondition(chunkSize >= 32 && chunkSize % 16 == 0 && cursor + chunkSize + 32 <= heaps.last!.end, "no room for a chunk of \(chunkSize)")
+        let chunk = GlibcHeapBuilder.Chunk(address: cursor, size: chunkSize, state: state)
+        chunks.append(chunk)
+        heapOfChunk.append(heaps.count - 1)
+        cursor += chunkSize
+        return chunk
+    }
+
+    @discardableResult
+    public func malloc(_ bytes: UInt64, state: GlibcHeapBuilder.State = .inUse) -> UInt64 {
+        chunk(size: GlibcHeapBuilder.chunkSize(forRequest: bytes), state: state).user
+    }
+
+    /// Ends the current heap with a fencepost (its in-use size shrinks to it) and maps a new one
+    /// at `heapStart` whose `prev` is the old: later chunks, and the top, go there.
+    public func growHeap(at heapStart: UInt64, size: UInt64 = 0x21000) {
+        precondition(heapStart % GlibcThreadArena.heapAlignment == 0, "thread heaps are 64 MiB-aligned")
+        let old = heaps.removeLast()
+        // A 16-byte fencepost whose PREV_INUSE is written by finish(); the heap's used size ends after it.
+        heaps.append((old.start, old.firstChunk, cursor + 16))
+        target.put(cursor + 16 - old.start, at: old.start + 0x10)
+        target.map(heapStart, size: size, "rw-p")
+        target.put(arena, at: heapStart)
+        target.put(old.start, at: heapStart + 8)
+        target.put(size, at: heapStart + 0x10)
+        heaps.append((heapStart, heapStart + 0x30, heapStart + size))
+        cursor = heapStart + 0x30
+    }
+
+    /// Writes every chunk's size word (NON_MAIN_ARENA, PREV_INUSE from the chunk before in the
+    /// same heap), each old heap's fencepost, the top chunk, and the arena's `top`.
+    public func finish() {
+        for (heapIndex, heap) in heaps.enumerated() {
+            var previousInUse = true
+            var end = heap.firstChunk
+            for (index, chunk) in chunks.enumerated() where heapOfChunk[index] == heapIndex {
+                target.put(chunk.size | GlibcThreadArena.nonMainArena | (previousInUse ? GlibcHeapBuilder.prevInUse : 0), at: chunk.address + 8)
+                if chunk.state == .free { target.put(chunk.size, at: chunk.address + chunk.size) }
+                previousInUse = chunk.state != .free
+                end = chunk.address + chunk.size
+            }
+            let flags = GlibcThreadArena.nonMainArena | (previousInUse ? GlibcHeapBuilder.prevInUse : 0)
+            if heapIndex < heaps.count - 1 {
+                target.put(0x10 | flags, at: end + 8)                       // the fencepost
+            } else {
+                target.put((heap.end - end) | flags, at: end + 8)           // the top chunk
+                target.put(end, at: arena + GlibcHeapBuilder.arenaTop)
+            }
+        }
+    }
+
+    public var liveChunks: [GlibcHeapBuilder.Chunk] { chunks.filter { $0.state == .inUse } }
+}
