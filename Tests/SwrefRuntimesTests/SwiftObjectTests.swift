@@ -164,4 +164,42 @@ final class SwiftObjectTests: XCTestCase {
             XCTAssertNil(ClassChain(metadata: f.metadata, source: target))
         }
     }
+
+    /// No allocator is recognised (no libc among the images): the choice falls back to the header
+    /// scan, says why, and calls the heap approximate; without a Swift runtime it reads nothing.
+    func testAllocatorChoiceFallsBackToTheHeaderScan() {
+        let (target, image, heap) = makeTarget()
+        let type = image.makeClass(instanceSize: 48)
+        image.writeObject(at: heap + 0x40, metadata: type.metadata)
+        image.writeObject(at: heap + 0x400, metadata: type.metadata)
+        let recognizer = SwiftObjectRecognizer(source: target, images: noImages, reflection: nil)
+        let blocks = AllocatorChoice.walk(source: target, images: noImages, recognizer: recognizer)
+        guard case .approximate = blocks.coverage else { return XCTFail("coverage \(blocks.coverage)") }
+        XCTAssertEqual(Array(blocks.addresses), [heap + 0x40, heap + 0x400])
+        XCTAssertTrue(blocks.notes.contains { $0.contains("found by their headers") }, "\(blocks.notes)")
+        let nothing = AllocatorChoice.walk(source: target, images: noImages, recognizer: nil)
+        guard case .unread = nothing.coverage else { return XCTFail("coverage \(nothing.coverage)") }
+        XCTAssertEqual(nothing.count, 0)
+    }
+
+    /// Object headers in a mapping that ends at the top of the address space, the last one's
+    /// instance size running past it: the scan ends without a trap.
+    func testHeaderScanAtTheTopOfTheAddressSpace() {
+        let target = InMemoryTarget()
+        let image = SwiftImageBuilder(target: target)
+        let top: UInt64 = 0xFFFF_FFFF_FFFF_F000
+        target.map(top, size: UInt64.max - top)
+        let small = image.makeClass(instanceSize: 32)
+        let huge = image.makeClass(instanceSize: 0x0FFF_FFF0)
+        image.writeObject(at: top + 0x100, metadata: small.metadata)
+        image.writeObject(at: .max - 31, metadata: small.metadata)   // 32 bytes would end at 2^64 - 1 + 1
+        image.writeObject(at: top + 0x800, metadata: huge.metadata)
+        let recognizer = SwiftObjectRecognizer(source: target, images: noImages, reflection: nil)
+        let blocks = SwiftHeaderScan(source: target, recognizer: recognizer).walk()
+        XCTAssertEqual(blocks.addresses.first, top + 0x100)
+        XCTAssertFalse(blocks.addresses.contains(top + 0x800), "larger than what is left of the mapping")
+        for (address, size) in zip(blocks.addresses, blocks.sizes) {
+            XCTAssertLessThanOrEqual(size, UInt64.max - address, "0x\(String(address, radix: 16)) + \(size) stays below 2^64")
+        }
+    }
 }
