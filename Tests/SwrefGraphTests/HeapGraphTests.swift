@@ -159,4 +159,106 @@ final class HeapGraphTests: XCTestCase {
         XCTAssertEqual(sizes.retainedBytes(ofRoot: 1), 4 * chunk, "<leaked>")
         XCTAssertEqual(sizes.retainedBytes[0], 10 * chunk, "the super-root holds everything")
     }
+
+    /// Random glibc heaps whose live blocks hold random words — pointers to the start or inside of
+    /// live and freed blocks, tagged pointers, small numbers: the walk and the scan give exactly
+    /// the edges those words make, in word order, and the leak finder's unreached objects are
+    /// those a plain search from the roots does not reach.
+    func testScanOfRandomHeapsFindsExactlyThePointersWritten() {
+        var random = SplitMix(seed: 31)
+        for round in 0..<25 {
+            let target = InMemoryTarget()
+            let heap = GlibcHeapBuilder(target: target)
+            for _ in 0..<Int(5 + random.next() % 60) {
+                let bytes = random.next() % 200
+                let roll = random.next() % 10
+                heap.malloc(bytes, state: roll == 0 ? .free : roll == 1 && bytes < 100 ? .fastbin : .inUse)
+            }
+            heap.finish()
+            let live = heap.liveChunks
+            func owner(_ word: UInt64) -> Int? {
+                let address = word & 0x7FFF_FFFF_FFFF
+                return live.firstIndex { address >= $0.user && address < $0.user + $0.size - 8 }
+            }
+            var expected = [[Int32]](repeating: [], count: live.count)
+            for (index, chunk) in live.enumerated() {
+                for slot in 0..<(chunk.size - 8) / 8 {
+                    let word: UInt64
+                    switch random.next() % 6 {
+                    case 0: word = 0
+                    case 1: word = random.next() % 0x10000
+                    default:
+                        let to = heap.chunks[Int(random.next() % UInt64(heap.chunks.count))]
+                        let interior = random.next() % 3 == 0 ? random.next() % (to.size - 8) : 0
+                        word = (to.user + interior) | (random.next() % 8 == 0 ? 0x8000_0000_0000_0000 : 0)
+                    }
+                    target.put(word, at: chunk.user + slot * 8)
+                    if let to = owner(word) { expected[index].append(Int32(to)) }
+                }
+            }
+            let blocks = MallocHeap(source: target).walk()
+            XCTAssertEqual(Array(blocks.addresses), live.map(\.user), "round \(round): blocks")
+            let objects = ObjectTable(heap: blocks, recognizer: SwiftObjectRecognizer(source: target, images: noImages, reflection: nil))
+            let scanner = ReferenceScanner(source: target, objects: objects, layouts: ObjectLayouts(reflection: nil, source: target),
+                                           symbolizer: Symbolizer(images: noImages))
+            let graph = scanner.buildGraph()
+            for object in 0..<objects.count {
+                XCTAssertEqual(graph.edges(of: object).map { graph.targets[$0] }, expected[object], "round \(round): object \(object)")
+            }
+            var root = Root(name: "globals", kind: .global)
+            root.targets = (0..<Int(random.next() % 3)).map { _ in Int32(random.next() % UInt64(live.count)) }
+            let tiers = RootTiers(objectCount: objects.count, graph: graph, roots: [root])
+            var seen = Set(root.targets.map(Int.init)), stack = root.targets.map(Int.init)
+            while let v = stack.popLast() {
+                for w in expected[v].map(Int.init) where seen.insert(w).inserted { stack.append(w) }
+            }
+            let report = LeakFinder.find(objects: objects, graph: graph, names: scanner.names, reachable: tiers.isReachable)
+            XCTAssertEqual(Set(report.groups.flatMap { $0.members + $0.retained }.map(Int.init)),
+                           Set(0..<objects.count).subtracting(seen), "round \(round): leaked")
+        }
+    }
+
+    /// An object whose counts moved to a side table owns it: the scan gives it an edge there.
+    func testSideTableIsHeldByItsObject() {
+        let target = InMemoryTarget()
+        let heap = GlibcHeapBuilder(target: target)
+        let image = SwiftImageBuilder(target: target)
+        let type = image.makeClass(instanceSize: 32)
+        let object = heap.malloc(32)
+        let table = heap.malloc(32)
+        heap.finish()
+        image.writeObject(at: object, metadata: type.metadata, refCount: SwiftImageBuilder.sideTableRefCount(table))
+        target.put(object, at: table)        // the side table points back to its object
+        let objects = ObjectTable(heap: MallocHeap(source: target).walk(),
+                                  recognizer: SwiftObjectRecognizer(source: target, images: noImages, reflection: nil))
+        XCTAssertEqual(objects.types[Int(objects.typeIndices[1])].kind, .sideTable)
+        let scanner = ReferenceScanner(source: target, objects: objects, layouts: ObjectLayouts(reflection: nil, source: target),
+                                       symbolizer: Symbolizer(images: noImages))
+        let graph = scanner.buildGraph()
+        XCTAssertEqual(graph.edges(of: 0).map { graph.targets[$0] }, [1])
+        XCTAssertEqual(graph.edges(of: 0).map { scanner.names.text(graph.labels[$0], target: 1) }, ["$side_table"])
+        XCTAssertEqual(graph.edges(of: 1).count, 0, "a side table holds no references, with or without reflection")
+    }
+
+    /// The allocator's own blocks (jemalloc's tcache stacks) keep stale pointers: counted, never
+    /// scanned — in a program without a Swift runtime (no reflection) too.
+    func testAllocatorInternalBlocksAreNotScanned() {
+        let target = InMemoryTarget()
+        let heap = GlibcHeapBuilder(target: target)
+        let stack = heap.malloc(64)
+        let given = heap.malloc(32)
+        let holder = heap.malloc(32)
+        heap.finish()
+        target.put(given, at: stack + 8)
+        target.put(given, at: holder)
+        var blocks = MallocHeap(source: target).walk()
+        blocks.internalBlocks = [stack]
+        let objects = ObjectTable(heap: blocks, recognizer: SwiftObjectRecognizer(source: target, images: noImages, reflection: nil))
+        XCTAssertEqual(objects.types[Int(objects.typeIndices[0])].kind, .allocatorInternal)
+        let scanner = ReferenceScanner(source: target, objects: objects, layouts: ObjectLayouts(reflection: nil, source: target),
+                                       symbolizer: Symbolizer(images: noImages))
+        let graph = scanner.buildGraph()
+        XCTAssertEqual(graph.edges(of: 0).count, 0, "the stack's stale pointer")
+        XCTAssertEqual(graph.edges(of: 2).map { graph.targets[$0] }, [1], "the holder's reference")
+    }
 }
