@@ -261,4 +261,16 @@ final class HeapGraphTests: XCTestCase {
         XCTAssertEqual(graph.edges(of: 0).count, 0, "the stack's stale pointer")
         XCTAssertEqual(graph.edges(of: 2).map { graph.targets[$0] }, [1], "the holder's reference")
     }
+
+    func testCensusCountsTheHandBuiltHeap() {
+        let fixture = makeFixture()
+        let census = HeapCensus(objects: analyse(fixture).objects)
+        XCTAssertEqual(census.rows.map(\.type).first, "<malloc>", "largest first")
+        XCTAssertEqual(census.row(named: "<malloc>")?.count, 9)
+        XCTAssertEqual(census.row(named: "<malloc>")?.bytes, 9 * 0x30)
+        XCTAssertEqual(census.swiftCount, 1, "S")
+        XCTAssertEqual(census.rows.last?.kind, .classInstance)
+        XCTAssertEqual(census.totalCount, 10)
+        XCTAssertEqual(census.totalBytes, 10 * 0x30)
+    }
 }

@@ -179,4 +179,39 @@ final class MemorySourceTests: XCTestCase {
         XCTAssertEqual(map.regions[4].path, "[vsyscall]")
         XCTAssertTrue(map.regions[4].executable && !map.regions[4].readable)
     }
+
+    /// The window's fast path (local bytes) and slow path (a read, across regions) agree with a
+    /// plain read at every address near every region edge, whatever the regions are.
+    func testWindowAgreesWithReadOnRandomMaps() {
+        var random = SplitMix(seed: 17)
+        for round in 0..<40 {
+            let target = InMemoryTarget()
+            target.servesLocalBytes = round % 4 != 0
+            var address: UInt64 = round % 5 == 0 ? 0xFFFF_FFFF_FFF0_0000 : 0x10000 + (random.next() % 1000) * 0x1000
+            var edges: [UInt64] = []
+            for _ in 0..<Int(1 + random.next() % 6) {
+                let size = (1 + random.next() % 3) * 0x1000
+                guard size <= UInt64.max - address else { break }
+                let permissions = ["rw-p", "r--p", "---p", "rw-p"][Int(random.next() % 4)]
+                let backed = random.next() % 5 != 0
+                target.map(address, size: size, permissions, backed: backed)
+                if backed {
+                    for index in stride(from: 0, to: Int(size / 8), by: 7) { target.put(random.next(), at: address + UInt64(index * 8)) }
+                    target.put(random.next(), at: address + size - 8)
+                    target.put(random.next(), at: address + size - 13)
+                }
+                edges += [address, address + size]
+                let gap = random.next() % 3 == 0 ? (random.next() % 3) * 0x1000 : 0
+                guard gap <= UInt64.max - (address + size) else { break }
+                address += size + gap
+            }
+            var window = MemoryWindow(source: target)
+            for edge in edges {
+                for delta in -24...24 {
+                    let probe = edge &+ UInt64(bitPattern: Int64(delta))
+                    XCTAssertEqual(window.word(probe), target.readWord(probe), "round \(round): 0x\(String(probe, radix: 16))")
+                }
+            }
+        }
+    }
 }
