@@ -12,6 +12,9 @@ import PackageDescription
 //   SwrefReports   pprof, census, top, leaks, diffs
 //   SwrefPipeline  one analysis, layer by layer
 //   SwrefKit       all of the above, for the CLI and the end-to-end tests
+// Beside them, for tests only: SwrefTestSupport (an in-memory Target — hand-built regions, glibc
+// chunks, Swift object headers — on SwrefMemory alone) and one unit-test target per layer, which
+// sees its layer and those below it and runs in milliseconds without ptrace, swiftc or Go.
 let release: [SwiftSetting] = [
     // The analysis loops touch class state millions of times; dynamic exclusivity checks cost
     // about a tenth of the time there. Debug builds keep them. Whole-package cross-module
@@ -72,6 +75,14 @@ let package = Package(
             ],
             path: "Benchmarks/swref-bench"
         ),
+        // In-memory targets for unit tests (Tests/SwrefTestSupport): never part of a product.
+        .target(name: "SwrefTestSupport", dependencies: ["SwrefMemory", "SwrefSupport"], path: "Tests/SwrefTestSupport"),
+        .testTarget(name: "SwrefMemoryTests", dependencies: ["SwrefMemory", "SwrefSupport", "SwrefTestSupport"]),
+        .testTarget(name: "SwrefRuntimesTests", dependencies: ["SwrefRuntimes", "SwrefImages", "SwrefMemory", "SwrefSupport",
+                                                                "SwrefTestSupport"]),
+        .testTarget(name: "SwrefGraphTests", dependencies: ["SwrefGraph", "SwrefRuntimes", "SwrefImages", "SwrefMemory",
+                                                             "SwrefSupport", "SwrefTestSupport"]),
+        // End to end: real processes (ptrace), programs built with swiftc and Go, cores.
         .testTarget(name: "SwrefKitTests", dependencies: ["SwrefKit", "CSwrefSystem"]),
     ]
 )

@@ -38,7 +38,7 @@ public struct AddressIndex {
         self.sizes = sizes
         self.overhead = overhead
         lowest = addresses.first ?? 0
-        highest = addresses.isEmpty ? 0 : addresses[addresses.count - 1] &+ sizes[sizes.count - 1]
+        highest = addresses.isEmpty ? 0 : AddressIndex.end(addresses[addresses.count - 1], sizes[sizes.count - 1])
         shift = addresses.allOnSixteenByteGrain ? 4 : 3
         let shift = self.shift
         var index = 0
@@ -50,7 +50,7 @@ public struct AddressIndex {
             // The bitmap spans the blocks, not the mapping: a mapping's size can be anything in a
             // damaged core, the blocks were all read from memory that exists.
             let start = max(region.start, addresses[first] & ~15)
-            let end = max(min(region.end, addresses[last] &+ sizes[last]), addresses[last] + 1)
+            let end = max(min(region.end, AddressIndex.end(addresses[last], sizes[last])), addresses[last] + 1)
             let granules = Int((end - start) >> shift) + 1
             var bits = [UInt64](repeating: 0, count: (granules + 63) / 64 + 1)
             while index <= last {
@@ -70,6 +70,12 @@ public struct AddressIndex {
         }
     }
 
+    /// Where a block ends; the top of the address space for a size that runs past 2^64 (a damaged core).
+    private static func end(_ address: UInt64, _ size: UInt64) -> UInt64 {
+        let (end, overflow) = address.addingReportingOverflow(size)
+        return overflow ? .max : end
+    }
+
     /// The index of the block whose user bytes hold `address`.
     @inline(__always)
     public func block(containing address: UInt64) -> Int? {
@@ -85,7 +91,7 @@ public struct AddressIndex {
             if rank == 0 { return nil }
             rank -= 1
             let candidate = area.firstBlock + rank
-            return address < addresses[candidate] &+ sizes[candidate] &- overhead ? candidate : nil
+            return address &- addresses[candidate] < sizes[candidate] &- overhead ? candidate : nil
         }
         return nil
     }

@@ -89,6 +89,7 @@ public struct ObjectTable {
         let after = addresses.upperBound(address)
         guard after > 0 else { return nil }
         let index = after - 1
-        return address < addresses[index] + usableSize(index) ? index : nil
+        // As a distance from the block's start: the block's end may lie past 2^64 in a damaged core.
+        return address - addresses[index] < usableSize(index) ? index : nil
     }
 }

@@ -30,7 +30,9 @@ extension MemorySource {
 public struct MemoryWindow {
     package let source: MemorySource
     @usableFromInline var start: UInt64 = 1
-    @usableFromInline var end: UInt64 = 0
+    /// The last address a whole word of the mapping starts at (below `start` while there is none):
+    /// compared with, not computed from the address, which wraps at the top of the address space.
+    @usableFromInline var last: UInt64 = 0
     @usableFromInline var base: UnsafeRawPointer? = nil
 
     public init(source: MemorySource) { self.source = source }
@@ -38,18 +40,18 @@ public struct MemoryWindow {
     // Inlinable: the scan of another module calls it for every word of every object.
     @inlinable @inline(__always)
     public mutating func word(_ address: UInt64) -> UInt64? {
-        if address >= start && address &+ 8 <= end, let base {
+        if address >= start && address <= last, let base {
             return base.loadUnaligned(fromByteOffset: Int(address - start), as: UInt64.self)
         }
         return slowWord(address)
     }
 
     @usableFromInline mutating func slowWord(_ address: UInt64) -> UInt64? {
-        if let local = source.localBytes(containing: address), let pointer = local.bytes.baseAddress {
+        if let local = source.localBytes(containing: address), let pointer = local.bytes.baseAddress, local.bytes.count >= 8 {
             start = local.start
-            end = local.start + UInt64(local.bytes.count)
+            last = local.start + UInt64(local.bytes.count - 8)
             base = UnsafeRawPointer(pointer)
-            if address &+ 8 <= end { return base!.loadUnaligned(fromByteOffset: Int(address - start), as: UInt64.self) }
+            if address >= start && address <= last { return base!.loadUnaligned(fromByteOffset: Int(address - start), as: UInt64.self) }
         }
         return source.readWord(address)
     }

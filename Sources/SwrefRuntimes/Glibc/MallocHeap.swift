@@ -160,14 +160,14 @@ private struct Walker {
         }
         if let mainArena {
             walkFastbins(arena: mainArena)
-            var arena = source.readWord(mainArena + MallocLayout.arenaNext) ?? mainArena
+            var arena = source.readWord(mainArena &+ MallocLayout.arenaNext) ?? mainArena
             var hops = 0
             while arena != mainArena && arena != 0 && hops < 1024 {
                 walkThreadArena(arena)
                 walkFastbins(arena: arena)
                 arenaCount += 1
                 hops += 1
-                arena = source.readWord(arena + MallocLayout.arenaNext) ?? mainArena
+                arena = source.readWord(arena &+ MallocLayout.arenaNext) ?? mainArena
             }
         }
         walkMmappedChunks()
@@ -229,13 +229,16 @@ private struct Walker {
                 continue
             }
             // Damage: look for the next place where the chain of sizes holds.
+            // Probes never wrap past the top of the address space back to 0 (a top read from a damaged core may lie there).
             var probe = (chunk &+ 16) & ~15
             var found: UInt64? = nil
-            while probe < top {
+            while probe > chunk && probe < top {
                 var at = probe, links = 0
                 while links < 3, at < top, let size = sane(at) { at &+= size; links += 1 }
                 if links == 3 || at == top { found = probe; break }
-                probe &+= 16
+                let (next, overflow) = probe.addingReportingOverflow(16)
+                if overflow { break }
+                probe = next
             }
             damaged += 1
             notes.append("malloc chunk at 0x\(String(chunk, radix: 16)) has a bad size; "
@@ -296,10 +299,10 @@ private struct Walker {
                 let words = bytes.withUnsafeBytes { Array($0.bindMemory(to: UInt64.self)) }
                 for (slot, word) in words.enumerated() where slot * 8 >= Int(MallocLayout.arenaTop) && matches(word) {
                     let arena = area.start + UInt64(slot * 8) - MallocLayout.arenaTop
-                    var next = source.readWord(arena + MallocLayout.arenaNext) ?? 0
+                    var next = source.readWord(arena &+ MallocLayout.arenaNext) ?? 0
                     var hops = 0
                     while next != arena && next != 0 && hops < 1024 {
-                        next = source.readWord(next + MallocLayout.arenaNext) ?? 0
+                        next = source.readWord(next &+ MallocLayout.arenaNext) ?? 0
                         hops += 1
                     }
                     if next == arena { return (arena, word) }
@@ -310,7 +313,7 @@ private struct Walker {
     }
 
     mutating func walkThreadArena(_ arena: UInt64) {
-        guard let top = source.readWord(arena + MallocLayout.arenaTop) else { return }
+        guard let top = source.readWord(arena &+ MallocLayout.arenaTop) else { return }
         var heap = top & ~(MallocLayout.heapMaxSize - 1)
         var hops = 0
         while heap != 0 && hops < 4096 {
@@ -330,12 +333,12 @@ private struct Walker {
 
     mutating func walkFastbins(arena: UInt64) {
         for bin in 0..<MallocLayout.fastbinCount {
-            guard var chunk = source.readWord(arena + MallocLayout.arenaFastbins + UInt64(bin * 8)) else { continue }
+            guard var chunk = source.readWord(arena &+ MallocLayout.arenaFastbins &+ UInt64(bin * 8)) else { continue }
             var hops = 0
             while chunk != 0 && chunk & 0xf == 0 && hops < 1 << 20 {
                 markFree(chunk)
-                guard let stored = source.readWord(chunk + MallocLayout.chunkHeader) else { break }
-                chunk = MallocLayout.reveal(stored, at: chunk + MallocLayout.chunkHeader)
+                guard let stored = source.readWord(chunk &+ MallocLayout.chunkHeader) else { break }
+                chunk = MallocLayout.reveal(stored, at: chunk &+ MallocLayout.chunkHeader)
                 hops += 1
             }
         }
@@ -370,7 +373,7 @@ private struct Walker {
 
     mutating func markFree(_ chunk: UInt64) {
         if freeCached.insert(chunk).inserted {
-            freeCachedBytes += (source.readWord(chunk + 8) ?? 0) & MallocLayout.sizeMask
+            freeCachedBytes &+= (source.readWord(chunk &+ 8) ?? 0) & MallocLayout.sizeMask
         }
     }
 
@@ -381,7 +384,7 @@ private struct Walker {
             if arenaRegions.contains(region.start) { continue }
             beginRun()
             var chunk = region.start
-            while chunk + 4096 <= region.end {
+            while region.end - chunk >= 4096 {
                 guard let prevSize = source.readWord(chunk), let sizeField = source.readWord(chunk + 8),
                       sizeField & 0x7 == MallocLayout.isMmapped else { break }
                 let size = sizeField & MallocLayout.sizeMask
@@ -389,7 +392,7 @@ private struct Walker {
                 guard size >= 4096, size & 0xfff == 0, prevSize == 0, size <= region.end - chunk else { break }
                 add(chunk, size: size)
                 mmappedCount += 1
-                mmappedBytes += size
+                mmappedBytes &+= size
                 chunk += size
             }
         }

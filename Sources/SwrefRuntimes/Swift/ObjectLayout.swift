@@ -53,6 +53,12 @@ public final class ObjectLayouts {
     }
 
     private func compute(entry: SwiftObjectRecognizer.TypeEntry, sample: UInt64) -> ObjectLayout {
+        // Blocks that hold no references whatever reflection knows: without a Swift runtime too
+        // (jemalloc's tcache stacks in a C program), their stale pointers are not references.
+        switch entry.kind {
+        case .sideTable, .taskSlab, .dispatchQueue, .allocatorInternal: return .none
+        default: break
+        }
         guard let reflection, let values, entry.kind != .malloc else { return .conservative }
         switch entry.kind {
         case .classInstance:
