@@ -2,6 +2,7 @@ import CSwrefSystem
 import Glibc
 import SwrefImages
 import SwrefMemory
+
 import SwrefSupport
 
 /// Reads a live process with `process_vm_readv`; once the process is gone, file-backed mappings

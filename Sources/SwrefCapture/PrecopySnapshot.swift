@@ -2,6 +2,7 @@ import CSwrefSystem
 import Glibc
 import SwrefImages
 import SwrefMemory
+
 import SwrefSupport
 
 /// A snapshot copied while the target runs, made consistent by one short stop at the end:

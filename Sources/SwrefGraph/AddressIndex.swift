@@ -1,6 +1,7 @@
 import SwrefImages
 import SwrefMemory
 import SwrefRuntimes
+
 import SwrefSupport
 
 /// Finds the block that holds an address without a binary search over millions of addresses:

@@ -1,6 +1,8 @@
+import CSwrefSystem
 import SwrefImages
 import SwrefMemory
 import SwrefRuntimes
+
 import SwrefSupport
 
 /// Attributes every object to one reference path from a root: breadth-first, root kinds in

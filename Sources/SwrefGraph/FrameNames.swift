@@ -1,6 +1,7 @@
 import SwrefImages
 import SwrefMemory
 import SwrefRuntimes
+
 import SwrefSupport
 
 /// Frame names and the labels edges carry. An edge's label is a code: either a finished frame

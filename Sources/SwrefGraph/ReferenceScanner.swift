@@ -3,6 +3,7 @@ import Glibc
 import SwrefImages
 import SwrefMemory
 import SwrefRuntimes
+
 import SwrefSupport
 
 /// Finds the references held in memory — inside objects, by their type layouts, or in untyped

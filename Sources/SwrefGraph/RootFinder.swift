@@ -1,6 +1,7 @@
 import SwrefImages
 import SwrefMemory
 import SwrefRuntimes
+
 import SwrefSupport
 
 /// Finds the roots of a memory image and what each references directly, in walk order:

@@ -1,6 +1,8 @@
+import CSwrefSystem
 import SwrefImages
 import SwrefMemory
 import SwrefRuntimes
+
 import SwrefSupport
 
 /// Which kind of root first reaches each object, walking root kinds in order (globals, stacks,

@@ -1,5 +1,6 @@
 import SwrefImages
 import SwrefRuntimes
+
 import SwrefSupport
 
 /// Interned strings with dense ids: frame names and field paths are stored once.

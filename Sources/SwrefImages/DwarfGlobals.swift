@@ -1,5 +1,6 @@
 import CSwrefSystem
 import SwrefMemory
+
 import SwrefSupport
 
 /// A global variable described by DWARF.

@@ -1,5 +1,6 @@
 import CSwrefSystem
 import SwrefMemory
+
 import SwrefSupport
 
 /// A local variable or parameter of a stack frame, located through DWARF.

@@ -1,4 +1,5 @@
 import SwrefMemory
+
 import SwrefSupport
 
 /// ELF notes (a core's PT_NOTE segments, an image's build-id note): name, type and descriptor,

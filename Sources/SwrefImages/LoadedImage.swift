@@ -1,4 +1,5 @@
 import SwrefMemory
+
 import SwrefSupport
 
 /// An ELF image mapped into the target: where it sits and what its file says.

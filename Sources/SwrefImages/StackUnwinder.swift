@@ -1,5 +1,6 @@
 import CSwrefSystem
 import SwrefMemory
+
 import SwrefSupport
 
 /// One frame of a thread's stack: its pc and stack pointer, innermost first.

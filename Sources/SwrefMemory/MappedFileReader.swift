@@ -1,4 +1,5 @@
 import Glibc
+
 import SwrefSupport
 
 /// Reads file-backed mappings from the files on disk: the fallback for read-only code and

@@ -1,5 +1,6 @@
 import Glibc
 import SwrefSupport
+
 import Synchronization
 
 /// A consistent image of a target: registers of every thread and a copy of its writable memory,

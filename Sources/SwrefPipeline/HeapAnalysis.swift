@@ -3,6 +3,7 @@ import SwrefGraph
 import SwrefImages
 import SwrefMemory
 import SwrefRuntimes
+
 import SwrefSupport
 
 /// Whether framework buffers are named by what they pin (RPC-framework-aware mode).

@@ -2,6 +2,7 @@ import SwrefGraph
 import SwrefImages
 import SwrefMemory
 import SwrefRuntimes
+
 import SwrefSupport
 
 /// The census as a pprof profile and as a text table.

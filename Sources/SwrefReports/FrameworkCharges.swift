@@ -2,6 +2,7 @@ import SwrefGraph
 import SwrefImages
 import SwrefMemory
 import SwrefRuntimes
+
 import SwrefSupport
 
 /// RPC-framework-aware mode: framework buffers charged to the user code that retains them.

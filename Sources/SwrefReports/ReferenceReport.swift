@@ -2,6 +2,7 @@ import SwrefGraph
 import SwrefImages
 import SwrefMemory
 import SwrefRuntimes
+
 import SwrefSupport
 
 /// The reference-path profile: one sample per distinct path, root first in the flame graph,

@@ -1,4 +1,5 @@
 import CSwrefSystem
+
 import Glibc
 
 /// Resident pages that swref has finished with, kept to back its next large arrays.

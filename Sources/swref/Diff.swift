@@ -1,4 +1,5 @@
 import ArgumentParser
+
 import SwrefKit
 
 extension Swref {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+
 import SwrefKit
 
 /// Options of the commands that report leaks.

@@ -1,4 +1,5 @@
 import ArgumentParser
+
 import SwrefKit
 
 /// A process or a core, analysed: what `leaks`, `top` and `why` start from.

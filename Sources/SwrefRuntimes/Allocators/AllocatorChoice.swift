@@ -1,5 +1,6 @@
 import SwrefImages
 import SwrefMemory
+
 import SwrefSupport
 
 /// Which allocator's heap the target has, and its walk.

@@ -1,5 +1,6 @@
 import SwrefImages
 import SwrefMemory
+
 import SwrefSupport
 
 /// A class and its superclasses, root first, each with the field offsets the runtime stored in

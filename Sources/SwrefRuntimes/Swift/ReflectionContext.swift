@@ -2,6 +2,7 @@ import CSwrefSystem
 import Glibc
 import SwrefImages
 import SwrefMemory
+
 import SwrefSupport
 
 /// A libswiftRemoteMirror reflection context over a target's memory.

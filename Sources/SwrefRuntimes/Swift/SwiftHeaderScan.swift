@@ -1,5 +1,6 @@
 import SwrefImages
 import SwrefMemory
+
 import SwrefSupport
 
 /// The heap of an allocator swref does not know, approximated: Swift objects found by their

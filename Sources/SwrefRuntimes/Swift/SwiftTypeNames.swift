@@ -1,5 +1,6 @@
 import SwrefImages
 import SwrefMemory
+
 import SwrefSupport
 
 /// Type names as the program has them, the same in every run.
