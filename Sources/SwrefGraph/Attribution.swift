@@ -251,8 +251,8 @@ private final class DominatorLabels {
                             for edge in Int(edgeStart[holder])..<Int(edgeStart[holder + 1]) {
                                 if edge + Prefetch.distance < targets.count {
                                     let ahead = Int(targets[edge + Prefetch.distance])
-                                    Prefetch.element(idom, ahead + offset)
-                                    Prefetch.element(labels, ahead)
+                                    swref_prefetch(idom.baseAddress! + ahead + offset)
+                                    swref_prefetch(labels.baseAddress! + ahead)
                                 }
                                 let target = Int(targets[edge])
                                 if labels[target] == .max && idom[target + offset] == holderNode {

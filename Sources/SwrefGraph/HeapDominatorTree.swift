@@ -75,8 +75,8 @@ package final class HeapDominatorTree {
                             for e in Int(edgeStart[v])..<Int(edgeStart[v + 1]) {
                                 if e + Prefetch.distance < targets.count {
                                     let ahead = Int(targets[e + Prefetch.distance])
-                                    Prefetch.element(tier, ahead)
-                                    Prefetch.element(number, ahead)
+                                    swref_prefetch(tier.baseAddress! + ahead)
+                                    swref_prefetch(number.baseAddress! + ahead)
                                 }
                                 if tier[Int(targets[e])] >= rank { reach(from, targets[e]) }
                             }

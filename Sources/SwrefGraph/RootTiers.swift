@@ -81,7 +81,7 @@ public struct RootTiers {
                         if edge < edgeStart[v + 1] {
                             stack.edges[top] = edge + 1
                             let ahead = Int(edge) + Prefetch.distance
-                            if ahead < Int(edgeStart[v + 1]) { Prefetch.element(tier, Int(targets[ahead])) }
+                            if ahead < Int(edgeStart[v + 1]) { swref_prefetch(tier.baseAddress! + Int(targets[ahead])) }
                             let w = targets[Int(edge)]
                             if let number = reach(Int(w), from: stack.numbers[top]) {
                                 stack.nodes[depth] = w
