@@ -17,9 +17,9 @@ import Glibc
 /// put it.
 package final class PagePool {
     package static let shared = PagePool()
-    package static let pageSize = 4096
+    @inlinable package static var pageSize: Int { 4096 }
     /// Below this, arrays come from malloc: a pool allocation is a mapping of its own.
-    package static let threshold = 64 << 10
+    @inlinable package static var threshold: Int { 64 << 10 }
 
     private let lock = SharedLock()
     /// Whole resident pages, in mappings only the pool uses now.

@@ -5,5 +5,5 @@
 /// inlined into theirs and cost a call per reference.
 package enum Prefetch {
     /// How many references ahead.
-    package static let distance = 32
+    @inlinable package static var distance: Int { 32 }
 }

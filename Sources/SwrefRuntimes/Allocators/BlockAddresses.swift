@@ -9,9 +9,9 @@ import SwrefSupport
 /// one jump a group may hold (the main heap to the mmap area). Anything else (a third window, an
 /// address off the 16-byte grain) goes to a side table.
 public struct BlockAddresses: RandomAccessCollection {
-    @usableFromInline static let groupShift = 12
-    @usableFromInline static let second: UInt32 = 0x8000_0000
-    @usableFromInline static let wideMark: UInt32 = .max
+    @inlinable static var groupShift: Int { 12 }
+    @inlinable static var second: UInt32 { 0x8000_0000 }
+    @inlinable static var wideMark: UInt32 { .max }
 
     @usableFromInline var offsets: [UInt32] = []
     /// Per group: the first base (its first row's address) and the second (0 while unused).

@@ -13,70 +13,70 @@ package enum JemallocLayout {
     package static let versionPrefix = "5.3."
 
     // Size classes (sc.h): SC_NSIZES, SC_NBINS.
-    package static let sizeClassCount = 232
-    package static let smallClassCount = 36
+    @inlinable package static var sizeClassCount: Int { 232 }
+    @inlinable package static var smallClassCount: Int { 36 }
     /// index2size[0...4] of every build with LG_QUANTUM 4 and LG_TINY_MIN 3.
     package static let firstSizes: [UInt64] = [8, 16, 32, 48, 64]
-    package static let pageMask: UInt64 = 0xfff
+    @inlinable package static var pageMask: UInt64 { 0xfff }
 
     // emap_t = rtree_t { base_t *base; malloc_mutex_t init_lock; rtree_node_elm_t root[1 << 18] }
-    package static let rtreeRoot: UInt64 = 0x78
-    package static let rootEntries = 1 << 18
-    package static let leafEntries = 1 << 18
+    @inlinable package static var rtreeRoot: UInt64 { 0x78 }
+    @inlinable package static var rootEntries: Int { 1 << 18 }
+    @inlinable package static var leafEntries: Int { 1 << 18 }
     /// Address bits above the leaf's: the root index is `address >> 30`, the leaf index `(address >> 12) & 0x3ffff`.
-    package static let rootShift: UInt64 = 30
-    package static let leafShift: UInt64 = 12
-    package static let pageSize: UInt64 = 1 << 12
+    @inlinable package static var rootShift: UInt64 { 30 }
+    @inlinable package static var leafShift: UInt64 { 12 }
+    @inlinable package static var pageSize: UInt64 { 1 << 12 }
 
     // Compact rtree leaf element: szind in bits 63…48, the edata pointer in 47…7, extent state in
     // 4…2, is_head in 1, slab in 0.
-    package static let leafEdataMask: UInt64 = 0x0000_ffff_ffff_ff80
-    package static let leafSzindShift: UInt64 = 48
-    package static let leafStateShift: UInt64 = 2
-    package static let stateMask: UInt64 = 0x7
-    package static let stateActive: UInt64 = 0
+    @inlinable package static var leafEdataMask: UInt64 { 0x0000_ffff_ffff_ff80 }
+    @inlinable package static var leafSzindShift: UInt64 { 48 }
+    @inlinable package static var leafStateShift: UInt64 { 2 }
+    @inlinable package static var stateMask: UInt64 { 0x7 }
+    @inlinable package static var stateActive: UInt64 { 0 }
 
     // edata_t (128 bytes, 128-aligned).
-    package static let edataSize = 0x80
-    package static let edataAddress = 0x08
-    package static let edataSizeField = 0x10
-    package static let edataBitmap = 0x40
-    package static let bitmapWords = 8
+    @inlinable package static var edataSize: Int { 0x80 }
+    @inlinable package static var edataAddress: Int { 0x08 }
+    @inlinable package static var edataSizeField: Int { 0x10 }
+    @inlinable package static var edataBitmap: Int { 0x40 }
+    @inlinable package static var bitmapWords: Int { 8 }
     /// Regions a slab can have: the flat bitmap's bits.
-    package static let maxRegions = 512
+    @inlinable package static var maxRegions: Int { 512 }
     // e_bits: arena_ind[0:12) slab[12] committed[13] pai[14] zeroed[15] guarded[16] state[17:20)
     // szind[20:28) nfree[28:38) binshard[38:44) is_head[44]
-    package static let bitsSlabShift: UInt64 = 12
-    package static let bitsStateShift: UInt64 = 17
-    package static let bitsSzindShift: UInt64 = 20
-    package static let bitsSzindMask: UInt64 = 0xff
-    package static let bitsNfreeShift: UInt64 = 28
-    package static let bitsNfreeMask: UInt64 = 0x3ff
+    @inlinable package static var bitsSlabShift: UInt64 { 12 }
+    @inlinable package static var bitsStateShift: UInt64 { 17 }
+    @inlinable package static var bitsSzindShift: UInt64 { 20 }
+    @inlinable package static var bitsSzindMask: UInt64 { 0xff }
+    @inlinable package static var bitsNfreeShift: UInt64 { 28 }
+    @inlinable package static var bitsNfreeMask: UInt64 { 0x3ff }
 
     // base_t starts with ehooks_t { unsigned ind; atomic_p_t ptr }.
-    package static let baseIndex: UInt64 = 0x0
-    package static let baseHooks: UInt64 = 0x8
+    @inlinable package static var baseIndex: UInt64 { 0x0 }
+    @inlinable package static var baseHooks: UInt64 { 0x8 }
 
     // arena_t
-    package static let arenaLimit = 4096 // MALLOCX_ARENA_LIMIT: the size of je_arenas
-    package static let arenaDescriptors: UInt64 = 0x28a0 // cache_bin_array_descriptor_ql (ql head: first*)
-    package static let arenaIndex: UInt64 = 0x13450
-    package static let arenaBase: UInt64 = 0x13458
+    @inlinable package static var arenaLimit: Int { 4096 } // MALLOCX_ARENA_LIMIT: the size of je_arenas
+    @inlinable package static var arenaDescriptors: UInt64 { 0x28a0 } // cache_bin_array_descriptor_ql (ql head: first*)
+    @inlinable package static var arenaIndex: UInt64 { 0x13450 }
+    @inlinable package static var arenaBase: UInt64 { 0x13458 }
     // base_t.blocks: a chain of base_block_t { size_t size (the whole mapping); base_block_t *next; … }
-    package static let baseBlocks: UInt64 = 0xa0
+    @inlinable package static var baseBlocks: UInt64 { 0xa0 }
 
     // cache_bin_array_descriptor_t, embedded at tcache_slow_t + 0x10: { link {next, prev}; cache_bin_t *bins }.
-    package static let descriptorNext: UInt64 = 0x0
-    package static let descriptorBins: UInt64 = 0x10
+    @inlinable package static var descriptorNext: UInt64 { 0x0 }
+    @inlinable package static var descriptorBins: UInt64 { 0x10 }
     /// tcache_slow_t.dyn_alloc (the cache-bin stacks, an allocation of jemalloc's own), seen from the descriptor.
-    package static let descriptorDynAlloc: UInt64 = 0xa0 - 0x10
+    @inlinable package static var descriptorDynAlloc: UInt64 { 0xa0 - 0x10 }
     /// tcache_slow_t.tcache, seen from the descriptor: its bins are at tcache + 8.
-    package static let descriptorTcache: UInt64 = 0xa8 - 0x10
-    package static let tcacheBins: UInt64 = 0x8
+    @inlinable package static var descriptorTcache: UInt64 { 0xa8 - 0x10 }
+    @inlinable package static var tcacheBins: UInt64 { 0x8 }
 
     // cache_bin_t { void **stack_head; u64 nrequests; u16 low_water, full, empty }: the cached
     // pointers are stack_head[0 ..< (empty − (u16)stack_head) / 8].
-    package static let cacheBinSize = 0x18
-    package static let cacheBinEmpty = 0x14
-    package static let tcacheBinCount = 73 // TCACHE_NBINS_MAX; unused bins are empty
+    @inlinable package static var cacheBinSize: Int { 0x18 }
+    @inlinable package static var cacheBinEmpty: Int { 0x14 }
+    @inlinable package static var tcacheBinCount: Int { 73 } // TCACHE_NBINS_MAX; unused bins are empty
 }

@@ -27,7 +27,7 @@ package struct JemallocRoots {
     package static let functions = ["malloc_usable_size", "sallocx", "mallocx", "calloc", "realloc", "posix_memalign",
                             "aligned_alloc", "memalign", "valloc", "rallocx", "xallocx", "malloc", "free"]
     /// Bytes of a function that are decoded at most.
-    package static let functionLimit = 8192
+    @inlinable package static var functionLimit: Int { 8192 }
 
     /// The roots in `image`, or why they were not found.
     package static func find(in image: LoadedImage, source: MemorySource) -> Result<JemallocRoots, JemallocFailure> {

@@ -8,56 +8,56 @@ import SwrefSupport
 /// (2.0.9) by `offsetof` against the 2.0.9 headers and by reading a live segment of that library.
 package enum MimallocLayout {
     // Segments: 32 MiB aligned, cut into 64 KiB slices.
-    package static let segmentSize: UInt64 = 32 << 20
-    package static let sliceSize: UInt64 = 64 << 10
-    package static let slicesPerSegment: UInt64 = 512
+    @inlinable package static var segmentSize: UInt64 { 32 << 20 }
+    @inlinable package static var sliceSize: UInt64 { 64 << 10 }
+    @inlinable package static var slicesPerSegment: UInt64 { 512 }
 
     // mi_segment_t
-    package static let segmentAbandoned: Int = 0xc0
-    package static let segmentUsed: Int = 0xd0
-    package static let segmentCookie: Int = 0xd8
-    package static let segmentSlices: Int = 0xe0
-    package static let segmentInfoSlices: Int = 0xe8
-    package static let segmentKind: Int = 0xf0
-    package static let segmentSliceEntries: Int = 0xf8
-    package static let segmentThreadID: Int = 0x100
-    package static let segmentSlicesArray: Int = 0x108
+    @inlinable package static var segmentAbandoned: Int { 0xc0 }
+    @inlinable package static var segmentUsed: Int { 0xd0 }
+    @inlinable package static var segmentCookie: Int { 0xd8 }
+    @inlinable package static var segmentSlices: Int { 0xe0 }
+    @inlinable package static var segmentInfoSlices: Int { 0xe8 }
+    @inlinable package static var segmentKind: Int { 0xf0 }
+    @inlinable package static var segmentSliceEntries: Int { 0xf8 }
+    @inlinable package static var segmentThreadID: Int { 0x100 }
+    @inlinable package static var segmentSlicesArray: Int { 0x108 }
     /// The header, with its `slices[MI_SLICES_PER_SEGMENT + 1]`.
-    package static let segmentHeaderSize: Int = 0x108 + 513 * 0x50
+    @inlinable package static var segmentHeaderSize: Int { 0x108 + 513 * 0x50 }
 
     // mi_page_t (= mi_slice_t), 0x50 bytes
-    package static let pageSize: Int = 0x50
-    package static let pageSliceCount: Int = 0x00
-    package static let pageSliceOffset: Int = 0x04
-    package static let pageCapacity: Int = 0x0a
-    package static let pageReserved: Int = 0x0c
-    package static let pageFlags: Int = 0x0e
-    package static let pageFree: Int = 0x10
-    package static let pageUsed: Int = 0x18
-    package static let pageBlockSize: Int = 0x1c
-    package static let pageLocalFree: Int = 0x20
-    package static let pageThreadFree: Int = 0x28
-    package static let pageHeap: Int = 0x30
-    package static let pageNext: Int = 0x38
+    @inlinable package static var pageSize: Int { 0x50 }
+    @inlinable package static var pageSliceCount: Int { 0x00 }
+    @inlinable package static var pageSliceOffset: Int { 0x04 }
+    @inlinable package static var pageCapacity: Int { 0x0a }
+    @inlinable package static var pageReserved: Int { 0x0c }
+    @inlinable package static var pageFlags: Int { 0x0e }
+    @inlinable package static var pageFree: Int { 0x10 }
+    @inlinable package static var pageUsed: Int { 0x18 }
+    @inlinable package static var pageBlockSize: Int { 0x1c }
+    @inlinable package static var pageLocalFree: Int { 0x20 }
+    @inlinable package static var pageThreadFree: Int { 0x28 }
+    @inlinable package static var pageHeap: Int { 0x30 }
+    @inlinable package static var pageNext: Int { 0x38 }
 
     // mi_heap_t
-    package static let heapTld: UInt64 = 0x0
+    @inlinable package static var heapTld: UInt64 { 0x0 }
     /// `pages[MI_BIN_FULL + 1]`: page queues of 0x18 bytes (first, last, block_size).
-    package static let heapPages: UInt64 = 0x410
-    package static let heapQueueCount = 75
-    package static let pageQueueSize: UInt64 = 0x18
-    package static let heapThreadDelayedFree: UInt64 = 0xb18
-    package static let heapThreadID: UInt64 = 0xb20
-    package static let heapCookie: UInt64 = 0xb30
+    @inlinable package static var heapPages: UInt64 { 0x410 }
+    @inlinable package static var heapQueueCount: Int { 75 }
+    @inlinable package static var pageQueueSize: UInt64 { 0x18 }
+    @inlinable package static var heapThreadDelayedFree: UInt64 { 0xb18 }
+    @inlinable package static var heapThreadID: UInt64 { 0xb20 }
+    @inlinable package static var heapCookie: UInt64 { 0xb30 }
     // mi_tld_t
-    package static let tldHeapBacking: UInt64 = 0x10
+    @inlinable package static var tldHeapBacking: UInt64 { 0x10 }
 
     /// `xblock_size` saturates here; the page's own size is then the block size.
-    package static let hugeBlockSize: UInt64 = 2 << 30
+    @inlinable package static var hugeBlockSize: UInt64 { 2 << 30 }
     /// Pages of blocks from 8 to 1024 bytes start this far into their first slice (3 × MI_MAX_ALIGN_GUARANTEE).
-    package static let smallBlockStartOffset: UInt64 = 3 * 128
+    @inlinable package static var smallBlockStartOffset: UInt64 { 3 * 128 }
     /// `xthread_free`'s low two bits are the delayed-free state.
-    package static let threadFreeFlags: UInt64 = 3
+    @inlinable package static var threadFreeFlags: UInt64 { 3 }
 
     /// `_mi_heap_main` (the main thread's heap, whose cookie keys every segment's) by build id, as
     /// an offset from the library's load bias.

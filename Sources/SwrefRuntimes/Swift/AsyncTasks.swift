@@ -30,15 +30,15 @@ public struct AsyncTask {
     }
 
     // Offsets from the task object.
-    package static let resumeTask: UInt64 = 56
-    package static let resumeContext: UInt64 = 64
-    package static let idLow: UInt64 = 36
-    package static let statusFlags: UInt64 = 96
-    package static let firstSlab: UInt64 = 120
-    package static let taskLocalHead: UInt64 = 136
-    package static let idHigh: UInt64 = 144
-    package static let jobFlags: UInt64 = 32      // u32; bit 24: is a child task
-    package static let childParent: UInt64 = 208  // child tasks: {Parent, NextChild}
+    @inlinable package static var resumeTask: UInt64 { 56 }
+    @inlinable package static var resumeContext: UInt64 { 64 }
+    @inlinable package static var idLow: UInt64 { 36 }
+    @inlinable package static var statusFlags: UInt64 { 96 }
+    @inlinable package static var firstSlab: UInt64 { 120 }
+    @inlinable package static var taskLocalHead: UInt64 { 136 }
+    @inlinable package static var idHigh: UInt64 { 144 }
+    @inlinable package static var jobFlags: UInt64 { 32 }      // u32; bit 24: is a child task
+    @inlinable package static var childParent: UInt64 { 208 }  // child tasks: {Parent, NextChild}
 
     public init?(at address: UInt64, source: MemorySource) {
         guard let low = source.readUInt32(address + AsyncTask.idLow), let high = source.readUInt32(address + AsyncTask.idHigh),

@@ -23,8 +23,8 @@ package struct ClassChain {
     /// Root class first, the object's own class last.
     package let levels: [Level]
 
-    package static let maximumDepth = 64
-    package static let maximumFields = 1 << 12
+    @inlinable package static var maximumDepth: Int { 64 }
+    @inlinable package static var maximumFields: Int { 1 << 12 }
 
     /// Nil when the metadata does not read as a chain of Swift classes. Every address here comes
     /// from the target: arithmetic on it wraps (a read of a wrapped address fails) rather than traps.

@@ -59,12 +59,12 @@ public struct RefCountWord {
 
 /// Offsets into class metadata and descriptors (no Objective-C interop on Linux).
 package enum ClassMetadataLayout {
-    package static let superclass: UInt64 = 8    // 0 for a root class
-    package static let flags: UInt64 = 16        // u32; bit 1 UsesSwiftRefcounting
-    package static let instanceAddressPoint: UInt64 = 20
-    package static let instanceSize: UInt64 = 24 // u32
-    package static let alignMask: UInt64 = 28    // u16
-    package static let descriptor: UInt64 = 40
-    package static let descriptorKindClass: UInt32 = 16
-    package static let genericBoxBoxedType: UInt64 = 16
+    @inlinable package static var superclass: UInt64 { 8 }    // 0 for a root class
+    @inlinable package static var flags: UInt64 { 16 }        // u32; bit 1 UsesSwiftRefcounting
+    @inlinable package static var instanceAddressPoint: UInt64 { 20 }
+    @inlinable package static var instanceSize: UInt64 { 24 } // u32
+    @inlinable package static var alignMask: UInt64 { 28 }    // u16
+    @inlinable package static var descriptor: UInt64 { 40 }
+    @inlinable package static var descriptorKindClass: UInt32 { 16 }
+    @inlinable package static var genericBoxBoxedType: UInt64 { 16 }
 }

@@ -10,59 +10,59 @@ import SwrefSupport
 /// what it reads.
 package enum TcmallocLayout {
     // common.h
-    package static let pageShift: UInt64 = 13
-    package static let maxSize: UInt64 = 256 << 10
-    package static let maxSmallSize: UInt64 = 1024
-    package static let classSizesMax = 128
-    package static let maxPages: UInt64 = 1 << (20 - 13)
+    @inlinable package static var pageShift: UInt64 { 13 }
+    @inlinable package static var maxSize: UInt64 { 256 << 10 }
+    @inlinable package static var maxSmallSize: UInt64 { 1024 }
+    @inlinable package static var classSizesMax: Int { 128 }
+    @inlinable package static var maxPages: UInt64 { 1 << (20 - 13) }
     /// Page numbers are below 2^(48 − 13): the pagemap's key width.
-    package static let pageNumberBits: UInt64 = 48 - 13
+    @inlinable package static var pageNumberBits: UInt64 { 48 - 13 }
 
     // TCMalloc_PageMap2<35>: root_[2^17] of leaves of 2^18 Span pointers, then allocator_.
-    package static let leafBits: UInt64 = 18
-    package static let leafLength = 1 << 18
-    package static let rootLength = 1 << 17
+    @inlinable package static var leafBits: UInt64 { 18 }
+    @inlinable package static var leafLength: Int { 1 << 18 }
+    @inlinable package static var rootLength: Int { 1 << 17 }
     /// The PageHeap starts with its PackedCache<35> (2^16 words), then the pagemap.
-    package static let pagemapInPageHeap: UInt64 = 8 << 16
-    package static let pagemapAllocator: UInt64 = 8 << 17
+    @inlinable package static var pagemapInPageHeap: UInt64 { 8 << 16 }
+    @inlinable package static var pagemapAllocator: UInt64 { 8 << 17 }
 
     // struct Span
-    package static let spanStart: UInt64 = 0x00
-    package static let spanLength: UInt64 = 0x08
-    package static let spanNext: UInt64 = 0x10
-    package static let spanObjects: UInt64 = 0x20
+    @inlinable package static var spanStart: UInt64 { 0x00 }
+    @inlinable package static var spanLength: UInt64 { 0x08 }
+    @inlinable package static var spanNext: UInt64 { 0x10 }
+    @inlinable package static var spanObjects: UInt64 { 0x20 }
     /// refcount:16, sizeclass:8, location:2, sample:1
-    package static let spanBits: UInt64 = 0x28
-    package static let spanRead = 0x2c
-    package static let inUse: UInt32 = 0
+    @inlinable package static var spanBits: UInt64 { 0x28 }
+    @inlinable package static var spanRead: Int { 0x2c }
+    @inlinable package static var inUse: UInt32 { 0 }
 
     // SizeMap: class_array_[2169], num_objects_to_move_[128] int32, class_to_size_[128] int32,
     // class_to_pages_[128] size_t, num_size_classes.
     package static let classArraySize = Int(((maxSize + 127 + (120 << 7)) >> 7) + 1)
-    package static let sizemapMoves: UInt64 = 0x87c
-    package static let sizemapSizes: UInt64 = 0xa7c
-    package static let sizemapPages: UInt64 = 0xc80
-    package static let sizemapClassCount: UInt64 = 0x1080
-    package static let sizemapBytes = 0x1088
+    @inlinable package static var sizemapMoves: UInt64 { 0x87c }
+    @inlinable package static var sizemapSizes: UInt64 { 0xa7c }
+    @inlinable package static var sizemapPages: UInt64 { 0xc80 }
+    @inlinable package static var sizemapClassCount: UInt64 { 0x1080 }
+    @inlinable package static var sizemapBytes: Int { 0x1088 }
 
     // CentralFreeList (padded to 64 bytes): lock_, size_class_, empty_, nonempty_, num_spans_,
     // counter_, tc_slots_[64] {head, tail}, used_slots_, cache_size_, max_cache_size_.
-    package static let centralStride: UInt64 = 0x4c0
-    package static let centralSizeClass: UInt64 = 0x08
+    @inlinable package static var centralStride: UInt64 { 0x4c0 }
+    @inlinable package static var centralSizeClass: UInt64 { 0x08 }
     package static let centralEmptyNext: UInt64 = 0x10 + spanNext
     package static let centralNonemptyNext: UInt64 = 0x40 + spanNext
-    package static let centralSlots: UInt64 = 0x80
-    package static let centralUsedSlots: UInt64 = 0x480
-    package static let centralCacheSize: UInt64 = 0x484
-    package static let centralMaxCacheSize: UInt64 = 0x488
-    package static let transferEntries = 64
+    @inlinable package static var centralSlots: UInt64 { 0x80 }
+    @inlinable package static var centralUsedSlots: UInt64 { 0x480 }
+    @inlinable package static var centralCacheSize: UInt64 { 0x484 }
+    @inlinable package static var centralMaxCacheSize: UInt64 { 0x488 }
+    @inlinable package static var transferEntries: Int { 64 }
 
     // ThreadCache: FreeList list_[128] {list_, length_ u32, lowater_, max_length_, overages_, size_},
     // size_, max_size_, sampler_, tid_, in_setspecific_, next_, prev_.
-    package static let freeListStride: UInt64 = 0x20
-    package static let freeListLength: UInt64 = 0x08
-    package static let threadCacheNext: UInt64 = 0x1030
-    package static let threadCachePrev: UInt64 = 0x1038
+    @inlinable package static var freeListStride: UInt64 { 0x20 }
+    @inlinable package static var freeListLength: UInt64 { 0x08 }
+    @inlinable package static var threadCacheNext: UInt64 { 0x1030 }
+    @inlinable package static var threadCachePrev: UInt64 { 0x1038 }
 
     // Exported symbols
     package static let threadHeapsSymbol = "_ZN8tcmalloc11ThreadCache13thread_heaps_E"
