@@ -111,6 +111,12 @@ public struct MemoryBudget: Sendable, Equatable {
         package var root: String
         /// 2, or 1 for a v1 hierarchy with the memory controller.
         package var version: Int
+
+        package init(mountPoint: String, root: String, version: Int) {
+            self.mountPoint = mountPoint
+            self.root = root
+            self.version = version
+        }
     }
 
     /// The cgroup2 mount and the v1 hierarchy holding the memory controller, from `/proc/self/mountinfo`.

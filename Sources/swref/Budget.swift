@@ -75,7 +75,7 @@ enum BudgetRecord {
             parts.append("\(formatBytes(estimate.copyBytes)) \(estimate.basis == "resident" ? "resident" : "mapped") to copy")
         }
         if estimate.analysisBytes > 0 {
-            parts.append("\(formatBytes(estimate.analysisBytes)) for the analysis" + (estimate.basis == "core" ? " (the core itself is mapped, not copied)" : ""))
+            parts.append("\(formatBytes(estimate.analysisBytes)) for the analysis" + (estimate.basis == "core" ? "; the core itself is mapped, not copied" : ""))
         }
         return parts.joined(separator: " + ")
     }
