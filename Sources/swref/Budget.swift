@@ -68,6 +68,14 @@ struct BudgetOptions: ParsableArguments {
 enum BudgetRecord {
     static var last: (estimate: MemoryEstimate, limit: MemoryBudget.Limit?)? = nil
 
+    /// Half of what a cgroup's limit or --max-memory leaves, when one of them is tighter than the
+    /// machine's available memory (which the analysis reads by itself, and which knows nothing of
+    /// cgroups): the dominator tree is skipped, with a note, when it would need more.
+    static var dominatorBudget: UInt64? {
+        guard let limit = last?.limit, limit.kind != .machine else { return nil }
+        return limit.bytes / 2
+    }
+
     /// "1.0 GiB resident to copy + 288.0 MiB for the analysis"
     static func parts(_ estimate: MemoryEstimate) -> String {
         var parts: [String] = []

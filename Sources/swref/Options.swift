@@ -136,7 +136,7 @@ func analyse(_ target: Target, progress: ProgressReporter? = nil) -> HeapAnalysi
 func environmentSettings() -> AnalysisSettings {
     func value(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
     return AnalysisSettings(scanThreads: value("SWREF_THREADS").flatMap { Int($0) },
-                            dominatorBudget: value("SWREF_DOMINATOR_BUDGET").flatMap { UInt64($0) },
+                            dominatorBudget: value("SWREF_DOMINATOR_BUDGET").flatMap { UInt64($0) } ?? BudgetRecord.dominatorBudget,
                             keepCopy: value("SWREF_KEEP_COPY") == "1",
                             pagePoolLimit: value("SWREF_PAGE_POOL").flatMap { Int($0) })
 }
