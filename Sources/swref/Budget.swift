@@ -36,7 +36,7 @@ struct BudgetOptions: ParsableArguments {
         let copy = CaptureEstimate.copyBytes(map: map, method: .stopTheWorld)
         let estimate = MemoryEstimate(copyBytes: copy, analysisBytes: analysis ? CaptureEstimate.analysisBytes(copy: copy) : 0,
                                       basis: "mapped")
-        let why = fallbackNote.map { " (\($0))" } ?? ""
+        let why = fallbackNote.map { " instead (\($0))" } ?? ""
         try require(estimate, what: "stopping PID \(pid) for the whole copy\(why)",
                     elsewhere: "or write a core with `swref dump` and analyse it elsewhere")
     }

@@ -211,6 +211,39 @@ final class MemoryBudgetTests: XCTestCase {
         XCTAssertEqual(try Shell.swref(["attach", "\(program.pid)", "--max-memory", "lots"]).status, 64)
     }
 
+    /// A pre-copy that fits but cannot be made (the target has no free descriptor for the
+    /// userfaultfd) falls back to stop-the-world, whose buffers cost every mapping's whole size: the
+    /// check is made again on that figure, and the fallback refused — the target left running,
+    /// untraced, with its descriptors as they were.
+    func testStopTheWorldFallbackIsCheckedAgain() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/prlimit") else { throw XCTSkip("no prlimit") }
+        let program = try RunningProgram(try TestPrograms.binary("census", .optimized), ["1000", "500", "200"])
+        defer { program.stop() }
+        let descriptors = { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(program.pid)/fd"))?.sorted() ?? [] }
+        let open = descriptors()
+        var limit = 0
+        while open.contains(String(limit)) { limit += 1 }
+        XCTAssertEqual(try Shell.run("/usr/bin/prlimit", ["--pid", "\(program.pid)", "--nofile=\(limit):4096"]).status, 0)
+        // Between the two estimates: the pre-copy's (resident) fits, stop-the-world's (mapped) does not.
+        let resident = try Shell.swref(["attach", "\(program.pid)", "--max-memory", "1M"])
+        let mapped = try Shell.swref(["attach", "\(program.pid)", "--capture", "stop-the-world", "--max-memory", "1M"])
+        func need(_ result: Shell.Result) -> UInt64? {
+            // "need about 287.0 MiB (…": "287.0MiB"
+            (result.stderr.components(separatedBy: "need about ").last?.split(separator: " ").prefix(2).joined())
+                .flatMap { MemoryBudget.parseSize($0) }
+        }
+        let low = try XCTUnwrap(need(resident), resident.stderr), high = try XCTUnwrap(need(mapped), mapped.stderr)
+        XCTAssertLessThan(low + (16 << 20), high)
+        let between = (low + high) / 2
+        let refused = try Shell.swref(["attach", "\(program.pid)", "--max-memory", "\(between)", "-o",
+                                       TestPrograms.buildDirectory.appendingPathComponent("fallback.out").path])
+        assertRefused(refused, contains: ["stopping PID \(program.pid) for the whole copy instead (no pre-copy (",
+                                          "Too many open files", "mapped to copy", "raise --max-memory"])
+        XCTAssertEqual(program.tracerPid, "0")
+        XCTAssertEqual(descriptors(), open)
+        XCTAssertTrue(["S", "R"].contains(program.state), program.state)
+    }
+
     /// `swref core`: only the analysis counts (the core is mapped); `swref dump`: the core's size
     /// against the free space of the file system it goes to (a 16 MiB tmpfs here).
     func testCoreAndDumpChecks() throws {
