@@ -13,13 +13,27 @@ public struct MemoryBudget: Sendable, Equatable {
         public var source: String
         /// Which knob the user turns to raise it.
         public var kind: Kind
+        /// For a cgroup's limit: its path (as `/proc/self/cgroup` names it) and hierarchy (2 or 1).
+        public var cgroupPath: String?
+        public var cgroupVersion: Int
 
         public enum Kind: Sendable, Equatable { case machine, cgroup, option }
 
-        public init(bytes: UInt64, source: String, kind: Kind) {
+        public init(bytes: UInt64, source: String, kind: Kind, cgroupPath: String? = nil, cgroupVersion: Int = 0) {
             self.bytes = bytes
             self.source = source
             self.kind = kind
+            self.cgroupPath = cgroupPath
+            self.cgroupVersion = cgroupVersion
+        }
+
+        /// Whether the process whose `/proc/PID/cgroup` this is sits in this limit's cgroup or
+        /// below it — its memory then counts against the same limit (a sidecar in the target's pod).
+        public func holds(procCgroup: String) -> Bool {
+            guard let cgroupPath else { return false }
+            let paths = MemoryBudget.cgroupPaths(procCgroup)
+            guard let path = cgroupVersion == 2 ? paths.v2 : paths.v1Memory else { return false }
+            return cgroupPath == "/" || path == cgroupPath || path.hasPrefix(cgroupPath + "/")
         }
     }
 
@@ -196,7 +210,7 @@ public struct MemoryBudget: Sendable, Equatable {
                                                  : mount.root + (components.isEmpty ? "" : "/" + components.joined(separator: "/"))
                     limits.append(Limit(bytes: limit - min(limit, used),
                                         source: "cgroup \(name) \(limitFile) \(formatBytes(limit)), \(formatBytes(used)) in use",
-                                        kind: .cgroup))
+                                        kind: .cgroup, cgroupPath: name, cgroupVersion: mount.version))
                 }
                 if components.isEmpty { break }
                 components.removeLast()

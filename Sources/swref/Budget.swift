@@ -28,7 +28,7 @@ struct BudgetOptions: ParsableArguments {
         let elsewhere = analysis
             ? "or write a core with `swref dump` and analyse it where there is more memory (`swref core`)"
             : "or write the core with gdb's gcore, which copies nothing into memory (the target stays stopped while it writes)"
-        try require(estimate, what: what, elsewhere: elsewhere)
+        try require(estimate, what: what, elsewhere: elsewhere, target: pid)
     }
 
     /// Before stop-the-world maps its buffers (the whole size of every copied mapping).
@@ -38,7 +38,7 @@ struct BudgetOptions: ParsableArguments {
                                       basis: "mapped")
         let why = fallbackNote.map { " instead (\($0))" } ?? ""
         try require(estimate, what: "stopping PID \(pid) for the whole copy\(why)",
-                    elsewhere: "or write a core with `swref dump` and analyse it elsewhere")
+                    elsewhere: "or write a core with `swref dump` and analyse it elsewhere", target: pid)
     }
 
     /// A core file: mapped, so only the analysis' arrays count.
@@ -49,10 +49,18 @@ struct BudgetOptions: ParsableArguments {
                     elsewhere: "or analyse the core on a machine with more memory")
     }
 
-    private func require(_ estimate: MemoryEstimate, what: String, elsewhere: String) throws {
+    private func require(_ estimate: MemoryEstimate, what: String, elsewhere: String, target: Int32? = nil) throws {
         let budget = MemoryBudget.current(maxMemory: maxMemoryBytes)
-        BudgetRecord.last = (estimate, budget.tightest)
-        guard let limit = budget.tightest, estimate.total > limit.bytes else { return }
+        var tightest = budget.tightest
+        // A cgroup the target is in too (swref beside it in its pod, or inside its container):
+        // the target's own memory is in that usage, and whatever swref takes is taken from both.
+        if let target, var limit = tightest, limit.kind == .cgroup,
+           let text = ProcFS.readFile("/proc/\(target)/cgroup"), limit.holds(procCgroup: text) {
+            limit.source += "; PID \(target) is in it too"
+            tightest = limit
+        }
+        BudgetRecord.last = (estimate, tightest)
+        guard let limit = tightest, estimate.total > limit.bytes else { return }
         let advice: String
         switch limit.kind {
         case .machine: advice = "free memory"

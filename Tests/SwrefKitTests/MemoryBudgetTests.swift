@@ -94,7 +94,17 @@ final class MemoryBudgetTests: XCTestCase {
         ]
         let limits = MemoryBudget.budget(maxMemory: nil) { container[$0] }.limits
         XCTAssertEqual(limits, [.init(bytes: 502 << 20, source: "cgroup /docker/abc memory.limit_in_bytes 512.0 MiB, 10.0 MiB in use",
-                                      kind: .cgroup)])
+                                      kind: .cgroup, cgroupPath: "/docker/abc", cgroupVersion: 1)])
+        // Which processes that limit holds: its cgroup and those below, in the same hierarchy.
+        let pod = try! XCTUnwrap(budget.tightest)
+        XCTAssertEqual(pod.cgroupPath, "/kubepods/pod1")
+        XCTAssertTrue(pod.holds(procCgroup: "0::/kubepods/pod1/app\n"), "the target beside swref in its pod")
+        XCTAssertTrue(pod.holds(procCgroup: "0::/kubepods/pod1\n"))
+        XCTAssertFalse(pod.holds(procCgroup: "0::/kubepods/pod10/app\n"), "a prefix of the name is not a parent")
+        XCTAssertFalse(pod.holds(procCgroup: "0::/kubepods/pod2/app\n"))
+        XCTAssertFalse(pod.holds(procCgroup: "4:memory:/kubepods/pod1/app\n"), "another hierarchy")
+        XCTAssertTrue(limits[0].holds(procCgroup: "4:memory:/docker/abc/inner\n0::/\n"))
+        XCTAssertFalse(MemoryBudget.Limit(bytes: 1, source: "MemAvailable", kind: .machine).holds(procCgroup: "0::/\n"))
 
         // Nothing readable: no limit at all (no check is made).
         XCTAssertEqual(MemoryBudget.budget(maxMemory: nil) { _ in nil }.limits, [])
@@ -324,5 +334,16 @@ final class MemoryBudgetTests: XCTestCase {
         let passed = try attachInside(limit: "\(2 << 30)")
         XCTAssertEqual(passed.status, 0, passed.stderr)
         XCTAssertTrue(passed.stderr.contains("paused PID \(program.pid)"), passed.stderr)
+        program.stop()
+
+        // The sidecar case: the target in the same cgroup. A 400 MiB limit holds its 200 MiB, and
+        // what is left is too little for swref's copy: refused, saying the target shares the limit.
+        try "\(400 << 20)".write(toFile: limitFile, atomically: false, encoding: .utf8)
+        let inside = try RunningProgram("/bin/sh", ["-c", "echo $$ > \(child)/cgroup.procs && exec \(try TestPrograms.binary("census", .optimized)) 1000 500 200"])
+        defer { inside.stop() }
+        let shared = try Shell.run("/bin/sh", ["-c", "echo $$ > \(child)/cgroup.procs && exec \(swref) attach \(inside.pid) -o \(out)"])
+        assertRefused(shared, contains: ["/swref-budget-\(getpid()) \(parent.version == 2 ? "memory.max" : "memory.limit_in_bytes") 400.0 MiB",
+                                         "; PID \(inside.pid) is in it too)"])
+        inside.stop()
     }
 }
