@@ -39,11 +39,7 @@ public enum CoreWriter {
         let notesOffset = headerSize
         var dataOffset = (notesOffset + notes.count + 4095) & ~4095
 
-        func dumpedSize(_ region: MemoryRegion) -> UInt64 {
-            guard region.readable else { return 0 }
-            if region.isFileBacked && !region.writable && !readOnlyFiles { return region.fileOffset == 0 ? min(4096, region.size) : 0 }
-            return region.size
-        }
+        func dumpedSize(_ region: MemoryRegion) -> UInt64 { CoreWriter.dumpedSize(region, readOnlyFiles: readOnlyFiles) }
 
         var header = [UInt8](repeating: 0, count: headerSize)
         header.withUnsafeMutableBytes { raw in
@@ -97,6 +93,22 @@ public enum CoreWriter {
                 progress?.update("writing core", done: done, total: total, unit: .bytes)
             }
         }
+    }
+
+    /// The bytes a mapping takes in the core: all of it, zeros included (no holes are left).
+    package static func dumpedSize(_ region: MemoryRegion, readOnlyFiles: Bool) -> UInt64 {
+        guard region.readable else { return 0 }
+        if region.isFileBacked && !region.writable && !readOnlyFiles { return region.fileOffset == 0 ? min(4096, region.size) : 0 }
+        return region.size
+    }
+
+    /// About the size of the core `write` makes of a process with these mappings and `threads`
+    /// threads (before it is captured: the notes are estimated generously).
+    public static func estimatedSize(_ map: MemoryMap, threads: Int, readOnlyFiles: Bool) -> UInt64 {
+        let regions = map.regions.filter { $0.path != "[vvar]" && $0.path != "[vsyscall]" && !$0.path.hasPrefix("[vvar") }
+        let notes = UInt64(threads * 400 + 4096) + regions.reduce(UInt64(0)) { $0 + 24 + UInt64($1.path.utf8.count) + 1 }
+        let header = UInt64(64 + 56 * (regions.count + 1))
+        return (header + notes + 4095) / 4096 * 4096 + regions.reduce(UInt64(0)) { $0 + dumpedSize($1, readOnlyFiles: readOnlyFiles) }
     }
 
     private static func writeAll<C: Collection>(_ fd: Int32, _ bytes: C, _ path: String) throws where C.Element == UInt8 {

@@ -18,6 +18,10 @@ public enum LiveCapture {
         /// snapshot (pause: the fork's page-table copy) or stop-the-world (pause: the whole copy).
         /// A way the target or kernel does not allow falls back to the next one, with a note.
         public var method: CaptureMethod = .precopy
+        /// Called with the target's mappings (and why the other ways failed, when it is a fallback) before stop-the-world
+        /// maps its buffers, which cost every copied mapping's whole size: the memory budget's
+        /// check, since a pre-copy's estimate counted only the pages that exist.
+        public var beforeStopTheWorld: ((MemoryMap, _ fallbackNote: String?) throws -> Void)? = nil
 
         public init(progress: ProgressReporter? = nil, stallMilliseconds: Int = 0, method: CaptureMethod = .precopy) {
             self.progress = progress
@@ -64,7 +68,9 @@ public enum LiveCapture {
         let fallbackNote = notes.isEmpty ? nil : notes.joined(separator: "; ") + "; stopped the target for the whole copy instead"
         // Buffers for the copy are mapped and faulted in before the target stops, so the pause is the
         // copy itself (page faults on fresh memory would roughly double it).
-        var prepared = try PreparedBuffers(ProcFS.memoryMap(pid))
+        let map = try ProcFS.memoryMap(pid)
+        try options.beforeStopTheWorld?(map, notes.isEmpty ? nil : notes.joined(separator: "; "))
+        var prepared = try PreparedBuffers(map)
         defer { prepared.unmapRest() }
         let session = PtraceSession(pid: pid)
         defer { session.detachAll() }

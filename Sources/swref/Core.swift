@@ -23,6 +23,7 @@ extension Swref {
 
         @OptionGroup var outputOptions: OutputOptions
         @OptionGroup var analysisOptions: AnalysisOptions
+        @OptionGroup var budget: BudgetOptions
 
         func validate() throws {
             guard (1...2).contains(files.count) else { throw ValidationError("give CORE, or EXE and CORE") }
@@ -33,6 +34,7 @@ extension Swref {
                 if outputOptions.format == .pprof { try FileAccess.checkWritable(outputOptions.output) }
                 let progress = ProgressReporter()
                 let (core, exe) = try openCore(files, sysroot: sysroot)
+                try budget.checkCore(core, path: files.last!)
                 let analysis = analyse(core, progress: progress)
                 try report(analysis, summary: "read core of PID \(core.pid) (\(core.commandName))",
                            output: outputOptions, analysisOptions: analysisOptions, progress: progress,

@@ -24,8 +24,9 @@ extension Swref {
         func run() throws {
             try runReporting {
                 try FileAccess.checkWritable(output)
+                try checkDiskForCore(pid: pid, output: output, readOnlyFiles: !skipReadOnlyFiles)
                 let progress = ProgressReporter()
-                let snapshot = try captureOptions.capture(pid: pid, progress: progress)
+                let snapshot = try captureOptions.capture(pid: pid, progress: progress, analysis: false)
                 try CoreWriter.write(snapshot, process: .live(pid), to: output, readOnlyFiles: !skipReadOnlyFiles, progress: progress)
                 progress.finish()
                 printError("swref: \(pauseSummary(snapshot, pid: pid)); wrote \(output)")

@@ -82,8 +82,11 @@ struct CaptureOptions: ParsableArguments {
     @Flag(help: "Same as --capture stop-the-world.")
     var stopTheWorld = false
 
-    /// Takes the snapshot, saying on stderr when the chosen way was not possible.
-    func capture(pid: Int32, progress: ProgressReporter?) throws -> Snapshot {
+    @OptionGroup var budget: BudgetOptions
+
+    /// Takes the snapshot, saying on stderr when the chosen way was not possible; refuses first
+    /// (exit 3) when the copy, and the analysis when `analysis`, would not fit the memory budget.
+    func capture(pid: Int32, progress: ProgressReporter?, analysis: Bool = true) throws -> Snapshot {
         // Test hook: hold the target stopped (or mid-injection) this long.
         let stall = Int(getenv("SWREF_TEST_STALL_MS").flatMap { Int(String(cString: $0)) } ?? 0)
         let method: CaptureMethod
@@ -92,8 +95,12 @@ struct CaptureOptions: ParsableArguments {
         case .fork: method = .forkSnapshot
         case .stopTheWorld: method = .stopTheWorld
         }
-        let snapshot = try LiveCapture.capture(pid: pid, options: .init(progress: progress, stallMilliseconds: stall,
-                                                                        method: method))
+        try budget.checkLive(pid: pid, method: method, analysis: analysis)
+        var options = LiveCapture.Options(progress: progress, stallMilliseconds: stall, method: method)
+        options.beforeStopTheWorld = { [budget] map, note in
+            try budget.checkStopTheWorld(pid: pid, map: map, fallbackNote: note, analysis: analysis)
+        }
+        let snapshot = try LiveCapture.capture(pid: pid, options: options)
         if let note = snapshot.captureNote { printError("swref: note: \(note)") }
         return snapshot
     }
@@ -130,7 +137,7 @@ func analyse(_ target: Target, progress: ProgressReporter? = nil) -> HeapAnalysi
 func environmentSettings() -> AnalysisSettings {
     func value(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
     return AnalysisSettings(scanThreads: value("SWREF_THREADS").flatMap { Int($0) },
-                            dominatorBudget: value("SWREF_DOMINATOR_BUDGET").flatMap { UInt64($0) },
+                            dominatorBudget: value("SWREF_DOMINATOR_BUDGET").flatMap { UInt64($0) } ?? BudgetRecord.dominatorBudget,
                             keepCopy: value("SWREF_KEEP_COPY") == "1",
                             pagePoolLimit: value("SWREF_PAGE_POOL").flatMap { Int($0) })
 }

@@ -8,6 +8,10 @@ func runReporting(_ body: () throws -> Void) throws {
     CrashContext.install(exitStatus: 2)
     do {
         try body()
+    } catch let error as BudgetExceeded {
+        // Refused before the target was touched: 3, so that a script can tell it from a failure.
+        printError("swref: \(error)")
+        throw ExitCode(3)
     } catch let error as SwrefError {
         printError("swref: \(error)")
         // A heap swref could not read is never reported as clean: 125, as `swref run` does.
@@ -88,6 +92,7 @@ func printTimings(_ analysis: HeapAnalysis, write: UInt64? = nil) {
     printError("swref: timings " + phases.map { "\($0.phase.replacingOccurrences(" ", "-"))=\(formatMilliseconds($0.nanoseconds).replacingOccurrences(" ", ""))" }.joined(separator: " "))
     printError("swref: resident after " + analysis.residentAfter.map { "\($0.phase): \(formatBytes($0.bytes))" }.joined(separator: ", ")
                + "; peak \(formatBytes(ProcFS.statusBytes(getpid(), "VmHWM")))")
+    if let line = BudgetRecord.timingsLine { printError("swref: \(line)") }
     printError("swref: page faults " + analysis.faults.map { "\($0.phase): \($0.count)" }.joined(separator: ", "))
 }
 

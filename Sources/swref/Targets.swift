@@ -26,6 +26,7 @@ func openTarget(core: Bool, arguments: [String], sysroot: String, capture: Captu
     if core {
         guard (1...2).contains(arguments.count) else { throw SwrefError.invalidInput("give CORE, or EXE and CORE") }
         let (file, exe) = try openCore(arguments, sysroot: sysroot)
+        try capture.budget.checkCore(file, path: arguments.last!)
         return (file, exe)
     }
     guard arguments.count == 1, let pid = Int32(arguments[0]) else { throw SwrefError.invalidInput("give a PID, or --core [EXE] CORE") }
