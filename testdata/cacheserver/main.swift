@@ -37,8 +37,9 @@ func handle(_ fd: Int32) {
         while let end = pending.indices.dropLast(3).first(where: { pending[$0] == 13 && pending[$0 + 1] == 10 && pending[$0 + 2] == 13 && pending[$0 + 3] == 10 }) {
             pending.removeSubrange(0...(end + 3))
             if grow { mockCache.add(Entry(id: mockCache.count, size: 512)) }
-            // Simulated work: about a millisecond per request keeps the growth in step with time.
-            usleep(1000)
+            // Simulated work: 4 ms per request keeps the growth in step with time (about 250 entries a
+            // second per connection) and the heap small enough for a debug swref to capture in a second.
+            usleep(4000)
             let body = "ok \(grow ? mockCache.count : stableTable.rows.count)\n"
             let reply = Array("HTTP/1.1 200 OK\r\nContent-Length: \(body.utf8.count)\r\nContent-Type: text/plain\r\n\r\n\(body)".utf8)
             var sent = 0
