@@ -33,7 +33,7 @@ public final class HTTPServer {
     }
 
     public static let maxRequestBytes = 16 * 1024
-    /// Time a client has to send its request, and then to take the reply.
+    /// Time a client has to send its request, and then (from when the reply is ready) to take it.
     public var clientTimeoutMilliseconds: Int32 = 5000
 
     private let listener: Int32
@@ -132,7 +132,8 @@ public final class HTTPServer {
             response.headers.append(("Content-Length", "\(response.body.count)"))
             response.body = []
         }
-        send(client, response, deadline: deadline)
+        // The client's time to take the reply starts now: a capture in the handler may have taken longer.
+        send(client, response, deadline: monotonicNanoseconds() + UInt64(clientTimeoutMilliseconds) * 1_000_000)
     }
 
     /// Compares in time that depends on the length only, so a remote client cannot find the token
