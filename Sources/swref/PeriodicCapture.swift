@@ -26,7 +26,7 @@ struct TimedCapture {
         let now = realtimeNanoseconds()
         let snapshot = try capture.capture(pid: pid, progress: nil)
         let captured = monotonicNanoseconds()
-        let analysis = HeapAnalysis(source: snapshot, progress: nil)
+        let analysis = HeapAnalysis(source: snapshot, sysroot: fileRoot(of: pid), progress: nil)
         try analysis.requireReadableHeap()
         let reference = analysis.referencePaths(threads: snapshot.threads, maxDepth: options.maxDepth,
                                                 attribution: options.attribution.mode, framework: options.framework.mode)
@@ -45,6 +45,19 @@ struct TimedCapture {
                             analysisNanoseconds: finished - captured, cpuNanoseconds: cpuTimeNanoseconds() - cpuBefore,
                             notes: analysis.notes)
     }
+}
+
+/// Where the target's files are seen from here: "" in swref's own mount namespace; in another
+/// (a sidecar container sharing only the PID namespace) through /proc/PID/root, so that the images
+/// read are the target's own (their build ids are checked against what it mapped either way).
+func fileRoot(of pid: Int32) -> String {
+    func namespace(_ path: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: 256)
+        let n = readlink(path, &buffer, buffer.count - 1)
+        return n > 0 ? String(cString: buffer) : nil
+    }
+    guard let own = namespace("/proc/self/ns/mnt"), let target = namespace("/proc/\(pid)/ns/mnt"), own != target else { return "" }
+    return "/proc/\(pid)/root"
 }
 
 /// User and system time of swref and its reaped children (the injection holder).
