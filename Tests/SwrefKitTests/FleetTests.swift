@@ -304,6 +304,21 @@ final class FleetTests: XCTestCase {
         XCTAssertNotEqual(pids[0], pids[1])
     }
 
+    /// Under an allocator swref cannot walk (a bump allocator preloaded), the figures come from the
+    /// Swift header scan: /metrics says the coverage is approximate, never complete.
+    func testServeReportsAnApproximateHeapAsApproximate() throws {
+        let bump = try TestPrograms.sharedLibrary("allocators", "bump.c")
+        let binary = try TestPrograms.binary("allocators", key: "allocators-glibc", flags: [], header: "allocator_stats.h")
+        let program = try RunningProgram(binary, [], environment: ["LD_PRELOAD": bump])
+        defer { program.stop() }
+        let serve = try Serve(["--pid", "\(program.pid)", "--min-interval", "1h"])
+        defer { serve.stop() }
+        let page = try FleetTests.get(serve.port, "/metrics").body
+        XCTAssertEqual(FleetTests.metric(page, "swref_heap_coverage{coverage=\"approximate\"}"), 1, page)
+        XCTAssertEqual(FleetTests.metric(page, "swref_heap_coverage{coverage=\"complete\"}"), 0, page)
+        XCTAssertEqual(FleetTests.metric(page, "swref_heap_readable"), 1, page)
+    }
+
     /// `swref watch` on cacheserver --grow under wrk names the cache with a positive slope and fails
     /// with --fail-on-growth; the kept profiles compare with `swref diff`.
     func testWatchNamesTheGrowingCacheAndFailsOnGrowth() throws {
