@@ -69,7 +69,7 @@ public final class RootFinder {
         for image in images.images where !image.path.contains("/libc.so") {
             let hasDebugInfo = image.file.section(named: ".debug_info") != nil
             var named: [UInt64: Root] = [:]
-            if hasDebugInfo, let values, let globals = DwarfGlobals.read(path: image.path) {
+            if hasDebugInfo, let values, let globals = DwarfGlobals.read(path: image.filePath) {
                 for global in globals {
                     let address = global.address &+ image.loadBias
                     guard let mangled = global.typeName, mangled.hasPrefix("$s"),
@@ -244,7 +244,7 @@ public final class RootFinder {
     /// `thread N › function › name` roots for the locals of one frame that DWARF locates in memory.
     private func namedLocals(frame: StackFrame, pc: UInt64, cfa: UInt64?, prefix: String) -> [Root] {
         guard let values, let image = images.image(containing: pc), image.file.section(named: ".debug_info") != nil,
-              let (frameBase, locals) = DwarfLocals.at(pc: pc &- image.loadBias, in: image.path) else { return [] }
+              let (frameBase, locals) = DwarfLocals.at(pc: pc &- image.loadBias, in: image.filePath) else { return [] }
         func value(of base: DwarfLocal.Base?) -> UInt64? {
             switch base {
             case .frameBase?: return value(of: frameBase)

@@ -1,6 +1,9 @@
 /// An ELF image mapped into the target: where it sits and what its file says.
 public final class LoadedImage {
     public let path: String
+    /// The file read for it: `path`, or under a sysroot (a core's, or /proc/PID/root for a target in
+    /// another mount namespace). Everything that opens the image's file opens this one.
+    public let filePath: String
     /// Address of the image's ELF header in the target.
     public let start: UInt64
     public let end: UInt64
@@ -9,8 +12,9 @@ public final class LoadedImage {
     public let file: ElfFile
     private let sysroot: String
 
-    init(path: String, start: UInt64, end: UInt64, file: ElfFile, sysroot: String = "") {
+    init(path: String, filePath: String? = nil, start: UInt64, end: UInt64, file: ElfFile, sysroot: String = "") {
         self.path = path
+        self.filePath = filePath ?? path
         self.start = start
         self.end = end
         self.file = file
@@ -73,13 +77,14 @@ public final class ImageList {
             let end = memoryMap.regions.filter { $0.path == region.path }.map(\.end).max() ?? region.end
             let path = region.path.hasSuffix(" (deleted)") ? String(region.path.dropLast(10)) : region.path
             do {
-                let file = try ElfFile(path: exact.contains(path) ? path : sysroot + path)
+                let filePath = exact.contains(path) ? path : sysroot + path
+                let file = try ElfFile(path: filePath)
                 // Never hand the reflection library (or the unwinder) a file that is not the one mapped.
                 if let mapped = source?.buildID(ofImageAt: region.start), let onDisk = file.buildID, mapped != onDisk {
                     mismatched.append(exact.contains(path) ? path : sysroot + path)
                     continue
                 }
-                images.append(LoadedImage(path: path, start: region.start, end: end, file: file, sysroot: sysroot))
+                images.append(LoadedImage(path: path, filePath: filePath, start: region.start, end: end, file: file, sysroot: sysroot))
             } catch {
                 // Fonts, locale archives and other data files are mapped too: only ELF files matter.
                 if !path.hasPrefix("/dev/") && !path.hasSuffix(".cache") && error is SwrefError,

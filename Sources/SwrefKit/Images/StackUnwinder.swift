@@ -16,7 +16,7 @@ public enum StackUnwinder {
                               maxFrames: Int = 256) -> [Int32: [StackFrame]] {
         guard let unwinder = swref_unwinder_create() else { return [:] }
         defer { swref_unwinder_destroy(unwinder) }
-        for image in images.images { _ = swref_unwinder_add_image(unwinder, image.path, image.loadBias) }
+        for image in images.images { _ = swref_unwinder_add_image(unwinder, image.filePath, image.loadBias) }
         var registers = threads.map { thread -> swref_thread_registers in
             var block = swref_thread_registers()
             block.tid = thread.tid

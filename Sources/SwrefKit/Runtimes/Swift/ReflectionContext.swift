@@ -74,7 +74,7 @@ public final class ReflectionContext {
         static let headerSize: UInt64 = 64
 
         init(image: LoadedImage) {
-            path = image.path
+            path = image.filePath
             start = image.start
             headers = image.start + image.file.sectionHeaderRange.offset
             headerCount = image.file.sectionHeaderRange.size / FileServedRanges.headerSize
