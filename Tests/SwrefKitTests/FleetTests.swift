@@ -304,6 +304,25 @@ final class FleetTests: XCTestCase {
         XCTAssertNotEqual(pids[0], pids[1])
     }
 
+    /// A sidecar sees the target's files only through /proc/PID/root: the server runs from a tmpfs
+    /// mounted in its own mount namespace, invisible to swref's; its globals are still found.
+    func testServeReadsATargetInAnotherMountNamespace() throws {
+        let binary = try TestPrograms.binary("cacheserver", .optimized)
+        let mountPoint = TestPrograms.buildDirectory.appendingPathComponent("other-namespace").path
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        let hidden = mountPoint + "/cacheserver"
+        let program = try RunningProgram("/usr/bin/unshare", ["--mount", "--propagation", "private", "/bin/sh", "-c",
+                                                              "mount -t tmpfs tmpfs \(mountPoint) && cp \(binary) \(hidden) && exec \(hidden)"])
+        defer { program.stop() }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: hidden), "the executable is visible outside its namespace")
+        XCTAssertEqual(try String(contentsOfFile: "/proc/\(program.pid)/comm", encoding: .utf8), "cacheserver\n")
+        let serve = try Serve(["--pid", "\(program.pid)", "--min-interval", "1h"])
+        defer { serve.stop() }
+        let page = try FleetTests.get(serve.port, "/metrics").body
+        XCTAssertEqual(FleetTests.metric(page, "swref_retainer_objects{retainer=\"cacheserver.stableTable\"}"), 4002, page)
+        XCTAssertEqual(FleetTests.metric(page, "swref_leaked_objects"), 0, page)
+    }
+
     /// Under an allocator swref cannot walk (a bump allocator preloaded), the figures come from the
     /// Swift header scan: /metrics says the coverage is approximate, never complete.
     func testServeReportsAnApproximateHeapAsApproximate() throws {
