@@ -33,6 +33,9 @@ extension Swref {
         @Option(help: "Most of one core that captures may take on average, in percent: a capture that took C seconds of CPU is followed by none for C / budget.")
         var cpuBudget: Double = 5
 
+        @Option(help: "Longest pause the target should see: after a capture that paused it longer, the interval doubles (up to 64×), and halves back after one within it.")
+        var maxPause: DurationArgument?
+
         @Option(help: "Series per label in /metrics (types, retainers); the rest are summed under <other>.")
         var top: Int = 20
 
@@ -81,6 +84,9 @@ final class Sidecar {
     /// Why the last attempt gave nothing, and whether it was the heap that could not be read.
     var failure: (reason: String, heapUnreadable: Bool)?
     var nextCapture: UInt64 = 0
+    /// The interval now enforced, start to start: the minimum, stretched by the CPU budget and the pause backoff.
+    var interval: UInt64 = 0
+    var pauseBackoff: UInt64 = 1
     var captures = 0, failures = 0, servedFromLast = 0
     var cpuTotal: UInt64 = 0, pauseMax: UInt64 = 0
     var targetUp = false
@@ -127,7 +133,11 @@ final class Sidecar {
         defer {
             // Start to start: the interval, or longer when the last capture's CPU needs it to stay in budget.
             let cpu = Double(last?.cpuNanoseconds ?? 0) / (serve.cpuBudget / 100)
-            nextCapture = now + max(serve.minInterval.nanoseconds, UInt64(failure == nil ? cpu : 0))
+            if let maxPause = serve.maxPause, let last {
+                pauseBackoff = last.pauseNanoseconds > maxPause.nanoseconds ? min(pauseBackoff * 2, 64) : max(pauseBackoff / 2, 1)
+            }
+            interval = max(serve.minInterval.nanoseconds * pauseBackoff, UInt64(failure == nil ? cpu : 0))
+            nextCapture = now + interval
         }
         guard let pid else {
             record(failure: "no process named \(serve.match ?? "?")", heapUnreadable: false, targetUp: false)
@@ -205,6 +215,11 @@ final class Sidecar {
         page.add("swref_capture_failures_total", .counter, help: "Captures that failed (target gone, heap unreadable, …).", Double(failures))
         page.add("swref_scrapes_from_last_capture_total", .counter, help: "Requests answered from the last capture (too soon for a new one).", Double(servedFromLast))
         page.add("swref_capture_min_interval_seconds", .gauge, help: "Least time between captures (--min-interval).", serve.minInterval.seconds)
+        page.add("swref_capture_interval_seconds", .gauge, help: "Time from the last capture's start to the next one's, as enforced now: --min-interval stretched by the CPU budget and by --max-pause's backoff.",
+                 Double(interval) / 1e9)
+        if let maxPause = serve.maxPause {
+            page.add("swref_capture_max_pause_seconds", .gauge, help: "The pause budget (--max-pause).", maxPause.seconds)
+        }
         page.add("swref_capture_cpu_budget_ratio", .gauge, help: "Most of one core captures may take on average (--cpu-budget).", serve.cpuBudget / 100)
         return page.text
     }

@@ -261,6 +261,21 @@ final class FleetTests: XCTestCase {
         XCTAssertEqual(FleetTests.metric(second.body, "swref_retainer_objects{retainer=\"cacheserver.stableTable\"}"), 4002, second.body)
         XCTAssertEqual(try FleetTests.get(serve.port, "/nothing").status, 404)
 
+        // A pause over --max-pause doubles the interval (a budget no capture can meet here: 1 µs).
+        let strict = try Serve(["--pid", "\(server.pid)", "--min-interval", "100ms", "--cpu-budget", "100", "--max-pause", "0.000001"])
+        defer { strict.stop() }
+        var intervals: [Double] = []
+        for _ in 0..<3 {
+            let page = try FleetTests.get(strict.port, "/metrics").body
+            XCTAssertGreaterThan(FleetTests.metric(page, "swref_capture_pause_seconds") ?? 0, 0.000001, page)
+            intervals.append(FleetTests.metric(page, "swref_capture_interval_seconds") ?? 0)
+            usleep(UInt32(intervals.last! * 1e6) + 50_000)
+        }
+        // 100 ms × 2, 4, 8 (or longer where a capture's CPU time, at a 100 % budget, is longer still).
+        for (index, least) in [0.2, 0.4, 0.8].enumerated() {
+            XCTAssertGreaterThanOrEqual(intervals[index], least, "the interval doubles after each pause over the budget: \(intervals)")
+        }
+
         // Beyond loopback: refused without a token file; with one, a request without the token is 401.
         let refused = try Shell.swref(["serve", "--pid", "\(server.pid)", "--listen", "0.0.0.0:0"], timeout: 30)
         XCTAssertEqual(refused.status, 2, refused.stderr)
