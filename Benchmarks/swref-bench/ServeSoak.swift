@@ -5,7 +5,8 @@ import SwrefKit
 /// `--serve-soak`: what `swref serve` costs the target over time — a scrape every `every` seconds
 /// for `seconds`, each one a capture (--min-interval just under the scrape interval), on the
 /// benchmark target. Per capture: the pause swref reports and the longest heartbeat gap the
-/// target saw, swref's CPU time, the analysis time; and swref's resident memory as it goes.
+/// target saw (and, for comparison, the longest between scrapes), swref's CPU time, the analysis
+/// time; and swref's resident memory as it goes.
 struct ServeSoak {
     var swref: String
     var every: Double
@@ -33,12 +34,13 @@ struct ServeSoak {
         // Whatever serve prints later (failed captures) must not fill the pipe.
         DispatchQueue.global().async { while !handle.availableData.isEmpty {} }
 
-        var pauses: [Double] = [], gaps: [Double] = [], cpu: [Double] = [], analysis: [Double] = [], rss: [Double] = []
+        var pauses: [Double] = [], gaps: [Double] = [], idleGaps: [Double] = [], cpu: [Double] = [], analysis: [Double] = [], rss: [Double] = []
         var lastTotal = 0.0, failures = 0.0
         let start = Date()
         var next = start
         while Date().timeIntervalSince(start) < seconds {
-            _ = target.takeMaxGap()
+            // The heartbeat's longest gap since the last scrape, swref idle: the machine's own noise.
+            let idle = target.takeMaxGap()
             let page = try httpGet(port: port, path: "/metrics")
             usleep(20_000)
             let gap = target.takeMaxGap()
@@ -52,6 +54,7 @@ struct ServeSoak {
                 cpu.append(value("swref_capture_cpu_seconds") ?? 0)
                 analysis.append(value("swref_capture_analysis_seconds") ?? 0)
                 gaps.append(gap)
+                if total > 1 { idleGaps.append(idle) }
                 rss.append(Double(ProcFS.statusBytes(serve.processIdentifier, "VmRSS")))
                 print("  capture \(Int(total)): pause \(ms(pauses.last!)), heartbeat gap \(ms(gap)), swref CPU \(String(format: "%.2f", cpu.last!)) s, analysis \(String(format: "%.2f", analysis.last!)) s, swref RSS \(formatBytes(UInt64(rss.last!)))")
             }
@@ -63,7 +66,7 @@ struct ServeSoak {
         let peak = Double(ProcFS.statusBytes(serve.processIdentifier, "VmHWM"))
         print("serve soak: \(pauses.count) captures in \(Int(elapsed)) s (a scrape every \(every) s), \(Int(failures)) failed")
         print("  pause (swref):          median \(ms(median(pauses))), max \(ms(pauses.max() ?? 0))")
-        print("  heartbeat gap (target): median \(ms(median(gaps))), max \(ms(gaps.max() ?? 0))")
+        print("  heartbeat gap (target): median \(ms(median(gaps))), max \(ms(gaps.max() ?? 0)); between scrapes, swref idle: median \(ms(median(idleGaps))), max \(ms(idleGaps.max() ?? 0))")
         print("  swref CPU per capture:  median \(String(format: "%.2f", median(cpu))) s, max \(String(format: "%.2f", cpu.max() ?? 0)) s (\(String(format: "%.1f", cpu.reduce(0, +) / elapsed * 100))% of one core over the soak)")
         print("  analysis per capture:   median \(String(format: "%.2f", median(analysis))) s")
         print("  swref RSS after capture: first \(formatBytes(UInt64(rss.first ?? 0))), last \(formatBytes(UInt64(rss.last ?? 0))), peak \(formatBytes(UInt64(peak)))")
