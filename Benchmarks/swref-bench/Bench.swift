@@ -36,6 +36,15 @@ struct Bench: ParsableCommand {
     @Option(help: "The swref to measure (default: the one built beside this program).")
     var swref: String?
 
+    @Flag(help: "Instead: run `swref serve` on the target and scrape it every --soak-every seconds for --soak-seconds; report pauses, heartbeat gaps, CPU per capture.")
+    var serveSoak = false
+
+    @Option(help: "With --serve-soak: seconds between scrapes (each one a capture).")
+    var soakEvery: Double = 10
+
+    @Option(help: "With --serve-soak: how long to soak, in seconds.")
+    var soakSeconds: Double = 600
+
     @Option(help: "Allocators to build the target with, measured one after the other in this run: glibc, jemalloc (linked with -ljemalloc, as the Vapor and Hummingbird templates build servers), comma-separated.")
     var allocators: String = "glibc"
 
@@ -61,6 +70,13 @@ struct Bench: ParsableCommand {
             let binary = work.appendingPathComponent("bench-\(allocator)").path
             let compile = try runProcess("/usr/bin/env", ["swiftc", "-O", "-module-name", "bench", source, "-o", binary] + flags)
             guard compile.status == 0 else { throw ValidationError("could not build \(source): \(compile.stderr)") }
+            if serveSoak {
+                let target = try BenchTarget(binary: binary, arguments: ["\(objects)", "\(payload)"] + (write ? ["--write"] : []))
+                defer { target.stop() }
+                print("target (\(allocator)): \(objects) records, payload \(payload) B, resident \(formatBytes(target.residentBytes))\(write ? ", writing" : "")")
+                try ServeSoak(swref: swrefPath(), every: soakEvery, seconds: soakSeconds).run(target: target)
+                continue
+            }
             summaries.append(try measure(binary: binary, allocator: allocator, work: work))
         }
         if let base = summaries.first, summaries.count > 1 {
@@ -69,6 +85,16 @@ struct Bench: ParsableCommand {
                 print("  \(other.allocator): analysis \(Int(other.analysisRate)) objects/s (\(ratio(base.analysisRate, other.analysisRate)) \(base.allocator)'s time), pause \(ms(other.pause)) (\(ratio(other.pause, base.pause)) \(base.allocator)'s)")
             }
         }
+    }
+
+    /// The swref measured: a program of its own, so that it does not load Foundation, which only this uses.
+    func swrefPath() throws -> String {
+        let path = swref ?? URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+            .deletingLastPathComponent().appendingPathComponent("swref").path
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw ValidationError("no swref at \(path): build it (swift build -c release) or pass --swref PATH")
+        }
+        return path
     }
 
     /// Starts the target and measures swref on it; prints the figures, returns what the comparison needs.
@@ -80,12 +106,7 @@ struct Bench: ParsableCommand {
 
         var floors: [Double] = [], gcores: [Double] = [], gcorePauses: [Double] = []
         var precopied = AttachRuns(), forked = AttachRuns(), stopped = AttachRuns()
-        // A program of its own so that swref, measured, does not load Foundation, which only this uses.
-        let swref = swref ?? URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-            .deletingLastPathComponent().appendingPathComponent("swref").path
-        guard FileManager.default.isExecutableFile(atPath: swref) else {
-            throw ValidationError("no swref at \(swref): build it (swift build -c release) or pass --swref PATH")
-        }
+        let swref = try swrefPath()
         // Every process_vm_readv-based copy first (pre-copy, the default, included), fork
         // snapshots last: after a fork the target's pages are no longer marked exclusive, and the
         // next pinning read of each page takes a fault to mark it again — a real cost, but one of

@@ -34,6 +34,7 @@ public enum LiveCapture {
         let started = monotonicNanoseconds()
         let snapshot = try takeSnapshot(pid: pid, options: options)
         snapshot.captureNanoseconds = monotonicNanoseconds() - started
+        snapshot.files = FileResolver(sysroot: ProcFS.fileRoot(of: pid))
         return snapshot
     }
 

@@ -65,4 +65,17 @@ extension ProcFS {
         }
         return hints.joined(separator: "; ")
     }
+
+    /// Where the target's files are seen from here: "" in swref's own mount namespace; in another
+    /// (a sidecar container sharing only the PID namespace) through /proc/PID/root, so that the images
+    /// read are the target's own (their build ids are checked against what it mapped either way).
+    public static func fileRoot(of pid: Int32) -> String {
+        func namespace(_ path: String) -> String? {
+            var buffer = [CChar](repeating: 0, count: 256)
+            let n = readlink(path, &buffer, buffer.count - 1)
+            return n > 0 ? String(cString: buffer) : nil
+        }
+        guard let own = namespace("/proc/self/ns/mnt"), let target = namespace("/proc/\(pid)/ns/mnt"), own != target else { return "" }
+        return "/proc/\(pid)/root"
+    }
 }

@@ -19,8 +19,9 @@ public final class Snapshot: Target, DiscardableMemory {
     /// The process the snapshot was taken of, when it was a live one.
     public let pid: Int32?
     public let identity: TargetIdentity
-    /// A live process's files are the ones on this machine.
-    public let files = FileResolver.host
+    /// Where the live process's files are seen from here: its own paths, or through
+    /// /proc/PID/root when it runs in another mount namespace (set by the capture).
+    public var files = FileResolver.host
     /// Reads are served from swref's own copy: two scanning threads share nothing that contends.
     public var readsAreLocal: Bool { true }
     /// How long the target's threads were stopped, in nanoseconds.

@@ -10,6 +10,6 @@ struct Swref: ParsableCommand {
         gzipped pprof profile. View it with: go tool pprof -http=: swref.out
         """,
         version: "0.1.0",
-        subcommands: [Attach.self, Core.self, Dump.self, Leaks.self, Run.self, Diff.self, Check.self, Top.self, Why.self, Inspect.self, Stacks.self]
+        subcommands: [Attach.self, Core.self, Dump.self, Leaks.self, Run.self, Diff.self, Check.self, Top.self, Why.self, Inspect.self, Stacks.self, Serve.self, Watch.self]
     )
 }
