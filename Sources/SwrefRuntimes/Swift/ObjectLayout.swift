@@ -64,7 +64,7 @@ public final class ObjectLayouts {
                 guard let element = reflection.genericArgument(of: tr, 0) else { return .conservative }
                 let layout = values.layout(of: element)
                 guard layout.slotsFit else { return unreadable(entry) }
-                return .array(element: layout, start: (32 + layout.alignment - 1) / layout.alignment * layout.alignment)
+                return .array(element: layout, start: NativeArrayStorage.elementsStart(alignment: layout.alignment))
             }
             if name.hasPrefix("Swift._DictionaryStorage<") {
                 guard let key = reflection.genericArgument(of: tr, 0), let value = reflection.genericArgument(of: tr, 1) else {

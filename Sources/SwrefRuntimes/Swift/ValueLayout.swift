@@ -125,8 +125,8 @@ public final class ValueLayoutBuilder {
         var storageOffset: Int?
         for index in 0..<fields {
             guard let child = reflection.child(of: tr, index), let fieldName = child.Name.map({ String(cString: $0) }) else { continue }
-            if fieldName == "unknownFields" && typeName(child.TR) == "SwiftProtobuf.UnknownStorage" { isMessage = true }
-            if fieldName == "_storage" { storageOffset = offset + Int(child.Offset) }
+            if fieldName == ProtobufMessages.unknownFieldsField && typeName(child.TR) == ProtobufMessages.unknownStorageTypeName { isMessage = true }
+            if fieldName == ProtobufMessages.storageField { storageOffset = offset + Int(child.Offset) }
         }
         guard isMessage, let storageOffset,
               let slot = slots.firstIndex(where: { $0.offset == storageOffset && $0.action == .reference }) else { return }
@@ -144,14 +144,14 @@ public final class ValueLayoutBuilder {
         let name = typeName(tr)
         // Standard-library internals: the fields below are implementation details.
         let hide = hidePath || name.hasPrefix("Swift.")
-        let grpcBytes = name == "GRPCNIOTransportCore.GRPCNIOTransportBytes"
-        if (name == "NIOCore.ByteBuffer" || grpcBytes) && size >= 16 {
-            slots.append(.init(offset: offset, action: .byteBuffer(grpc: grpcBytes), path: path))
+        let byteBuffer = ByteBufferStorage.valueKind(name)
+        if byteBuffer.isByteBuffer && size >= ByteBufferStorage.minimumValueSize {
+            slots.append(.init(offset: offset, action: .byteBuffer(grpc: byteBuffer.grpc), path: path))
             covered += size
             return
         }
-        let unknownFields = name == "SwiftProtobuf.UnknownStorage"
-        if (name == "FoundationEssentials.Data" || name == "Foundation.Data" || unknownFields) && size == 16 {
+        let unknownFields = name == ProtobufMessages.unknownStorageTypeName
+        if (DataStorage.valueTypeNames.contains(name) || unknownFields) && size == DataStorage.valueSize {
             slots.append(.init(offset: offset, action: .foundationData(protobufUnknownFields: unknownFields), path: path))
             covered += size
             return
