@@ -519,11 +519,8 @@ public final class ReferenceScanner {
             }
             var slots = compile(value, prefixes: [prefix], emptyPath: prefix.isEmpty ? "$value" : prefix)
             // A buffer's bytes are charged to the buffer: they sit in its storage's frame.
-            if frameworkMode && name == ByteBufferStorage.storageTypeName {
-                for index in slots.indices where value.slots[index].path == ByteBufferStorage.bytesField { slots[index].pathIDs = [0] }
-            }
-            if frameworkMode && DataStorage.isStorage(name) {
-                for index in slots.indices where value.slots[index].path == DataStorage.bytesField { slots[index].pathIDs = [0] }
+            if frameworkMode, let field = Frameworks.bytesField(ofStorage: name) {
+                for index in slots.indices where value.slots[index].path == field { slots[index].pathIDs = [0] }
             }
             result = .fixed(store.freeze(slots), uncovered: store.freeze(uncovered))
         case .array(let element, let start):

@@ -17,6 +17,9 @@ package enum DataStorage {
     package static let rangeLowerOffset: UInt64 = 16
     package static let rangeUpperOffset: UInt64 = 24
 
+    /// Foundation's modules: their frames are not user code.
+    package static let modules: Set<String> = ["Foundation", "FoundationEssentials", "FoundationInternationalization"]
+
     /// Whether a class is Foundation's (or FoundationEssentials') `__DataStorage`.
     package static func isStorage(_ typeName: String) -> Bool {
         typeName.hasSuffix("Foundation.__DataStorage") || typeName.hasSuffix("FoundationEssentials.__DataStorage")
