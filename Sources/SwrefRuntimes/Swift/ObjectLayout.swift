@@ -84,7 +84,7 @@ public final class ObjectLayouts {
         case .closureContext, .box:
             return captureLayout(sample: sample, entry: entry)
         case .task:
-            // A task's frames, task-locals and slabs are roots of their own (RootFinder.taskRoots).
+            // A task's frames, task-locals and slabs are roots of their own (`TaskRoots`).
             return .none
         case .job, .error, .malloc:
             return .conservative
