@@ -21,14 +21,7 @@ public final class FrameNames {
     public init(objects: ObjectTable) { self.objects = objects }
 
     /// Frames that name a framework buffer, with what it pins and what is viewed through it.
-    public struct FrameworkBuffer: Sendable {
-        public var framework: String
-        public var pinnedBytes: UInt64
-        /// nil for what is not a view (a protobuf message's storage): no pinned/viewed in its name.
-        public var viewedBytes: UInt64?
-        /// Heap blocks per buffer in its frame: a storage object and its bytes, or one storage.
-        public var blocks: Int64 = 2
-    }
+    public typealias FrameworkBuffer = SwrefRuntimes.FrameworkBuffer
     public private(set) var frameworkBuffers: [UInt32: FrameworkBuffer] = [:]
 
     /// The code of a framework buffer's frame: `cache. (ByteBuffer (NIOCore) 64 KiB pinned, 8 B viewed)`.
@@ -56,7 +49,7 @@ public final class FrameNames {
         let key = UInt64(code) << 32 | UInt64(UInt32(bitPattern: type))
         if let frame = recent.value(for: key) { return frame }
         if let frame = resolved[key] { recent.set(frame, for: key); return frame }
-        let frame = table.intern("\(paths[code]). (\(ReferenceScanner.displayName(objects.types[Int(type)].name)))")
+        let frame = table.intern("\(paths[code]). (\(SwiftTypeNames.display(objects.types[Int(type)].name)))")
         resolved[key] = frame
         recent.set(frame, for: key)
         return frame

@@ -16,8 +16,8 @@ public final class ReferenceScanner {
     public let names: FrameNames
     private var typeLabels: [Int32: UInt32] = [:]
     /// Per type: its layout as the hot loop reads it, once compiled.
-    private var compiled: [Frozen?]
-    private let store: FrozenStore
+    var compiled: [FrozenLayout?]
+    let store: FrozenStore
     private var window: MemoryWindow
     private let index: AddressIndex
 
@@ -28,32 +28,8 @@ public final class ReferenceScanner {
     private let sideTableLabel: UInt32
     /// Malloc blocks that hold a NIO ByteBuffer's bytes: network data by construction, never
     /// references. Scanning them word by word (their unused capacity above all, left as malloc
-    /// gave it) finds only false references.
+    /// gave it) finds only false references (see `ByteBufferStorage`).
     private var byteBufferBytes: Set<Int32> = []
-
-    /// An ObjectLayout with interned paths, per element bucket for containers.
-    fileprivate struct CompiledSlot {
-        var offset: Int
-        var action: ValueLayout.Action
-        var pathIDs: [UInt32]  // one per bucket: [0]…[9], [10+]; or one for fixed layouts
-    }
-    /// A compiled slot that copies without reference counting: the scan reads tens of millions of
-    /// them, and retaining a slot's arrays costs atomic operations per object, on both threads.
-    fileprivate struct FrozenSlot {
-        var offset: Int
-        /// One per bucket: [0]…[9], [10+]; or one for fixed layouts.
-        var paths: UnsafeBufferPointer<UInt32>
-        /// -1: a plain reference; otherwise the action's index in the store.
-        var action: Int32
-    }
-    private enum Frozen {
-        case fixed(UnsafeBufferPointer<FrozenSlot>, uncovered: UnsafeBufferPointer<Range<Int>>)
-        case array(UnsafeBufferPointer<FrozenSlot>, stride: Int, start: Int)
-        case dictionary(keys: UnsafeBufferPointer<FrozenSlot>, keyStride: Int, values: UnsafeBufferPointer<FrozenSlot>, valueStride: Int)
-        case set(UnsafeBufferPointer<FrozenSlot>, stride: Int)
-        case none
-        case conservative
-    }
 
     /// Name framework buffers by what they pin and show (RPC-framework-aware mode).
     public var frameworkMode = false
@@ -80,8 +56,8 @@ public final class ReferenceScanner {
     /// The blocks `NIOCore.ByteBuffer._Storage.bytes` points to, found before any scan: a scan
     /// in address order may meet the bytes before their storage object.
     private func findByteBufferBytes() -> Set<Int32> {
-        guard let type = objects.types.firstIndex(where: { $0.name == "NIOCore.ByteBuffer._Storage" }),
-              let offset = layouts.fieldOffset(named: "bytes", metadata: objects.types[type].metadata) else { return [] }
+        guard let type = objects.types.firstIndex(where: { $0.name == ByteBufferStorage.storageTypeName }),
+              let offset = layouts.fieldOffset(named: ByteBufferStorage.bytesField, metadata: objects.types[type].metadata) else { return [] }
         var blocks: Set<Int32> = []
         for object in 0..<objects.count where Int(objects.typeIndices[object]) == type {
             guard let word = source.readWord(objects.addresses[object] + UInt64(offset)), let block = target(of: word),
@@ -126,8 +102,8 @@ public final class ReferenceScanner {
         }
         // The capacity offset of Data storage is looked up once, here, rather than under the lock.
         if frameworkMode, dataCapacityOffset == nil,
-           let type = objects.types.firstIndex(where: { $0.name.hasSuffix("__DataStorage") }) {
-            dataCapacityOffset = layouts.fieldOffset(named: "_capacity", metadata: objects.types[type].metadata) ?? -1
+           let type = objects.types.firstIndex(where: { $0.name.hasSuffix(DataStorage.storageTypeSuffix) }) {
+            dataCapacityOffset = layouts.fieldOffset(named: DataStorage.capacityField, metadata: objects.types[type].metadata) ?? -1
         }
     }
 
@@ -235,17 +211,9 @@ public final class ReferenceScanner {
 
     // MARK: Labels
 
-    /// How a frame names a type: stdlib storage as the collection the user wrote, no `Swift.`.
-    public static func displayName(_ type: String) -> String {
-        var name = type
-        for (storage, replacement) in [("Swift._ContiguousArrayStorage<", "["), ("Swift._DictionaryStorage<", "Dictionary<"),
-                                       ("Swift._SetStorage<", "Set<")] where name.hasPrefix(storage) {
-            name = replacement + name.dropFirst(storage.count)
-            if replacement == "[" { name = String(name.dropLast()) + "]" }
-        }
-        if name == "Swift.__StringStorage" { name = "String" }
-        return name.replacingAll("Swift.", with: "")
-    }
+    /// How a frame names a type: stdlib storage as the collection the user wrote, no `Swift.`
+    /// (`SwiftTypeNames.display`).
+    public static func displayName(_ type: String) -> String { SwiftTypeNames.display(type) }
 
     /// `(T)`: the frame of an object found by a conservative word in a root.
     public func typeLabel(of target: Int32) -> UInt32 {
@@ -258,7 +226,7 @@ public final class ReferenceScanner {
 
     private var pathTexts: [UInt32: String] = [:]
     private func pathsText(_ code: UInt32) -> String { pathTexts[code] ?? "" }
-    private func pathCode(_ path: String) -> UInt32 {
+    func pathCode(_ path: String) -> UInt32 {
         let code = names.code(path: path)
         pathTexts[code] = path
         return code
@@ -267,10 +235,7 @@ public final class ReferenceScanner {
     private func functionLabel(path: UInt32, function: UInt64) -> UInt32 {
         shared.lock()
         defer { shared.unlock() }
-        var name = symbolizer.name(of: function)
-        for prefix in ["partial apply forwarder for ", "partial apply for ", "thunk for ", "reabstraction thunk helper from "] where name.hasPrefix(prefix) {
-            name = String(name.dropFirst(prefix.count))
-        }
+        let name = SwiftTypeNames.closureFunction(symbolizer.name(of: function))
         let pathText = path == 0 ? "" : pathsText(path)
         return names.code(frame: pathText.isEmpty ? name : "\(pathText). (\(name))")
     }
@@ -286,7 +251,7 @@ public final class ReferenceScanner {
         }
     }
 
-    private func joined(_ prefix: String, _ path: String) -> String {
+    func joined(_ prefix: String, _ path: String) -> String {
         if prefix.isEmpty { return path }
         if path.isEmpty { return prefix }
         return path.hasPrefix("[") ? prefix + path : prefix + "." + path
@@ -312,21 +277,16 @@ public final class ReferenceScanner {
             if let word = readWord(address), let target = target(of: word) { emit(target, path) }
         case .byteBuffer(let grpc):
             guard let word = readWord(address), let storage = target(of: word) else { return }
-            guard frameworkMode, let indices = readWord(address + 8) else { emit(storage, path); return }
-            let reader = indices & 0xffff_ffff, writer = indices >> 32
-            let capacity = UInt64(source.readUInt32(objects.addresses[Int(storage)] + 16) ?? 0)
-            let buffer = FrameNames.FrameworkBuffer(framework: grpc ? "grpc" : "nio", pinnedBytes: capacity,
-                                                    viewedBytes: writer >= reader ? writer - reader : 0)
-            let display = grpc ? "GRPCNIOTransportBytes (GRPCNIOTransportCore)" : "ByteBuffer (NIOCore)"
+            guard frameworkMode, let indices = readWord(address + ByteBufferStorage.indicesOffset) else { emit(storage, path); return }
+            let capacity = UInt64(source.readUInt32(objects.addresses[Int(storage)] + ByteBufferStorage.storageCapacityOffset) ?? 0)
+            let (buffer, display) = ByteBufferStorage.buffer(capacity: capacity, indices: indices, grpc: grpc)
             emit(storage, shared.locked { names.code(path: pathsText(path), buffer: buffer, display: display) })
         case .foundationData(let unknownFields):
             scanData(at: address, path: path, protobufUnknownFields: unknownFields, emit: emit)
         case .protobufStorage(let message):
             guard let word = readWord(address), let storage = target(of: word) else { return }
             guard frameworkMode else { emit(storage, path); return }
-            let buffer = FrameNames.FrameworkBuffer(framework: "protobuf", pinnedBytes: objects.sizes[Int(storage)],
-                                                    viewedBytes: nil, blocks: 1)
-            let display = "\(ReferenceScanner.displayName(message)) (SwiftProtobuf message)"
+            let (buffer, display) = ProtobufMessages.storageBuffer(storageSize: objects.sizes[Int(storage)], message: message)
             emit(storage, shared.locked { names.code(path: pathsText(path), buffer: buffer, display: display) })
         case .function:
             if let context = readWord(address + 8), let target = target(of: context) {
@@ -340,31 +300,28 @@ public final class ReferenceScanner {
         }
     }
 
-    /// Foundation `Data`: word 1 is a `__DataStorage` tagged in its top bits (0b01: InlineSlice, whose
-    /// word 0 holds the slice as two Int32; 0b10: LargeSlice, whose word 0 is a RangeReference object
-    /// with the range at +16). Empty and inline values (≤ 14 bytes) reference nothing.
+    /// Foundation `Data` (see `DataStorage`): a slice references its `__DataStorage` (and a large
+    /// slice its range object); empty and inline values reference nothing.
     private func scanData(at address: UInt64, path: UInt32, protobufUnknownFields: Bool, emit: (Int32, UInt32) -> Void) {
         guard let first = readWord(address), let second = readWord(address + 8) else { return }
-        let tag = second >> 62
-        guard tag == 1 || tag == 2, let storage = target(of: second & 0x00FF_FFFF_FFFF_FFF8) else {
+        let data = DataStorage.Representation(first: first, second: second)
+        guard let pointer = data.storage, let storage = target(of: pointer) else {
             // Unknown representation: look at both words.
             for word in [first, second] { if let object = target(of: word) { emit(object, path) } }
             return
         }
         var viewed: UInt64 = 0
-        if tag == 1 {
-            // Int64: two arbitrary Int32s from the target can differ by more than Int32 holds.
-            let lower = Int64(Int32(truncatingIfNeeded: first)), upper = Int64(Int32(truncatingIfNeeded: first >> 32))
-            viewed = upper >= lower ? UInt64(upper - lower) : 0
+        if let inline = data.inlineSliceBytes {
+            viewed = inline
         } else if let range = target(of: first) {
+            // A large slice: word 0 is its range object.
             emit(range, path)
             let base = objects.addresses[Int(range)]
-            if let lower = readWord(base + 16), let upper = readWord(base + 24), upper >= lower { viewed = upper - lower }
+            if let lower = readWord(base + DataStorage.rangeLowerOffset), let upper = readWord(base + DataStorage.rangeUpperOffset),
+               upper >= lower { viewed = upper - lower }
         }
         guard frameworkMode, let capacity = dataCapacity(storage: storage) else { emit(storage, path); return }
-        let buffer = FrameNames.FrameworkBuffer(framework: protobufUnknownFields ? "protobuf" : "foundation",
-                                                pinnedBytes: capacity, viewedBytes: viewed)
-        let display = protobufUnknownFields ? "UnknownStorage (SwiftProtobuf)" : "Data (Foundation)"
+        let (buffer, display) = DataStorage.buffer(capacity: capacity, viewed: viewed, protobufUnknownFields: protobufUnknownFields)
         emit(storage, shared.locked { names.code(path: pathsText(path), buffer: buffer, display: display) })
     }
 
@@ -372,7 +329,7 @@ public final class ReferenceScanner {
     private func dataCapacity(storage: Int32) -> UInt64? {
         let type = objects.typeIndices[Int(storage)]
         if dataCapacityOffset == nil {
-            dataCapacityOffset = shared.locked { layouts.fieldOffset(named: "_capacity", metadata: objects.types[Int(type)].metadata) ?? -1 }
+            dataCapacityOffset = shared.locked { layouts.fieldOffset(named: DataStorage.capacityField, metadata: objects.types[Int(type)].metadata) ?? -1 }
         }
         guard let offset = dataCapacityOffset, offset > 0 else { return nil }
         return readWord(objects.addresses[Int(storage)] + UInt64(offset))
@@ -440,10 +397,11 @@ public final class ReferenceScanner {
             }
         case .dictionary(let keys, let keyStride, let values, let valueStride):
             let buckets = bucketCount(address) ?? 0
-            let keyBase = keys.isEmpty ? nil : tailArray(readWord(address + 48), of: address, usable: usable, count: buckets, stride: keyStride)
-            let valueBase = values.isEmpty ? nil : tailArray(readWord(address + 56), of: address, usable: usable, count: buckets,
-                                                            stride: valueStride)
-            forEachOccupiedBucket(address, bitmap: 64, usable: usable, piece: piece, ahead: { bucket in
+            let keyBase = keys.isEmpty ? nil : NativeHashStorage.tailArray(readWord(address + NativeHashStorage.dictionaryKeysOffset), of: address,
+                                                                           usable: usable, count: buckets, stride: keyStride)
+            let valueBase = values.isEmpty ? nil : NativeHashStorage.tailArray(readWord(address + NativeHashStorage.dictionaryValuesOffset),
+                                                                               of: address, usable: usable, count: buckets, stride: valueStride)
+            forEachOccupiedBucket(address, bitmap: NativeHashStorage.dictionaryBitmapOffset, usable: usable, piece: piece, ahead: { bucket in
                 if let keyBase { prefetchTargets(keys, at: keyBase + UInt64(bucket * keyStride)) }
                 if let valueBase { prefetchTargets(values, at: valueBase + UInt64(bucket * valueStride)) }
             }) { bucket in
@@ -452,8 +410,9 @@ public final class ReferenceScanner {
             }
         case .set(let slots, let stride):
             guard !slots.isEmpty, let buckets = bucketCount(address),
-                  let base = tailArray(readWord(address + 48), of: address, usable: usable, count: buckets, stride: stride) else { return }
-            forEachOccupiedBucket(address, bitmap: 56, usable: usable, piece: piece, ahead: { bucket in
+                  let base = NativeHashStorage.tailArray(readWord(address + NativeHashStorage.setElementsOffset), of: address, usable: usable,
+                                                         count: buckets, stride: stride) else { return }
+            forEachOccupiedBucket(address, bitmap: NativeHashStorage.setBitmapOffset, usable: usable, piece: piece, ahead: { bucket in
                 prefetchTargets(slots, at: base + UInt64(bucket * stride))
             }) { bucket in
                 scan(slots, at: base + UInt64(bucket * stride), bucket: 0, emit: emit)
@@ -472,19 +431,17 @@ public final class ReferenceScanner {
         }
     }
 
-    /// Native hash storage: `scale` at +32 gives 2^scale buckets; a bitmap marks the occupied ones.
+    /// Native hash storage (`NativeHashStorage`): a bitmap at `bitmap` marks the occupied buckets.
     /// `ahead` sees each bitmap word's buckets one word before `body` does. A piece covers its
     /// share of the bitmap's words.
     private func forEachOccupiedBucket(_ address: UInt64, bitmap: UInt64, usable: UInt64, piece: (index: Int, count: Int)?,
                                        ahead: (Int) -> Void, _ body: (Int) -> Void) {
         guard let buckets = bucketCount(address) else { return }
-        let words = (buckets + 63) / 64
+        let words = NativeHashStorage.bitmapWords(buckets: buckets)
         guard bitmap + UInt64(words * 8) <= usable else { return }
         func occupied(_ word: Int) -> UInt64? {
-            guard var bits = source.readWord(address + bitmap + UInt64(word * 8)) else { return nil }
-            // Bits past the last bucket are set as a sentinel.
-            if buckets - word * 64 < 64 { bits &= (1 << UInt64(buckets - word * 64)) - 1 }
-            return bits
+            guard let bits = source.readWord(address + bitmap + UInt64(word * 8)) else { return nil }
+            return NativeHashStorage.occupiedBits(bits, word: word, buckets: buckets)
         }
         let share = piece.map { ScanPlan.share(of: words, piece: $0) } ?? 0..<words
         guard !share.isEmpty, var next = occupied(share.lowerBound) else { return }
@@ -506,102 +463,17 @@ public final class ReferenceScanner {
         }
     }
 
-    /// Native array storage: the count at +16, bounded by what fits in the block.
+    /// Native array storage (`NativeArrayStorage`): its count, bounded by what fits in the block.
     private func elementCount(_ address: UInt64, usable: UInt64, stride: Int, start: Int) -> Int? {
-        guard stride > 0, usable > UInt64(start), let count = readWord(address + 16) else { return nil }
-        return Int(min(count, (usable - UInt64(start)) / UInt64(stride)))
+        NativeArrayStorage.elementCount(usable: usable, stride: stride, start: start) {
+            readWord(address + NativeArrayStorage.countOffset)
+        }
     }
 
-    /// Native hash storage keeps its keys and values in its own block: a base pointer read from
-    /// the target counts only when all `count` elements fit between it and the block's end.
-    private func tailArray(_ base: UInt64?, of address: UInt64, usable: UInt64, count: Int, stride: Int) -> UInt64? {
-        guard let base, base >= address, address <= UInt64.max - usable else { return nil }
-        let (bytes, overflow) = UInt64(count).multipliedReportingOverflow(by: UInt64(stride))
-        guard !overflow, bytes <= usable, base - address <= usable - bytes else { return nil }
-        return base
-    }
-
-    /// Native hash storage: 2^scale buckets, the scale in the byte at +32.
+    /// Native hash storage (`NativeHashStorage`): 2^scale buckets.
     private func bucketCount(_ address: UInt64) -> Int? {
-        guard let scale = source.readBytes(address + 32, count: 1), scale[0] < 40 else { return nil }
-        return 1 << Int(scale[0])
-    }
-
-    private func compiledLayout(type: Int32, sample: UInt64) -> Frozen {
-        if let cached = compiled[Int(type)] { return cached }
-        let layout = layouts.layout(type: type, entry: objects.types[Int(type)], sample: sample)
-        let result: Frozen
-        switch layout {
-        case .none: result = .none
-        case .conservative: result = .conservative
-        case .fixed(var value, let prefix, let uncovered):
-            let name = objects.types[Int(type)].name
-            // A protobuf message's heap storage names its fields `_payload`; the user wrote `payload`.
-            if frameworkMode && name.contains("_StorageClass") {
-                value.slots = value.slots.map { slot in
-                    var slot = slot
-                    if slot.path.hasPrefix("_") { slot.path.removeFirst() }
-                    return slot
-                }
-            }
-            var slots = compile(value, prefixes: [prefix], emptyPath: prefix.isEmpty ? "$value" : prefix)
-            // A buffer's bytes are charged to the buffer: they sit in its storage's frame.
-            if frameworkMode && name == "NIOCore.ByteBuffer._Storage" {
-                for index in slots.indices where value.slots[index].path == "bytes" { slots[index].pathIDs = [0] }
-            }
-            if frameworkMode && name.hasSuffix("Foundation.__DataStorage") || frameworkMode && name.hasSuffix("FoundationEssentials.__DataStorage") {
-                for index in slots.indices where value.slots[index].path == "_bytes" { slots[index].pathIDs = [0] }
-            }
-            result = .fixed(store.freeze(slots), uncovered: store.freeze(uncovered))
-        case .array(let element, let start):
-            let prefixes = (0..<10).map { "[\($0)]" } + ["[10+]"]
-            result = .array(store.freeze(compile(element, prefixes: prefixes, emptyPath: nil)), stride: max(element.stride, 1), start: start)
-        case .dictionary(let key, let value):
-            result = .dictionary(keys: store.freeze(compile(key, prefixes: ["$mapkey"], emptyPath: nil)), keyStride: max(key.stride, 1),
-                                 values: store.freeze(compile(value, prefixes: ["$mapval"], emptyPath: nil)), valueStride: max(value.stride, 1))
-        case .set(let element):
-            result = .set(store.freeze(compile(element, prefixes: ["$setval"], emptyPath: nil)), stride: max(element.stride, 1))
-        }
-        compiled[Int(type)] = result
-        return result
-    }
-
-    private func compile(_ layout: ValueLayout, prefixes: [String], emptyPath: String?) -> [CompiledSlot] {
-        layout.slots.map { slot in
-            CompiledSlot(offset: slot.offset, action: slot.action, pathIDs: prefixes.map { prefix in
-                let path = joined(prefix, slot.path)
-                return pathCode(path.isEmpty ? (emptyPath ?? "") : path)
-            })
-        }
-    }
-}
-
-/// Owns the frozen layouts' buffers for the scanner and its workers, until the last goes.
-private final class FrozenStore {
-    private(set) var actions: [ValueLayout.Action] = []
-    private var buffers: [UnsafeMutableRawPointer] = []
-
-    deinit { buffers.forEach { $0.deallocate() } }
-
-    func freeze(_ slots: [ReferenceScanner.CompiledSlot]) -> UnsafeBufferPointer<ReferenceScanner.FrozenSlot> {
-        let frozen = UnsafeMutableBufferPointer<ReferenceScanner.FrozenSlot>.allocate(capacity: max(slots.count, 1))
-        buffers.append(UnsafeMutableRawPointer(frozen.baseAddress!))
-        for (index, slot) in slots.enumerated() {
-            var action: Int32 = -1
-            if slot.action != .reference {
-                action = Int32(actions.count)
-                actions.append(slot.action)
-            }
-            (frozen.baseAddress! + index).initialize(to: .init(offset: slot.offset, paths: freeze(slot.pathIDs), action: action))
-        }
-        return UnsafeBufferPointer(rebasing: frozen[0..<slots.count])
-    }
-
-    func freeze<T>(_ values: [T]) -> UnsafeBufferPointer<T> {
-        let frozen = UnsafeMutableBufferPointer<T>.allocate(capacity: max(values.count, 1))
-        buffers.append(UnsafeMutableRawPointer(frozen.baseAddress!))
-        _ = frozen.initialize(from: values)
-        return UnsafeBufferPointer(rebasing: frozen[0..<values.count])
+        guard let scale = source.readBytes(address + NativeHashStorage.scaleOffset, count: 1) else { return nil }
+        return NativeHashStorage.bucketCount(scale: scale[0])
     }
 }
 

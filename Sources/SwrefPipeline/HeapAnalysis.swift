@@ -125,11 +125,10 @@ public final class HeapAnalysis {
         }
     }
 
-    /// The heap holds SwiftNIO ByteBuffer storage.
+    /// The heap holds framework buffers (`Frameworks`): SwiftNIO ByteBuffer storage, Foundation
+    /// Data storage, swift-protobuf messages.
     public var hasFrameworkBuffers: Bool {
-        objects.types.contains { $0.name == "NIOCore.ByteBuffer._Storage" || $0.name.hasSuffix("Foundation.__DataStorage")
-            || $0.name.hasSuffix("FoundationEssentials.__DataStorage") || $0.name.hasSuffix("._StorageClass")
-            || $0.name.hasPrefix("SwiftProtobuf.") }
+        objects.types.contains { Frameworks.hasBuffers(ofType: $0.name) }
     }
 
     /// Half the memory available now (at least 1 GiB), or the budget the options give.

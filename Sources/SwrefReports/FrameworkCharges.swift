@@ -26,14 +26,9 @@ public struct FrameworkCharges {
     }
 
     public static let frameworkOwned = "<framework>"
-    /// Modules whose frames are not the user's: the frameworks, the standard library, the runtime.
-    package static let frameworkModules: Set<String> = [
-        "NIO", "NIOCore", "NIOPosix", "NIOEmbedded", "NIOConcurrencyHelpers", "NIOHTTP1", "NIOHTTP2", "NIOSSL", "NIOTLS",
-        "NIOWebSocket", "NIOExtras", "NIOFoundationCompat", "NIOTransportServices", "NIOFileSystem", "_NIOFileSystem",
-        "_NIODataStructures", "_NIOBase64", "NIOHPACK", "Foundation", "FoundationEssentials", "FoundationInternationalization",
-        "SwiftProtobuf", "GRPC", "GRPCCore", "GRPCNIOTransportCore", "GRPCNIOTransportHTTP2", "GRPCProtobuf", "Swift",
-        "Dispatch", "_Concurrency",
-    ]
+    /// Modules whose frames are not the user's: the frameworks, the standard library, the runtime
+    /// (each framework lists its own, `Frameworks.modules`).
+    package static let frameworkModules: Set<String> = Frameworks.modules
 
     public var retainers: [Retainer] = []
     public var slices: [PinningSlice] = []

@@ -70,7 +70,7 @@ public final class ObjectLayouts {
                 guard let element = reflection.genericArgument(of: tr, 0) else { return .conservative }
                 let layout = values.layout(of: element)
                 guard layout.slotsFit else { return unreadable(entry) }
-                return .array(element: layout, start: (32 + layout.alignment - 1) / layout.alignment * layout.alignment)
+                return .array(element: layout, start: NativeArrayStorage.elementsStart(alignment: layout.alignment))
             }
             if name.hasPrefix("Swift._DictionaryStorage<") {
                 guard let key = reflection.genericArgument(of: tr, 0), let value = reflection.genericArgument(of: tr, 1) else {
@@ -90,7 +90,7 @@ public final class ObjectLayouts {
         case .closureContext, .box:
             return captureLayout(sample: sample, entry: entry)
         case .task:
-            // A task's frames, task-locals and slabs are roots of their own (RootFinder.taskRoots).
+            // A task's frames, task-locals and slabs are roots of their own (`TaskRoots`).
             return .none
         case .job, .error, .malloc:
             return .conservative

@@ -50,8 +50,7 @@ public final class SwiftObjectRecognizer {
         self.reflection = reflection
         window = MemoryWindow(source: source)
         slabMetadata = images.address(ofSymbol: "_swift_concurrency_debug_asyncTaskSlabMetadata").flatMap { source.readWord($0) } ?? 0
-        queueVtables = (["__OS_dispatch_queue_serial_vtable", "__OS_dispatch_queue_concurrent_vtable"]
-            .compactMap { images.address(ofSymbol: $0) })
+        queueVtables = DispatchQueueLayout.vtableSymbols.compactMap { images.address(ofSymbol: $0) }
         types.append(TypeEntry(name: "<malloc>", kind: .malloc, metadata: 0))
     }
 

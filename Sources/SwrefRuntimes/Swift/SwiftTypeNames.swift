@@ -5,6 +5,28 @@ import SwrefSupport
 
 /// Type names as the program has them, the same in every run.
 package enum SwiftTypeNames {
+    /// How a frame names a type: stdlib storage as the collection the user wrote, no `Swift.`.
+    package static func display(_ type: String) -> String {
+        var name = type
+        for (storage, replacement) in [("Swift._ContiguousArrayStorage<", "["), ("Swift._DictionaryStorage<", "Dictionary<"),
+                                       ("Swift._SetStorage<", "Set<")] where name.hasPrefix(storage) {
+            name = replacement + name.dropFirst(storage.count)
+            if replacement == "[" { name = String(name.dropLast()) + "]" }
+        }
+        if name == "Swift.__StringStorage" { name = "String" }
+        return name.replacingAll("Swift.", with: "")
+    }
+
+    /// The function a closure's code pointer names, less the thunks the compiler wraps it in
+    /// (`partial apply for closure #1 in f()` → `closure #1 in f()`).
+    package static func closureFunction(_ symbol: String) -> String {
+        var name = symbol
+        for prefix in ["partial apply forwarder for ", "partial apply for ", "thunk for ", "reabstraction thunk helper from "] where name.hasPrefix(prefix) {
+            name = String(name.dropFirst(prefix.count))
+        }
+        return name
+    }
+
     /// A private type whose discriminator the reflection library could not read is printed with
     /// its context's address — `NIOCore.(BackingStorage in $55f9fb4861b8)` — which moves with ASLR
     /// and breaks `diff` and `check` between runs. The address goes: `NIOCore.BackingStorage`.

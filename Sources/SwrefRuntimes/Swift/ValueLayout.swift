@@ -116,24 +116,6 @@ public final class ValueLayoutBuilder {
         }
     }
 
-    /// A generated swift-protobuf message (a struct with `unknownFields: SwiftProtobuf.UnknownStorage`)
-    /// that keeps its fields in a heap `_StorageClass`: its `_storage` reference names the message,
-    /// at the message's own path.
-    private func markProtobufStorage(_ tr: swift_typeref_t, name: String, fields: Int, offset: Int, path: String,
-                                     slots: inout ArraySlice<ValueLayout.Slot>) {
-        var isMessage = false
-        var storageOffset: Int?
-        for index in 0..<fields {
-            guard let child = reflection.child(of: tr, index), let fieldName = child.Name.map({ String(cString: $0) }) else { continue }
-            if fieldName == "unknownFields" && typeName(child.TR) == "SwiftProtobuf.UnknownStorage" { isMessage = true }
-            if fieldName == "_storage" { storageOffset = offset + Int(child.Offset) }
-        }
-        guard isMessage, let storageOffset,
-              let slot = slots.firstIndex(where: { $0.offset == storageOffset && $0.action == .reference }) else { return }
-        slots[slot].action = .protobufStorage(name)
-        slots[slot].path = path
-    }
-
     private func append(_ tr: swift_typeref_t, info: swref_typeinfo_t?, offset: Int, path: String, hidePath: Bool,
                         into slots: inout [ValueLayout.Slot], covered: inout Int, depth: Int) {
         guard let info, depth < 32 else {
@@ -144,15 +126,9 @@ public final class ValueLayoutBuilder {
         let name = typeName(tr)
         // Standard-library internals: the fields below are implementation details.
         let hide = hidePath || name.hasPrefix("Swift.")
-        let grpcBytes = name == "GRPCNIOTransportCore.GRPCNIOTransportBytes"
-        if (name == "NIOCore.ByteBuffer" || grpcBytes) && size >= 16 {
-            slots.append(.init(offset: offset, action: .byteBuffer(grpc: grpcBytes), path: path))
-            covered += size
-            return
-        }
-        let unknownFields = name == "SwiftProtobuf.UnknownStorage"
-        if (name == "FoundationEssentials.Data" || name == "Foundation.Data" || unknownFields) && size == 16 {
-            slots.append(.init(offset: offset, action: .foundationData(protobufUnknownFields: unknownFields), path: path))
+        // A framework's buffer value (NIO ByteBuffer, Foundation Data…) is read as one (`Frameworks`).
+        if let action = Frameworks.valueAction(typeName: name, size: size) {
+            slots.append(.init(offset: offset, action: action, path: path))
             covered += size
             return
         }
