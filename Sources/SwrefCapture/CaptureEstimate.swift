@@ -23,19 +23,19 @@ public struct MemoryEstimate: Sendable, Equatable {
 
 public enum CaptureEstimate {
     /// swref's own start-up, images and reflection: a 35-block target peaks at 31 MiB.
-    package static let analysisFixedBytes: UInt64 = 32 << 20
+    public static let analysisFixedBytes: UInt64 = 32 << 20
 
     /// Beyond the copy of a live target: measured 0.12× (1 GiB), 0.21× (a target writing while
     /// captured) and 0.22× (256 MiB, most of it the fixed part) of the heap — the later phases'
     /// arrays are built from the copy's own pages (the page pool). A quarter, plus the fixed part.
-    package static func analysisBytes(copy: UInt64) -> UInt64 { analysisFixedBytes + copy / 4 }
+    public static func analysisBytes(copy: UInt64) -> UInt64 { analysisFixedBytes + copy / 4 }
 
     /// Beyond a core's mapping (page cache, which the kernel can drop and read again, not swref's
     /// anonymous memory): the object table, graph and dominator arrays, which have no copy to take
     /// pages from. Measured: 166 MiB of anonymous memory at its peak for a 242 MiB heap of 2.5 M
     /// blocks (the bench, about 100 bytes a block): 0.56× beyond the fixed part. Three quarters
     /// of the heap's bytes; a heap of smaller blocks needs more.
-    package static func coreAnalysisBytes(heap: UInt64) -> UInt64 { analysisFixedBytes + heap / 4 * 3 }
+    public static func coreAnalysisBytes(heap: UInt64) -> UInt64 { analysisFixedBytes + heap / 4 * 3 }
 
     /// The estimate for capturing live process `pid` with `method` (and analysing it when `analysis`).
     /// Pre-copy and fork copy only the pages that exist: the resident and swapped bytes of each
@@ -58,7 +58,7 @@ public enum CaptureEstimate {
     /// The bytes a pre-copy or fork snapshot copies, from the text of `/proc/PID/smaps`: for every
     /// mapping `LiveCapture.shouldCopy` takes, its `Rss` and `Swap` if anonymous, its size if a file's
     /// (file mappings are read whole).
-    package static func copyBytes(smaps: String) -> UInt64 {
+    public static func copyBytes(smaps: String) -> UInt64 {
         var total: UInt64 = 0
         var region: MemoryRegion? = nil
         var present: UInt64 = 0
@@ -80,13 +80,13 @@ public enum CaptureEstimate {
     }
 
     /// The bytes a capture copies from `map`, with no resident sizes: every mapping whole.
-    package static func copyBytes(map: MemoryMap, method: CaptureMethod) -> UInt64 {
+    public static func copyBytes(map: MemoryMap, method: CaptureMethod) -> UInt64 {
         map.regions.reduce(0) { $0 + regionBytes($1, present: nil, method: method) }
     }
 
     /// One mapping's share: what `LiveCapture` copies of it (and for stop-the-world, what
     /// `PreparedBuffers` maps for it beforehand).
-    package static func regionBytes(_ region: MemoryRegion, present: UInt64?, method: CaptureMethod) -> UInt64 {
+    public static func regionBytes(_ region: MemoryRegion, present: UInt64?, method: CaptureMethod) -> UInt64 {
         guard LiveCapture.shouldCopy(region) else { return 0 }
         if method == .stopTheWorld {
             let extra = region.writable && !region.isFileBacked ? min(region.size / 4, 256 << 20) & ~4095 : 0

@@ -255,7 +255,7 @@ public final class CoreFile: Target {
     // MARK: Notes
 
     /// NT_FILE: count, page size, count × (start, end, page offset), then the names.
-    package static func parseFileNote(_ desc: UnsafeRawBufferPointer) -> [MappedFile] {
+    public static func parseFileNote(_ desc: UnsafeRawBufferPointer) -> [MappedFile] {
         guard desc.count >= 16 else { return [] }
         let count = Int(min(desc.loadUnaligned(fromByteOffset: 0, as: UInt64.self), UInt64(desc.count / 24)))
         let pageSize = desc.loadUnaligned(fromByteOffset: 8, as: UInt64.self)

@@ -96,7 +96,7 @@ public enum CoreWriter {
     }
 
     /// The bytes a mapping takes in the core: all of it, zeros included (no holes are left).
-    package static func dumpedSize(_ region: MemoryRegion, readOnlyFiles: Bool) -> UInt64 {
+    public static func dumpedSize(_ region: MemoryRegion, readOnlyFiles: Bool) -> UInt64 {
         guard region.readable else { return 0 }
         if region.isFileBacked && !region.writable && !readOnlyFiles { return region.fileOffset == 0 ? min(4096, region.size) : 0 }
         return region.size

@@ -7,9 +7,9 @@ import SwrefSupport
 
 /// What the fork snapshot and the pre-copy share about their injection holder
 /// (SwrefInjectionHolder.c): where to inject, and how its report reads.
-package enum InjectionHolder {
+public enum InjectionHolder {
     /// A `syscall` instruction in the target's code, for the holder to point a thread at.
-    package static func findSyscallInstruction(_ map: MemoryMap, pid: Int32) -> UInt64? {
+    public static func findSyscallInstruction(_ map: MemoryMap, pid: Int32) -> UInt64? {
         // Prefer libc's code; the vDSO is a fallback.
         let code = map.regions.filter { $0.executable && $0.readable && $0.path.contains("libc.so") }
             + map.regions.filter { $0.executable && $0.readable && $0.path == "[vdso]" }
@@ -26,7 +26,7 @@ package enum InjectionHolder {
 
     /// The holder's first report; its failure as swref's error (`injected`: what the target was
     /// made to do, for "the target could not …").
-    package static func readReport(_ fd: Int32, pid: Int32, injected: String) throws -> swref_fork_report {
+    public static func readReport(_ fd: Int32, pid: Int32, injected: String) throws -> swref_fork_report {
         var report = swref_fork_report()
         guard swref_read_all(fd, &report, MemoryLayout<swref_fork_report>.size) == 0 else {
             throw SwrefError.processExited(pid)

@@ -92,10 +92,10 @@ public enum LiveCapture {
     /// (the heap) get a quarter more, up to 256 MiB: a busy target's heap grows between this moment
     /// and the stop, and a buffer too small would be replaced by fresh pages faulted in during the
     /// pause (3 s instead of 0.2 at 1 GiB while the target writes).
-    package struct PreparedBuffers {
+    public struct PreparedBuffers {
         private var buffers: [UInt64: (buffer: UnsafeMutableRawPointer, size: Int)] = [:]
 
-        package init(_ map: MemoryMap) throws {
+        public init(_ map: MemoryMap) throws {
             do {
                 for region in map.regions where shouldCopy(region) {
                     var size = Int(region.size)
@@ -108,16 +108,16 @@ public enum LiveCapture {
             }
         }
 
-        package init() {}
+        public init() {}
 
         /// The buffer for `region` if one of its start is large enough; it is the snapshot's then.
-        package mutating func take(_ region: MemoryRegion) -> (buffer: UnsafeMutableRawPointer, size: Int)? {
+        public mutating func take(_ region: MemoryRegion) -> (buffer: UnsafeMutableRawPointer, size: Int)? {
             guard let entry = buffers[region.start], entry.size >= Int(region.size) else { return nil }
             buffers[region.start] = nil
             return entry
         }
 
-        package mutating func unmapRest() {
+        public mutating func unmapRest() {
             for entry in buffers.values { munmap(entry.buffer, entry.size) }
             buffers = [:]
         }
@@ -145,7 +145,7 @@ public enum LiveCapture {
     /// As above, taking buffers from `prepared` for the regions they fit.
     /// - Parameter sparse: copy only the pages that exist (not worth its pagemap read while the target
     ///   waits, and pointless into buffers already faulted in).
-    package static func copyStopped(pid: Int32, threads: [ThreadState], everything: Bool = false, map: MemoryMap? = nil,
+    public static func copyStopped(pid: Int32, threads: [ThreadState], everything: Bool = false, map: MemoryMap? = nil,
                             progress: ProgressReporter? = nil, fallbackPid: Int32? = nil,
                             prepared: inout PreparedBuffers, reader: RemoteReader,
                             sparse: Bool) throws -> Snapshot {
@@ -174,7 +174,7 @@ public enum LiveCapture {
     /// Read-only file mappings cannot change and are read later — except small non-executable ones,
     /// which are copied too: they may be RELRO data (relocated, then made read-only), which the file
     /// on disk does not hold as the process sees it.
-    package static func shouldCopy(_ region: MemoryRegion, everything: Bool = false) -> Bool {
+    public static func shouldCopy(_ region: MemoryRegion, everything: Bool = false) -> Bool {
         guard region.readable else { return false }
         if region.path == "[vvar]" || region.path == "[vsyscall]" || region.path.hasPrefix("[vvar") { return false }
         if everything || region.writable || !region.isFileBacked { return true }
@@ -184,7 +184,7 @@ public enum LiveCapture {
     /// Copies an anonymous region's pages that exist — present or swapped out, by /proc/PID/pagemap — and
     /// leaves the rest as the buffer's untouched zero pages: an 8 MiB thread stack that used 20 KiB
     /// costs 20 KiB, not 8 MiB (reading a never-touched page would only copy zeros).
-    package static func copyPages(_ reader: RemoteReader, region: MemoryRegion, into buffer: UnsafeMutableRawPointer,
+    public static func copyPages(_ reader: RemoteReader, region: MemoryRegion, into buffer: UnsafeMutableRawPointer,
                           sparse: Bool) throws {
         let page = 4096
         let pages = Int(region.size) / page
@@ -266,12 +266,12 @@ public enum LiveCapture {
         }
     }
 
-    package static let frameMask: UInt64 = (1 << 55) - 1
+    public static let frameMask: UInt64 = (1 << 55) - 1
 
     /// The page frame of the shared zero page, which an anonymous page that was only ever read maps
     /// (a write-protected range the kernel filled in: a pre-copy leaves every page of a thread's
     /// 8 MiB stack mapped to it); nil when pagemap hides frames (without CAP_SYS_ADMIN).
-    package static let zeroPageFrame: UInt64? = {
+    public static let zeroPageFrame: UInt64? = {
         guard let page = mmap(nil, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), page != MAP_FAILED else { return nil }
         defer { munmap(page, 4096) }
         let pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC)
@@ -310,17 +310,17 @@ public enum LiveCapture {
 }
 
 /// Reads another process's memory: process_vm_readv, or pread on /proc/PID/mem.
-package struct RemoteReader {
-    package let pid: Int32
+public struct RemoteReader {
+    public let pid: Int32
     private var memFD: Int32 = -1
 
-    package init(pid: Int32, viaProcMem: Bool) {
+    public init(pid: Int32, viaProcMem: Bool) {
         self.pid = pid
         if viaProcMem { memFD = open("/proc/\(pid)/mem", O_RDONLY | O_CLOEXEC) }
     }
 
     /// Bytes read (a short count at a hole), or -1 with errno.
-    package func read(into buffer: UnsafeMutableRawPointer, at address: UInt64, count: Int) -> Int {
+    public func read(into buffer: UnsafeMutableRawPointer, at address: UInt64, count: Int) -> Int {
         guard memFD >= 0 else { return swref_read_remote(pid, buffer, address, count) }
         var done = 0
         while done < count {
@@ -331,7 +331,7 @@ package struct RemoteReader {
         return done
     }
 
-    package mutating func close() {
+    public mutating func close() {
         if memFD >= 0 { Glibc.close(memFD) }
         memFD = -1
     }

@@ -50,14 +50,14 @@ public final class PrecopySnapshot {
     /// whole call (unregistering, for writing: the target's page faults wait), so they go in windows
     /// of a fraction of a millisecond: closing the descriptor on 1 GiB still tracked would lift every
     /// protection in one call and hold up the target's faults for about 20 ms.
-    package static let window: UInt64 = 32 << 20
+    public static let window: UInt64 = 32 << 20
 
     /// The end of the window holding `address`: windows are aligned to their size (a multiple of
     /// 2 MiB), so none cuts a huge page, which the scan would split to protect part of it.
-    package static func windowEnd(after address: UInt64) -> UInt64 { (address / window + 1) * window }
+    public static func windowEnd(after address: UInt64) -> UInt64 { (address / window + 1) * window }
     /// A round that re-copies less than this ends the rounds.
-    package static let quietBytes: UInt64 = 1 << 20
-    package static let maximumRounds = 6
+    public static let quietBytes: UInt64 = 1 << 20
+    public static let maximumRounds = 6
 
     public init(pid: Int32, stallMilliseconds: Int = 0) throws {
         self.pid = pid

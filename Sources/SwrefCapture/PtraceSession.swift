@@ -13,8 +13,8 @@ import SwrefSupport
 public final class PtraceSession {
     public let pid: Int32
     /// Stopped threads, each with the signal it was about to receive (to deliver on detach).
-    package private(set) var stopped: [Int32: Int32] = [:]
-    package private(set) var stopStarted: UInt64 = 0
+    public private(set) var stopped: [Int32: Int32] = [:]
+    public private(set) var stopStarted: UInt64 = 0
 
     public init(pid: Int32) {
         self.pid = pid

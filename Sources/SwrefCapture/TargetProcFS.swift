@@ -38,7 +38,7 @@ extension ProcFS {
     /// Why ptrace was refused, with the fix: the user's next step. The causes that are not about
     /// permission come first (a zombie, a kernel thread, another tracer), so that the container
     /// hint is given only when it is the one that fits.
-    package static func permissionHint(_ pid: Int32) -> String {
+    public static func permissionHint(_ pid: Int32) -> String {
         if let state = statusField(pid, "State"), state.hasPrefix("Z") || state.hasPrefix("X") {
             return "it has exited (a zombie its parent has not reaped): there is no memory left to read"
         }

@@ -25,7 +25,7 @@ public final class TracedLaunch {
             }
         }
 
-        package init(waitStatus status: Int32) {
+        public init(waitStatus status: Int32) {
             self = (status & 0x7f) == 0 ? .exited((status >> 8) & 0xff) : .signaled(status & 0x7f)
         }
     }

@@ -15,24 +15,24 @@ import SwrefSupport
 ///
 /// (Recording each reference's target number and counts during the walk, to spare the tree its pass
 /// over the references, was slower: the walk meets references in a random order.)
-package final class DepthFirstNumbering {
-    package static let unvisited: Int32 = -1
-    package static let leaf: Int32 = -2
-    package static let superRoot: Int32 = -1
+public final class DepthFirstNumbering {
+    public static let unvisited: Int32 = -1
+    public static let leaf: Int32 = -2
+    public static let superRoot: Int32 = -1
 
     /// Per object: its preorder number, `unvisited` or `leaf`.
-    package let number: UnsafeMutableBufferPointer<Int32>
+    public let number: UnsafeMutableBufferPointer<Int32>
     /// Per preorder number: the node — an object's index, `superRoot`, or `-2 - r` for root r.
-    package let vertex: UnsafeMutableBufferPointer<Int32>
+    public let vertex: UnsafeMutableBufferPointer<Int32>
     /// Per preorder number: the depth-first parent's preorder number.
-    package let parent: UnsafeMutableBufferPointer<Int32>
-    package private(set) var count = 1
+    public let parent: UnsafeMutableBufferPointer<Int32>
+    public private(set) var count = 1
     /// A dominator tree was made from it (and changed it).
-    package var used = false
+    public var used = false
     /// Per root index: its preorder number (-1 until walked).
-    package private(set) var rootNumber: [Int32] = []
+    public private(set) var rootNumber: [Int32] = []
 
-    package init(objectCount: Int, rootCount: Int) {
+    public init(objectCount: Int, rootCount: Int) {
         number = .allocatePooled(capacity: max(objectCount, 1))
         number.initialize(repeating: DepthFirstNumbering.unvisited)
         // Every root, the `<leaked>` one that may be added later, the super-root, the objects.
@@ -47,10 +47,10 @@ package final class DepthFirstNumbering {
         for buffer in [number, vertex, parent] { buffer.deallocatePooled() }
     }
 
-    package static func rootCode(_ root: Int) -> Int32 { -2 - Int32(root) }
+    public static func rootCode(_ root: Int) -> Int32 { -2 - Int32(root) }
 
     /// Numbers root `index` below the super-root.
-    package func addRoot(_ index: Int) -> Int32 {
+    public func addRoot(_ index: Int) -> Int32 {
         while rootNumber.count <= index { rootNumber.append(-1) }
         let pre = Int32(count)
         vertex[count] = DepthFirstNumbering.rootCode(index)
@@ -62,7 +62,7 @@ package final class DepthFirstNumbering {
 
     /// Numbers object `w`, reached from the node numbered `from`.
     @inline(__always)
-    package func add(object w: Int, from: Int32) -> Int32 {
+    public func add(object w: Int, from: Int32) -> Int32 {
         let pre = Int32(count)
         vertex[count] = Int32(w)
         parent[count] = from
@@ -73,17 +73,17 @@ package final class DepthFirstNumbering {
 }
 
 /// The scratch stack of a depth-first walk over objects, sized for every object.
-package struct WalkStack {
-    package let nodes: UnsafeMutableBufferPointer<Int32>
-    package let edges: UnsafeMutableBufferPointer<UInt32>
+public struct WalkStack {
+    public let nodes: UnsafeMutableBufferPointer<Int32>
+    public let edges: UnsafeMutableBufferPointer<UInt32>
     /// The node's preorder number, when the walk numbers.
-    package let numbers: UnsafeMutableBufferPointer<Int32>
+    public let numbers: UnsafeMutableBufferPointer<Int32>
 
-    package init(capacity: Int) {
+    public init(capacity: Int) {
         nodes = .allocate(capacity: max(capacity, 1))
         edges = .allocate(capacity: max(capacity, 1))
         numbers = .allocate(capacity: max(capacity, 1))
     }
 
-    package func deallocate() { nodes.deallocate(); edges.deallocate(); numbers.deallocate() }
+    public func deallocate() { nodes.deallocate(); edges.deallocate(); numbers.deallocate() }
 }

@@ -84,16 +84,16 @@ public enum Dominators {
     /// node (a tree or forward edge) is a semidominator candidate as it is, so only the smallest
     /// such is kept, per node; the others (numbered after: cross and back edges) are listed, in
     /// compressed sparse rows, for path evaluation. On a heap most references point forward.
-    package struct Predecessors {
+    public struct Predecessors {
         /// Per node: the smallest of itself and its earlier-numbered predecessors.
-        package let earliest: UnsafeMutableBufferPointer<Int32>
-        package let start: UnsafeMutableBufferPointer<UInt32>
-        package let list: UnsafeMutableBufferPointer<Int32>
+        public let earliest: UnsafeMutableBufferPointer<Int32>
+        public let start: UnsafeMutableBufferPointer<UInt32>
+        public let list: UnsafeMutableBufferPointer<Int32>
 
         /// - Parameter edges: calls its body with (from, to) preorder numbers for every edge
         ///   between numbered nodes, in any order.
         @inline(__always)
-        package init(count: Int, edges: ((Int32, Int32) -> Void) -> Void) {
+        public init(count: Int, edges: ((Int32, Int32) -> Void) -> Void) {
             let earliest = UnsafeMutableBufferPointer<Int32>.allocatePooled(capacity: max(count, 1))
             for i in 0..<count { earliest[i] = Int32(i) }
             let start = UnsafeMutableBufferPointer<UInt32>.allocatePooled(capacity: count + 1)
@@ -125,7 +125,7 @@ public enum Dominators {
             self.list = list
         }
 
-        package func deallocate() { earliest.deallocatePooled(); start.deallocatePooled(); list.deallocatePooled() }
+        public func deallocate() { earliest.deallocatePooled(); start.deallocatePooled(); list.deallocatePooled() }
     }
 
     /// The immediate dominator of every node of a depth-first numbering, by preorder number (the
@@ -133,7 +133,7 @@ public enum Dominators {
     /// path compression, then each idom as the nearest common ancestor of its DFS parent and its
     /// semidominator. Every array is indexed by preorder number, so that the walks stay local.
     /// The caller deallocates the result.
-    package static func semiNCA(parent: UnsafeBufferPointer<Int32>, predecessors: Predecessors) -> UnsafeMutableBufferPointer<Int32> {
+    public static func semiNCA(parent: UnsafeBufferPointer<Int32>, predecessors: Predecessors) -> UnsafeMutableBufferPointer<Int32> {
         let reached = parent.count
         let dominator = UnsafeMutableBufferPointer<Int32>.allocatePooled(capacity: max(reached, 1))
         _ = dominator.initialize(from: parent)
@@ -184,7 +184,7 @@ public enum Dominators {
     /// The nearest common ancestor of two preorder numbers in a dominator tree by preorder number
     /// (a dominator's number is smaller than its node's).
     @inline(__always)
-    package static func nearestCommonDominator(_ a: Int32, _ b: Int32, _ dominator: UnsafeMutableBufferPointer<Int32>) -> Int32 {
+    public static func nearestCommonDominator(_ a: Int32, _ b: Int32, _ dominator: UnsafeMutableBufferPointer<Int32>) -> Int32 {
         var a = a, b = b
         while a != b {
             if a > b { a = dominator[Int(a)] } else { b = dominator[Int(b)] }

@@ -16,7 +16,7 @@ public final class FrameNames {
     private let objects: ObjectTable
 
     /// Codes with this bit name a frame; without it, a path.
-    package static let frameFlag: UInt32 = 0x8000_0000
+    public static let frameFlag: UInt32 = 0x8000_0000
 
     public init(objects: ObjectTable) { self.objects = objects }
 

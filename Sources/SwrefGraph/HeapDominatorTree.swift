@@ -11,17 +11,17 @@ import SwrefSupport
 /// It starts from the root tiers' numbering (made here if the tiers have none), walks the
 /// `<leaked>` pseudo-root's objects on from it, runs semi-NCA on the numbered nodes, and gives each
 /// leaf the nearest common dominator of the nodes that hold it.
-package final class HeapDominatorTree {
-    package let numbering: DepthFirstNumbering
+public final class HeapDominatorTree {
+    public let numbering: DepthFirstNumbering
     /// Per preorder number: the immediate dominator's.
-    package let dominator: UnsafeMutableBufferPointer<Int32>
+    public let dominator: UnsafeMutableBufferPointer<Int32>
     /// Per object: for a leaf, its immediate dominator's preorder number; -1 otherwise.
-    package let leafDominator: UnsafeMutableBufferPointer<Int32>
-    package let objectCount: Int
+    public let leafDominator: UnsafeMutableBufferPointer<Int32>
+    public let objectCount: Int
     /// The roots it was made with, `<leaked>` included.
-    package let rootCount: Int
+    public let rootCount: Int
 
-    package init(objectCount n: Int, graph: ObjectGraph, roots: [Root], tiers: RootTiers, leaks: LeakReport) {
+    public init(objectCount n: Int, graph: ObjectGraph, roots: [Root], tiers: RootTiers, leaks: LeakReport) {
         // A numbering serves one tree: the tree walks the leaked objects into it.
         let numbering = tiers.numbering.flatMap { $0.used ? nil : $0 } ?? RootTiers(objectCount: n, graph: graph,
                                                      roots: roots.last?.kind == .leaked ? Array(roots.dropLast()) : roots,
@@ -108,12 +108,12 @@ package final class HeapDominatorTree {
 
     /// Node numbering of `RetainedSizes`: 0 the super-root, 1…R the roots, objects from R+1.
     @inline(__always)
-    package func node(_ code: Int32, offset: Int32) -> Int32 {
+    public func node(_ code: Int32, offset: Int32) -> Int32 {
         code >= 0 ? code + offset : (code == DepthFirstNumbering.superRoot ? 0 : -1 - code)
     }
 
     /// Every node's immediate dominator in that numbering; -1 when unreachable.
-    package func immediateDominators() -> PooledArray<Int32> {
+    public func immediateDominators() -> PooledArray<Int32> {
         let n = objectCount, offset = Int32(rootCount + 1)
         let vertex = numbering.vertex, number = numbering.number
         var idom = PooledArray<Int32>(repeating: -1, count: n + rootCount + 1)
@@ -136,7 +136,7 @@ package final class HeapDominatorTree {
 
     /// Retained bytes and object counts per node, in that numbering. Sizes flow up the tree in
     /// decreasing preorder number: a node's dominator always has a smaller one.
-    package func retainedSizes(size: (Int) -> UInt64) -> (bytes: PooledArray<UInt64>, counts: PooledArray<UInt32>) {
+    public func retainedSizes(size: (Int) -> UInt64) -> (bytes: PooledArray<UInt64>, counts: PooledArray<UInt32>) {
         let n = objectCount, count = numbering.count, offset = rootCount + 1
         let number = numbering.number
         let bytes = UnsafeMutableBufferPointer<UInt64>.allocatePooled(capacity: count)

@@ -89,7 +89,7 @@ public enum LeakFinder {
 
     /// The shortest cycle through the component's object with the smallest type name (so the same
     /// cycle always reads the same), as `Type.field → Type.field → Type`.
-    package static func cycleShape(_ members: [Int32], objects: ObjectTable, graph: ObjectGraph, names: FrameNames) -> String {
+    public static func cycleShape(_ members: [Int32], objects: ObjectTable, graph: ObjectGraph, names: FrameNames) -> String {
         let inComponent = Set(members)
         let start = members.min { (typeName($0, objects), $0) < (typeName($1, objects), $1) }!
         var previous: [Int32: (from: Int32, label: UInt32)] = [:]
@@ -120,23 +120,23 @@ public enum LeakFinder {
         return (hops + [typeName(start, objects)]).joined(separator: " → ")
     }
 
-    package static func typeName(_ object: Int32, _ objects: ObjectTable) -> String {
+    public static func typeName(_ object: Int32, _ objects: ObjectTable) -> String {
         objects.types[Int(objects.typeIndices[Int(object)])].name
     }
 
     /// The field part of a frame label: `child` from `child. (leaks.Child)`.
-    package static func fieldName(_ label: String) -> String {
+    public static func fieldName(_ label: String) -> String {
         if let range = label.range(of: ". (") { return String(label[..<range.lowerBound]) }
         return label.isEmpty ? "?" : label
     }
 
-    package struct Components {
-        package var of: [Int32]
-        package var count: Int
+    public struct Components {
+        public var of: [Int32]
+        public var count: Int
     }
 
     /// Tarjan's algorithm, iterative, over the leaked objects only.
-    package static func stronglyConnectedComponents(_ nodes: [Int], graph: ObjectGraph, reachable: (Int) -> Bool) -> Components {
+    public static func stronglyConnectedComponents(_ nodes: [Int], graph: ObjectGraph, reachable: (Int) -> Bool) -> Components {
         let n = graph.edgeStart.count - 1
         var index = [Int32](repeating: -1, count: n)
         var low = [Int32](repeating: 0, count: n)

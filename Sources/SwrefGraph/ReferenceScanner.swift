@@ -9,10 +9,10 @@ import SwrefSupport
 /// Finds the references held in memory — inside objects, by their type layouts, or in untyped
 /// memory, word by word — and names each edge the way the profile shows it.
 public final class ReferenceScanner {
-    package let source: MemorySource
-    package let objects: ObjectTable
-    package let layouts: ObjectLayouts
-    package let symbolizer: Symbolizer
+    public let source: MemorySource
+    public let objects: ObjectTable
+    public let layouts: ObjectLayouts
+    public let symbolizer: Symbolizer
     public let names: FrameNames
     private var typeLabels: [Int32: UInt32] = [:]
     /// Per type: its layout as the hot loop reads it, once compiled.
@@ -22,7 +22,7 @@ public final class ReferenceScanner {
     private let index: AddressIndex
 
     /// Pointer bits that can hold tags: x86_64 user addresses fit in 47 bits.
-    package static let addressMask: UInt64 = 0x0000_7FFF_FFFF_FFFF
+    public static let addressMask: UInt64 = 0x0000_7FFF_FFFF_FFFF
     public static let subObjects = "$sub_objects$"
     private let subObjectsLabel: UInt32
     private let sideTableLabel: UInt32

@@ -55,7 +55,7 @@ public struct RetainedSizes {
     /// placed brings the chain of dominators above it that are not placed either. Node order keeps
     /// the passes over the arrays (here and in the attribution) nearly sequential, where the
     /// depth-first preorder jumps around a heap whose objects were allocated out of order.
-    package static func topDownOrder(idom: PooledArray<Int32>) -> PooledArray<Int32> {
+    public static func topDownOrder(idom: PooledArray<Int32>) -> PooledArray<Int32> {
         let nodeCount = idom.count
         var placed = PooledArray<Bool>(repeating: false, count: nodeCount)
         var chain: [Int32] = []

@@ -12,19 +12,19 @@ import SwrefSupport
 /// the memory each root has covered, so the order they run in decides which root a word is —
 /// and the order of the roots is the output's.
 public final class RootFinder {
-    package let source: MemorySource
-    package let threads: [ThreadState]
-    package let images: ImageList
-    package let objects: ObjectTable
-    package let scanner: ReferenceScanner
-    package let values: ValueLayoutBuilder?
-    package let symbolizer: Symbolizer
+    public let source: MemorySource
+    public let threads: [ThreadState]
+    public let images: ImageList
+    public let objects: ObjectTable
+    public let scanner: ReferenceScanner
+    public let values: ValueLayoutBuilder?
+    public let symbolizer: Symbolizer
 
     private let scan: RootScan
     private let stacks: StackRoots
     public private(set) var notes: [String] = []
 
-    package static var runtimeLibraries: [String] { RuntimeLibraries.names }
+    public static var runtimeLibraries: [String] { RuntimeLibraries.names }
 
     public init(source: MemorySource, threads: [ThreadState], images: ImageList, objects: ObjectTable,
                 scanner: ReferenceScanner, values: ValueLayoutBuilder?, symbolizer: Symbolizer) {

@@ -18,7 +18,7 @@ public struct RootTiers {
     public private(set) var tier: PooledArray<UInt8>
     public static let unreached = UInt8(RootKind.allCases.count)
     /// The walk's depth-first numbering, when asked for; `RetainedSizes` continues and uses it.
-    package var numbering: DepthFirstNumbering?
+    public var numbering: DepthFirstNumbering?
 
     public init(objectCount: Int, graph: ObjectGraph, roots: [Root], numbered: Bool = false) {
         var tier = PooledArray<UInt8>(repeating: RootTiers.unreached, count: objectCount)
@@ -48,7 +48,7 @@ public struct RootTiers {
     /// earlier walk reached gets it; without one (the `<leaked>` pseudo-root's walk, after the
     /// tiers are final) the numbering alone says what was reached. Leaves are marked, not entered.
     /// Unchecked buffers: every index is an object number the graph was built with.
-    package static func walk(from starts: [Int32], below from: Int32, rank: UInt8?, graph: ObjectGraph,
+    public static func walk(from starts: [Int32], below from: Int32, rank: UInt8?, graph: ObjectGraph,
                      tier: UnsafeMutableBufferPointer<UInt8>, numbering: DepthFirstNumbering?, stack: WalkStack) {
         graph.edgeStart.withUnsafeBufferPointer { edgeStart in
             graph.targets.withUnsafeBufferPointer { targets in

@@ -8,24 +8,24 @@ import SwrefSupport
 /// equal work, and a large container — a dictionary of millions of objects — in pieces of its
 /// own, so that no thread is left with one block that carries most of the work. Each task's
 /// references follow the previous task's, so the graph is the tasks' parts in order.
-package struct ScanPlan {
-    package struct Task {
-        package var objects: Range<Int>
+public struct ScanPlan {
+    public struct Task {
+        public var objects: Range<Int>
         /// Piece `index` of `count` of the one object in `objects`, or nil for whole objects.
-        package var piece: (index: Int, count: Int)? = nil
+        public var piece: (index: Int, count: Int)? = nil
         /// The pages in [floor, ceiling) hold only this task's objects: given back once scanned.
-        package var floor: UInt64 = 0
-        package var ceiling: UInt64 = 0
+        public var floor: UInt64 = 0
+        public var ceiling: UInt64 = 0
         /// The bytes of the task's objects (of its piece, for a piece): a bound on its references.
-        package var bytes: UInt64 = 0
+        public var bytes: UInt64 = 0
     }
 
-    package private(set) var tasks: [Task] = []
+    public private(set) var tasks: [Task] = []
 
     /// - Parameters:
     ///   - pieces: for an object, how many parts its scan can be cut into (elements, bitmap
     ///     words…), or nil when it cannot.
-    package init(objects: ObjectTable, threads: Int, pieces: (Int) -> Int?) {
+    public init(objects: ObjectTable, threads: Int, pieces: (Int) -> Int?) {
         let count = objects.count
         // An object costs about as much as 64 bytes of scanned words.
         func work(_ index: Int) -> Int { 1 + Int(truncatingIfNeeded: objects.sizes[index] >> 6) }
@@ -72,7 +72,7 @@ package struct ScanPlan {
     }
 
     /// Units `index` of `count` pieces take of `units`.
-    package static func share(of units: Int, piece: (index: Int, count: Int)) -> Range<Int> {
+    public static func share(of units: Int, piece: (index: Int, count: Int)) -> Range<Int> {
         (units * piece.index / piece.count)..<(units * (piece.index + 1) / piece.count)
     }
 }

@@ -9,7 +9,7 @@ import SwrefSupport
 public struct TypeIndices: RandomAccessCollection {
     private var column: NarrowColumn
 
-    package init(count: Int) { column = NarrowColumn(repeating: 0, count: count, shift: 0) }
+    public init(count: Int) { column = NarrowColumn(repeating: 0, count: count, shift: 0) }
 
     public var startIndex: Int { 0 }
     public var endIndex: Int { column.count }

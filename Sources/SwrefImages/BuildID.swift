@@ -4,9 +4,9 @@ import SwrefSupport
 
 /// The GNU build id of an ELF image as the target has it mapped: its header and notes read from the
 /// target's memory, not from the file a path names (which may have been replaced since).
-package enum BuildID {
+public enum BuildID {
     /// - Parameter read: reads target memory (a core's own bytes, or a snapshot's).
-    package static func ofImage(at start: UInt64, read: (UInt64, Int) -> [UInt8]?) -> [UInt8]? {
+    public static func ofImage(at start: UInt64, read: (UInt64, Int) -> [UInt8]?) -> [UInt8]? {
         guard let header = read(start, 64), header.starts(with: [0x7f, 0x45, 0x4c, 0x46]) else { return nil }
         let phoff = header.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 32, as: UInt64.self) }
         let phnum = Int(header.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 56, as: UInt16.self) })

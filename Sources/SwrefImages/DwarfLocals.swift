@@ -35,7 +35,7 @@ public enum DwarfLocals {
         return (base(frameBase), box.locals)
     }
 
-    package static func base(_ code: Int32) -> DwarfLocal.Base? {
+    public static func base(_ code: Int32) -> DwarfLocal.Base? {
         switch code {
         case 0: return .frameBase
         case 1: return .cfa

@@ -17,7 +17,7 @@ public final class LoadedImage {
     public let file: ElfFile
     private let files: FileResolver
 
-    package init(path: String, start: UInt64, end: UInt64, file: ElfFile, files: FileResolver = .host) {
+    public init(path: String, start: UInt64, end: UInt64, file: ElfFile, files: FileResolver = .host) {
         self.path = path
         self.hostPath = files.hostPath(path)
         self.start = start

@@ -8,15 +8,15 @@ import SwrefSupport
 /// `add $imm32, r64` (REX.W 81 /0), which steps through an array of structs. A byte scan rather
 /// than a decode of every instruction: a match that is not an instruction yields a target that
 /// fails the checks every candidate goes through.
-package struct RipOperands {
+public struct RipOperands {
     /// Where each `lea`/`mov` points, in code order: both, and each kind alone.
-    package var targets: [UInt64] = []
-    package var leaTargets: [UInt64] = []
-    package var movTargets: [UInt64] = []
+    public var targets: [UInt64] = []
+    public var leaTargets: [UInt64] = []
+    public var movTargets: [UInt64] = []
     /// Immediates of `add $imm32, r64`.
-    package var addImmediates: [UInt64] = []
+    public var addImmediates: [UInt64] = []
 
-    package init(code: [UInt8], at address: UInt64) {
+    public init(code: [UInt8], at address: UInt64) {
         guard code.count >= 7 else { return }
         for index in 0...(code.count - 7) {
             let rex = code[index], opcode = code[index + 1], modrm = code[index + 2]
@@ -35,7 +35,7 @@ package struct RipOperands {
     }
 
     /// The operands in the exported function `symbol` of `image`, read from the target.
-    package init?(function symbol: String, in image: LoadedImage, source: MemorySource) {
+    public init?(function symbol: String, in image: LoadedImage, source: MemorySource) {
         guard let found = image.file.symbol(named: symbol), found.isFunction, found.size > 0,
               let code = source.readBytes(found.value &+ image.loadBias, count: Int(min(found.size, 4096))) else { return nil }
         self.init(code: code, at: found.value &+ image.loadBias)

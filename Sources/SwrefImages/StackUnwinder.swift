@@ -37,9 +37,9 @@ public enum StackUnwinder {
             return block
         }
         final class Context {
-            package let source: MemorySource
-            package var frames: [Int32: [StackFrame]] = [:]
-            package init(source: MemorySource) { self.source = source }
+            public let source: MemorySource
+            public var frames: [Int32: [StackFrame]] = [:]
+            public init(source: MemorySource) { self.source = source }
         }
         let context = Context(source: source)
         let opaque = Unmanaged.passUnretained(context).toOpaque()

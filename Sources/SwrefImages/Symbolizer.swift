@@ -6,7 +6,7 @@ import SwrefSupport
 
 /// Names code addresses: the image's symbol, demangled by the Swift runtime's demangler.
 public final class Symbolizer {
-    package let images: ImageList
+    public let images: ImageList
     private var cache: [UInt64: String] = [:]
 
     public init(images: ImageList) { self.images = images }

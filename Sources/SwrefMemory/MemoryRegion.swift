@@ -48,7 +48,7 @@ public struct MemoryMap: Sendable {
         regions = result
     }
 
-    package static func parseLine(_ line: Substring) -> MemoryRegion? {
+    public static func parseLine(_ line: Substring) -> MemoryRegion? {
         // start-end perms offset dev inode [path]
         var fields: [Substring] = []
         var rest = line[...]
@@ -75,7 +75,7 @@ public struct MemoryMap: Sendable {
         return regions[index]
     }
 
-    package static func index(in regions: [MemoryRegion], containing address: UInt64) -> Int? {
+    public static func index(in regions: [MemoryRegion], containing address: UInt64) -> Int? {
         var low = 0
         var high = regions.count
         while low < high {

@@ -28,7 +28,7 @@ extension MemorySource {
 /// A cursor over a memory source that remembers the last local mapping it used: reading a word
 /// in the same mapping is a bounds check and a load.
 public struct MemoryWindow {
-    package let source: MemorySource
+    public let source: MemorySource
     @usableFromInline var start: UInt64 = 1
     /// The last address a whole word of the mapping starts at (below `start` while there is none):
     /// compared with, not computed from the address, which wraps at the top of the address space.

@@ -99,7 +99,7 @@ public final class Snapshot: Target, DiscardableMemory {
     /// Copies region `index` with `fill`, which writes the region's bytes into the buffer it is
     /// given and returns false when the target is gone. Anonymous pages that are never touched
     /// cost nothing: the buffer is a fresh private mapping.
-    package func copyRegion(_ index: Int, prepared: (buffer: UnsafeMutableRawPointer, size: Int)? = nil,
+    public func copyRegion(_ index: Int, prepared: (buffer: UnsafeMutableRawPointer, size: Int)? = nil,
                     fill: (UnsafeMutableRawPointer, MemoryRegion) throws -> Void) throws {
         let region = memoryMap.regions[index]
         let buffer = try prepared?.buffer ?? Snapshot.allocate(Int(region.size), populate: false)
@@ -110,7 +110,7 @@ public final class Snapshot: Target, DiscardableMemory {
     }
 
     /// A private anonymous mapping; `populate` faults its pages in now (before a pause, not during).
-    package static func allocate(_ size: Int, populate: Bool) throws -> UnsafeMutableRawPointer {
+    public static func allocate(_ size: Int, populate: Bool) throws -> UnsafeMutableRawPointer {
         let flags = MAP_PRIVATE | MAP_ANONYMOUS | (populate ? MAP_POPULATE : MAP_NORESERVE)
         let buffer = mmap(nil, size, PROT_READ | PROT_WRITE, flags, -1, 0)
         guard let buffer, buffer != MAP_FAILED else {

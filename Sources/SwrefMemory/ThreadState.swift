@@ -44,5 +44,5 @@ public struct ThreadState: Sendable, Equatable {
 
     @inlinable public static var userRegisterCount: Int { 27 }
     /// For each DWARF register (rax rdx rcx rbx rsi rdi rbp rsp r8–r15 rip), its user_regs_struct slot.
-    package static let dwarfToUser = [10, 12, 11, 5, 13, 14, 4, 19, 9, 8, 7, 6, 3, 2, 1, 0, 16]
+    public static let dwarfToUser = [10, 12, 11, 5, 13, 14, 4, 19, 9, 8, 7, 6, 3, 2, 1, 0, 16]
 }

@@ -132,7 +132,7 @@ public final class HeapAnalysis {
     }
 
     /// Half the memory available now (at least 1 GiB), or the budget the options give.
-    package func dominatorMemoryBudget() -> UInt64 {
+    public func dominatorMemoryBudget() -> UInt64 {
         if let budget = settings.dominatorBudget { return budget }
         let meminfo = ProcFS.readFile("/proc/meminfo") ?? ""
         for line in meminfo.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
@@ -218,7 +218,7 @@ public final class HeapAnalysis {
 }
 
 /// swref's minor page faults so far.
-package func minorFaults() -> Int {
+public func minorFaults() -> Int {
     var usage = rusage()
     getrusage(RUSAGE_SELF.rawValue, &usage)
     return usage.ru_minflt

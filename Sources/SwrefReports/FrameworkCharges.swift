@@ -28,14 +28,14 @@ public struct FrameworkCharges {
     public static let frameworkOwned = "<framework>"
     /// Modules whose frames are not the user's: the frameworks, the standard library, the runtime
     /// (each framework lists its own, `Frameworks.modules`).
-    package static let frameworkModules: Set<String> = Frameworks.modules
+    public static let frameworkModules: Set<String> = Frameworks.modules
 
     public var retainers: [Retainer] = []
     public var slices: [PinningSlice] = []
     public var totalBytes: Int64 = 0
 
     /// The framework buffer a node sits in (itself or an ancestor), and whom it is charged to.
-    package static func buffer(of node: Int32, _ attribution: Attribution) -> (FrameNames.FrameworkBuffer, String)? {
+    public static func buffer(of node: Int32, _ attribution: Attribution) -> (FrameNames.FrameworkBuffer, String)? {
         var chain: [Int32] = []
         var current = node
         while current >= 0 { chain.append(current); current = attribution.nodes[Int(current)].parent }
@@ -57,7 +57,7 @@ public struct FrameworkCharges {
 
     /// Whether a frame names user code: its module (the type in `(…)`, or the root's own name) is
     /// none of the frameworks'.
-    package static func isUserCode(_ frame: String) -> Bool {
+    public static func isUserCode(_ frame: String) -> Bool {
         var subject = frame
         if let open = frame.range(of: ". (") { subject = String(frame[open.upperBound...]) }
         if let arrow = subject.range(of: " › ") { subject = String(subject[arrow.upperBound...]) }

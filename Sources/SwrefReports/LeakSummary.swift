@@ -35,12 +35,12 @@ public struct LeakSummary {
     /// Marks leak roots made only of system objects (Foundation, XCTest, Dispatch, the standard
     /// library, untyped malloc blocks): what test harnesses and runtimes leave at exit.
     public static let systemSuppression = "<system>"
-    package static let systemModules: Set<String> = ["Swift", "Foundation", "FoundationEssentials", "FoundationInternationalization",
+    public static let systemModules: Set<String> = ["Swift", "Foundation", "FoundationEssentials", "FoundationInternationalization",
                                              "FoundationNetworking", "FoundationXML", "XCTest", "Testing", "Dispatch", "_Concurrency"]
 
     /// Whether every module-qualified name in a type name is a system module's (`box<() -> ()>`,
     /// `<malloc>` and `Foundation._NSCFString` are; `Swift._ContiguousArrayStorage<App.Node>` is not).
-    package static func isSystemType(_ name: String) -> Bool {
+    public static func isSystemType(_ name: String) -> Bool {
         var components: [String] = []
         var current = ""
         for character in name + " " {

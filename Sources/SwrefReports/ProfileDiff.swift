@@ -67,7 +67,7 @@ public struct ProfileDiff {
     }
 
     /// Addresses differ from run to run (ASLR): `<anonymous 0x7f…>` compares as `<anonymous 0x…>`.
-    package static func withoutAddresses(_ text: String) -> String {
+    public static func withoutAddresses(_ text: String) -> String {
         guard text.contains("0x") else { return text }
         var out = ""
         var chars = Array(text)
@@ -87,7 +87,7 @@ public struct ProfileDiff {
     }
 
     /// The type a sample counts: the `(T)` of its last frame, or the frame itself.
-    package static func typeName(of frames: [String]) -> String {
+    public static func typeName(of frames: [String]) -> String {
         guard let last = frames.last else { return "?" }
         if last.hasSuffix(")"), let open = last.range(of: ". (") ?? last.range(of: "(") {
             return String(last[open.upperBound..<last.index(before: last.endIndex)])

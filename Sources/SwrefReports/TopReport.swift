@@ -84,7 +84,7 @@ public struct TopReport {
     }
 
     /// The `limit` indices with the largest keys, largest first (ties by index).
-    package static func largest(_ limit: Int, from range: Range<Int>, key: (Int) -> UInt64) -> [Int] {
+    public static func largest(_ limit: Int, from range: Range<Int>, key: (Int) -> UInt64) -> [Int] {
         var best: [(UInt64, Int)] = []
         for index in range {
             let value = key(index)

@@ -1,7 +1,7 @@
 /// What swref would take from Foundation, which it does not link: substring search, replacing,
 /// trimming, and a bounds-checked subscript.
 extension String {
-    package func replacingAll(_ target: String, with replacement: String) -> String {
+    public func replacingAll(_ target: String, with replacement: String) -> String {
         guard !target.isEmpty, contains(target) else { return self }
         var result = ""
         var rest = self[...]
@@ -15,11 +15,11 @@ extension String {
 }
 
 extension String {
-    package func range(of target: String) -> Range<String.Index>? { self[...].range(of: target) }
+    public func range(of target: String) -> Range<String.Index>? { self[...].range(of: target) }
 }
 
 extension Substring {
-    package func range(of target: String) -> Range<Substring.Index>? {
+    public func range(of target: String) -> Range<Substring.Index>? {
         guard let first = target.first else { return nil }
         var index = startIndex
         while let found = self[index...].firstIndex(of: first) {
@@ -31,7 +31,7 @@ extension Substring {
 }
 
 extension StringProtocol {
-    package func trimmingCharacters(in set: String) -> String {
+    public func trimmingCharacters(in set: String) -> String {
         let chars = Set(set)
         var sub = self[...]
         while let first = sub.first, chars.contains(first) { sub = sub.dropFirst() }
@@ -41,5 +41,5 @@ extension StringProtocol {
 }
 
 extension Array {
-    package subscript(safe index: Int) -> Element? { indices.contains(index) ? self[index] : nil }
+    public subscript(safe index: Int) -> Element? { indices.contains(index) ? self[index] : nil }
 }

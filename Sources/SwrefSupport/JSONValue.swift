@@ -30,7 +30,7 @@ public indirect enum JSONValue: Equatable {
         }
     }
 
-    package static func quote(_ string: String) -> String {
+    public static func quote(_ string: String) -> String {
         var out = "\""
         for scalar in string.unicodeScalars {
             switch scalar {

@@ -52,7 +52,7 @@ public struct MemoryBudget: Sendable, Equatable {
     }
 
     /// The same with another way to read files (the tests' fake `/proc` and `/sys/fs/cgroup`).
-    package static func budget(maxMemory: UInt64?, read: (String) -> String?) -> MemoryBudget {
+    public static func budget(maxMemory: UInt64?, read: (String) -> String?) -> MemoryBudget {
         var limits: [Limit] = []
         if let available = read("/proc/meminfo").flatMap(memAvailable) {
             limits.append(Limit(bytes: available, source: "MemAvailable", kind: .machine))
@@ -67,7 +67,7 @@ public struct MemoryBudget: Sendable, Equatable {
     // MARK: Parsers
 
     /// `MemAvailable` of `/proc/meminfo`, in bytes.
-    package static func memAvailable(_ meminfo: String) -> UInt64? {
+    public static func memAvailable(_ meminfo: String) -> UInt64? {
         for line in meminfo.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
             guard fields.count >= 2, let value = UInt64(fields[1]) else { return nil }
@@ -77,19 +77,19 @@ public struct MemoryBudget: Sendable, Equatable {
     }
 
     /// A limit file's value: nil for none ("max" in v2; v1 writes "unlimited" as a number near 2^63).
-    package static func limitValue(_ text: String) -> UInt64? {
+    public static func limitValue(_ text: String) -> UInt64? {
         let trimmed = text.trimmingCharacters(in: " \n\t")
         guard trimmed != "max", let value = UInt64(trimmed), value < 1 << 62 else { return nil }
         return value
     }
 
     /// A usage file's value (`memory.current`, `memory.usage_in_bytes`).
-    package static func usageValue(_ text: String) -> UInt64? { UInt64(text.trimmingCharacters(in: " \n\t")) }
+    public static func usageValue(_ text: String) -> UInt64? { UInt64(text.trimmingCharacters(in: " \n\t")) }
 
     /// The page cache the kernel reclaims before it would kill anything: `inactive_file` of a v2
     /// `memory.stat`, `total_inactive_file` of a v1 one (the "working set" container tools count
     /// is usage less this).
-    package static func inactiveFile(_ stat: String, v1: Bool) -> UInt64 {
+    public static func inactiveFile(_ stat: String, v1: Bool) -> UInt64 {
         let key = v1 ? "total_inactive_file" : "inactive_file"
         for line in stat.split(separator: "\n") {
             let fields = line.split(separator: " ")
@@ -120,13 +120,13 @@ public struct MemoryBudget: Sendable, Equatable {
 
     /// A cgroup hierarchy mounted here: `root` is the mount's root inside the hierarchy (a
     /// container without a cgroup namespace mounts its own cgroup as the root).
-    package struct CgroupMount: Equatable {
-        package var mountPoint: String
-        package var root: String
+    public struct CgroupMount: Equatable {
+        public var mountPoint: String
+        public var root: String
         /// 2, or 1 for a v1 hierarchy with the memory controller.
-        package var version: Int
+        public var version: Int
 
-        package init(mountPoint: String, root: String, version: Int) {
+        public init(mountPoint: String, root: String, version: Int) {
             self.mountPoint = mountPoint
             self.root = root
             self.version = version
@@ -134,7 +134,7 @@ public struct MemoryBudget: Sendable, Equatable {
     }
 
     /// The cgroup2 mount and the v1 hierarchy holding the memory controller, from `/proc/self/mountinfo`.
-    package static func cgroupMounts(_ mountinfo: String) -> [CgroupMount] {
+    public static func cgroupMounts(_ mountinfo: String) -> [CgroupMount] {
         var mounts: [CgroupMount] = []
         for line in mountinfo.split(separator: "\n") {
             // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL…] - FSTYPE SOURCE SUPEROPTIONS
@@ -172,7 +172,7 @@ public struct MemoryBudget: Sendable, Equatable {
     }
 
     /// swref's cgroup in the v2 hierarchy (`0::PATH`) and in the v1 memory hierarchy (`N:…memory…:PATH`).
-    package static func cgroupPaths(_ procCgroup: String) -> (v2: String?, v1Memory: String?) {
+    public static func cgroupPaths(_ procCgroup: String) -> (v2: String?, v1Memory: String?) {
         var v2: String? = nil, v1: String? = nil
         for line in procCgroup.split(separator: "\n") {
             let parts = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
@@ -186,7 +186,7 @@ public struct MemoryBudget: Sendable, Equatable {
     /// What every memory cgroup from swref's own up to the mount's root leaves under its limit:
     /// the limit less the usage, less the inactive page cache the kernel reclaims first. A level
     /// without a limit ("max"), or whose files are missing, adds nothing.
-    package static func cgroupLimits(procCgroup: String, mountinfo: String, read: (String) -> String?) -> [Limit] {
+    public static func cgroupLimits(procCgroup: String, mountinfo: String, read: (String) -> String?) -> [Limit] {
         let paths = cgroupPaths(procCgroup)
         var limits: [Limit] = []
         for mount in cgroupMounts(mountinfo) {

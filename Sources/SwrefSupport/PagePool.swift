@@ -15,11 +15,11 @@ import Glibc
 /// (the analysis sets it to what its later phases will hold); beyond that, pages go back to the
 /// system. Taking from the pool never adds to the resident size, so the peak stays where the copy
 /// put it.
-package final class PagePool {
-    package static let shared = PagePool()
-    @inlinable package static var pageSize: Int { 4096 }
+public final class PagePool {
+    public static let shared = PagePool()
+    @inlinable public static var pageSize: Int { 4096 }
     /// Below this, arrays come from malloc: a pool allocation is a mapping of its own.
-    @inlinable package static var threshold: Int { 64 << 10 }
+    @inlinable public static var threshold: Int { 64 << 10 }
 
     private let lock = SharedLock()
     /// Whole resident pages, in mappings only the pool uses now.
@@ -28,7 +28,7 @@ package final class PagePool {
     private var limitBytes = 0
 
     /// Bytes kept at most; lowering it gives the excess back now.
-    package var limit: Int {
+    public var limit: Int {
         get { lock.locked { limitBytes } }
         set {
             lock.locked {
@@ -41,20 +41,20 @@ package final class PagePool {
         }
     }
 
-    package var kept: Int { lock.locked { keptBytes } }
+    public var kept: Int { lock.locked { keptBytes } }
 
-    package static func pages(_ bytes: Int) -> Int { (bytes + pageSize - 1) & ~(pageSize - 1) }
+    public static func pages(_ bytes: Int) -> Int { (bytes + pageSize - 1) & ~(pageSize - 1) }
 
     /// A fresh private mapping of at least `bytes`, its front made of kept pages (their contents
     /// are stale: callers initialize what they read). Nil when the system has no address space left.
-    package func allocate(bytes: Int) -> UnsafeMutableRawPointer? {
+    public func allocate(bytes: Int) -> UnsafeMutableRawPointer? {
         guard let base = reserve(bytes: bytes) else { return nil }
         fill(base, bytes: PagePool.pages(max(bytes, 1)))
         return base
     }
 
     /// Address space for `bytes`, no page of it touched: pages cost nothing until written.
-    package func reserve(bytes: Int) -> UnsafeMutableRawPointer? {
+    public func reserve(bytes: Int) -> UnsafeMutableRawPointer? {
         guard let base = mmap(nil, PagePool.pages(max(bytes, 1)), PROT_READ | PROT_WRITE,
                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0), base != MAP_FAILED else { return nil }
         return base
@@ -62,7 +62,7 @@ package final class PagePool {
 
     /// Moves kept pages over `start..<start+bytes` (whole pages of a mapping from `reserve`, not yet
     /// written), from its front, as far as the pool has them.
-    package func fill(_ start: UnsafeMutableRawPointer, bytes size: Int) {
+    public func fill(_ start: UnsafeMutableRawPointer, bytes size: Int) {
         lock.locked {
             var offset = 0
             while offset < size, let last = ranges.popLast() {
@@ -84,7 +84,7 @@ package final class PagePool {
     /// Takes back a mapping of `bytes` from `allocate` or `reserve`, of which only the first `used`
     /// bytes may have been touched: its resident pages are kept, room permitting; the rest goes
     /// back to the system.
-    package func deallocate(_ start: UnsafeMutableRawPointer, bytes: Int, used: Int? = nil) {
+    public func deallocate(_ start: UnsafeMutableRawPointer, bytes: Int, used: Int? = nil) {
         let size = PagePool.pages(max(bytes, 1))
         let given = keepResident(start, bytes: min(PagePool.pages(used ?? size), size), take: { pointer, _ in pointer }) { munmap($0, $1) }
         if size > given { munmap(start + given, size - given) }
@@ -94,7 +94,7 @@ package final class PagePool {
     /// mapping) out of that mapping, as many as the pool has room for, and gives the rest back to
     /// the system: the mapping stays and reads zeros there afterwards. Pages never touched (a
     /// thread stack's unused part) are not taken: the pool holds only pages that cost no fault.
-    package func adopt(_ start: UnsafeMutableRawPointer, bytes: Int) {
+    public func adopt(_ start: UnsafeMutableRawPointer, bytes: Int) {
         let given = keepResident(start, bytes: bytes, take: { swref_take_pages($0, $1) }) { madvise($0, $1, MADV_DONTNEED) }
         if bytes > given { madvise(start + given, bytes - given, MADV_DONTNEED) }
     }
@@ -121,7 +121,7 @@ package final class PagePool {
     }
 
     /// The byte ranges of `start..<start+bytes` whose pages are resident (all of it if unknown).
-    package static func residentRuns(_ start: UnsafeMutableRawPointer, bytes: Int) -> [Range<Int>] {
+    public static func residentRuns(_ start: UnsafeMutableRawPointer, bytes: Int) -> [Range<Int>] {
         let pages = bytes / pageSize
         guard pages > 0 else { return [] }
         var vector = [UInt8](repeating: 0, count: pages)
@@ -141,7 +141,7 @@ package final class PagePool {
 extension UnsafeMutableBufferPointer where Element: BitwiseCopyable {
     /// Uninitialized room for `count` elements: from the page pool when large (the size alone
     /// decides, so `deallocatePooled` knows where to give it back).
-    package static func allocatePooled(capacity count: Int) -> UnsafeMutableBufferPointer<Element> {
+    public static func allocatePooled(capacity count: Int) -> UnsafeMutableBufferPointer<Element> {
         let bytes = Swift.max(count, 1) * MemoryLayout<Element>.stride
         guard bytes >= PagePool.threshold else { return .allocate(capacity: Swift.max(count, 1)) }
         guard let raw = PagePool.shared.allocate(bytes: bytes) else {
@@ -152,7 +152,7 @@ extension UnsafeMutableBufferPointer where Element: BitwiseCopyable {
 
     /// Frees what `allocatePooled(capacity:)` gave, with the same count; `used`: the bytes from the
     /// front that may have been written, when not all.
-    package func deallocatePooled(used: Int? = nil) {
+    public func deallocatePooled(used: Int? = nil) {
         guard let base = baseAddress else { return }
         let bytes = Swift.max(count, 1) * MemoryLayout<Element>.stride
         if bytes >= PagePool.threshold {

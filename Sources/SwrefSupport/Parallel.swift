@@ -1,12 +1,12 @@
 import Glibc
 
 /// Two pieces of independent work at once: one on this thread, one on a thread made for it.
-package enum Parallel {
-    package static var hasSecondCore: Bool { sysconf(Int32(_SC_NPROCESSORS_ONLN)) >= 2 }
+public enum Parallel {
+    public static var hasSecondCore: Bool { sysconf(Int32(_SC_NPROCESSORS_ONLN)) >= 2 }
 
     /// Runs `background` on a new thread and `foreground` on this one, and returns when both are
     /// done; both here, one after the other, on a single core or when no thread can be made.
-    package static func run(_ foreground: () -> Void, _ background: @escaping () -> Void) {
+    public static func run(_ foreground: () -> Void, _ background: @escaping () -> Void) {
         guard hasSecondCore, let thread = spawn(background) else {
             foreground()
             background()
@@ -17,7 +17,7 @@ package enum Parallel {
     }
 
     /// Runs `body` on a thread of its own that nobody waits for (here, if no thread can be made).
-    package static func detach(_ body: @escaping () -> Void) {
+    public static func detach(_ body: @escaping () -> Void) {
         guard let thread = spawn(body) else { return body() }
         pthread_detach(thread)
     }

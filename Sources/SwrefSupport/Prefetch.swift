@@ -3,7 +3,7 @@
 /// miss, and asking for the element some references ahead lets the misses overlap. The passes
 /// call `swref_prefetch` (CSwrefSystem) themselves: a Swift wrapper in this module was not
 /// inlined into theirs and cost a call per reference.
-package enum Prefetch {
+public enum Prefetch {
     /// How many references ahead.
-    @inlinable package static var distance: Int { 32 }
+    @inlinable public static var distance: Int { 32 }
 }

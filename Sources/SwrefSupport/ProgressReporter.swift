@@ -45,7 +45,7 @@ public func formatBytes<T: BinaryInteger>(_ value: T) -> String {
 
 extension String {
     /// One decimal place, without Foundation.
-    package init(format1 value: Double) {
+    public init(format1 value: Double) {
         let tenths = Int((value * 10).rounded())
         self = "\(tenths / 10).\(abs(tenths % 10))"
     }

@@ -2,7 +2,7 @@ extension RandomAccessCollection where Index == Int {
     /// The first index whose element satisfies `isAfter` (`endIndex` when none does); the
     /// collection must be partitioned: every element failing it before every element passing it.
     @inline(__always)
-    package func partitioningIndex(where isAfter: (Element) -> Bool) -> Int {
+    public func partitioningIndex(where isAfter: (Element) -> Bool) -> Int {
         var low = startIndex
         var high = endIndex
         while low < high {
@@ -16,8 +16,8 @@ extension RandomAccessCollection where Index == Int {
 extension RandomAccessCollection where Index == Int, Element: Comparable {
     /// The index of the first element not less than `value` (`count` when there is none); the
     /// collection must be sorted.
-    package func lowerBound(_ value: Element) -> Int { partitioningIndex { $0 >= value } }
+    public func lowerBound(_ value: Element) -> Int { partitioningIndex { $0 >= value } }
 
     /// The index of the first element greater than `value`; the collection must be sorted.
-    package func upperBound(_ value: Element) -> Int { partitioningIndex { $0 > value } }
+    public func upperBound(_ value: Element) -> Int { partitioningIndex { $0 > value } }
 }

@@ -4,7 +4,7 @@ import Glibc
 ///
 /// A struct around a private enum so that cases can grow without breaking callers.
 public struct SwrefError: Error, CustomStringConvertible, Equatable {
-    package enum Kind: Equatable {
+    public enum Kind: Equatable {
         case noSuchProcess(pid: Int32)
         case permissionDenied(pid: Int32, detail: String)
         case processExited(pid: Int32)
@@ -14,7 +14,7 @@ public struct SwrefError: Error, CustomStringConvertible, Equatable {
         case heapUnreadable(String)
     }
 
-    package let kind: Kind
+    public let kind: Kind
 
     public static func noSuchProcess(_ pid: Int32) -> SwrefError { .init(kind: .noSuchProcess(pid: pid)) }
     public static func permissionDenied(_ pid: Int32, _ detail: String) -> SwrefError {

@@ -4,10 +4,10 @@ import SwrefRuntimes
 /// **dispatch** roots: every libdispatch queue (`DispatchQueueLayout`) — the blocks waiting on it
 /// (`dispatch queue LABEL › block`: each continuation and the block it carries, scanned word by
 /// word), then the queue itself.
-package struct DispatchRoots {
-    package let scan: RootScan
+public struct DispatchRoots {
+    public let scan: RootScan
 
-    package func roots() -> [Root] {
+    public func roots() -> [Root] {
         let objects = scan.objects, source = scan.source, scanner = scan.scanner
         var roots: [Root] = []
         for object in objects.objects(ofKind: .dispatchQueue) {

@@ -4,12 +4,12 @@ import SwrefRuntimes
 
 /// **global** roots: for images with DWARF, every Swift-typed global walked through its type
 /// layout (`module.name`); Swift globals without DWARF (`…vp` symbols) word by word.
-package struct GlobalRoots {
-    package let scan: RootScan
-    package let images: ImageList
-    package let values: ValueLayoutBuilder?
+public struct GlobalRoots {
+    public let scan: RootScan
+    public let images: ImageList
+    public let values: ValueLayoutBuilder?
 
-    package func roots() -> [Root] {
+    public func roots() -> [Root] {
         var roots: [Root] = []
         for image in images.images where !image.path.contains("/libc.so") {
             let hasDebugInfo = image.file.section(named: ".debug_info") != nil

@@ -5,11 +5,11 @@ import SwrefRuntimes
 /// **runtime** and **conservative** roots, last: the writable sections of every image (the Swift
 /// runtime's and its core libraries' as `runtime`, the rest as `conservative`), then anonymous
 /// writable mappings no other root or the heap covers.
-package struct ImageDataRoots {
-    package let scan: RootScan
-    package let images: ImageList
+public struct ImageDataRoots {
+    public let scan: RootScan
+    public let images: ImageList
 
-    package func roots() -> [Root] {
+    public func roots() -> [Root] {
         let sections = imageDataRoots()
         return sections + anonymousRoots()
     }

@@ -4,14 +4,14 @@ import SwrefRuntimes
 
 /// **stack** roots: every thread unwound (libdwfl), each frame's DWARF-located locals walked by
 /// their types (`thread N › function › name`), the rest of each frame word by word.
-package final class StackRoots {
-    package let scan: RootScan
-    package let threads: [ThreadState]
-    package let images: ImageList
-    package let values: ValueLayoutBuilder?
-    package let symbolizer: Symbolizer
+public final class StackRoots {
+    public let scan: RootScan
+    public let threads: [ThreadState]
+    public let images: ImageList
+    public let values: ValueLayoutBuilder?
+    public let symbolizer: Symbolizer
 
-    package init(scan: RootScan, threads: [ThreadState], images: ImageList, values: ValueLayoutBuilder?, symbolizer: Symbolizer) {
+    public init(scan: RootScan, threads: [ThreadState], images: ImageList, values: ValueLayoutBuilder?, symbolizer: Symbolizer) {
         self.scan = scan
         self.threads = threads
         self.images = images
@@ -24,7 +24,7 @@ package final class StackRoots {
     private lazy var unwound: [Int32: [StackFrame]] = StackUnwinder.unwind(threads: threads, images: images, source: source)
 
     /// The roots of thread `number`'s stack, innermost frame first.
-    package func roots(_ thread: ThreadState, number: Int) -> [Root] {
+    public func roots(_ thread: ThreadState, number: Int) -> [Root] {
         guard let region = source.memoryMap.region(containing: thread.rsp) else { return [] }
         var frames = unwound[thread.tid] ?? []
         if frames.isEmpty { frames = [StackFrame(pc: thread.rip, sp: thread.rsp, isActivation: true)] }

@@ -5,11 +5,11 @@ import SwrefRuntimes
 /// **task** roots: every Swift task (`AsyncTask`) — each suspended async frame
 /// (`task #ID › function`), its task-local values, then the rest of the task and its allocator
 /// slabs.
-package struct TaskRoots {
-    package let scan: RootScan
-    package let symbolizer: Symbolizer
+public struct TaskRoots {
+    public let scan: RootScan
+    public let symbolizer: Symbolizer
 
-    package func roots() -> [Root] {
+    public func roots() -> [Root] {
         let objects = scan.objects, source = scan.source
         var roots: [Root] = []
         var frameSizes: [UInt64: UInt64] = [:]

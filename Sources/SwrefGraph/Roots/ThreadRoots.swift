@@ -4,11 +4,11 @@ import SwrefRuntimes
 
 /// **register** and **tls** roots of each thread: its general registers, and its static TLS and
 /// thread control block.
-package struct ThreadRoots {
-    package let scan: RootScan
-    package let images: ImageList
+public struct ThreadRoots {
+    public let scan: RootScan
+    public let images: ImageList
 
-    package func registerRoot(_ thread: ThreadState, number: Int) -> Root {
+    public func registerRoot(_ thread: ThreadState, number: Int) -> Root {
         var root = Root(name: "thread \(number) › registers", kind: .register)
         for value in thread.dwarfRegisters.prefix(16) {
             if let target = scan.scanner.target(of: value) {
@@ -19,7 +19,7 @@ package struct ThreadRoots {
     }
 
     /// Static TLS sits just below the thread pointer, the thread control block above it.
-    package func tlsRoot(_ thread: ThreadState, number: Int) -> Root? {
+    public func tlsRoot(_ thread: ThreadState, number: Int) -> Root? {
         guard thread.fsBase != 0 else { return nil }
         let tlsSize = images.images.reduce(UInt64(0)) { $0 + $1.file.tlsSize } + 512
         let start = thread.fsBase &- tlsSize

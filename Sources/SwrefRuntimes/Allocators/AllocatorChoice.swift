@@ -11,7 +11,7 @@ import SwrefSupport
 /// runtime is loaded, Swift objects are found by their headers instead, and the result says it is
 /// approximate.
 public enum AllocatorChoice {
-    package static let replacements: [any HeapWalker.Type] = [JemallocHeap.self, TcmallocHeap.self, MimallocHeap.self]
+    public static let replacements: [any HeapWalker.Type] = [JemallocHeap.self, TcmallocHeap.self, MimallocHeap.self]
 
     /// - Parameter recognizer: finds Swift objects by their headers when no walk reads the heap;
     ///   nil when the target has no Swift runtime.

@@ -96,7 +96,7 @@ public struct BlockAddresses: RandomAccessCollection {
 
     /// Removes the rows at `indices` (ascending, distinct); the others keep their order. A row
     /// that stays in its group keeps its offset as it is.
-    package mutating func removeRows(at indices: [Int]) {
+    public mutating func removeRows(at indices: [Int]) {
         let kept = compactRows(count: offsets.count, removing: indices) { row, destination in
             let offset = offsets[row]
             guard let destination else {
@@ -115,7 +115,7 @@ public struct BlockAddresses: RandomAccessCollection {
     }
 
     /// The addresses in `order` (indices into these).
-    package func permuted(_ order: [Int]) -> BlockAddresses {
+    public func permuted(_ order: [Int]) -> BlockAddresses {
         var result = BlockAddresses()
         result.reserveCapacity(order.count)
         for index in order { result.append(self[index]) }
@@ -125,7 +125,7 @@ public struct BlockAddresses: RandomAccessCollection {
 
 extension BlockAddresses {
     /// The row holding exactly `address`.
-    package func index(of address: UInt64) -> Int? {
+    public func index(of address: UInt64) -> Int? {
         let index = lowerBound(address)
         return index < count && self[index] == address ? index : nil
     }

@@ -29,10 +29,10 @@ public struct BlockSizes: RandomAccessCollection {
     public mutating func removeLast(_ count: Int) { column.removeLast(count) }
 
     /// Removes the rows at `indices` (ascending, distinct); the others keep their order.
-    package mutating func removeRows(at indices: [Int]) { column.removeRows(at: indices) }
+    public mutating func removeRows(at indices: [Int]) { column.removeRows(at: indices) }
 
     /// The sizes in `order` (indices into these).
-    package func permuted(_ order: [Int]) -> BlockSizes {
+    public func permuted(_ order: [Int]) -> BlockSizes {
         var result = BlockSizes(shift: column.shift)
         result.reserveCapacity(order.count)
         for index in order { result.append(self[index]) }

@@ -7,10 +7,10 @@
 /// and a line to each of these. How a framework's values are read is `ValueLayout.Action` (one
 /// case per kind of buffer value), recognised in `ValueLayoutBuilder` and read by the
 /// `ReferenceScanner`.
-package enum Frameworks {
+public enum Frameworks {
     /// The action that reads a value of type `name` (of `size` bytes) as a framework's buffer, if
     /// it is one; read so in every mode, named so only in framework mode.
-    package static func valueAction(typeName name: String, size: Int) -> ValueLayout.Action? {
+    public static func valueAction(typeName name: String, size: Int) -> ValueLayout.Action? {
         let byteBuffer = ByteBufferStorage.valueKind(name)
         if byteBuffer.isByteBuffer && size >= ByteBufferStorage.minimumValueSize { return .byteBuffer(grpc: byteBuffer.grpc) }
         let unknownFields = name == ProtobufMessages.unknownStorageTypeName
@@ -21,19 +21,19 @@ package enum Frameworks {
     }
 
     /// Whether a heap type means framework buffers are there (`--framework auto` turns on).
-    package static func hasBuffers(ofType name: String) -> Bool {
+    public static func hasBuffers(ofType name: String) -> Bool {
         name == ByteBufferStorage.storageTypeName || DataStorage.isStorage(name) || ProtobufMessages.isHeapType(name)
     }
 
     /// The field of a buffer's storage class that points at its bytes: in framework mode the
     /// bytes' block sits in the buffer's frame, charged to it.
-    package static func bytesField(ofStorage name: String) -> String? {
+    public static func bytesField(ofStorage name: String) -> String? {
         if name == ByteBufferStorage.storageTypeName { return ByteBufferStorage.bytesField }
         if DataStorage.isStorage(name) { return DataStorage.bytesField }
         return nil
     }
 
     /// Modules whose frames are not the user's: the frameworks', the standard library's, the runtime's.
-    package static let modules: Set<String> = ByteBufferStorage.modules.union(DataStorage.modules).union(ProtobufMessages.modules)
+    public static let modules: Set<String> = ByteBufferStorage.modules.union(DataStorage.modules).union(ProtobufMessages.modules)
         .union(GRPCBytes.modules).union(["Swift", "Dispatch", "_Concurrency"])
 }

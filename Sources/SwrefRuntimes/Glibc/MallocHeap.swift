@@ -9,7 +9,7 @@ import SwrefSupport
 /// list (those keep PREV_INUSE set while free). Sizes are chunk sizes, header included, which is
 /// what `mallinfo2()` counts.
 public struct MallocHeap: HeapWalker {
-    package let source: MemorySource
+    public let source: MemorySource
 
     public init(source: MemorySource) { self.source = source }
 

@@ -13,9 +13,9 @@ import SwrefSupport
 /// out again, and so are the tcaches' own stack arrays. Sizes are usable sizes, as jemalloc's
 /// `stats.allocated` counts them.
 public struct JemallocHeap: HeapWalker {
-    package let source: MemorySource
-    package let image: LoadedImage
-    package let roots: Result<JemallocRoots, JemallocFailure>
+    public let source: MemorySource
+    public let image: LoadedImage
+    public let roots: Result<JemallocRoots, JemallocFailure>
 
     /// jemalloc is the target's when `libjemalloc.so*` is mapped (linked, or LD_PRELOADed), or
     /// when another image (the executable, for a static link) defines `malloc_usable_size` whose

@@ -13,35 +13,35 @@ import SwrefSupport
 /// `malloc_usable_size` reads the size table and the map, `mallocx`, `calloc` and friends index
 /// the arena array. Every candidate is checked against what the structure must look like before
 /// it is trusted.
-package struct JemallocRoots {
-    package var emap: UInt64
+public struct JemallocRoots {
+    public var emap: UInt64
     /// Usable size of each size class index.
-    package var sizes: [UInt64]
+    public var sizes: [UInt64]
     /// Arenas by index, each checked (`arena->ind == i`, its base's index too); nil when the array
     /// was not found (tcaches cannot be subtracted then).
-    package var arenas: [(index: Int, address: UInt64)]?
+    public var arenas: [(index: Int, address: UInt64)]?
     /// `5.3.0-0-g54eaed1d…`, when the image carries it.
-    package var version: String?
+    public var version: String?
 
     /// Functions whose code is searched, in order: the size table and the map first.
-    package static let functions = ["malloc_usable_size", "sallocx", "mallocx", "calloc", "realloc", "posix_memalign",
+    public static let functions = ["malloc_usable_size", "sallocx", "mallocx", "calloc", "realloc", "posix_memalign",
                             "aligned_alloc", "memalign", "valloc", "rallocx", "xallocx", "malloc", "free"]
     /// Bytes of a function that are decoded at most.
-    @inlinable package static var functionLimit: Int { 8192 }
+    @inlinable public static var functionLimit: Int { 8192 }
 
     /// The roots in `image`, or why they were not found.
-    package static func find(in image: LoadedImage, source: MemorySource) -> Result<JemallocRoots, JemallocFailure> {
+    public static func find(in image: LoadedImage, source: MemorySource) -> Result<JemallocRoots, JemallocFailure> {
         let finder = Finder(image: image, source: source)
         return finder.run()
     }
 
     /// jemalloc's version string in the image's read-only data, when it carries one.
-    package static func version(in image: LoadedImage, source: MemorySource) -> String? {
+    public static func version(in image: LoadedImage, source: MemorySource) -> String? {
         Finder(image: image, source: source).findVersion()
     }
 
     /// The usable size table at `address`, when it has the shape every 5.3 build gives it.
-    package static func sizeTable(at address: UInt64, source: MemorySource) -> [UInt64]? {
+    public static func sizeTable(at address: UInt64, source: MemorySource) -> [UInt64]? {
         guard let bytes = source.readBytes(address, count: JemallocLayout.sizeClassCount * 8) else { return nil }
         let sizes = bytes.withUnsafeBytes { raw in (0..<JemallocLayout.sizeClassCount).map { raw.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self) } }
         guard Array(sizes.prefix(5)) == JemallocLayout.firstSizes else { return nil }
@@ -51,11 +51,11 @@ package struct JemallocRoots {
 }
 
 /// Why jemalloc's heap was not read: `reason` follows "jemalloc in <image>: ".
-package struct JemallocFailure: Error {
-    package var reason: String
+public struct JemallocFailure: Error {
+    public var reason: String
     /// True when the image is jemalloc for certain (its name, its size table): the walk reports
     /// the failure instead of leaving the target to another allocator.
-    package var isJemalloc: Bool
+    public var isJemalloc: Bool
 }
 
 private struct Finder {
@@ -218,9 +218,9 @@ private struct Finder {
 }
 
 /// jemalloc's version string, for a stripped executable that exports no allocator function.
-package enum JemallocDecoder {
+public enum JemallocDecoder {
     /// The first `N.N.N-N-g<40 hex>` string in `bytes`.
-    package static func versionString(in bytes: UnsafeBufferPointer<UInt8>) -> String? {
+    public static func versionString(in bytes: UnsafeBufferPointer<UInt8>) -> String? {
         let count = bytes.count
         guard count > 44 else { return nil }
         guard let base = bytes.baseAddress else { return nil }

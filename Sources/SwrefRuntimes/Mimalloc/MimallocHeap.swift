@@ -13,9 +13,9 @@ import SwrefSupport
 /// `capacity` that are on none of its free lists (`free`, `local_free`, `xthread_free`) nor on its
 /// heap's `thread_delayed_free` list. Sizes are block sizes: what `mi_usable_size` returns.
 public struct MimallocHeap: HeapWalker {
-    package let source: MemorySource
+    public let source: MemorySource
     /// The library, for `_mi_heap_main` when its build is known.
-    package let library: LoadedImage?
+    public let library: LoadedImage?
 
     public init(source: MemorySource, library: LoadedImage?) {
         self.source = source
@@ -91,17 +91,17 @@ public struct MimallocHeap: HeapWalker {
 }
 
 /// One used page as found in its segment's slice table.
-package struct MimallocPage {
-    package var start: UInt64
-    package var blockSize: UInt64
-    package var capacity: Int
-    package var used: UInt32
-    package var free: UInt64
-    package var localFree: UInt64
-    package var threadFree: UInt64
-    package var heap: UInt64
+public struct MimallocPage {
+    public var start: UInt64
+    public var blockSize: UInt64
+    public var capacity: Int
+    public var used: UInt32
+    public var free: UInt64
+    public var localFree: UInt64
+    public var threadFree: UInt64
+    public var heap: UInt64
     /// The owning segment's thread: its heaps' thread.
-    package var threadID: UInt64
+    public var threadID: UInt64
 }
 
 private struct MimallocSegment {

@@ -3,27 +3,27 @@
 /// The value is 24 bytes: `_storage` (a `ByteBuffer._Storage` reference) at +0, `_readerIndex` and
 /// `_writerIndex` (UInt32 each) at +8 and +12, then `_slice`. The storage object keeps its
 /// `capacity` (UInt32) at +16 and its `bytes` pointer to a malloc block holding the data.
-package enum ByteBufferStorage {
-    package static let valueTypeName = "NIOCore.ByteBuffer"
-    package static let storageTypeName = "NIOCore.ByteBuffer._Storage"
+public enum ByteBufferStorage {
+    public static let valueTypeName = "NIOCore.ByteBuffer"
+    public static let storageTypeName = "NIOCore.ByteBuffer._Storage"
     /// The storage's pointer to the bytes block: network data, never references; in framework mode
     /// the block is charged to the buffer (it sits in the buffer's frame).
-    package static let bytesField = "bytes"
+    public static let bytesField = "bytes"
     /// The least size of a value read as a ByteBuffer (storage, indices).
-    package static let minimumValueSize = 16
+    public static let minimumValueSize = 16
     /// Reader index (low half) and writer index (high half), as one word.
-    package static let indicesOffset: UInt64 = 8
+    public static let indicesOffset: UInt64 = 8
     /// `_Storage.capacity` (UInt32) from the storage object's start.
-    package static let storageCapacityOffset: UInt64 = 16
+    public static let storageCapacityOffset: UInt64 = 16
 
     /// Whether a value of type `name` is read as a ByteBuffer, and whether it is gRPC's wrapper.
-    package static func valueKind(_ name: String) -> (isByteBuffer: Bool, grpc: Bool) {
+    public static func valueKind(_ name: String) -> (isByteBuffer: Bool, grpc: Bool) {
         let grpc = name == GRPCBytes.typeName
         return (name == valueTypeName || grpc, grpc)
     }
 
     /// The buffer a ByteBuffer value names: its storage's capacity pinned, its readable bytes viewed.
-    package static func buffer(capacity: UInt64, indices: UInt64, grpc: Bool) -> (buffer: FrameworkBuffer, display: String) {
+    public static func buffer(capacity: UInt64, indices: UInt64, grpc: Bool) -> (buffer: FrameworkBuffer, display: String) {
         let reader = indices & 0xffff_ffff, writer = indices >> 32
         let buffer = FrameworkBuffer(framework: grpc ? GRPCBytes.framework : "nio", pinnedBytes: capacity,
                                      viewedBytes: writer >= reader ? writer - reader : 0)
@@ -31,7 +31,7 @@ package enum ByteBufferStorage {
     }
 
     /// SwiftNIO's modules: their frames are not user code.
-    package static let modules: Set<String> = [
+    public static let modules: Set<String> = [
         "NIO", "NIOCore", "NIOPosix", "NIOEmbedded", "NIOConcurrencyHelpers", "NIOHTTP1", "NIOHTTP2", "NIOSSL", "NIOTLS",
         "NIOWebSocket", "NIOExtras", "NIOFoundationCompat", "NIOTransportServices", "NIOFileSystem", "_NIOFileSystem",
         "_NIODataStructures", "_NIOBase64", "NIOHPACK",

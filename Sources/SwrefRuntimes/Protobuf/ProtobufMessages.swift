@@ -5,32 +5,32 @@ import CSwrefSystem
 /// A message is a struct with `unknownFields: SwiftProtobuf.UnknownStorage` (a `Data`); a message
 /// with many or recursive fields keeps them in a heap `_StorageClass` behind its `_storage`
 /// reference, each field stored as `_name`.
-package enum ProtobufMessages {
-    package static let unknownStorageTypeName = "SwiftProtobuf.UnknownStorage"
-    package static let unknownStorageDisplay = "UnknownStorage (SwiftProtobuf)"
-    package static let unknownFieldsField = "unknownFields"
-    package static let storageField = "_storage"
-    package static let framework = "protobuf"
+public enum ProtobufMessages {
+    public static let unknownStorageTypeName = "SwiftProtobuf.UnknownStorage"
+    public static let unknownStorageDisplay = "UnknownStorage (SwiftProtobuf)"
+    public static let unknownFieldsField = "unknownFields"
+    public static let storageField = "_storage"
+    public static let framework = "protobuf"
 
     /// swift-protobuf's modules: their frames are not user code.
-    package static let modules: Set<String> = ["SwiftProtobuf"]
+    public static let modules: Set<String> = ["SwiftProtobuf"]
 
     /// Whether a class is a message's heap storage.
-    package static func isStorageClass(_ typeName: String) -> Bool { typeName.contains("_StorageClass") }
+    public static func isStorageClass(_ typeName: String) -> Bool { typeName.contains("_StorageClass") }
 
     /// Whether the heap's holding a type of this name means protobuf messages are there: a
     /// message's storage class, or any of SwiftProtobuf's own types.
-    package static func isHeapType(_ typeName: String) -> Bool {
+    public static func isHeapType(_ typeName: String) -> Bool {
         typeName.hasSuffix("._StorageClass") || typeName.hasPrefix("SwiftProtobuf.")
     }
 
     /// The field as the user wrote it: a storage class names its fields `_payload`.
-    package static func userPath(_ path: String) -> String {
+    public static func userPath(_ path: String) -> String {
         path.hasPrefix("_") ? String(path.dropFirst()) : path
     }
 
     /// The buffer a message's `_storage` names: the storage object, whole.
-    package static func storageBuffer(storageSize: UInt64, message: String) -> (buffer: FrameworkBuffer, display: String) {
+    public static func storageBuffer(storageSize: UInt64, message: String) -> (buffer: FrameworkBuffer, display: String) {
         (FrameworkBuffer(framework: framework, pinnedBytes: storageSize, viewedBytes: nil, blocks: 1),
          "\(SwiftTypeNames.display(message)) (SwiftProtobuf message)")
     }

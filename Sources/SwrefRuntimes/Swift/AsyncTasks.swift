@@ -30,15 +30,15 @@ public struct AsyncTask {
     }
 
     // Offsets from the task object.
-    @inlinable package static var resumeTask: UInt64 { 56 }
-    @inlinable package static var resumeContext: UInt64 { 64 }
-    @inlinable package static var idLow: UInt64 { 36 }
-    @inlinable package static var statusFlags: UInt64 { 96 }
-    @inlinable package static var firstSlab: UInt64 { 120 }
-    @inlinable package static var taskLocalHead: UInt64 { 136 }
-    @inlinable package static var idHigh: UInt64 { 144 }
-    @inlinable package static var jobFlags: UInt64 { 32 }      // u32; bit 24: is a child task
-    @inlinable package static var childParent: UInt64 { 208 }  // child tasks: {Parent, NextChild}
+    @inlinable public static var resumeTask: UInt64 { 56 }
+    @inlinable public static var resumeContext: UInt64 { 64 }
+    @inlinable public static var idLow: UInt64 { 36 }
+    @inlinable public static var statusFlags: UInt64 { 96 }
+    @inlinable public static var firstSlab: UInt64 { 120 }
+    @inlinable public static var taskLocalHead: UInt64 { 136 }
+    @inlinable public static var idHigh: UInt64 { 144 }
+    @inlinable public static var jobFlags: UInt64 { 32 }      // u32; bit 24: is a child task
+    @inlinable public static var childParent: UInt64 { 208 }  // child tasks: {Parent, NextChild}
 
     public init?(at address: UInt64, source: MemorySource) {
         guard let low = source.readUInt32(address + AsyncTask.idLow), let high = source.readUInt32(address + AsyncTask.idHigh),

@@ -10,25 +10,25 @@ import SwrefSupport
 /// out itself, which is wrong from the third level of a hierarchy on (and for generic classes).
 /// The runtime wrote the real offsets into each class's metadata when it laid the class out:
 /// those are the ones an instance has.
-package struct ClassChain {
-    package struct Level {
-        package let metadata: UInt64
+public struct ClassChain {
+    public struct Level {
+        public let metadata: UInt64
         /// Offsets from the object's start, in declaration order (the order reflection lists fields).
-        package let fieldOffsets: [Int]
+        public let fieldOffsets: [Int]
         /// The fields' names from the class's field descriptor: for a class reflection cannot lay
         /// out (raw-layout `Mutex`/`Atomic` fields), its words still get a name. Nil when unreadable.
-        package let fieldNames: [String]?
+        public let fieldNames: [String]?
     }
 
     /// Root class first, the object's own class last.
-    package let levels: [Level]
+    public let levels: [Level]
 
-    @inlinable package static var maximumDepth: Int { 64 }
-    @inlinable package static var maximumFields: Int { 1 << 12 }
+    @inlinable public static var maximumDepth: Int { 64 }
+    @inlinable public static var maximumFields: Int { 1 << 12 }
 
     /// Nil when the metadata does not read as a chain of Swift classes. Every address here comes
     /// from the target: arithmetic on it wraps (a read of a wrapped address fails) rather than traps.
-    package init?(metadata: UInt64, source: MemorySource) {
+    public init?(metadata: UInt64, source: MemorySource) {
         var levels: [Level] = []
         var seen: Set<UInt64> = []
         var current = metadata

@@ -24,9 +24,9 @@ public enum ObjectLayout {
 
 /// Decides the `ObjectLayout` of each type the recognizer found, once per type.
 public final class ObjectLayouts {
-    package let reflection: ReflectionContext?
-    package let values: ValueLayoutBuilder?
-    package let source: MemorySource
+    public let reflection: ReflectionContext?
+    public let values: ValueLayoutBuilder?
+    public let source: MemorySource
     private var cache: [Int32: ObjectLayout] = [:]
     /// Types whose layout made no sense (offsets outside the instance, slots past the value's
     /// end): read conservatively instead.

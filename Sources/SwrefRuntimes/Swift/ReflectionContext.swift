@@ -10,8 +10,8 @@ import SwrefSupport
 /// The library reads the target only through the callbacks here. Type names and layouts come
 /// from the `swift5_*` sections of every image added with `addImage`.
 public final class ReflectionContext {
-    package let source: MemorySource
-    package let images: ImageList
+    public let source: MemorySource
+    public let images: ImageList
     private var context: SwiftReflectionContextRef?
     /// While `addImage` runs: file ranges (as target addresses) that must be served from the file.
     private var fileServed: FileServedRanges?

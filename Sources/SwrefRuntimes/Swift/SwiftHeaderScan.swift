@@ -11,8 +11,8 @@ import SwrefSupport
 /// no size in its metadata, and scanning too far keeps stale references alive where scanning too
 /// little would report false leaks. Blocks that are not Swift objects are not counted at all.
 public struct SwiftHeaderScan {
-    package let source: MemorySource
-    package let recognizer: SwiftObjectRecognizer
+    public let source: MemorySource
+    public let recognizer: SwiftObjectRecognizer
 
     public init(source: MemorySource, recognizer: SwiftObjectRecognizer) {
         self.source = source

@@ -58,13 +58,13 @@ public struct RefCountWord {
 }
 
 /// Offsets into class metadata and descriptors (no Objective-C interop on Linux).
-package enum ClassMetadataLayout {
-    @inlinable package static var superclass: UInt64 { 8 }    // 0 for a root class
-    @inlinable package static var flags: UInt64 { 16 }        // u32; bit 1 UsesSwiftRefcounting
-    @inlinable package static var instanceAddressPoint: UInt64 { 20 }
-    @inlinable package static var instanceSize: UInt64 { 24 } // u32
-    @inlinable package static var alignMask: UInt64 { 28 }    // u16
-    @inlinable package static var descriptor: UInt64 { 40 }
-    @inlinable package static var descriptorKindClass: UInt32 { 16 }
-    @inlinable package static var genericBoxBoxedType: UInt64 { 16 }
+public enum ClassMetadataLayout {
+    @inlinable public static var superclass: UInt64 { 8 }    // 0 for a root class
+    @inlinable public static var flags: UInt64 { 16 }        // u32; bit 1 UsesSwiftRefcounting
+    @inlinable public static var instanceAddressPoint: UInt64 { 20 }
+    @inlinable public static var instanceSize: UInt64 { 24 } // u32
+    @inlinable public static var alignMask: UInt64 { 28 }    // u16
+    @inlinable public static var descriptor: UInt64 { 40 }
+    @inlinable public static var descriptorKindClass: UInt32 { 16 }
+    @inlinable public static var genericBoxBoxedType: UInt64 { 16 }
 }

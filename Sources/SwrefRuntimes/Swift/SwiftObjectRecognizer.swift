@@ -24,8 +24,8 @@ public final class SwiftObjectRecognizer {
     }
 
     public let source: MemorySource
-    package let images: ImageList
-    package let reflection: ReflectionContext?
+    public let images: ImageList
+    public let reflection: ReflectionContext?
     public private(set) var types: [TypeEntry] = []
     private var verdicts: [UInt64: Verdict] = [:]
     private var window: MemoryWindow

@@ -4,9 +4,9 @@ import SwrefMemory
 import SwrefSupport
 
 /// Type names as the program has them, the same in every run.
-package enum SwiftTypeNames {
+public enum SwiftTypeNames {
     /// How a frame names a type: stdlib storage as the collection the user wrote, no `Swift.`.
-    package static func display(_ type: String) -> String {
+    public static func display(_ type: String) -> String {
         var name = type
         for (storage, replacement) in [("Swift._ContiguousArrayStorage<", "["), ("Swift._DictionaryStorage<", "Dictionary<"),
                                        ("Swift._SetStorage<", "Set<")] where name.hasPrefix(storage) {
@@ -19,7 +19,7 @@ package enum SwiftTypeNames {
 
     /// The function a closure's code pointer names, less the thunks the compiler wraps it in
     /// (`partial apply for closure #1 in f()` → `closure #1 in f()`).
-    package static func closureFunction(_ symbol: String) -> String {
+    public static func closureFunction(_ symbol: String) -> String {
         var name = symbol
         for prefix in ["partial apply forwarder for ", "partial apply for ", "thunk for ", "reabstraction thunk helper from "] where name.hasPrefix(prefix) {
             name = String(name.dropFirst(prefix.count))
@@ -30,7 +30,7 @@ package enum SwiftTypeNames {
     /// A private type whose discriminator the reflection library could not read is printed with
     /// its context's address — `NIOCore.(BackingStorage in $55f9fb4861b8)` — which moves with ASLR
     /// and breaks `diff` and `check` between runs. The address goes: `NIOCore.BackingStorage`.
-    package static func stable(_ name: String) -> String {
+    public static func stable(_ name: String) -> String {
         guard name.contains(" in $") else { return name }
         var result = ""
         var rest = Substring(name)

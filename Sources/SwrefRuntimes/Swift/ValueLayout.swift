@@ -55,7 +55,7 @@ public struct ValueLayout: Sendable {
 
 extension ValueLayout.Action {
     /// How many bytes of the value the slot reads.
-    package var byteCount: Int {
+    public var byteCount: Int {
         switch self {
         case .reference, .protobufStorage: return 8
         case .function, .byteBuffer, .foundationData: return 16
@@ -66,13 +66,13 @@ extension ValueLayout.Action {
 
 /// Builds and caches `ValueLayout`s through a reflection context.
 public final class ValueLayoutBuilder {
-    package let reflection: ReflectionContext
+    public let reflection: ReflectionContext
     private var cache: [swift_typeref_t: ValueLayout] = [:]
     private var nameCache: [swift_typeref_t: String] = [:]
 
     public init(reflection: ReflectionContext) { self.reflection = reflection }
 
-    package static let referenceBuiltins: Set<String> = ["Builtin.BridgeObject", "Builtin.NativeObject", "Builtin.UnknownObject",
+    public static let referenceBuiltins: Set<String> = ["Builtin.BridgeObject", "Builtin.NativeObject", "Builtin.UnknownObject",
                                                  "Builtin.RawPointer"]
 
     public func layout(of typeRef: swift_typeref_t) -> ValueLayout {
@@ -92,7 +92,7 @@ public final class ValueLayoutBuilder {
         return layout(of: tr)
     }
 
-    package func typeName(_ tr: swift_typeref_t) -> String {
+    public func typeName(_ tr: swift_typeref_t) -> String {
         if let cached = nameCache[tr] { return cached }
         let name = reflection.name(of: tr) ?? ""
         nameCache[tr] = name
@@ -105,7 +105,7 @@ public final class ValueLayoutBuilder {
     }
 
     /// Children of an aggregate: fields of a struct/tuple/class, payloads of an enum.
-    package func appendChildren(count: Int, child: (Int) -> swref_childinfo_t?, offset: Int, path: String, hidePath: Bool,
+    public func appendChildren(count: Int, child: (Int) -> swref_childinfo_t?, offset: Int, path: String, hidePath: Bool,
                         into slots: inout [ValueLayout.Slot], covered: inout Int, depth: Int) {
         for index in 0..<count {
             guard let info = child(index), info.TR != 0 else { continue }

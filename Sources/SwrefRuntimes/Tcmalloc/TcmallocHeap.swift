@@ -11,8 +11,8 @@ import SwrefSupport
 /// in the central cache's transfer slots, and every thread cache's per-class list. Sizes are the
 /// class sizes (large blocks: whole pages), which is what tcmalloc counts as allocated.
 public struct TcmallocHeap: HeapWalker {
-    package let source: MemorySource
-    package let image: LoadedImage
+    public let source: MemorySource
+    public let image: LoadedImage
 
     public static func recognise(source: MemorySource, images: ImageList) -> TcmallocHeap? {
         guard let image = images.images.first(where: { isTcmalloc($0.name) }) else { return nil }
@@ -20,7 +20,7 @@ public struct TcmallocHeap: HeapWalker {
     }
 
     /// `libtcmalloc.so.4`, `libtcmalloc_minimal.so.4.5.10`, …
-    package static func isTcmalloc(_ name: String) -> Bool { name.hasPrefix("libtcmalloc") && name.contains(".so") }
+    public static func isTcmalloc(_ name: String) -> Bool { name.hasPrefix("libtcmalloc") && name.contains(".so") }
 
     public func walk() -> HeapBlocks {
         let version = TcmallocRoots.version(image: image, source: source)
@@ -55,15 +55,15 @@ private struct TcmallocWalker {
     /// An IN_USE span: its first byte, its page count, its class (0: one large block) and, for a
     /// class, where its objects' free bits start in `freeBits`.
     struct SpanRecord {
-        package var start: UInt64
-        package var pages: UInt64
-        package var sizeClass: Int
-        package var objectSize: UInt64
-        package var objectCount: Int
-        package var bitBase: Int
+        public var start: UInt64
+        public var pages: UInt64
+        public var sizeClass: Int
+        public var objectSize: UInt64
+        public var objectCount: Int
+        public var bitBase: Int
         /// The span's own free list (`objects`).
-        package var freeHead: UInt64 = 0
-        package var end: UInt64 { start &+ (pages << TcmallocLayout.pageShift) }
+        public var freeHead: UInt64 = 0
+        public var end: UInt64 { start &+ (pages << TcmallocLayout.pageShift) }
     }
     /// Ascending by start: the pagemap is walked in page order.
     var spans: [SpanRecord] = []
@@ -185,12 +185,12 @@ private struct TcmallocWalker {
     }
 
     struct SpanFields {
-        package var start: UInt64
-        package var length: UInt64
-        package var objects: UInt64
-        package var bits: UInt32
-        package var sizeClass: Int { Int((bits >> 16) & 0xff) }
-        package var location: UInt32 { (bits >> 24) & 3 }
+        public var start: UInt64
+        public var length: UInt64
+        public var objects: UInt64
+        public var bits: UInt32
+        public var sizeClass: Int { Int((bits >> 16) & 0xff) }
+        public var location: UInt32 { (bits >> 24) & 3 }
     }
 
     func readSpan(_ address: UInt64) -> SpanFields? {
