@@ -277,7 +277,7 @@ public final class ReferenceScanner {
             if let word = readWord(address), let target = target(of: word) { emit(target, path) }
         case .byteBuffer(let grpc):
             guard let word = readWord(address), let storage = target(of: word) else { return }
-            guard frameworkMode, let indices = readWord(address + ByteBufferStorage.indicesOffset) else { emit(storage, path); return }
+            guard frameworkMode, let indices = readWord(address &+ ByteBufferStorage.indicesOffset) else { emit(storage, path); return }
             let capacity = UInt64(source.readUInt32(objects.addresses[Int(storage)] + ByteBufferStorage.storageCapacityOffset) ?? 0)
             let (buffer, display) = ByteBufferStorage.buffer(capacity: capacity, indices: indices, grpc: grpc)
             emit(storage, shared.locked { names.code(path: pathsText(path), buffer: buffer, display: display) })
@@ -289,13 +289,13 @@ public final class ReferenceScanner {
             let (buffer, display) = ProtobufMessages.storageBuffer(storageSize: objects.sizes[Int(storage)], message: message)
             emit(storage, shared.locked { names.code(path: pathsText(path), buffer: buffer, display: display) })
         case .function:
-            if let context = readWord(address + 8), let target = target(of: context) {
+            if let context = readWord(address &+ 8), let target = target(of: context) {
                 let function = readWord(address) ?? 0
                 emit(target, functionLabel(path: path, function: function))
             }
         case .words(let count):
             for index in 0..<count {
-                if let word = readWord(address + UInt64(index * 8)), let target = target(of: word) { emit(target, path) }
+                if let word = readWord(address &+ UInt64(index * 8)), let target = target(of: word) { emit(target, path) }
             }
         }
     }
@@ -303,7 +303,7 @@ public final class ReferenceScanner {
     /// Foundation `Data` (see `DataStorage`): a slice references its `__DataStorage` (and a large
     /// slice its range object); empty and inline values reference nothing.
     private func scanData(at address: UInt64, path: UInt32, protobufUnknownFields: Bool, emit: (Int32, UInt32) -> Void) {
-        guard let first = readWord(address), let second = readWord(address + 8) else { return }
+        guard let first = readWord(address), let second = readWord(address &+ 8) else { return }
         let data = DataStorage.Representation(first: first, second: second)
         guard let pointer = data.storage, let storage = target(of: pointer) else {
             // Unknown representation: look at both words.
@@ -338,10 +338,12 @@ public final class ReferenceScanner {
 
     /// Untyped memory: every word that points into a block is a reference.
     public func scanWords(from start: UInt64, to end: UInt64, label: UInt32, emit: (Int32, UInt32) -> Void) {
-        var address = (start + 7) & ~7
+        // A block at the top of the address space (a hostile core) must not wrap: compare distances.
+        var address = (start &+ 7) & ~7
+        guard address >= start else { return }
         let batch = 4096
         var buffer = [UInt64](repeating: 0, count: batch / 8)
-        while address + 8 <= end {
+        while address < end && end - address >= 8 {
             let length = Int(min(UInt64(batch), (end - address) & ~7))
             let ok = buffer.withUnsafeMutableBytes { source.read(address, count: length, into: $0.baseAddress!) }
             if ok {
@@ -350,10 +352,11 @@ public final class ReferenceScanner {
                 }
             } else {
                 for index in 0..<length / 8 {
-                    if let word = readWord(address + UInt64(index * 8)), let target = target(of: word) { emit(target, label) }
+                    if let word = readWord(address &+ UInt64(index * 8)), let target = target(of: word) { emit(target, label) }
                 }
             }
-            address += UInt64(length)
+            address &+= UInt64(length)
+            if address == 0 { return }
         }
     }
 
@@ -367,7 +370,7 @@ public final class ReferenceScanner {
         let usable = objects.usableSize(index)
         // A Swift object owns its side table (the refcount word holds its address, shifted).
         if piece?.index ?? 0 == 0, objects.types[Int(type)].kind != .malloc, objects.types[Int(type)].kind != .sideTable,
-           let word = readWord(address + 8), RefCountWord(raw: word).usesSideTable,
+           let word = readWord(address &+ 8), RefCountWord(raw: word).usesSideTable,
            let table = target(of: RefCountWord(raw: word).sideTable) {
             emit(table, sideTableLabel)
         }
@@ -377,13 +380,13 @@ public final class ReferenceScanner {
         case .conservative:
             if !byteBufferBytes.isEmpty && byteBufferBytes.contains(Int32(index)) { return }
             let words = piece.map { ScanPlan.share(of: Int(usable / 8), piece: $0) } ?? 0..<Int(usable / 8)
-            scanWords(from: address + UInt64(words.lowerBound * 8), to: address + UInt64(words.upperBound * 8),
+            scanWords(from: address &+ UInt64(words.lowerBound * 8), to: address &+ UInt64(words.upperBound * 8),
                       label: subObjectsLabel, emit: emit)
         case .fixed(let slots, let uncovered):
             guard piece?.index ?? 0 == 0 else { return }
             scan(slots, at: address, bucket: 0, emit: emit)
             for range in uncovered where UInt64(range.upperBound) <= usable {
-                scanWords(from: address + UInt64(range.lowerBound), to: address + UInt64(range.upperBound),
+                scanWords(from: address &+ UInt64(range.lowerBound), to: address &+ UInt64(range.upperBound),
                           label: subObjectsLabel, emit: emit)
             }
         case .array(let slots, let stride, let start):
@@ -391,15 +394,15 @@ public final class ReferenceScanner {
             let elements = piece.map { ScanPlan.share(of: all, piece: $0) } ?? 0..<all
             for element in elements {
                 if element + Prefetch.distance < elements.upperBound {
-                    prefetchTargets(slots, at: address + UInt64(start + (element + Prefetch.distance) * stride))
+                    prefetchTargets(slots, at: address &+ UInt64(start + (element + Prefetch.distance) * stride))
                 }
-                scan(slots, at: address + UInt64(start + element * stride), bucket: min(element, 10), emit: emit)
+                scan(slots, at: address &+ UInt64(start + element * stride), bucket: min(element, 10), emit: emit)
             }
         case .dictionary(let keys, let keyStride, let values, let valueStride):
             let buckets = bucketCount(address) ?? 0
-            let keyBase = keys.isEmpty ? nil : NativeHashStorage.tailArray(readWord(address + NativeHashStorage.dictionaryKeysOffset), of: address,
+            let keyBase = keys.isEmpty ? nil : NativeHashStorage.tailArray(readWord(address &+ NativeHashStorage.dictionaryKeysOffset), of: address,
                                                                            usable: usable, count: buckets, stride: keyStride)
-            let valueBase = values.isEmpty ? nil : NativeHashStorage.tailArray(readWord(address + NativeHashStorage.dictionaryValuesOffset),
+            let valueBase = values.isEmpty ? nil : NativeHashStorage.tailArray(readWord(address &+ NativeHashStorage.dictionaryValuesOffset),
                                                                                of: address, usable: usable, count: buckets, stride: valueStride)
             forEachOccupiedBucket(address, bitmap: NativeHashStorage.dictionaryBitmapOffset, usable: usable, piece: piece, ahead: { bucket in
                 if let keyBase { prefetchTargets(keys, at: keyBase + UInt64(bucket * keyStride)) }
@@ -410,7 +413,7 @@ public final class ReferenceScanner {
             }
         case .set(let slots, let stride):
             guard !slots.isEmpty, let buckets = bucketCount(address),
-                  let base = NativeHashStorage.tailArray(readWord(address + NativeHashStorage.setElementsOffset), of: address, usable: usable,
+                  let base = NativeHashStorage.tailArray(readWord(address &+ NativeHashStorage.setElementsOffset), of: address, usable: usable,
                                                          count: buckets, stride: stride) else { return }
             forEachOccupiedBucket(address, bitmap: NativeHashStorage.setBitmapOffset, usable: usable, piece: piece, ahead: { bucket in
                 prefetchTargets(slots, at: base + UInt64(bucket * stride))
@@ -440,7 +443,7 @@ public final class ReferenceScanner {
         let words = NativeHashStorage.bitmapWords(buckets: buckets)
         guard bitmap + UInt64(words * 8) <= usable else { return }
         func occupied(_ word: Int) -> UInt64? {
-            guard let bits = source.readWord(address + bitmap + UInt64(word * 8)) else { return nil }
+            guard let bits = source.readWord(address &+ bitmap + UInt64(word * 8)) else { return nil }
             return NativeHashStorage.occupiedBits(bits, word: word, buckets: buckets)
         }
         let share = piece.map { ScanPlan.share(of: words, piece: $0) } ?? 0..<words
@@ -466,13 +469,13 @@ public final class ReferenceScanner {
     /// Native array storage (`NativeArrayStorage`): its count, bounded by what fits in the block.
     private func elementCount(_ address: UInt64, usable: UInt64, stride: Int, start: Int) -> Int? {
         NativeArrayStorage.elementCount(usable: usable, stride: stride, start: start) {
-            readWord(address + NativeArrayStorage.countOffset)
+            readWord(address &+ NativeArrayStorage.countOffset)
         }
     }
 
     /// Native hash storage (`NativeHashStorage`): 2^scale buckets.
     private func bucketCount(_ address: UInt64) -> Int? {
-        guard let scale = source.readBytes(address + NativeHashStorage.scaleOffset, count: 1) else { return nil }
+        guard let scale = source.readBytes(address &+ NativeHashStorage.scaleOffset, count: 1) else { return nil }
         return NativeHashStorage.bucketCount(scale: scale[0])
     }
 }

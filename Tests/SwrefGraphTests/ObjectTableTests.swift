@@ -126,4 +126,24 @@ final class ObjectTableTests: XCTestCase {
             XCTAssertEqual(table.firstObject(atOrAfter: .max - 15), 3)
         }
     }
+
+    /// The reference scan over the same blocks finishes: each block's words are read without
+    /// wrapping past 2^64 (the scan trapped on `address + 8 <= end` for the last block). Words up
+    /// there are no user-space pointers on x86-64 (47 bits), so no edge comes of them.
+    func testScanOfBlocksAtTheTopOfTheAddressSpaceDoesNotWrap() {
+        let target = InMemoryTarget()
+        let top: UInt64 = 0xFFFF_FFFF_FFFF_E000
+        target.map(top, size: UInt64.max - top)
+        let rows: [(UInt64, UInt64)] = [(top, 0x20), (top + 0x20, 0x1000), (0xFFFF_FFFF_FFFF_FF00, 0xf0), (.max - 15, 0x40)]
+        target.put(0xFFFF_FFFF_FFFF_FF00, at: top + 0x28)
+        for overhead: UInt64 in [0, 8] {
+            let heap = blocks(rows, overhead: overhead)
+            let objects = ObjectTable(heap: heap, recognizer: SwiftObjectRecognizer(source: target, images: noImages, reflection: nil))
+            let scanner = ReferenceScanner(source: target, objects: objects, layouts: ObjectLayouts(reflection: nil, source: target),
+                                           symbolizer: Symbolizer(images: noImages))
+            let graph = scanner.buildGraph()
+            XCTAssertEqual(objects.count, rows.count)
+            XCTAssertEqual(graph.edgeCount, 0, "overhead \(overhead)")
+        }
+    }
 }
