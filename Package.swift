@@ -14,7 +14,10 @@ import PackageDescription
 //   SwrefKit       all of the above, for the CLI and the end-to-end tests
 // Beside them, for tests only: SwrefTestSupport (an in-memory Target — hand-built regions, glibc
 // chunks, Swift object headers — on SwrefMemory alone) and one unit-test target per layer, which
-// sees its layer and those below it and runs in milliseconds without ptrace, swiftc or Go.
+// sees its layer and those below it and runs in milliseconds without ptrace, swiftc or Go:
+//   SwrefSupportTests SwrefMemoryTests SwrefRuntimesTests SwrefGraphTests SwrefReportsTests
+//   swift test --disable-swift-testing --filter 'Swref(Support|Memory|Runtimes|Graph|Reports)Tests'
+// SwrefKitTests is end to end: real processes, programs built with swiftc and Go, cores.
 let release: [SwiftSetting] = [
     // The analysis loops touch class state millions of times; dynamic exclusivity checks cost
     // about a tenth of the time there. Debug builds keep them. Whole-package cross-module
@@ -77,11 +80,16 @@ let package = Package(
         ),
         // In-memory targets for unit tests (Tests/SwrefTestSupport): never part of a product.
         .target(name: "SwrefTestSupport", dependencies: ["SwrefMemory", "SwrefSupport"], path: "Tests/SwrefTestSupport"),
+        // One unit-test target per layer: it sees its layer, the layers below and SwrefTestSupport,
+        // never a layer above (so a test cannot reach up either).
+        .testTarget(name: "SwrefSupportTests", dependencies: ["SwrefSupport", "SwrefTestSupport"]),
         .testTarget(name: "SwrefMemoryTests", dependencies: ["SwrefMemory", "SwrefSupport", "SwrefTestSupport"]),
         .testTarget(name: "SwrefRuntimesTests", dependencies: ["SwrefRuntimes", "SwrefImages", "SwrefMemory", "SwrefSupport",
                                                                 "SwrefTestSupport"]),
         .testTarget(name: "SwrefGraphTests", dependencies: ["SwrefGraph", "SwrefRuntimes", "SwrefImages", "SwrefMemory",
                                                              "SwrefSupport", "SwrefTestSupport"]),
+        .testTarget(name: "SwrefReportsTests", dependencies: ["SwrefReports", "SwrefGraph", "SwrefRuntimes", "SwrefImages",
+                                                               "SwrefMemory", "SwrefSupport", "SwrefTestSupport"]),
         // End to end: real processes (ptrace), programs built with swiftc and Go, cores.
         .testTarget(name: "SwrefKitTests", dependencies: ["SwrefKit", "CSwrefSystem"]),
     ]

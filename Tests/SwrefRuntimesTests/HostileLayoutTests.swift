@@ -1,4 +1,5 @@
-@testable import SwrefKit
+import SwrefMemory
+import SwrefRuntimes
 import XCTest
 
 /// Class metadata as a damaged or hostile target could hold it: every value swref reads from

@@ -1,4 +1,5 @@
-@testable import SwrefKit
+import SwrefSupport
+import SwrefTestSupport
 import Glibc
 import XCTest
 

@@ -1,4 +1,4 @@
-import SwrefKit
+import SwrefMemory
 import XCTest
 
 final class MemoryMapTests: XCTestCase {

@@ -1,4 +1,8 @@
-import SwrefKit
+import SwrefGraph
+import SwrefImages
+import SwrefMemory
+import SwrefRuntimes
+import SwrefTestSupport
 import XCTest
 
 /// Dominators on hand-built graphs, and against a naive computation on random ones.

@@ -1,4 +1,4 @@
-@testable import SwrefKit
+import SwrefRuntimes
 import XCTest
 
 /// Private type names the same in every run: the context's address the reflection library prints

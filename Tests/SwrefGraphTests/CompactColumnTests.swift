@@ -1,4 +1,6 @@
-@testable import SwrefKit
+import SwrefGraph
+import SwrefRuntimes
+import SwrefTestSupport
 import XCTest
 
 /// The object table's compact columns against plain arrays of the same values: addresses in four
