@@ -15,8 +15,9 @@ import PackageDescription
 // Beside them, for tests only: SwrefTestSupport (an in-memory Target — hand-built regions, glibc
 // chunks, Swift object headers — on SwrefMemory alone) and one unit-test target per layer, which
 // sees its layer and those below it and runs in milliseconds without ptrace, swiftc or Go:
-//   SwrefSupportTests SwrefMemoryTests SwrefRuntimesTests SwrefGraphTests SwrefReportsTests
-//   swift test --disable-swift-testing --filter 'Swref(Support|Memory|Runtimes|Graph|Reports)Tests'
+//   SwrefSupportTests SwrefMemoryTests SwrefImagesTests SwrefCaptureTests SwrefRuntimesTests
+//   SwrefGraphTests SwrefReportsTests SwrefPipelineTests
+//   swift test --disable-swift-testing --filter 'Swref(Support|Memory|Images|Capture|Runtimes|Graph|Reports|Pipeline)Tests'
 // SwrefKitTests is end to end: real processes, programs built with swiftc and Go, cores.
 let release: [SwiftSetting] = [
     // The analysis loops touch class state millions of times; dynamic exclusivity checks cost
@@ -84,12 +85,17 @@ let package = Package(
         // never a layer above (so a test cannot reach up either).
         .testTarget(name: "SwrefSupportTests", dependencies: ["SwrefSupport", "SwrefTestSupport"]),
         .testTarget(name: "SwrefMemoryTests", dependencies: ["SwrefMemory", "SwrefSupport", "SwrefTestSupport"]),
+        .testTarget(name: "SwrefImagesTests", dependencies: ["SwrefImages", "SwrefMemory", "SwrefSupport", "SwrefTestSupport"]),
+        .testTarget(name: "SwrefCaptureTests", dependencies: ["SwrefCapture", "SwrefImages", "SwrefMemory", "SwrefSupport",
+                                                               "SwrefTestSupport"]),
         .testTarget(name: "SwrefRuntimesTests", dependencies: ["SwrefRuntimes", "SwrefImages", "SwrefMemory", "SwrefSupport",
                                                                 "SwrefTestSupport"]),
         .testTarget(name: "SwrefGraphTests", dependencies: ["SwrefGraph", "SwrefRuntimes", "SwrefImages", "SwrefMemory",
                                                              "SwrefSupport", "SwrefTestSupport"]),
         .testTarget(name: "SwrefReportsTests", dependencies: ["SwrefReports", "SwrefGraph", "SwrefRuntimes", "SwrefImages",
                                                                "SwrefMemory", "SwrefSupport", "SwrefTestSupport"]),
+        .testTarget(name: "SwrefPipelineTests", dependencies: ["SwrefPipeline", "SwrefGraph", "SwrefRuntimes", "SwrefImages",
+                                                                "SwrefMemory", "SwrefSupport", "SwrefTestSupport"]),
         // End to end: real processes (ptrace), programs built with swiftc and Go, cores.
         .testTarget(name: "SwrefKitTests", dependencies: ["SwrefKit", "CSwrefSystem"]),
     ]
