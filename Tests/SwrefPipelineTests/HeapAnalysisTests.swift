@@ -226,7 +226,7 @@ final class SwiftRuntimeHeapTests: XCTestCase {
         for address in objects { image.writeObject(at: address, metadata: node.metadata) }
         target.put(objects[1], at: objects[0] + 16)
         let analysis = HeapAnalysis(target: target)
-        XCTAssertEqual(analysis.heap.coverage, .approximate("Swift objects found by their headers; other blocks not counted"))
+        guard case .approximate = analysis.heap.coverage else { return XCTFail("\(analysis.heap.coverage): a header scan is approximate") }
         XCTAssertTrue(analysis.notes.contains { $0.contains("found by their headers instead") }, "\(analysis.notes)")
         XCTAssertEqual((0..<analysis.objects.count).map { analysis.objects.addresses[$0] }, objects)
         // Each block runs to the next header or the mapping's end.
