@@ -40,6 +40,12 @@ public struct LeakReport {
 
 public enum LeakFinder {
     /// - Parameter reachable: whether the walk from the roots reached an object.
+    /// The leaks among the objects `tiers` did not reach. Called from another module, the closure
+    /// form below is a call per object and per edge; made here, it is specialised into the loops.
+    public static func find(objects: ObjectTable, graph: ObjectGraph, names: FrameNames, tiers: RootTiers) -> LeakReport {
+        find(objects: objects, graph: graph, names: names) { tiers.isReachable($0) }
+    }
+
     public static func find(objects: ObjectTable, graph: ObjectGraph, names: FrameNames,
                             reachable: (Int) -> Bool) -> LeakReport {
         let leaked = (0..<objects.count).filter { !reachable($0) }

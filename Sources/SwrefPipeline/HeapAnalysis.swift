@@ -191,7 +191,7 @@ public final class HeapAnalysis {
         // Reachability by root tier first: the leak finder and the dominator pass need no paths.
         CrashContext.set("finding leaks")
         var tiers = RootTiers(objectCount: objects.count, graph: graph, roots: roots, numbered: wantsDominators)
-        let leaks = LeakFinder.find(objects: objects, graph: graph, names: scanner.names) { tiers.isReachable($0) }
+        let leaks = LeakFinder.find(objects: objects, graph: graph, names: scanner.names, tiers: tiers)
         lap("leaks")
         var retained: RetainedSizes? = nil
         let dominatorRoots = leaks.groups.isEmpty ? roots : Attribution.withLeakedRoot(roots)

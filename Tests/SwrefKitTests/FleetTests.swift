@@ -1,4 +1,5 @@
 import Foundation
+import SwrefSupport
 import XCTest
 
 /// Issue #22: `swref serve` scraped by a real Prometheus and read by `go tool pprof`, and `swref
@@ -94,32 +95,7 @@ final class FleetTests: XCTestCase {
 
     /// One GET with optional headers on its own connection: (status, body).
     static func get(_ port: Int, _ path: String, headers: [String: String] = [:]) throws -> (status: Int, body: String) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var timeout = timeval(tv_sec: 60, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = UInt16(port).bigEndian
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw TestFailure("connect to \(port): errno \(errno)") }
-        let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" + headers.map { "\($0.key): \($0.value)\r\n" }.joined() + "\r\n"
-        let bytes = Array(request.utf8)
-        guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count else { throw TestFailure("write: errno \(errno)") }
-        var reply = [UInt8]()
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n <= 0 { break }
-            reply.append(contentsOf: chunk[0..<n])
-        }
-        let text = String(decoding: reply, as: UTF8.self)
-        guard let end = text.range(of: "\r\n\r\n") else { throw TestFailure("no HTTP reply from \(port) for \(path): '\(text)'") }
-        let status = Int(text.split(separator: " ").dropFirst().first ?? "") ?? 0
-        return (status, String(text[end.upperBound...]))
+        try LoopbackHTTP.request(port: port, path: path, headers: headers)
     }
 
     /// The value of an unlabelled series, or of `name{label="value"}`, in an exposition page.

@@ -1,4 +1,5 @@
 import Foundation
+import SwrefSupport
 import XCTest
 
 /// Real Swift servers under real load (issues #17 and #18): testdata/servers, a package of its own
@@ -58,40 +59,7 @@ final class ServerLoadTests: XCTestCase {
 
     /// One HTTP/1.1 request on its own connection; returns (status, body).
     static func http(_ port: Int, _ path: String, method: String = "GET", body: String = "") throws -> (status: Int, body: String) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw TestFailure("socket: errno \(errno)") }
-        defer { close(fd) }
-        var timeout = timeval(tv_sec: 30, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = UInt16(port).bigEndian
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw TestFailure("connect to \(port): errno \(errno)") }
-        let request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
-        let bytes = Array(request.utf8)
-        var sent = 0
-        while sent < bytes.count {
-            let n = bytes[sent...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            guard n > 0 else { throw TestFailure("write: errno \(errno)") }
-            sent += n
-        }
-        var reply = [UInt8]()
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n <= 0 { break }
-            reply.append(contentsOf: chunk[0..<n])
-        }
-        let text = String(decoding: reply, as: UTF8.self)
-        guard let statusLine = text.split(separator: "\r\n").first, let end = text.range(of: "\r\n\r\n") else {
-            throw TestFailure("no HTTP reply from \(port) for \(path): '\(text)'")
-        }
-        let status = Int(statusLine.split(separator: " ").dropFirst().first ?? "") ?? 0
-        return (status, String(text[end.upperBound...]))
+        try LoopbackHTTP.request(port: port, path: path, method: method, body: body, timeoutSeconds: 30)
     }
 
     /// The server's own allocator figure: (bytes in use, allocator name).
