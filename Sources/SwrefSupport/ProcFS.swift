@@ -30,10 +30,6 @@ public enum ProcFS {
         return data
     }
 
-    public static func environment(_ name: String) -> String? {
-        getenv(name).map { String(cString: $0) }
-    }
-
     /// A field of `/proc/PID/status`, such as `State` or `TracerPid`.
     public static func statusField(_ pid: Int32, _ field: String) -> String? {
         guard let text = readFile("/proc/\(pid)/status") else { return nil }
