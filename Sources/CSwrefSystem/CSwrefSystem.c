@@ -107,9 +107,11 @@ static void write_text(const char *text) {
 }
 
 static void detach_all_and_reraise(int sig) {
+  int synchronous = sig == SIGSEGV || sig == SIGBUS || sig == SIGABRT || sig == SIGILL || sig == SIGFPE;
+  // A fault inside a guarded libswiftRemoteMirror call jumps back to that call (never returns here).
+  if (synchronous) swref_reflection_guard_catch(sig);
   for (int i = 0; i < tracee_count; i++) ptrace(PTRACE_DETACH, tracees[i], NULL, NULL);
   tracee_count = 0;
-  int synchronous = sig == SIGSEGV || sig == SIGBUS || sig == SIGABRT || sig == SIGILL || sig == SIGFPE;
   if (synchronous) {
     // A trap in swref or a fault in a library it calls: say what it was doing, exit with the
     // command's documented status (never a bare "Illegal instruction").
@@ -141,9 +143,18 @@ void swref_install_detach_handlers(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = detach_all_and_reraise;
-    sa.sa_flags = SA_RESETHAND;
+    // On the signal stack where a thread has one (guarded reflection calls: a stack overflow).
+    sa.sa_flags = SA_RESETHAND | SA_ONSTACK;
     sigaction(signals[i], &sa, NULL);
   }
+}
+
+void swref_reinstall_crash_handler(int sig) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = detach_all_and_reraise;
+  sa.sa_flags = SA_RESETHAND | SA_ONSTACK;
+  sigaction(sig, &sa, NULL);
 }
 
 static int run_zlib(const void *in, size_t in_len, void **out, size_t *out_len, int deflating) {

@@ -99,6 +99,7 @@ public final class HeapAnalysis {
             let more = images.unreadable.count > 5 ? " and \(images.unreadable.count - 5) more" : ""
             notes.append("\(images.unreadable.count) mapped files could not be read (\(listed)\(more)): analysis went on without them")
         }
+        if let note = reflection?.faultNote { notes.append(note) }
         self.notes = notes
         timings = [("images", imagesDone - phaseStart), ("malloc heap", heapDone - imagesDone), ("objects", objectsDone - heapDone)]
         residentAfter = [("objects", ProcFS.statusBytes(getpid(), "VmRSS"))]
@@ -176,6 +177,11 @@ public final class HeapAnalysis {
         if releaseMemoryAfterScan { (source as? Snapshot)?.releaseCopies() }
         lap("graph")
         if let note = layouts.unreadableNote { notes.append(note) }
+        // Layouts ask the library more than recognition did: its note again, with every fault so far.
+        if let note = reflection?.faultNote {
+            notes.removeAll { $0.hasPrefix("libswiftRemoteMirror faulted") }
+            notes.append(note)
+        }
         // Dominators if wanted and if they fit; the tiers' walk then numbers the heap for them.
         var wantsDominators = mode == .dominator || mode == .firstPathWithRetained
         if wantsDominators {
