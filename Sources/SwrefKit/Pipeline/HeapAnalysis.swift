@@ -114,11 +114,13 @@ public final class HeapAnalysis {
     /// its heap was read.
     public var heapComment: String { "heap: \(heap.description)" }
 
-    /// Throws when the Swift runtime is loaded but no heap, or no Swift object in it, was found: an
-    /// analysis of nothing must not read as a clean heap.
+    /// Throws when no heap was read, or the Swift runtime is loaded but no block or no Swift object
+    /// was found: an analysis of nothing must not read as a clean heap.
     public func requireReadableHeap() throws {
-        guard images.hasSwiftRuntime else { return }
+        // Unread is never clean, Swift or not: a core whose NT_FILE no longer names the runtime
+        // read as "no leaks, 0 blocks" (exit 0).
         if case .unread(let why) = heap.coverage { throw SwrefError.heapUnreadable("\(heap.allocator): \(why)") }
+        guard images.hasSwiftRuntime else { return }
         if heap.count == 0 { throw SwrefError.heapUnreadable("\(heap.allocator): no live block found") }
         if objects.types.count <= 1 {
             throw SwrefError.heapUnreadable("\(heap.allocator): \(heap.count) blocks, none of them a Swift object, in a process with the Swift runtime")
