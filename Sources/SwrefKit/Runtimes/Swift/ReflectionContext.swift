@@ -77,9 +77,9 @@ public final class ReflectionContext {
         guard let first = faults.first else { return nil }
         let signal = String(cString: strsignal(first.signal))
         let more = faults.count > 1 ? " and \(faults.count - 1) more" : ""
-        let givenUp = context == nil ? "; reflection was given up after \(abandoned.count) faults, later types are named by address" : ""
+        let givenUp = context == nil ? "; reflection was given up after \(abandoned.count) faults, later types are named by address and read conservatively" : ""
         return "libswiftRemoteMirror faulted on corrupt metadata (\(signal) in \(first.call)(0x\(String(first.address, radix: 16)))\(more)): "
-            + "those types are named by address and read conservatively\(givenUp)"
+            + "the types it faulted on are read conservatively, named by address where their name could not be read\(givenUp)"
     }
 
     /// Runs one guarded library call; false when there is no usable context, the address already
