@@ -99,6 +99,7 @@ public final class HeapAnalysis {
             let more = images.unreadable.count > 5 ? " and \(images.unreadable.count - 5) more" : ""
             notes.append("\(images.unreadable.count) mapped files could not be read (\(listed)\(more)): analysis went on without them")
         }
+        if let note = reflection?.damageNote { notes.append(note) }
         if let note = reflection?.faultNote { notes.append(note) }
         self.notes = notes
         timings = [("images", imagesDone - phaseStart), ("malloc heap", heapDone - imagesDone), ("objects", objectsDone - heapDone)]

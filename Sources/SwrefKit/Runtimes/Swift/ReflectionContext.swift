@@ -13,6 +13,15 @@ public final class ReflectionContext {
     private var fileServed: FileServedRanges?
     private var nameCache: [UInt64: String] = [:]
     public private(set) var addedImages: [String] = []
+    /// Images whose reflection sections do not walk cleanly (`ReflectionSections`): not added.
+    public private(set) var damagedImages: [String] = []
+
+    /// "N images' reflection metadata is damaged …", or nil.
+    public var damageNote: String? {
+        guard !damagedImages.isEmpty else { return nil }
+        return "\(damagedImages.count) images' reflection metadata is damaged (\(damagedImages.prefix(3).joined(separator: "; "))): "
+            + "not given to libswiftRemoteMirror, their types are read conservatively"
+    }
 
     public init(source: MemorySource, images: ImageList) {
         self.source = source
@@ -101,6 +110,10 @@ public final class ReflectionContext {
     /// the call, reads that exactly match those ranges are served from the file.
     private func add(_ image: LoadedImage) {
         guard let context else { return }
+        if let why = ReflectionSections.damage(in: image, source: source) {
+            if !damagedImages.contains(where: { $0.hasPrefix(image.name + ": ") }) { damagedImages.append("\(image.name): \(why)") }
+            return
+        }
         fileServed = FileServedRanges(image: image)
         var added: Int32 = 0
         if swref_guarded_addImage(context, image.start, &added) == 0, added != 0 { addedImages.append(image.path) }
