@@ -9,10 +9,11 @@ scripts/fuzz-heaps.py — each analysed by one swref verb, with a per-core timeo
 
 Counts per mutation kind: crashes (a signal, swref's "internal error" report, an undocumented exit
 status), hangs (the timeout), and empty clean heaps (exit 0 or 1 with no block or no object: a
-damaged heap must be read, or refused with 125, never reported empty). Failing cores are kept in
---keep for replay; the exit status is 1 when any was found.
+damaged heap must be read, or refused with 125, never reported empty). Each analysis gets
+--memory-limit of address space: a runaway allocation fails and counts as a crash. Failing cores
+are kept in --keep for replay; the exit status is 1 when any was found.
 """
-import argparse, collections, importlib.util, os, random, re, shutil, struct, subprocess, sys, tempfile, threading, time
+import argparse, collections, importlib.util, os, random, re, resource, shutil, struct, subprocess, sys, tempfile, threading, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _spec = importlib.util.spec_from_file_location("fuzz_heaps", os.path.join(ROOT, "scripts", "fuzz-heaps.py"))
@@ -233,6 +234,7 @@ def main():
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=60, help="seconds per analysis before it counts as a hang")
+    parser.add_argument("--memory-limit", type=float, default=8, help="GiB of address space per analysis (a runaway allocation fails there, as a crash)")
     parser.add_argument("--kinds", default="", help="comma-separated mutation kinds (default: all)")
     parser.add_argument("--core", action="append", default=[], help="EXE:CORE to mutate (default: build testdata programs)")
     parser.add_argument("--keep", default="/tmp/swref-fuzz-cores", help="where failing cores are kept")
@@ -263,13 +265,17 @@ def main():
                 f.write(data)
             verb = heaps.verbs(core.exe, path, os.path.join(work, f"job{job}.pb.gz"))[(n // len(kinds)) % 5]
             try:
-                result = subprocess.run([args.swref] + verb, capture_output=True, text=True, timeout=args.timeout)
+                limit = int(args.memory_limit * (1 << 30))
+                result = subprocess.run([args.swref] + verb, capture_output=True, text=True, timeout=args.timeout,
+                                        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
                 crashed = result.returncode < 0 or "internal error" in result.stderr or result.returncode not in (0, 1, 2, 125)
                 empty = result.returncode in (0, 1) and EMPTY.search(result.stdout + result.stderr)
                 outcome = "crash" if crashed else "empty" if empty else f"exit {result.returncode}"
-                notes = result.stderr
+                notes, said = result.stderr, result.stdout[-4000:] + result.stderr
             except subprocess.TimeoutExpired:
-                outcome, notes = "hang", ""
+                outcome, notes, said = "hang", "", ""
+            if n % 500 == 0:
+                print(f"{n} cores, {time.time() - started:.0f} s", flush=True)
             if outcome in ("crash", "hang", "empty"):
                 kept = os.path.join(args.keep, f"{outcome}-{n}-{applied}.core")
                 shutil.copyfile(path, kept)
@@ -278,8 +284,10 @@ def main():
             with lock:
                 stats[kind][outcome] += 1
                 stats[kind]["tried"] += 1
-                if "reflection faulted" in notes or "libswiftRemoteMirror" in notes:
+                if "libswiftRemoteMirror faulted" in said:
                     stats[kind]["guarded"] += 1
+                if "reflection metadata is damaged" in said:
+                    stats[kind]["refused"] += 1
 
     threads = [threading.Thread(target=worker, args=(job,)) for job in range(args.jobs)]
     for thread in threads:
@@ -295,7 +303,8 @@ def main():
         exits = ", ".join(f"{k.split()[1]}: {v}" for k, v in sorted(counter.items()) if k.startswith("exit"))
         print(f"{kind:26} {counter['tried']:6} {counter['crash']:6} {counter['hang']:5} {counter['empty']:6}  {exits}")
     print(f"{'all':26} {total['tried']:6} {total['crash']:6} {total['hang']:5} {total['empty']:6}  in {time.time() - started:.0f} s"
-          f" ({total['guarded']} runs noted a fault caught inside libswiftRemoteMirror)")
+          f" ({total['guarded']} runs noted a fault caught inside libswiftRemoteMirror, {total['refused']} an image whose"
+          " reflection sections were not handed over)")
     shutil.rmtree(work, ignore_errors=True)
     sys.exit(1 if total["crash"] or total["hang"] or total["empty"] else 0)
 

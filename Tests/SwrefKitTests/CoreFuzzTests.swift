@@ -32,6 +32,49 @@ final class CoreFuzzTests: XCTestCase {
         XCTAssertEqual(all, ["56", "0", "0", "0"], result.stdout)
     }
 
+    /// Each NT_FILE entry of libc ending at 0xffff800000000000, in a core of a jemalloc program: the
+    /// search for glibc's main_arena then read words near 2^64 as arena links, and adding the
+    /// `next` offset to one trapped (internal error, exit 2; found by scripts/fuzz-cores.py).
+    func testLibcMappingEndingNearTheTopDoesNotTrap() throws {
+        let exe = try TestPrograms.binary("allocators", key: "allocators-jemalloc", flags: ["-Xlinker", "-ljemalloc"], header: "allocator_stats.h")
+        let program = try RunningProgram(exe, ["300"])
+        let core = scratch.appendingPathComponent("libc-top.core").path
+        let dump = try Shell.swref(["dump", "\(program.pid)", "-o", core])
+        program.stop()
+        XCTAssertEqual(dump.status, 0, dump.stderr)
+        let original = [UInt8](try Data(contentsOf: URL(fileURLWithPath: core)))
+        let phoff = Int(original.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 32, as: UInt64.self) })
+        let notesOffset = Int(original.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: phoff + 8, as: UInt64.self) })
+        let notesSize = Int(original.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: phoff + 32, as: UInt64.self) })
+        // NT_FILE: count, page size, count × (start, end, offset), then the names.
+        var entries: [Int] = []
+        var offset = notesOffset
+        while offset + 12 <= notesOffset + notesSize {
+            let (nameSize, descSize, type) = original.withUnsafeBytes {
+                (Int($0.loadUnaligned(fromByteOffset: offset, as: UInt32.self)), Int($0.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self)),
+                 $0.loadUnaligned(fromByteOffset: offset + 8, as: UInt32.self))
+            }
+            let desc = offset + 12 + (nameSize + 3) & ~3
+            if type == 0x4649_4c45 {
+                let count = Int(original.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: desc, as: UInt64.self) })
+                let names = original[(desc + 16 + 24 * count)..<(desc + descSize)].split(separator: 0, omittingEmptySubsequences: false)
+                for (index, name) in names.prefix(count).enumerated() where String(decoding: name, as: UTF8.self).hasSuffix("/libc.so.6") {
+                    entries.append(desc + 16 + 24 * index)
+                }
+            }
+            offset = desc + (descSize + 3) & ~3
+        }
+        XCTAssertFalse(entries.isEmpty, "libc.so.6 not in NT_FILE")
+        for entry in entries {
+            var bytes = original
+            bytes.withUnsafeMutableBytes { $0.storeBytes(of: UInt64(0xffff_8000_0000_0000), toByteOffset: entry + 8, as: UInt64.self) }
+            try Data(bytes).write(to: URL(fileURLWithPath: core))
+            let result = try Shell.swref(["leaks", "--core", exe, core], timeout: 120)
+            XCTAssertFalse(result.timedOut || result.signaled || result.stderr.contains("internal error"), result.stderr)
+            XCTAssertTrue([0, 1, 125].contains(result.status), "exit \(result.status): \(result.stderr)")
+        }
+    }
+
     /// NT_FILE with no entries: no library is known, so no allocator is found and nothing is read.
     /// `leaks` once said "no leaks (… 0 blocks)" with exit 0 (the check applied only when the Swift
     /// runtime was found, and it is found through NT_FILE).

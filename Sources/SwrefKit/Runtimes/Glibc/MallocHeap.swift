@@ -156,14 +156,14 @@ private struct Walker {
         }
         if let mainArena {
             walkFastbins(arena: mainArena)
-            var arena = source.readWord(mainArena + MallocLayout.arenaNext) ?? mainArena
+            var arena = source.readWord(mainArena &+ MallocLayout.arenaNext) ?? mainArena
             var hops = 0
             while arena != mainArena && arena != 0 && hops < 1024 {
                 walkThreadArena(arena)
                 walkFastbins(arena: arena)
                 arenaCount += 1
                 hops += 1
-                arena = source.readWord(arena + MallocLayout.arenaNext) ?? mainArena
+                arena = source.readWord(arena &+ MallocLayout.arenaNext) ?? mainArena
             }
         }
         walkMmappedChunks()
@@ -267,7 +267,7 @@ private struct Walker {
 
     @inline(__always)
     mutating func add(_ chunk: UInt64, size: UInt64) {
-        let user = chunk + MallocLayout.chunkHeader
+        let user = chunk &+ MallocLayout.chunkHeader
         if let last = chunks.last, user <= last { ascending = false }
         chunks.append(user)
         chunkSizes.append(size)
@@ -292,10 +292,10 @@ private struct Walker {
                 let words = bytes.withUnsafeBytes { Array($0.bindMemory(to: UInt64.self)) }
                 for (slot, word) in words.enumerated() where slot * 8 >= Int(MallocLayout.arenaTop) && matches(word) {
                     let arena = area.start + UInt64(slot * 8) - MallocLayout.arenaTop
-                    var next = source.readWord(arena + MallocLayout.arenaNext) ?? 0
+                    var next = source.readWord(arena &+ MallocLayout.arenaNext) ?? 0
                     var hops = 0
                     while next != arena && next != 0 && hops < 1024 {
-                        next = source.readWord(next + MallocLayout.arenaNext) ?? 0
+                        next = source.readWord(next &+ MallocLayout.arenaNext) ?? 0
                         hops += 1
                     }
                     if next == arena { return (arena, word) }
@@ -306,14 +306,14 @@ private struct Walker {
     }
 
     mutating func walkThreadArena(_ arena: UInt64) {
-        guard let top = source.readWord(arena + MallocLayout.arenaTop) else { return }
+        guard let top = source.readWord(arena &+ MallocLayout.arenaTop) else { return }
         var heap = top & ~(MallocLayout.heapMaxSize - 1)
         var hops = 0
         while heap != 0 && hops < 4096 {
-            guard let used = source.readWord(heap + MallocLayout.heapInfoSize),
-                  let prev = source.readWord(heap + MallocLayout.heapInfoPrev) else { return }
+            guard let used = source.readWord(heap &+ MallocLayout.heapInfoSize),
+                  let prev = source.readWord(heap &+ MallocLayout.heapInfoPrev) else { return }
             arenaRegions.insert(heap)
-            let first = prev == 0 ? heap + MallocLayout.firstHeapChunks : heap + MallocLayout.laterHeapChunks
+            let first = prev == 0 ? heap &+ MallocLayout.firstHeapChunks : heap &+ MallocLayout.laterHeapChunks
             let (end, overflow) = heap.addingReportingOverflow(used)
             if overflow { return }
             ownedRanges.append(heap..<max(end, heap &+ 1))
@@ -326,12 +326,12 @@ private struct Walker {
 
     mutating func walkFastbins(arena: UInt64) {
         for bin in 0..<MallocLayout.fastbinCount {
-            guard var chunk = source.readWord(arena + MallocLayout.arenaFastbins + UInt64(bin * 8)) else { continue }
+            guard var chunk = source.readWord(arena &+ MallocLayout.arenaFastbins &+ UInt64(bin * 8)) else { continue }
             var hops = 0
             while chunk != 0 && chunk & 0xf == 0 && hops < 1 << 20 {
                 markFree(chunk)
-                guard let stored = source.readWord(chunk + MallocLayout.chunkHeader) else { break }
-                chunk = MallocLayout.reveal(stored, at: chunk + MallocLayout.chunkHeader)
+                guard let stored = source.readWord(chunk &+ MallocLayout.chunkHeader) else { break }
+                chunk = MallocLayout.reveal(stored, at: chunk &+ MallocLayout.chunkHeader)
                 hops += 1
             }
         }
@@ -340,7 +340,7 @@ private struct Walker {
     /// A tcache_perthread_struct is recognised by its shape: every list is exactly as long as its count,
     /// and holds chunks of its own size class.
     mutating func walkTcache(_ chunk: UInt64) {
-        let base = chunk + MallocLayout.chunkHeader
+        let base = chunk &+ MallocLayout.chunkHeader
         guard let bytes = source.readBytes(base, count: Int(MallocLayout.tcacheChunkSize - 16)) else { return }
         let counts = bytes.withUnsafeBytes { Array($0.bindMemory(to: UInt16.self).prefix(MallocLayout.tcacheBins)) }
         let heads = bytes.withUnsafeBytes {
