@@ -75,6 +75,41 @@ final class CoreFuzzTests: XCTestCase {
         }
     }
 
+    /// A task's resume context and task-local list head set near 2^64 (found by fuzz-cores.py's
+    /// heap mutations): the frame's end and the value's end were computed with a trapping add.
+    func testTaskLinksNearTheTopDoNotTrap() throws {
+        let exe = try TestPrograms.binary("tasks", .optimized)
+        let program = try RunningProgram(exe, ["8"])
+        let why = try Shell.swref(["why", "\(program.pid)", "Swift.Task (async task)"])
+        let task = try XCTUnwrap(why.stdout.split(separator: "\n").dropFirst().first?.split(separator: " ")
+            .first { $0.hasPrefix("0x") }.flatMap { UInt64($0.dropFirst(2), radix: 16) }, why.stdout)
+        let core = scratch.appendingPathComponent("task-top.core").path
+        let dump = try Shell.swref(["dump", "\(program.pid)", "-o", core])
+        program.stop()
+        XCTAssertEqual(dump.status, 0, dump.stderr)
+        let original = [UInt8](try Data(contentsOf: URL(fileURLWithPath: core)))
+        let phoff = Int(original.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 32, as: UInt64.self) })
+        let phnum = Int(original.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 56, as: UInt16.self) })
+        let at = try XCTUnwrap((0..<phnum).lazy.compactMap { index -> Int? in
+            let (type, offset, vaddr, filesz) = original.withUnsafeBytes { raw in
+                (raw.loadUnaligned(fromByteOffset: phoff + index * 56, as: UInt32.self),
+                 raw.loadUnaligned(fromByteOffset: phoff + index * 56 + 8, as: UInt64.self),
+                 raw.loadUnaligned(fromByteOffset: phoff + index * 56 + 16, as: UInt64.self),
+                 raw.loadUnaligned(fromByteOffset: phoff + index * 56 + 32, as: UInt64.self))
+            }
+            return type == 1 && task >= vaddr && task - vaddr < filesz ? Int(offset + task - vaddr) : nil
+        }.first, "task 0x\(String(task, radix: 16)) not in the core")
+        // ResumeContext (+64) and the task-local head (+136), Swift 6.3's task layout.
+        for (field, value) in [(64, UInt64.max - 15), (136, UInt64.max - 7)] {
+            var bytes = original
+            bytes.withUnsafeMutableBytes { $0.storeBytes(of: value, toByteOffset: at + field, as: UInt64.self) }
+            try Data(bytes).write(to: URL(fileURLWithPath: core))
+            let result = try Shell.swref(["leaks", "--core", exe, core], timeout: 120)
+            XCTAssertFalse(result.timedOut || result.signaled || result.stderr.contains("internal error"), "+\(field): \(result.stderr)")
+            XCTAssertTrue([0, 1].contains(result.status), "+\(field): exit \(result.status) \(result.stderr)")
+        }
+    }
+
     /// NT_FILE with no entries: no library is known, so no allocator is found and nothing is read.
     /// `leaks` once said "no leaks (… 0 blocks)" with exit 0 (the check applied only when the Swift
     /// runtime was found, and it is found through NT_FILE).
