@@ -57,7 +57,16 @@ public final class ReflectionContext {
                 return me.symbolAddress(symbol)
             })
         addedImages = []
-        for image in images.images where image.file.hasSwiftMetadata { add(image) }
+        for image in images.images where image.file.hasSwiftMetadata && !faultedAddresses.contains(image.start) {
+            // The library faulted while it read the image: this context is not trusted, and the
+            // next one is made without that image.
+            guard add(image) else {
+                if let context { abandoned.append(context) }
+                context = nil
+                if abandoned.count < ReflectionContext.contextLimit { start() }
+                return
+            }
+        }
     }
 
     deinit {
@@ -108,16 +117,24 @@ public final class ReflectionContext {
     /// On ELF, addImage reads the section header table and the section names at
     /// `image start + file offset`, which is not mapped (or is another image's memory). Only during
     /// the call, reads that exactly match those ranges are served from the file.
-    private func add(_ image: LoadedImage) {
-        guard let context else { return }
+    /// False when the library faulted inside addImage.
+    private func add(_ image: LoadedImage) -> Bool {
+        guard let context else { return true }
         if let why = ReflectionSections.damage(in: image, source: source) {
             if !damagedImages.contains(where: { $0.hasPrefix(image.name + ": ") }) { damagedImages.append("\(image.name): \(why)") }
-            return
+            return true
         }
         fileServed = FileServedRanges(image: image)
+        defer { fileServed = nil }
         var added: Int32 = 0
-        if swref_guarded_addImage(context, image.start, &added) == 0, added != 0 { addedImages.append(image.path) }
-        fileServed = nil
+        let signal = swref_guarded_addImage(context, image.start, &added)
+        if signal != 0 {
+            faults.append(Fault(signal: signal, call: "addImage", address: image.start))
+            faultedAddresses.insert(image.start)
+            return false
+        }
+        if added != 0 { addedImages.append(image.path) }
+        return true
     }
 
     private func readForLibrary(_ address: UInt64, _ size: UInt64) -> UnsafeRawPointer? {
