@@ -106,10 +106,15 @@ static void write_text(const char *text) {
   }
 }
 
-static void detach_all_and_reraise(int sig) {
+static void detach_all_and_reraise(int sig, siginfo_t *info, void *context) {
+  (void)context;
+  int synchronous = sig == SIGSEGV || sig == SIGBUS || sig == SIGABRT || sig == SIGILL || sig == SIGFPE;
+  // A fault inside a guarded libswiftRemoteMirror call jumps back to that call (never returns
+  // here); a signal another process sent (kill -SEGV) is no fault of the library's.
+  int raised_here = info->si_code > 0 || info->si_pid == getpid();
+  if (synchronous && raised_here) swref_reflection_guard_catch(sig);
   for (int i = 0; i < tracee_count; i++) ptrace(PTRACE_DETACH, tracees[i], NULL, NULL);
   tracee_count = 0;
-  int synchronous = sig == SIGSEGV || sig == SIGBUS || sig == SIGABRT || sig == SIGILL || sig == SIGFPE;
   if (synchronous) {
     // A trap in swref or a fault in a library it calls: say what it was doing, exit with the
     // command's documented status (never a bare "Illegal instruction").
@@ -140,10 +145,19 @@ void swref_install_detach_handlers(void) {
   for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = detach_all_and_reraise;
-    sa.sa_flags = SA_RESETHAND;
+    sa.sa_sigaction = detach_all_and_reraise;
+    // On the signal stack where a thread has one (guarded reflection calls: a stack overflow).
+    sa.sa_flags = SA_SIGINFO | SA_RESETHAND | SA_ONSTACK;
     sigaction(signals[i], &sa, NULL);
   }
+}
+
+void swref_reinstall_crash_handler(int sig) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = detach_all_and_reraise;
+  sa.sa_flags = SA_SIGINFO | SA_RESETHAND | SA_ONSTACK;
+  sigaction(sig, &sa, NULL);
 }
 
 static int run_zlib(const void *in, size_t in_len, void **out, size_t *out_len, int deflating) {

@@ -100,6 +100,8 @@ public final class HeapAnalysis {
             let more = images.unreadable.count > 5 ? " and \(images.unreadable.count - 5) more" : ""
             notes.append("\(images.unreadable.count) mapped files could not be read (\(listed)\(more)): analysis went on without them")
         }
+        if let note = reflection?.damageNote { notes.append(note) }
+        if let note = reflection?.faultNote { notes.append(note) }
         self.notes = notes
         timings = [("images", imagesDone - phaseStart), ("malloc heap", heapDone - imagesDone), ("objects", objectsDone - heapDone)]
         residentAfter = [("objects", ProcFS.statusBytes(getpid(), "VmRSS"))]
@@ -114,11 +116,13 @@ public final class HeapAnalysis {
     /// its heap was read.
     public var heapComment: String { "heap: \(heap.description)" }
 
-    /// Throws when the Swift runtime is loaded but no heap, or no Swift object in it, was found: an
-    /// analysis of nothing must not read as a clean heap.
+    /// Throws when no heap was read, or the Swift runtime is loaded but no block or no Swift object
+    /// was found: an analysis of nothing must not read as a clean heap.
     public func requireReadableHeap() throws {
-        guard images.hasSwiftRuntime else { return }
+        // Unread is never clean, Swift or not: a core whose NT_FILE no longer names the runtime
+        // read as "no leaks, 0 blocks" (exit 0).
         if case .unread(let why) = heap.coverage { throw SwrefError.heapUnreadable("\(heap.allocator): \(why)") }
+        guard images.hasSwiftRuntime else { return }
         if heap.count == 0 { throw SwrefError.heapUnreadable("\(heap.allocator): no live block found") }
         if objects.types.count <= 1 {
             throw SwrefError.heapUnreadable("\(heap.allocator): \(heap.count) blocks, none of them a Swift object, in a process with the Swift runtime")
@@ -177,6 +181,11 @@ public final class HeapAnalysis {
         discardable?.releaseCopies()
         lap("graph")
         if let note = layouts.unreadableNote { notes.append(note) }
+        // Layouts ask the library more than recognition did: its note again, with every fault so far.
+        if let note = reflection?.faultNote {
+            notes.removeAll { $0.hasPrefix("libswiftRemoteMirror faulted") }
+            notes.append(note)
+        }
         // Dominators if wanted and if they fit; the tiers' walk then numbers the heap for them.
         var wantsDominators = mode == .dominator || mode == .firstPathWithRetained
         if wantsDominators {

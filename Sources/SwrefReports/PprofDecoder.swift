@@ -9,7 +9,7 @@ import SwrefSupport
 
 /// Reads a pprof profile (gzipped or not) back into a `PprofProfile`: what `diff`, `check` and
 /// `top` work on. Only the parts swref writes are kept: sample types, samples with their frame
-/// names, values and string labels.
+/// names, values and string labels, comments.
 public enum PprofDecoder {
     public static func read(path: String) throws -> PprofProfile {
         guard let bytes = ProcFS.readBytes(path) else { throw SwrefError.system("open", errno: errno, "reading \(path)") }
@@ -33,6 +33,7 @@ public enum PprofDecoder {
         var locationFunction: [UInt64: UInt64] = [:]
         var functionName: [UInt64: Int] = [:]
         var defaultType = 0
+        var comments: [Int] = []
         while let (field, wire) = try reader.key() {
             switch (field, wire) {
             case (1, 2):
@@ -83,6 +84,10 @@ public enum PprofDecoder {
                 functionName[id] = nameIndex
             case (6, 2):
                 strings.append(String(decoding: try reader.field(), as: UTF8.self))
+            case (13, 0):
+                comments.append(Int(try reader.varint()))
+            case (13, 2):
+                comments += try reader.packed().map { Int($0) }
             case (14, 0):
                 defaultType = Int(try reader.varint())
             default:
@@ -92,6 +97,8 @@ public enum PprofDecoder {
         func string(_ index: Int) -> String { index >= 0 && index < strings.count ? strings[index] : "" }
         var profile = PprofProfile(sampleTypes: sampleTypes.map { .init(type: string($0.0), unit: string($0.1)) })
         if let index = profile.sampleTypes.firstIndex(where: { $0.type == string(defaultType) }) { profile.defaultSampleType = index }
+        // The heap's coverage and the analysis's notes (what `check` must know before passing it).
+        profile.comments = comments.map(string)
         for raw in rawSamples {
             let frames = raw.locations.reversed().map { string(functionName[locationFunction[$0] ?? 0] ?? 0) }
             var labels: [String: String] = [:]

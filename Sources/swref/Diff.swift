@@ -40,7 +40,8 @@ extension Swref {
             discussion: """
             A regression is: total in-use bytes grew by more than --max-growth-bytes or \
             --max-growth-percent (when given), or a leak group is new or larger than in the baseline. \
-            Exit status: 0 no regression, 1 regression, 2 swref could not work.
+            Exit status: 0 no regression, 1 regression, 2 swref could not work, 125 no regression \
+            found but a profile's heap was not read whole (partial or approximate): not passed as clean.
             """
         )
 
@@ -65,8 +66,10 @@ extension Swref {
         func run() throws {
             var regressions: [String] = []
             try runReporting {
-                let diff = ProfileDiff(base: try PprofDecoder.read(path: baseline), new: try PprofDecoder.read(path: profile),
-                                       suppressions: try swrefLoadSuppressions(suppressions))
+                let base = try PprofDecoder.read(path: baseline), new = try PprofDecoder.read(path: profile)
+                let diff = ProfileDiff(base: base, new: new, suppressions: try swrefLoadSuppressions(suppressions))
+                // Growth or leaks in a part of the heap that was not read would pass unseen.
+                let incomplete = [(profile, new), (baseline, base)].compactMap { path, read in read.incompleteHeap.map { "\(path): \($0)" } }
                 if let maxGrowthBytes, diff.growthBytes > maxGrowthBytes {
                     regressions.append("in-use bytes grew by \(diff.growthBytes), more than \(maxGrowthBytes)")
                 }
@@ -75,11 +78,18 @@ extension Swref {
                 }
                 for leak in diff.leaks { regressions.append("leak grew by \(leak.deltaCount) objects, \(leak.deltaBytes) B: \(leak.key)") }
                 print(diff.text(), terminator: "")
-                print(regressions.isEmpty ? "check: no regression" : regressions.map { "check: REGRESSION: \($0)" }.joined(separator: "\n"))
+                let unchecked = regressions.isEmpty && !incomplete.isEmpty
+                print(!regressions.isEmpty ? regressions.map { "check: REGRESSION: \($0)" }.joined(separator: "\n")
+                      : unchecked ? "check: not passed: a heap was not read whole" : "check: no regression")
                 if let json {
-                    let verdict: JSONValue = .object([("schema", .string("swref-check/1")), ("regression", .bool(!regressions.isEmpty)),
-                                                      ("reasons", .array(regressions.map { .string($0) })), ("diff", diff.json)])
-                    try writeFile(json, Array((verdict.text() + "\n").utf8))
+                    var members: [(String, JSONValue)] = [("schema", .string("swref-check/1")), ("regression", .bool(!regressions.isEmpty)),
+                                                          ("reasons", .array(regressions.map { .string($0) }))]
+                    if !incomplete.isEmpty { members.append(("incomplete_heaps", .array(incomplete.map { .string($0) }))) }
+                    members.append(("diff", diff.json))
+                    try writeFile(json, Array((JSONValue.object(members).text() + "\n").utf8))
+                }
+                if unchecked {
+                    throw SwrefError.heapUnreadable("no regression found, but not every heap was read whole (\(incomplete.joined(separator: "; "))): not passed as clean")
                 }
             }
             if !regressions.isEmpty { throw ExitCode(1) }

@@ -53,8 +53,10 @@ func report(_ analysis: HeapAnalysis, summary: String, output: OutputOptions,
         return made
     }
     try analysis.requireReadableHeap()
-    let notes = analysis.notes + extraNotes
-    let comments = [analysis.heapComment] + notes
+    // Read when written: the reference scan adds notes of its own (types read conservatively,
+    // faults inside the reflection library).
+    var notes: [String] { analysis.notes + extraNotes }
+    var comments: [String] { [analysis.heapComment] + notes }
     switch output.format {
     case .text:
         let framework = analysisOptions.framework == .nio || (analysisOptions.framework == .auto && analysis.hasFrameworkBuffers)

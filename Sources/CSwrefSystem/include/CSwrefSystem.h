@@ -203,6 +203,31 @@ int swift_reflection_projectEnumValue(SwiftReflectionContextRef context, swift_a
 char *swift_reflection_copyDemangledNameForTypeRef(SwiftReflectionContextRef context, swift_typeref_t tr);
 size_t swift_reflection_demangle(const char *mangled, size_t length, char *out, size_t max_length);
 
+// Guarded calls (SwrefReflectionGuard.c): 0 when the call returned and *out holds its result, or
+// the signal (SIGSEGV, SIGBUS, SIGILL, SIGABRT, SIGFPE) that interrupted it inside the library.
+/// Installs the crash handlers and this thread's signal stack; before the first guarded call.
+void swref_reflection_guard_prepare(void);
+/// Called first by the crash handler: jumps back to the guarded call on this thread, if any.
+int swref_reflection_guard_catch(int sig);
+/// The handler again for `sig` (SA_RESETHAND took it away when the guarded fault arrived).
+void swref_reinstall_crash_handler(int sig);
+/// Around swref's own callbacks from the library: a fault there is swref's, for the crash handler.
+void *swref_reflection_guard_suspend(void);
+void swref_reflection_guard_resume(void *jump);
+int swref_guarded_addImage(SwiftReflectionContextRef c, swift_addr_t start, int *out);
+int swref_guarded_typeRefForMetadata(SwiftReflectionContextRef c, uintptr_t metadata, swift_typeref_t *out);
+int swref_guarded_typeRefForMangledTypeName(SwiftReflectionContextRef c, const char *name, uint64_t length,
+                                            swift_typeref_t *out);
+int swref_guarded_copyDemangledNameForTypeRef(SwiftReflectionContextRef c, swift_typeref_t tr, char **out);
+int swref_guarded_infoForTypeRef(SwiftReflectionContextRef c, swift_typeref_t tr, swref_typeinfo_t *out);
+int swref_guarded_childOfTypeRef(SwiftReflectionContextRef c, swift_typeref_t tr, unsigned index, swref_childinfo_t *out);
+int swref_guarded_infoForMetadata(SwiftReflectionContextRef c, uintptr_t metadata, swref_typeinfo_t *out);
+int swref_guarded_childOfMetadata(SwiftReflectionContextRef c, uintptr_t metadata, unsigned index, swref_childinfo_t *out);
+int swref_guarded_infoForInstance(SwiftReflectionContextRef c, uintptr_t object, swref_typeinfo_t *out);
+int swref_guarded_childOfInstance(SwiftReflectionContextRef c, uintptr_t object, unsigned index, swref_childinfo_t *out);
+/// The generic argument `index` of `tr` (0 when it has fewer).
+int swref_guarded_genericArgumentOfTypeRef(swift_typeref_t tr, unsigned index, swift_typeref_t *out);
+
 #endif
 
 // MARK: Swift runtime demangler (exported by libswiftCore)

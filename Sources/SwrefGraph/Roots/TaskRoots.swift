@@ -22,12 +22,12 @@ public struct TaskRoots {
                 var root = Root(name: "\(name) › \(function)", kind: .task)
                 let size = frameSizes[frame.resume] ?? frameSize(resume: frame.resume)
                 frameSizes[frame.resume] = size
-                scan.scan(&root, from: frame.context, to: frame.context + size)
+                scan.scan(&root, from: frame.context, to: frame.context &+ size)
                 roots.append(root)
             }
             if !task.localValues.isEmpty {
                 var root = Root(name: "\(name) › task-local values", kind: .task)
-                for value in task.localValues { scan.scan(&root, from: value, to: value + 32) }
+                for value in task.localValues { scan.scan(&root, from: value, to: value &+ 32) }
                 roots.append(root)
             }
             let parent = task.parent.flatMap { AsyncTask.id(at: $0, source: source) }.map { ", child of task #\($0)" } ?? ""

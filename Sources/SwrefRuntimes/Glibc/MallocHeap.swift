@@ -275,7 +275,7 @@ private struct Walker {
 
     @inline(__always)
     mutating func add(_ chunk: UInt64, size: UInt64) {
-        let user = chunk + MallocLayout.chunkHeader
+        let user = chunk &+ MallocLayout.chunkHeader
         if let last = chunks.last, user <= last { ascending = false }
         chunks.append(user)
         chunkSizes.append(size)
@@ -318,10 +318,10 @@ private struct Walker {
         var heap = top & ~(MallocLayout.heapMaxSize - 1)
         var hops = 0
         while heap != 0 && hops < 4096 {
-            guard let used = source.readWord(heap + MallocLayout.heapInfoSize),
-                  let prev = source.readWord(heap + MallocLayout.heapInfoPrev) else { return }
+            guard let used = source.readWord(heap &+ MallocLayout.heapInfoSize),
+                  let prev = source.readWord(heap &+ MallocLayout.heapInfoPrev) else { return }
             arenaRegions.insert(heap)
-            let first = prev == 0 ? heap + MallocLayout.firstHeapChunks : heap + MallocLayout.laterHeapChunks
+            let first = prev == 0 ? heap &+ MallocLayout.firstHeapChunks : heap &+ MallocLayout.laterHeapChunks
             let (end, overflow) = heap.addingReportingOverflow(used)
             if overflow { return }
             ownedRanges.append(heap..<max(end, heap &+ 1))
@@ -348,7 +348,7 @@ private struct Walker {
     /// A tcache_perthread_struct is recognised by its shape: every list is exactly as long as its count,
     /// and holds chunks of its own size class.
     mutating func walkTcache(_ chunk: UInt64) {
-        let base = chunk + MallocLayout.chunkHeader
+        let base = chunk &+ MallocLayout.chunkHeader
         guard let bytes = source.readBytes(base, count: Int(MallocLayout.tcacheChunkSize - 16)) else { return }
         let counts = bytes.withUnsafeBytes { Array($0.bindMemory(to: UInt16.self).prefix(MallocLayout.tcacheBins)) }
         let heads = bytes.withUnsafeBytes {

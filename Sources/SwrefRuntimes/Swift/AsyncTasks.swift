@@ -41,41 +41,41 @@ public struct AsyncTask {
     @inlinable public static var childParent: UInt64 { 208 }  // child tasks: {Parent, NextChild}
 
     public init?(at address: UInt64, source: MemorySource) {
-        guard let low = source.readUInt32(address + AsyncTask.idLow), let high = source.readUInt32(address + AsyncTask.idHigh),
-              let status = source.readUInt32(address + AsyncTask.statusFlags) else { return nil }
+        guard let low = source.readUInt32(address &+ AsyncTask.idLow), let high = source.readUInt32(address &+ AsyncTask.idHigh),
+              let status = source.readUInt32(address &+ AsyncTask.statusFlags) else { return nil }
         self.address = address
         id = UInt64(high) << 32 | UInt64(low)
         self.status = status
         // Async frames: (ResumeTask, ResumeContext), then each context's {Parent, ResumeParent}.
         var frames: [Frame] = []
-        var resume = source.readWord(address + AsyncTask.resumeTask) ?? 0
-        var context = source.readWord(address + AsyncTask.resumeContext) ?? 0
+        var resume = source.readWord(address &+ AsyncTask.resumeTask) ?? 0
+        var context = source.readWord(address &+ AsyncTask.resumeContext) ?? 0
         while context != 0 && resume != 0 && frames.count < 128 {
             // A continuation's context repeats the waiting function's resume function: keep one.
             if frames.last?.resume != resume { frames.append(Frame(resume: resume, context: context)) }
-            guard let parent = source.readWord(context), let parentResume = source.readWord(context + 8) else { break }
+            guard let parent = source.readWord(context), let parentResume = source.readWord(context &+ 8) else { break }
             if parent == context { break }
             context = parent
             resume = parentResume
         }
         self.frames = frames
         var locals: [UInt64] = []
-        var item = source.readWord(address + AsyncTask.taskLocalHead) ?? 0
+        var item = source.readWord(address &+ AsyncTask.taskLocalHead) ?? 0
         while item != 0 && locals.count < 1024 {
-            locals.append(item + 24)
+            locals.append(item &+ 24)
             // The low bits of `next` carry flags.
             item = (source.readWord(item) ?? 0) & ~7
         }
         localValues = locals
         var slabs: [UInt64] = []
-        var slab = source.readWord(address + AsyncTask.firstSlab) ?? 0
+        var slab = source.readWord(address &+ AsyncTask.firstSlab) ?? 0
         while slab != 0 && slabs.count < 4096 {
             slabs.append(slab)
-            slab = source.readWord(slab + 8) ?? 0
+            slab = source.readWord(slab &+ 8) ?? 0
         }
         self.slabs = slabs
-        if let flags = source.readUInt32(address + AsyncTask.jobFlags), flags & (1 << 24) != 0,
-           let parent = source.readWord(address + AsyncTask.childParent), parent != 0 {
+        if let flags = source.readUInt32(address &+ AsyncTask.jobFlags), flags & (1 << 24) != 0,
+           let parent = source.readWord(address &+ AsyncTask.childParent), parent != 0 {
             self.parent = parent
         }
     }

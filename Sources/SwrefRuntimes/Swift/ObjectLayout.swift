@@ -168,6 +168,7 @@ public final class ObjectLayouts {
     private func captureLayout(sample: UInt64, entry: SwiftObjectRecognizer.TypeEntry) -> ObjectLayout {
         guard let reflection, let values else { return .conservative }
         if entry.kind == .box, let boxed = source.readWord(entry.metadata + ClassMetadataLayout.genericBoxBoxedType),
+           boxed & 7 == 0, source.memoryMap.region(containing: boxed) != nil,
            source.readWord(entry.metadata) == SwiftMetadataKind.heapGenericLocalVariable.rawValue,
            let offset = source.readUInt32(entry.metadata + 8), let tr = reflection.typeRef(forMetadata: boxed) {
             var layout = values.layout(of: tr)

@@ -132,6 +132,8 @@ public final class SwiftObjectRecognizer {
         case SwiftMetadataKind.heapGenericLocalVariable.rawValue:
             guard let offset = source.readUInt32(metadata + 8), offset >= 16, offset < 1 << 16,
                   let boxed = source.readWord(metadata + ClassMetadataLayout.genericBoxBoxedType), boxed & 7 == 0,
+                  // Only metadata that lies in mapped memory is handed to the reflection library.
+                  source.memoryMap.region(containing: boxed) != nil,
                   let boxedName = reflection?.typeName(forMetadata: boxed) else { return invalid }
             return Verdict(typeIndex: intern("box<\(boxedName)>", .box, metadata), minimumSize: UInt64(offset))
         case SwiftMetadataKind.errorObject.rawValue:
