@@ -277,34 +277,8 @@ final class CoreFileTests: XCTestCase {
     /// walk skips the damage and goes on, says the heap was read in part, and the census keeps
     /// the rest (it once dropped the whole heap and `leaks` said all clear).
     func testDamagedChunkIsSkippedNotTheWholeHeap() throws {
-        let exe = try TestPrograms.binary("census", .optimized)
-        let program = try RunningProgram(exe, ["1000", "50"])
-        let why = try Shell.swref(["why", "\(program.pid)", "census.Node"])
-        let address = try XCTUnwrap(why.stdout.split(separator: "\n").dropFirst().first?.split(separator: " ")
-            .first { $0.hasPrefix("0x") }.flatMap { UInt64($0.dropFirst(2), radix: 16) }, why.stdout)
-        let core = scratch.appendingPathComponent("damaged.core").path
-        XCTAssertEqual(try Shell.swref(["dump", "\(program.pid)", "-o", core]).status, 0)
-        program.stop()
-        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: core)))
-        // The PT_LOAD that holds the object's chunk header; its size field grows by 16.
-        let phoff = Int(bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 32, as: UInt64.self) })
-        let phnum = Int(bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 56, as: UInt16.self) })
-        var patched = false
-        for index in 0..<phnum where !patched {
-            let (type, offset, vaddr, filesz) = bytes.withUnsafeBytes { raw in
-                (raw.loadUnaligned(fromByteOffset: phoff + index * 56, as: UInt32.self),
-                 raw.loadUnaligned(fromByteOffset: phoff + index * 56 + 8, as: UInt64.self),
-                 raw.loadUnaligned(fromByteOffset: phoff + index * 56 + 16, as: UInt64.self),
-                 raw.loadUnaligned(fromByteOffset: phoff + index * 56 + 32, as: UInt64.self))
-            }
-            guard type == 1, address - 8 >= vaddr, address < vaddr + filesz else { continue }
-            let at = Int(offset + (address - 8 - vaddr))
-            let size = bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: at, as: UInt64.self) }
-            withUnsafeBytes(of: (size + 16).littleEndian) { for (i, byte) in $0.enumerated() { bytes[at + i] = byte } }
-            patched = true
-        }
-        XCTAssertTrue(patched)
-        try Data(bytes).write(to: URL(fileURLWithPath: core))
+        let (exe, core, address) = try DamagedCores.census(named: "damaged.core")
+        try DamagedCores.growChunkHeader(of: address, inCore: core)
         let read = try Shell.swref(["core", exe, core, "--format", "text", "--limit", "40"])
         XCTAssertEqual(read.status, 0, read.stderr)
         XCTAssertTrue(read.stdout.contains("heap: glibc malloc (partial"), read.stdout)

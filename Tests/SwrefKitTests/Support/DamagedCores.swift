@@ -1,0 +1,41 @@
+import Foundation
+import XCTest
+
+/// Cores of real test programs with one thing damaged, as heap corruption or a bad copy would.
+enum DamagedCores {
+    /// A core of `testdata/census` (1000 nodes, 50 leaves) and the address of one census.Node.
+    static func census(named name: String) throws -> (exe: String, core: String, node: UInt64) {
+        let exe = try TestPrograms.binary("census", .optimized)
+        let program = try RunningProgram(exe, ["1000", "50"])
+        defer { program.stop() }
+        let why = try Shell.swref(["why", "\(program.pid)", "census.Node"])
+        let node = try XCTUnwrap(why.stdout.split(separator: "\n").dropFirst().first?.split(separator: " ")
+            .first { $0.hasPrefix("0x") }.flatMap { UInt64($0.dropFirst(2), radix: 16) }, why.stdout)
+        let core = TestPrograms.buildDirectory.appendingPathComponent(name).path
+        XCTAssertEqual(try Shell.swref(["dump", "\(program.pid)", "-o", core]).status, 0)
+        return (exe, core, node)
+    }
+
+    /// Grows the glibc chunk size in front of the block at `address` by 16, in the PT_LOAD that
+    /// holds it: the walk meets a chunk whose size no longer leads to the next header.
+    static func growChunkHeader(of address: UInt64, inCore core: String) throws {
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: core)))
+        let phoff = Int(bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 32, as: UInt64.self) })
+        let phnum = Int(bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 56, as: UInt16.self) })
+        for index in 0..<phnum {
+            let (type, offset, vaddr, filesz) = bytes.withUnsafeBytes { raw in
+                (raw.loadUnaligned(fromByteOffset: phoff + index * 56, as: UInt32.self),
+                 raw.loadUnaligned(fromByteOffset: phoff + index * 56 + 8, as: UInt64.self),
+                 raw.loadUnaligned(fromByteOffset: phoff + index * 56 + 16, as: UInt64.self),
+                 raw.loadUnaligned(fromByteOffset: phoff + index * 56 + 32, as: UInt64.self))
+            }
+            guard type == 1, address - 8 >= vaddr, address < vaddr + filesz else { continue }
+            let at = Int(offset + (address - 8 - vaddr))
+            let size = bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: at, as: UInt64.self) }
+            withUnsafeBytes(of: (size + 16).littleEndian) { for (i, byte) in $0.enumerated() { bytes[at + i] = byte } }
+            try Data(bytes).write(to: URL(fileURLWithPath: core))
+            return
+        }
+        throw TestFailure("no PT_LOAD holds the chunk header of 0x\(String(address, radix: 16))")
+    }
+}
