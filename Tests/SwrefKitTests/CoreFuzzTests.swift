@@ -43,26 +43,13 @@ final class CoreFuzzTests: XCTestCase {
         program.stop()
         XCTAssertEqual(dump.status, 0, dump.stderr)
         let original = [UInt8](try Data(contentsOf: URL(fileURLWithPath: core)))
-        let phoff = Int(original.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 32, as: UInt64.self) })
-        let notesOffset = Int(original.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: phoff + 8, as: UInt64.self) })
-        let notesSize = Int(original.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: phoff + 32, as: UInt64.self) })
         // NT_FILE: count, page size, count × (start, end, offset), then the names.
         var entries: [Int] = []
-        var offset = notesOffset
-        while offset + 12 <= notesOffset + notesSize {
-            let (nameSize, descSize, type) = original.withUnsafeBytes {
-                (Int($0.loadUnaligned(fromByteOffset: offset, as: UInt32.self)), Int($0.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self)),
-                 $0.loadUnaligned(fromByteOffset: offset + 8, as: UInt32.self))
+        if let note = DamagedCores.fileNote(in: original) {
+            let names = original[note.names..<(note.desc + note.size)].split(separator: 0, omittingEmptySubsequences: false)
+            for (index, name) in names.prefix(note.count).enumerated() where String(decoding: name, as: UTF8.self).hasSuffix("/libc.so.6") {
+                entries.append(note.desc + 16 + 24 * index)
             }
-            let desc = offset + 12 + (nameSize + 3) & ~3
-            if type == 0x4649_4c45 {
-                let count = Int(original.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: desc, as: UInt64.self) })
-                let names = original[(desc + 16 + 24 * count)..<(desc + descSize)].split(separator: 0, omittingEmptySubsequences: false)
-                for (index, name) in names.prefix(count).enumerated() where String(decoding: name, as: UTF8.self).hasSuffix("/libc.so.6") {
-                    entries.append(desc + 16 + 24 * index)
-                }
-            }
-            offset = desc + (descSize + 3) & ~3
         }
         XCTAssertFalse(entries.isEmpty, "libc.so.6 not in NT_FILE")
         for entry in entries {
@@ -116,21 +103,10 @@ final class CoreFuzzTests: XCTestCase {
     func testCoreWithoutFileNotesIsNotReadAsClean() throws {
         let (exe, core) = try censusCore("no-files.core")
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: core)))
-        let phoff = Int(bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 32, as: UInt64.self) })
-        let notesOffset = Int(bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: phoff + 8, as: UInt64.self) })
-        let notesSize = Int(bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: phoff + 32, as: UInt64.self) })
-        var offset = notesOffset, cleared = false
-        while offset + 12 <= notesOffset + notesSize {
-            let (nameSize, descSize, type) = bytes.withUnsafeBytes {
-                (Int($0.loadUnaligned(fromByteOffset: offset, as: UInt32.self)), Int($0.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self)),
-                 $0.loadUnaligned(fromByteOffset: offset + 8, as: UInt32.self))
-            }
-            let desc = offset + 12 + (nameSize + 3) & ~3
-            if type == 0x4649_4c45 {
-                for i in 0..<8 { bytes[desc + i] = 0 }
-                cleared = true
-            }
-            offset = desc + (descSize + 3) & ~3
+        var cleared = false
+        if let note = DamagedCores.fileNote(in: bytes) {
+            for i in 0..<8 { bytes[note.desc + i] = 0 }  // no entries
+            cleared = true
         }
         XCTAssertTrue(cleared, "no NT_FILE note")
         try Data(bytes).write(to: URL(fileURLWithPath: core))

@@ -123,24 +123,8 @@ final class ReflectionFaultTests: XCTestCase {
     /// so, does not crash, and leaves both files out instead of reading their metadata.
     func testSwappedNTFileNamesAreNamedAndNotTrusted() throws {
         let (exe, original, _) = try census()
-        let phoff = Int(original.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 32, as: UInt64.self) })
-        let notesOffset = Int(original.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: phoff + 8, as: UInt64.self) })
-        let notesSize = Int(original.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: phoff + 32, as: UInt64.self) })
         // The NT_FILE note: count, page size, count × (start, end, offset), then the names.
-        var offset = notesOffset
-        var names: (start: Int, end: Int, count: Int)? = nil
-        while offset + 12 <= notesOffset + notesSize {
-            let (nameSize, descSize, type) = original.withUnsafeBytes {
-                (Int($0.loadUnaligned(fromByteOffset: offset, as: UInt32.self)), Int($0.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self)),
-                 $0.loadUnaligned(fromByteOffset: offset + 8, as: UInt32.self))
-            }
-            let desc = offset + 12 + (nameSize + 3) & ~3
-            if type == 0x4649_4c45 {
-                let count = Int(original.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: desc, as: UInt64.self) })
-                names = (desc + 16 + 24 * count, desc + descSize, count)
-            }
-            offset = desc + (descSize + 3) & ~3
-        }
+        let names = DamagedCores.fileNote(in: original).map { (start: $0.names, end: $0.desc + $0.size, count: $0.count) }
         let table = try XCTUnwrap(names, "no NT_FILE note")
         let list = original[table.start..<table.end].split(separator: 0, omittingEmptySubsequences: false).prefix(table.count).map { Array($0) }
         let path = scratch.appendingPathComponent("ntfile-swapped.core").path

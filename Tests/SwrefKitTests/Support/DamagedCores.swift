@@ -38,4 +38,27 @@ enum DamagedCores {
         }
         throw TestFailure("no PT_LOAD holds the chunk header of 0x\(String(address, radix: 16))")
     }
+
+    /// Where a core's NT_FILE note is (its first program header is the PT_NOTE, as swref, gdb and
+    /// the kernel write it): the descriptor's offset and size, its entry count, and the offset of
+    /// the names after count, page size and count × (start, end, page offset).
+    static func fileNote(in core: [UInt8]) -> (desc: Int, size: Int, count: Int, names: Int)? {
+        let phoff = Int(core.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 32, as: UInt64.self) })
+        let notesOffset = Int(core.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: phoff + 8, as: UInt64.self) })
+        let notesSize = Int(core.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: phoff + 32, as: UInt64.self) })
+        var offset = notesOffset
+        while offset + 12 <= notesOffset + notesSize {
+            let (nameSize, descSize, type) = core.withUnsafeBytes {
+                (Int($0.loadUnaligned(fromByteOffset: offset, as: UInt32.self)), Int($0.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self)),
+                 $0.loadUnaligned(fromByteOffset: offset + 8, as: UInt32.self))
+            }
+            let desc = offset + 12 + (nameSize + 3) & ~3
+            if type == 0x4649_4c45 {
+                let count = Int(core.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: desc, as: UInt64.self) })
+                return (desc, descSize, count, desc + 16 + 24 * count)
+            }
+            offset = desc + (descSize + 3) & ~3
+        }
+        return nil
+    }
 }
