@@ -334,24 +334,10 @@ final class CoreFileTests: XCTestCase {
         // Values at the limits, each of which once trapped: an NT_FILE entry spanning the whole
         // address space with a page offset of 2^64−1; fs_base near 2^64; an empty note segment
         // whose offset is 2^63.
-        func notes(_ bytes: [UInt8]) -> [(type: UInt32, desc: Int)] {
-            var found: [(UInt32, Int)] = []
-            var offset = notesOffset
-            while offset + 12 <= notesOffset + notesSize {
-                let (nameSize, descSize, type) = bytes.withUnsafeBytes {
-                    (Int($0.loadUnaligned(fromByteOffset: offset, as: UInt32.self)), Int($0.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self)),
-                     $0.loadUnaligned(fromByteOffset: offset + 8, as: UInt32.self))
-                }
-                let desc = offset + 12 + (nameSize + 3) & ~3
-                found.append((type, desc))
-                offset = desc + (descSize + 3) & ~3
-            }
-            return found
-        }
         func put(_ bytes: inout [UInt8], _ offset: Int, _ value: UInt64) {
             withUnsafeBytes(of: value.littleEndian) { for (i, byte) in $0.enumerated() { bytes[offset + i] = byte } }
         }
-        let found = notes(original)
+        let found = DamagedCores.notes(in: original)
         var limits: [(String, [UInt8])] = []
         if let file = found.first(where: { $0.type == 0x4649_4c45 }) {
             var bytes = original

@@ -21,22 +21,6 @@ final class ReflectionFaultTests: XCTestCase {
         return (exe, [UInt8](try Data(contentsOf: URL(fileURLWithPath: core))), maps)
     }
 
-    /// The core's file offset of a target address, through its PT_LOAD headers.
-    func fileOffset(_ bytes: [UInt8], _ address: UInt64) -> Int? {
-        let phoff = Int(bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 32, as: UInt64.self) })
-        let phnum = Int(bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 56, as: UInt16.self) })
-        for index in 0..<phnum {
-            let (type, offset, vaddr, filesz) = bytes.withUnsafeBytes { raw in
-                (raw.loadUnaligned(fromByteOffset: phoff + index * 56, as: UInt32.self),
-                 raw.loadUnaligned(fromByteOffset: phoff + index * 56 + 8, as: UInt64.self),
-                 raw.loadUnaligned(fromByteOffset: phoff + index * 56 + 16, as: UInt64.self),
-                 raw.loadUnaligned(fromByteOffset: phoff + index * 56 + 32, as: UInt64.self))
-            }
-            if type == 1, address >= vaddr, address - vaddr < filesz { return Int(offset + address - vaddr) }
-        }
-        return nil
-    }
-
     /// The run-time address of one of the executable's symbols: its value (nm) plus where the
     /// file's first page was mapped.
     func address(of symbol: String, exe: String, maps: String) throws -> UInt64 {
@@ -56,8 +40,8 @@ final class ReflectionFaultTests: XCTestCase {
         // census.Node's type descriptor's name pointer one byte off: a failed Demangler assertion
         // (SIGABRT) inside the library, caught by the guard. Its field descriptor with an impossible
         // kind made the library trap (SIGILL); the section check now keeps it from the library.
-        let fields = try XCTUnwrap(fileOffset(original, try address(of: "$s6census4NodeCMF", exe: exe, maps: maps)))
-        let descriptor = try XCTUnwrap(fileOffset(original, try address(of: "$s6census4NodeCMn", exe: exe, maps: maps)))
+        let fields = try XCTUnwrap(DamagedCores.fileOffset(of: try address(of: "$s6census4NodeCMF", exe: exe, maps: maps), inCore: original))
+        let descriptor = try XCTUnwrap(DamagedCores.fileOffset(of: try address(of: "$s6census4NodeCMn", exe: exe, maps: maps), inCore: original))
         var badKind = original
         badKind[fields + 8] = 0xff; badKind[fields + 9] = 0xff
         var badName = original
@@ -98,7 +82,7 @@ final class ReflectionFaultTests: XCTestCase {
     /// longer walks to its end, so it is not handed over; the rest of the heap is read as before.
     func testFieldDescriptorWithAbsurdCountIsNotHandedOver() throws {
         let (exe, original, maps) = try census()
-        let fields = try XCTUnwrap(fileOffset(original, try address(of: "$s6census4NodeCMF", exe: exe, maps: maps)))
+        let fields = try XCTUnwrap(DamagedCores.fileOffset(of: try address(of: "$s6census4NodeCMF", exe: exe, maps: maps), inCore: original))
         var bytes = original
         bytes.withUnsafeMutableBytes { $0.storeBytes(of: UInt32(1) << 31, toByteOffset: fields + 12, as: UInt32.self) }
         let core = scratch.appendingPathComponent("absurd-count.core").path
