@@ -138,12 +138,8 @@ public final class HeapAnalysis {
     /// Half the memory available now (at least 1 GiB), or the budget the options give.
     public func dominatorMemoryBudget() -> UInt64 {
         if let budget = settings.dominatorBudget { return budget }
-        let meminfo = ProcFS.readFile("/proc/meminfo") ?? ""
-        for line in meminfo.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
-            let kib = UInt64(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
-            return max(kib * 1024 / 2, 1 << 30)
-        }
-        return 4 << 30
+        guard let available = MemoryBudget.memAvailable(ProcFS.readFile("/proc/meminfo") ?? "") else { return 4 << 30 }
+        return max(available / 2, 1 << 30)
     }
 
     /// Whether `referencePaths` gives the snapshot's copied pages back once references are found.

@@ -74,4 +74,14 @@ public enum FileAccess {
         default: return "not a regular file"
         }
     }
+
+    /// Writes all of `bytes` to `fd`, or throws naming `path`.
+    public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
+        var done = 0
+        while done < bytes.count {
+            let n = retryingOnInterrupt { write(fd, bytes.baseAddress! + done, bytes.count - done) }
+            guard n > 0 else { throw SwrefError.system("write", errno: errno, "writing \(path)") }
+            done += n
+        }
+    }
 }
