@@ -2,7 +2,6 @@ import CSwrefSystem
 import Glibc
 import SwrefImages
 import SwrefMemory
-
 import SwrefSupport
 
 /// An ELF core file as a `MemorySource`: its PT_LOAD segments, spliced over the files its NT_FILE

@@ -1,7 +1,6 @@
 import Glibc
 import SwrefImages
 import SwrefMemory
-
 import SwrefSupport
 
 /// Writes an ELF core of a captured process that gdb and `swref core` read: NT_PRSTATUS per

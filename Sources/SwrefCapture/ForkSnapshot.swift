@@ -2,7 +2,6 @@ import CSwrefSystem
 import Glibc
 import SwrefImages
 import SwrefMemory
-
 import SwrefSupport
 
 /// A copy-on-write snapshot of a live process: with every thread stopped, the main thread is made

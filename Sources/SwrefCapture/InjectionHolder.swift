@@ -2,7 +2,6 @@ import CSwrefSystem
 import Glibc
 import SwrefImages
 import SwrefMemory
-
 import SwrefSupport
 
 /// What the fork snapshot and the pre-copy share about their injection holder

@@ -2,7 +2,6 @@ import CSwrefSystem
 import Glibc
 import SwrefImages
 import SwrefMemory
-
 import SwrefSupport
 
 /// Takes a `Snapshot` of a live process — registers of every thread and a copy of its writable

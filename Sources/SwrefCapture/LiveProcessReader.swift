@@ -2,7 +2,6 @@ import CSwrefSystem
 import Glibc
 import SwrefImages
 import SwrefMemory
-
 import SwrefSupport
 
 /// Reads a live process with `process_vm_readv`; once the process is gone, file-backed mappings

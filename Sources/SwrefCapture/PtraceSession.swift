@@ -2,7 +2,6 @@ import CSwrefSystem
 import Glibc
 import SwrefImages
 import SwrefMemory
-
 import SwrefSupport
 
 /// Every thread of one process stopped with PTRACE_SEIZE + PTRACE_INTERRUPT.

@@ -1,7 +1,6 @@
 import Glibc
 import SwrefImages
 import SwrefMemory
-
 import SwrefSupport
 
 /// What of `/proc/PID` only a target needs: its maps, threads, and why ptrace was refused.

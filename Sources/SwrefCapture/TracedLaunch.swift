@@ -2,7 +2,6 @@ import CSwrefSystem
 import Glibc
 import SwrefImages
 import SwrefMemory
-
 import SwrefSupport
 
 /// A program started under ptrace and stopped as it exits (PTRACE_O_TRACEEXIT), while its

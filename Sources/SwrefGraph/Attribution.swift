@@ -2,7 +2,6 @@ import CSwrefSystem
 import SwrefImages
 import SwrefMemory
 import SwrefRuntimes
-
 import SwrefSupport
 
 /// Attributes every object to one reference path from a root: breadth-first, root kinds in
@@ -142,7 +141,7 @@ public struct Attribution {
         func typeLabel(_ object: Int) -> UInt32 {
             let type = objects.typeIndices[object]
             if let label = typeLabels[type] { return label }
-            let label = names.code(frame: "(\(ReferenceScanner.displayName(objects.types[Int(type)].name)))")
+            let label = names.code(frame: "(\(SwiftTypeNames.display(objects.types[Int(type)].name)))")
             typeLabels[type] = label
             return label
         }

@@ -1,7 +1,6 @@
 import SwrefImages
 import SwrefMemory
 import SwrefRuntimes
-
 import SwrefSupport
 
 /// The heap walked depth-first from its roots, in preorder: the numbering that the dominator

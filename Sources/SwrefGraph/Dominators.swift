@@ -1,7 +1,6 @@
 import SwrefImages
 import SwrefMemory
 import SwrefRuntimes
-
 import SwrefSupport
 
 /// Immediate dominators by the semi-NCA algorithm (Lengauer–Tarjan's semidominators with path

@@ -1,7 +1,6 @@
 import SwrefImages
 import SwrefMemory
 import SwrefRuntimes
-
 import SwrefSupport
 
 /// Frame names and the labels edges carry. An edge's label is a code: either a finished frame
@@ -21,7 +20,6 @@ public final class FrameNames {
     public init(objects: ObjectTable) { self.objects = objects }
 
     /// Frames that name a framework buffer, with what it pins and what is viewed through it.
-    public typealias FrameworkBuffer = SwrefRuntimes.FrameworkBuffer
     public private(set) var frameworkBuffers: [UInt32: FrameworkBuffer] = [:]
 
     /// The code of a framework buffer's frame: `cache. (ByteBuffer (NIOCore) 64 KiB pinned, 8 B viewed)`.

@@ -1,7 +1,6 @@
 import SwrefImages
 import SwrefMemory
 import SwrefRuntimes
-
 import SwrefSupport
 
 /// Counts and bytes per type: what `heap` prints on macOS, and the first thing a user asks.

@@ -2,7 +2,6 @@ import CSwrefSystem
 import SwrefImages
 import SwrefMemory
 import SwrefRuntimes
-
 import SwrefSupport
 
 /// The dominator tree of the heap by preorder number of its depth-first numbering, on the graph

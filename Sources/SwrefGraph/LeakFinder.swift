@@ -1,7 +1,6 @@
 import SwrefImages
 import SwrefMemory
 import SwrefRuntimes
-
 import SwrefSupport
 
 /// Objects no root reaches are leaked. They are grouped by strongly connected components: a

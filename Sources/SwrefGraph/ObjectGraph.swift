@@ -1,7 +1,6 @@
 import SwrefImages
 import SwrefMemory
 import SwrefRuntimes
-
 import SwrefSupport
 
 /// The object graph in compressed sparse rows: the out-edges of object `i` are

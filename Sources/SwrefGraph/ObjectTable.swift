@@ -1,7 +1,6 @@
 import SwrefImages
 import SwrefMemory
 import SwrefRuntimes
-
 import SwrefSupport
 
 /// Every in-use heap block as a row of parallel arrays indexed by object number: the nodes of the

@@ -3,7 +3,6 @@ import Glibc
 import SwrefImages
 import SwrefMemory
 import SwrefRuntimes
-
 import SwrefSupport
 
 /// Finds the references held in memory — inside objects, by their type layouts, or in untyped
@@ -211,15 +210,11 @@ public final class ReferenceScanner {
 
     // MARK: Labels
 
-    /// How a frame names a type: stdlib storage as the collection the user wrote, no `Swift.`
-    /// (`SwiftTypeNames.display`).
-    public static func displayName(_ type: String) -> String { SwiftTypeNames.display(type) }
-
     /// `(T)`: the frame of an object found by a conservative word in a root.
     public func typeLabel(of target: Int32) -> UInt32 {
         let type = objects.typeIndices[Int(target)]
         if let cached = typeLabels[type] { return cached }
-        let id = names.code(frame: "(\(ReferenceScanner.displayName(objects.types[Int(type)].name)))")
+        let id = names.code(frame: "(\(SwiftTypeNames.display(objects.types[Int(type)].name)))")
         typeLabels[type] = id
         return id
     }

@@ -1,7 +1,6 @@
 import SwrefImages
 import SwrefMemory
 import SwrefRuntimes
-
 import SwrefSupport
 
 /// Finds the roots of a memory image and what each references directly, in walk order: globals

@@ -2,7 +2,6 @@ import CSwrefSystem
 import SwrefImages
 import SwrefMemory
 import SwrefRuntimes
-
 import SwrefSupport
 
 /// Which kind of root first reaches each object, walking root kinds in order (globals, stacks,

@@ -1,7 +1,6 @@
 import SwrefImages
 import SwrefMemory
 import SwrefRuntimes
-
 import SwrefSupport
 
 /// The reference scan cut into tasks that threads take in turn: runs of whole objects of about

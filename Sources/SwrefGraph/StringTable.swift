@@ -1,6 +1,5 @@
 import SwrefImages
 import SwrefRuntimes
-
 import SwrefSupport
 
 /// Interned strings with dense ids: frame names and field paths are stored once.

@@ -1,7 +1,6 @@
 import SwrefImages
 import SwrefMemory
 import SwrefRuntimes
-
 import SwrefSupport
 
 /// Each object's index into the table of types, two bytes each (a heap has far fewer than 65 535

@@ -1,7 +1,6 @@
 import SwrefImages
 import SwrefMemory
 import SwrefRuntimes
-
 import SwrefSupport
 
 /// "Why is this object alive": the shortest reference paths from roots to one object, preferring

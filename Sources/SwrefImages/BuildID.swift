@@ -1,5 +1,4 @@
 import SwrefMemory
-
 import SwrefSupport
 
 /// The GNU build id of an ELF image as the target has it mapped: its header and notes read from the

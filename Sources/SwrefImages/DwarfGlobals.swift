@@ -1,6 +1,5 @@
 import CSwrefSystem
 import SwrefMemory
-
 import SwrefSupport
 
 /// A global variable described by DWARF.

@@ -1,6 +1,5 @@
 import CSwrefSystem
 import SwrefMemory
-
 import SwrefSupport
 
 /// A local variable or parameter of a stack frame, located through DWARF.

@@ -1,7 +1,6 @@
 import CSwrefSystem
 import Glibc
 import SwrefMemory
-
 import SwrefSupport
 
 /// An ELF file on disk, read with libelf: its sections, load segments and symbols.

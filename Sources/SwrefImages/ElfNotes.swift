@@ -1,5 +1,4 @@
 import SwrefMemory
-
 import SwrefSupport
 
 /// ELF notes (a core's PT_NOTE segments, an image's build-id note): name, type and descriptor,

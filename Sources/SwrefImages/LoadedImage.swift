@@ -1,5 +1,4 @@
 import SwrefMemory
-
 import SwrefSupport
 
 /// An ELF image mapped into the target: where it sits and what its file says.

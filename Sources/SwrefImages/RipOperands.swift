@@ -1,5 +1,4 @@
 import SwrefMemory
-
 import SwrefSupport
 
 /// The operands of the few x86-64 instructions an allocator's code reaches its hidden globals with

@@ -1,6 +1,5 @@
 import CSwrefSystem
 import SwrefMemory
-
 import SwrefSupport
 
 /// One frame of a thread's stack: its pc and stack pointer, innermost first.

@@ -1,7 +1,6 @@
 import CSwrefSystem
 import Glibc
 import SwrefMemory
-
 import SwrefSupport
 
 /// Names code addresses: the image's symbol, demangled by the Swift runtime's demangler.

@@ -1,5 +1,4 @@
 import Glibc
-
 import SwrefSupport
 
 /// Reads file-backed mappings from the files on disk: the fallback for read-only code and

@@ -1,6 +1,5 @@
 import Glibc
 import SwrefSupport
-
 import Synchronization
 
 /// A consistent image of a target: registers of every thread and a copy of its writable memory,

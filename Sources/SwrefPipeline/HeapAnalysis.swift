@@ -3,7 +3,6 @@ import SwrefGraph
 import SwrefImages
 import SwrefMemory
 import SwrefRuntimes
-
 import SwrefSupport
 
 /// Whether framework buffers are named by what they pin (RPC-framework-aware mode).

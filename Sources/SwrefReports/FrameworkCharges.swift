@@ -2,7 +2,6 @@ import SwrefGraph
 import SwrefImages
 import SwrefMemory
 import SwrefRuntimes
-
 import SwrefSupport
 
 /// RPC-framework-aware mode: framework buffers charged to the user code that retains them.
@@ -35,7 +34,7 @@ public struct FrameworkCharges {
     public var totalBytes: Int64 = 0
 
     /// The framework buffer a node sits in (itself or an ancestor), and whom it is charged to.
-    public static func buffer(of node: Int32, _ attribution: Attribution) -> (FrameNames.FrameworkBuffer, String)? {
+    public static func buffer(of node: Int32, _ attribution: Attribution) -> (FrameworkBuffer, String)? {
         var chain: [Int32] = []
         var current = node
         while current >= 0 { chain.append(current); current = attribution.nodes[Int(current)].parent }

@@ -2,7 +2,6 @@ import SwrefGraph
 import SwrefImages
 import SwrefMemory
 import SwrefRuntimes
-
 import SwrefSupport
 
 /// Leak groups with identical shape folded together, as the text and JSON reports show them:

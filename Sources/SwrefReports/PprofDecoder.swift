@@ -4,7 +4,6 @@ import SwrefGraph
 import SwrefImages
 import SwrefMemory
 import SwrefRuntimes
-
 import SwrefSupport
 
 /// Reads a pprof profile (gzipped or not) back into a `PprofProfile`: what `diff`, `check` and

@@ -4,7 +4,6 @@ import SwrefGraph
 import SwrefImages
 import SwrefMemory
 import SwrefRuntimes
-
 import SwrefSupport
 
 /// A pprof profile (github.com/google/pprof/proto/profile.proto) as swref uses it: each sample

@@ -2,7 +2,6 @@ import SwrefGraph
 import SwrefImages
 import SwrefMemory
 import SwrefRuntimes
-
 import SwrefSupport
 
 /// What changed between two heap profiles: paths and types that grew or shrank, and leak groups

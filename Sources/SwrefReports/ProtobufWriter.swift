@@ -2,7 +2,6 @@ import SwrefGraph
 import SwrefImages
 import SwrefMemory
 import SwrefRuntimes
-
 import SwrefSupport
 
 /// The protobuf wire format, enough of it to write profile.proto: varints, packed varints and

@@ -2,7 +2,6 @@ import SwrefGraph
 import SwrefImages
 import SwrefMemory
 import SwrefRuntimes
-
 import SwrefSupport
 
 /// The reference-path profile: one sample per distinct path, root first in the flame graph,
@@ -44,7 +43,7 @@ public enum ReferenceReport {
             profile.samples.append(sample)
         }
         for type in objects.types.indices where unreachableCounts[type] > 0 {
-            profile.samples.append(.init(frames: [unreachableRoot, ReferenceScanner.displayName(objects.types[type].name)],
+            profile.samples.append(.init(frames: [unreachableRoot, SwiftTypeNames.display(objects.types[type].name)],
                                          values: [unreachableCounts[type], unreachableBytes[type]],
                                          labels: ["root": "unreachable"]))
         }

@@ -2,7 +2,6 @@ import SwrefGraph
 import SwrefImages
 import SwrefMemory
 import SwrefRuntimes
-
 import SwrefSupport
 
 /// Known leaks and known growth to ignore, in the spirit of LeakSanitizer's suppression files:

@@ -2,7 +2,6 @@ import SwrefGraph
 import SwrefImages
 import SwrefMemory
 import SwrefRuntimes
-
 import SwrefSupport
 
 /// `swref top`: the largest retainers, a type histogram with retained sizes, the biggest objects.

@@ -1,5 +1,4 @@
 import CSwrefSystem
-
 import Glibc
 
 /// Resident pages that swref has finished with, kept to back its next large arrays.

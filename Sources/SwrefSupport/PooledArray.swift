@@ -1,5 +1,4 @@
 import CSwrefSystem
-
 import Glibc
 
 /// An array of plain values for the per-object and per-reference columns of a large heap: once

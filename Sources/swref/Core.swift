@@ -1,6 +1,5 @@
 import ArgumentParser
 import Glibc
-
 import SwrefKit
 
 extension Swref {

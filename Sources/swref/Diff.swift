@@ -1,5 +1,4 @@
 import ArgumentParser
-
 import SwrefKit
 
 extension Swref {

@@ -1,6 +1,5 @@
 import ArgumentParser
 import Glibc
-
 import SwrefKit
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {

@@ -1,6 +1,5 @@
 import ArgumentParser
 import Glibc
-
 import SwrefKit
 
 /// Runs a command body, turning swref's errors into one line on stderr and exit status 2.

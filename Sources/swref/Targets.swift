@@ -1,5 +1,4 @@
 import ArgumentParser
-
 import SwrefKit
 
 /// A process or a core, analysed: what `leaks`, `top` and `why` start from.

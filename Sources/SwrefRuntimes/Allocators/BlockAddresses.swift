@@ -1,6 +1,5 @@
 import SwrefImages
 import SwrefMemory
-
 import SwrefSupport
 
 /// Block addresses, four bytes each instead of eight: rows come in groups of 4096, and a row keeps

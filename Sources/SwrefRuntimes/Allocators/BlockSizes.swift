@@ -1,6 +1,5 @@
 import SwrefImages
 import SwrefMemory
-
 import SwrefSupport
 
 /// Chunk sizes, two bytes each: glibc's chunks are multiples of 16 bytes, and all but blocks of a

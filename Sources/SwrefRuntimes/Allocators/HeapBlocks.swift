@@ -1,6 +1,5 @@
 import SwrefImages
 import SwrefMemory
-
 import SwrefSupport
 
 /// Every block an allocator has handed out and the program has not freed, as found from outside:

@@ -1,6 +1,5 @@
 import SwrefImages
 import SwrefMemory
-
 import SwrefSupport
 
 /// The blocks glibc malloc has handed out, found by walking its arenas from outside.

@@ -1,6 +1,5 @@
 import SwrefImages
 import SwrefMemory
-
 import SwrefSupport
 
 /// glibc 2.36 malloc constants on x86_64 (malloc/malloc.c, malloc/arena.c).

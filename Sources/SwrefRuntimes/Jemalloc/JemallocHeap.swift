@@ -1,6 +1,5 @@
 import SwrefImages
 import SwrefMemory
-
 import SwrefSupport
 
 /// The blocks jemalloc 5.3 has handed out, found from outside by walking its extent map.

@@ -1,6 +1,5 @@
 import SwrefImages
 import SwrefMemory
-
 import SwrefSupport
 
 /// jemalloc 5.3.0 on x86_64 as Debian bookworm builds it (`libjemalloc2`/`libjemalloc-dev` 5.3.0-1:

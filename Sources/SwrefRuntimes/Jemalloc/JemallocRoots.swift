@@ -1,7 +1,6 @@
 import Glibc
 import SwrefImages
 import SwrefMemory
-
 import SwrefSupport
 
 /// Where jemalloc keeps what a walk starts from: the extent map (`je_arena_emap_global`), the size

@@ -1,6 +1,5 @@
 import SwrefImages
 import SwrefMemory
-
 import SwrefSupport
 
 /// The blocks mimalloc 2.0 has handed out, found by walking its segments from outside.

@@ -1,6 +1,5 @@
 import SwrefImages
 import SwrefMemory
-
 import SwrefSupport
 
 /// Where mimalloc 2.0 (x86_64, release build: no MI_DEBUG, no MI_SECURE, so no padding and plain

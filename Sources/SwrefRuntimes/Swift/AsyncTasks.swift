@@ -1,6 +1,5 @@
 import SwrefImages
 import SwrefMemory
-
 import SwrefSupport
 
 /// Swift Concurrency tasks read from outside (Swift 6.3, task layout version 1): identity, state,

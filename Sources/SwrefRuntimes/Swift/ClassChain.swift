@@ -1,6 +1,5 @@
 import SwrefImages
 import SwrefMemory
-
 import SwrefSupport
 
 /// A class and its superclasses, root first, each with the field offsets the runtime stored in

@@ -1,7 +1,6 @@
 import CSwrefSystem
 import SwrefImages
 import SwrefMemory
-
 import SwrefSupport
 
 /// How to find the references inside one kind of heap object.

@@ -1,6 +1,5 @@
 import SwrefImages
 import SwrefMemory
-
 import SwrefSupport
 
 /// How `swref inspect` shows a layout: one line per slot, offsets from the object's start.

@@ -2,7 +2,6 @@ import CSwrefSystem
 import Glibc
 import SwrefImages
 import SwrefMemory
-
 import SwrefSupport
 
 /// A libswiftRemoteMirror reflection context over a target's memory.

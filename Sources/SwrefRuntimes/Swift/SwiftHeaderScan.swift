@@ -1,6 +1,5 @@
 import SwrefImages
 import SwrefMemory
-
 import SwrefSupport
 
 /// The heap of an allocator swref does not know, approximated: Swift objects found by their

@@ -1,6 +1,5 @@
 import SwrefImages
 import SwrefMemory
-
 import SwrefSupport
 
 /// Swift runtime constants on x86_64 Linux (include/swift/ABI/MetadataKind.def, HeapObject.h, RefCount.h).

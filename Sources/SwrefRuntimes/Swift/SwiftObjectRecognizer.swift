@@ -1,7 +1,6 @@
 import CSwrefSystem
 import SwrefImages
 import SwrefMemory
-
 import SwrefSupport
 
 /// Decides whether a malloc block holds a Swift heap object, and of which type.

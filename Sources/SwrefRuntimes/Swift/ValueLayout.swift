@@ -1,7 +1,6 @@
 import CSwrefSystem
 import SwrefImages
 import SwrefMemory
-
 import SwrefSupport
 
 /// Where the references are inside a value of one type, from libswiftRemoteMirror's type layout.

@@ -1,6 +1,5 @@
 import SwrefImages
 import SwrefMemory
-
 import SwrefSupport
 
 /// The blocks gperftools tcmalloc has handed out, found by walking its page heap from outside.

@@ -1,6 +1,5 @@
 import SwrefImages
 import SwrefMemory
-
 import SwrefSupport
 
 /// gperftools tcmalloc 2.10 on x86_64 (src/common.h, span.h, pagemap.h, page_heap.h,
