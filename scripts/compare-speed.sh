@@ -2,7 +2,7 @@
 # Two swref binaries on one benchmark target, turn about: the median of each phase of
 # `attach --timings` for each, and new/old. For refactors that must not cost speed.
 #   scripts/compare-speed.sh OLD_SWREF NEW_SWREF [RUNS] [OBJECTS] [PAYLOAD]
-# Prints medians in ms, and swref-cpu (user + system). Defaults: 4 runs each on 5 M records with 80-byte payloads (10 M blocks, about 1 GiB).
+# Prints medians in ms, and swref-cpu (user + system, from /usr/bin/time: Debian package `time`). Defaults: 4 runs each on 5 M records with 80-byte payloads (10 M blocks, about 1 GiB).
 set -euo pipefail
 old=$(realpath "$1"); new=$(realpath "$2"); runs=${3:-4}; objects=${4:-5000000}; payload=${5:-80}
 root=$(cd "$(dirname "$0")/.." && pwd)
