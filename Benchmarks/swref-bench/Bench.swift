@@ -45,6 +45,9 @@ struct Bench: ParsableCommand {
     @Option(help: "With --serve-soak: how long to soak, in seconds.")
     var soakSeconds: Double = 600
 
+    @Option(help: "Capture methods to measure, comma-separated: stop-the-world, precopy, fork, fork-in-place (a fork read as the analysis goes: swref's memory follows the objects, not the bytes). gcore and the copy floor run with stop-the-world; the phases and the scheduling-noise row with precopy, or the first method when precopy is not measured.")
+    var captures: String = "stop-the-world,precopy,fork"
+
     @Option(help: "Allocators to build the target with, measured one after the other in this run: glibc, jemalloc (linked with -ljemalloc, as the Vapor and Hummingbird templates build servers), comma-separated.")
     var allocators: String = "glibc"
 
@@ -105,67 +108,83 @@ struct Bench: ParsableCommand {
         print("target (\(allocator)): \(objects) records, payload \(payload) B, resident \(formatBytes(rss))\(write ? ", writing" : "")")
 
         var floors: [Double] = [], gcores: [Double] = [], gcorePauses: [Double] = []
-        var precopied = AttachRuns(), forked = AttachRuns(), stopped = AttachRuns()
+        let methods = captures.split(separator: ",").map(String.init)
+        let flags: [String: [String]] = ["stop-the-world": ["--stop-the-world"], "precopy": [], "fork": ["--capture", "fork"],
+                                         "fork-in-place": ["--capture", "fork-in-place"]]
+        for method in methods where flags[method] == nil {
+            throw ValidationError("unknown capture \(method): stop-the-world, precopy, fork or fork-in-place")
+        }
+        var measured: [String: AttachRuns] = [:]
         let swref = try swrefPath()
         // Every process_vm_readv-based copy first (pre-copy, the default, included), fork
         // snapshots last: after a fork the target's pages are no longer marked exclusive, and the
         // next pinning read of each page takes a fault to mark it again — a real cost, but one of
         // the fork runs, not of the copy.
-        for run in 1...runs {
-            floors.append(try copyFloor(pid: target.pid))
-            let out = work.appendingPathComponent("run\(run).out").path
-            try stopped.measure(swref, ["attach", "\(target.pid)", "-o", out, "--stop-the-world"], target: target)
-            if !noGcore && FileManager.default.isExecutableFile(atPath: "/usr/bin/gcore") {
-                let core = work.appendingPathComponent("core").path
-                let started = Date()
-                _ = try runProcess("/usr/bin/gcore", ["-o", core, "\(target.pid)"])
-                gcores.append(Date().timeIntervalSince(started))
-                usleep(20_000)
-                gcorePauses.append(target.takeMaxGap())
-                try? FileManager.default.removeItem(atPath: "\(core).\(target.pid)")
-            }
-        }
+        let ordered = ["stop-the-world", "precopy", "fork", "fork-in-place"].filter(methods.contains)
+        let main = methods.contains("precopy") ? "precopy" : ordered[0]
         var idleGaps: [Double] = []
-        for run in 1...runs {
-            let out = work.appendingPathComponent("run\(run).out").path
-            try precopied.measure(swref, ["attach", "\(target.pid)", "-o", out, "--timings"], target: target)
-            // The heartbeat's own noise, over as long as a run, with nothing attached but both cores
-            // kept busy as swref keeps them: how late a tick comes when the CPUs are taken.
-            _ = target.takeMaxGap()
-            busyCores(for: min(precopied.totals.last ?? 1, 10))
-            idleGaps.append(target.takeMaxGap())
+        for method in ordered {
+            var runsOfMethod = AttachRuns()
+            for run in 1...runs {
+                if method == "stop-the-world" { floors.append(try copyFloor(pid: target.pid)) }
+                let out = work.appendingPathComponent("run\(run).out").path
+                try runsOfMethod.measure(swref, ["attach", "\(target.pid)", "-o", out, "--timings"] + flags[method]!, target: target)
+                if method == "stop-the-world" && !noGcore && FileManager.default.isExecutableFile(atPath: "/usr/bin/gcore") {
+                    let core = work.appendingPathComponent("core").path
+                    let started = Date()
+                    _ = try runProcess("/usr/bin/gcore", ["-o", core, "\(target.pid)"])
+                    gcores.append(Date().timeIntervalSince(started))
+                    usleep(20_000)
+                    gcorePauses.append(target.takeMaxGap())
+                    try? FileManager.default.removeItem(atPath: "\(core).\(target.pid)")
+                }
+                if method == main {
+                    // The heartbeat's own noise, over as long as a run, with nothing attached but both cores
+                    // kept busy as swref keeps them: how late a tick comes when the CPUs are taken.
+                    _ = target.takeMaxGap()
+                    busyCores(for: min(runsOfMethod.totals.last ?? 1, 10))
+                    idleGaps.append(target.takeMaxGap())
+                }
+            }
+            measured[method] = runsOfMethod
         }
-        for run in 1...runs {
-            let out = work.appendingPathComponent("run\(run).out").path
-            try forked.measure(swref, ["attach", "\(target.pid)", "-o", out, "--capture", "fork"], target: target)
-        }
-        let floor = median(floors), total = median(precopied.totals), objectCount = median(precopied.blocks)
-        let heapBytes = median(precopied.heap), phases = precopied.phases
-        print("runs: \(runs) (medians)")
-        print("  pause seen by the target:        \(ms(median(precopied.pauses)))  (pre-copy; swref reports \(ms(median(precopied.reported) / 1000)); \(ratio(median(precopied.pauses), floor)) floor)")
-        print("  heartbeat's gap, cores busy:     \(ms(median(idleGaps)))  (no swref, two threads spinning as long as a run: the scheduling noise under the pauses above)")
-        print("  pause with --capture fork:       \(ms(median(forked.pauses)))  (swref reports \(ms(median(forked.reported) / 1000)); \(ratio(median(forked.pauses), floor)) floor)")
-        print("  pause with --stop-the-world:     \(ms(median(stopped.pauses)))  (swref reports \(ms(median(stopped.reported) / 1000)); \(ratio(median(stopped.pauses), floor)) floor)")
-        print("  copy floor (process_vm_readv):   \(ms(floor))")
+        guard target.process.isRunning else { throw ValidationError("the target died during the runs") }
+        let chosen = measured[main]!
+        let floor = median(floors), total = median(chosen.totals), objectCount = median(chosen.blocks)
+        let heapBytes = median(chosen.heap)
+        print("runs: \(runs) (medians); the target ran on through all of them (its heartbeat's longest gap is the pause seen)")
+        print("  heartbeat's gap, cores busy:     \(ms(median(idleGaps)))  (no swref, two threads spinning as long as a run: the scheduling noise under the pauses below)")
+        if !floors.isEmpty { print("  copy floor (process_vm_readv):   \(ms(floor))") }
         if !gcores.isEmpty {
             print("  gcore:                           \(ms(median(gcores)))  (target paused \(ms(median(gcorePauses))); \(ratio(median(gcores), floor)) floor)")
         }
-        print("  swref attach total:              \(ms(total))  (\(ratio(total, floor)) floor)")
-        print("  --capture fork total:            \(ms(median(forked.totals)))  (peak RSS \(formatBytes(UInt64(median(forked.peaks)))))")
-        print("  --stop-the-world total:          \(ms(median(stopped.totals)))  (peak RSS \(formatBytes(UInt64(median(stopped.peaks)))))")
         let known = ["capture", "images", "malloc-heap", "objects", "address-index", "roots", "graph", "attribution", "leaks",
                      "dominators", "dominator-attribution", "census", "profile", "write"]
-        let order = known.filter { phases[$0] != nil } + phases.keys.filter { !known.contains($0) }.sorted()
-        print("  phases:                          " + order.compactMap { name in phases[name].map { "\(name) \(ms(median($0)))" } }.joined(separator: ", "))
-        // Every phase but the capture and the writing of the profile, whatever its name.
-        let analysis = order.filter { $0 != "write" && $0 != "capture" }.compactMap { phases[$0].map(median) }.reduce(0, +)
-        print("  analysis objects/s:              \(Int(objectCount / max(analysis, 1e-9)))  (analysis \(ms(analysis)), without capture and process start)")
-        print("  objects/s:                       \(Int(objectCount / total))  (\(Int(objectCount)) blocks)")
+        var rates: [String: Double] = [:]
+        for method in ordered {
+            let runs = measured[method]!
+            let phases = runs.phases
+            let order = known.filter { phases[$0] != nil } + phases.keys.filter { !known.contains($0) }.sorted()
+            // Every phase but the capture and the writing of the profile, whatever its name.
+            let analysis = order.filter { $0 != "write" && $0 != "capture" }.compactMap { phases[$0].map(median) }.reduce(0, +)
+            let blocks = median(runs.blocks), peak = median(runs.peaks)
+            rates[method] = blocks / max(analysis, 1e-9)
+            print("  \(method):")
+            print("    pause seen by the target:      \(ms(median(runs.pauses)))  (swref reports \(ms(median(runs.reported) / 1000))\(floors.isEmpty ? "" : "; \(ratio(median(runs.pauses), floor)) floor"))")
+            print("    swref attach total:            \(ms(median(runs.totals)))")
+            print("    phases:                        " + order.compactMap { name in phases[name].map { "\(name) \(ms(median($0)))" } }.joined(separator: ", "))
+            print("    analysis objects/s:            \(Int(rates[method]!))  (analysis \(ms(analysis)), without capture and process start; \(Int(blocks)) blocks)")
+            print("    swref peak RSS:                \(formatBytes(UInt64(peak)))  (\(ratio(peak, median(runs.heap))) heap; \(Int(peak / max(blocks, 1))) B per block)")
+            if !runs.inPlace.isEmpty { print("    read in place:                 \(runs.inPlace[runs.inPlace.count / 2])") }
+        }
+        if let precopy = rates["precopy"], let inPlace = rates["fork-in-place"] {
+            print("  fork-in-place analysis against precopy's: \(ratio(precopy, inPlace)) the time")
+        }
+        print("  objects/s (\(main), whole run):   \(Int(objectCount / total))  (\(Int(objectCount)) blocks)")
         print("  bytes/s:                         \(formatBytes(UInt64(heapBytes / total)))/s  (\(formatBytes(UInt64(heapBytes))) in use)")
-        let peak = median(precopied.peaks), snapshot = Double(target.anonymousResidentBytes)
-        print("  swref peak RSS:                  \(formatBytes(UInt64(peak)))  (\(ratio(peak, heapBytes)) heap)")
-        print("  beyond the snapshot:             \(formatBytes(UInt64(max(peak - snapshot, 0))))  (\(ratio(max(peak - snapshot, 0), heapBytes)) heap; the snapshot is the target's anonymous resident memory, \(formatBytes(UInt64(snapshot))))")
-        return Summary(allocator: allocator, analysisRate: objectCount / max(analysis, 1e-9), pause: median(precopied.pauses))
+        let peak = median(chosen.peaks), snapshot = Double(target.anonymousResidentBytes)
+        print("  beyond the snapshot (\(main)):    \(formatBytes(UInt64(max(peak - snapshot, 0))))  (\(ratio(max(peak - snapshot, 0), heapBytes)) heap; the snapshot is the target's anonymous resident memory, \(formatBytes(UInt64(snapshot))))")
+        return Summary(allocator: allocator, analysisRate: rates[main] ?? 0, pause: median(chosen.pauses))
     }
 
     private func ms(_ seconds: Double) -> String { String(format: "%.1f ms", seconds * 1000) }
@@ -177,6 +196,8 @@ struct AttachRuns {
     var totals: [Double] = [], pauses: [Double] = [], reported: [Double] = [], peaks: [Double] = []
     var blocks: [Double] = [], heap: [Double] = []
     var phases: [String: [Double]] = [:]
+    /// swref's "read in place: …" line, for a fork read in place.
+    var inPlace: [String] = []
 
     /// Runs swref once: wall time, peak RSS, the pause the target saw, what swref printed.
     mutating func measure(_ swref: String, _ arguments: [String], target: BenchTarget) throws {
@@ -195,6 +216,9 @@ struct AttachRuns {
         let beforeBlocks = summary.range(of: " blocks").map { summary[..<$0.lowerBound] } ?? ""
         blocks.append(Double(beforeBlocks.split(separator: " ").last ?? "") ?? 0)
         heap.append(parseBytes(field(summary, after: "blocks, ", before: " in use")))
+        if let line = lines.first(where: { $0.hasPrefix("swref: read in place: ") }) {
+            inPlace.append(String(line.dropFirst("swref: read in place: ".count)))
+        }
         if let line = lines.first(where: { $0.hasPrefix("swref: timings ") }) {
             for item in line.dropFirst("swref: timings ".count).split(separator: " ") {
                 let parts = item.split(separator: "=")

@@ -52,8 +52,17 @@ public enum CaptureEstimate {
             copy = copyBytes(map: try ProcFS.memoryMap(pid), method: .stopTheWorld)
             basis = "mapped"
         }
+        if method == .forkInPlace {
+            // The copy fills as it is read, held to the pager's limit; the analysis' arrays have no
+            // copy to take pages from (as for a core).
+            return MemoryEstimate(copyBytes: min(copy, inPlaceResidentBytes), analysisBytes: analysis ? analysisBytes(copy: copy) : 0,
+                                  basis: "in place")
+        }
         return MemoryEstimate(copyBytes: copy, analysisBytes: analysis ? analysisBytes(copy: copy) : 0, basis: basis)
     }
+
+    /// What a fork read in place holds of the child at once (`LiveCapture.Options.inPlaceResidentLimit`).
+    public static let inPlaceResidentBytes: UInt64 = 32 << 20
 
     /// The bytes a pre-copy or fork snapshot copies, from the text of `/proc/PID/smaps`: for every
     /// mapping `LiveCapture.shouldCopy` takes, its `Rss` and `Swap` if anonymous, its size if a file's

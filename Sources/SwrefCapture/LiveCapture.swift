@@ -21,6 +21,8 @@ public enum LiveCapture {
         /// maps its buffers, which cost every copied mapping's whole size: the memory budget's
         /// check, since a pre-copy's estimate counted only the pages that exist.
         public var beforeStopTheWorld: ((MemoryMap, _ fallbackNote: String?) throws -> Void)? = nil
+        /// A fork snapshot read in place holds at most about this much of the child's memory at once.
+        public var inPlaceResidentLimit = Int(CaptureEstimate.inPlaceResidentBytes)
 
         public init(progress: ProgressReporter? = nil, stallMilliseconds: Int = 0, method: CaptureMethod = .precopy) {
             self.progress = progress
@@ -53,6 +55,14 @@ public enum LiveCapture {
         // the target itself never sees it), and that parent gets a SIGCHLD and a zombie it never
         // started — a supervisor blocked in wait() gets back a process it does not know. A
         // pre-copy that is not possible falls back to stopping the world instead.
+        if options.method == .forkInPlace {
+            do {
+                let fork = try ForkSnapshot(pid: pid, stallMilliseconds: options.stallMilliseconds)
+                return try fork.readInPlace(residentLimit: options.inPlaceResidentLimit)
+            } catch let error as SwrefError where !error.isProcessGone && !error.isPermissionDenied {
+                notes.append("no fork snapshot read in place (\(error))")
+            }
+        }
         if options.method == .forkSnapshot {
             do {
                 let fork = try ForkSnapshot(pid: pid, stallMilliseconds: options.stallMilliseconds)

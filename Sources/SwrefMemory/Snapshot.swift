@@ -9,6 +9,7 @@ public enum CaptureMethod: String, Sendable {
     case precopy = "pre-copy"
     case forkSnapshot = "fork snapshot"
     case stopTheWorld = "stop-the-world"
+    case forkInPlace = "fork snapshot, read in place"
     case atExit = "at exit"
 }
 
@@ -32,6 +33,15 @@ public final class Snapshot: Target, DiscardableMemory {
     public var captureNote: String?
     /// Bytes copied while the target was stopped.
     public private(set) var copiedBytes: UInt64 = 0
+    /// A copy filled as it is read (`--capture fork-in-place`): what it cost, once it is released.
+    public var inPlace: InPlaceReading?
+    public private(set) var copyIsWindow = false
+    /// Called once, when the copy is released (or the snapshot goes): ends what serves a lazy copy.
+    public var onRelease: ((Snapshot) -> Void)?
+    /// Why some of the copy could not be read (a lazy copy whose source went away): the analysis
+    /// then reports the heap as not read, never as clean.
+    public var readFailureCheck: () -> String? = { nil }
+    public var readFailure: String? { readFailureCheck() }
 
     private var copies: [UnsafeMutableRawPointer?]
     /// Bytes mapped for each copy: the region's size, or more for a buffer prepared with headroom.
@@ -58,6 +68,7 @@ public final class Snapshot: Target, DiscardableMemory {
     private var released: [(UnsafeMutableRawPointer, Int)] = []
 
     deinit {
+        endLazyCopy()
         for (index, copy) in copies.enumerated() where copy != nil {
             munmap(copy, mappedSizes[index])
         }
@@ -77,6 +88,20 @@ public final class Snapshot: Target, DiscardableMemory {
             released.append((copy, size))
             copies[index] = nil
         }
+        endLazyCopy()
+    }
+
+    private func endLazyCopy() {
+        let end = onRelease
+        onRelease = nil
+        end?(self)
+    }
+
+    /// Makes region `index`'s copy `buffer`, whose pages something else fills when they are read.
+    public func adoptLazyCopy(_ index: Int, buffer: UnsafeMutableRawPointer, size: Int) {
+        copyIsWindow = true
+        copies[index] = buffer
+        mappedSizes[index] = size
     }
 
     /// Gives back the copied pages wholly inside `range`, as `releaseCopies` does (they read as zeros afterwards): for a scan
@@ -160,3 +185,21 @@ public final class Snapshot: Target, DiscardableMemory {
         return fallbackLock.locked { fallback.read(address, count: count, into: buffer) }
     }
 }
+
+/// What a copy filled as it is read cost: swref's side and the target's.
+public struct InPlaceReading: Sendable {
+    /// Bytes read from the frozen child into swref's copy (a stretch read again counts again).
+    public var filledBytes: UInt64 = 0
+    /// Most of them held at once.
+    public var peakResidentBytes: UInt64 = 0
+    /// First touches served.
+    public var faults: UInt64 = 0
+    /// The target's pages duplicated because it wrote them while the child lived (copy-on-write,
+    /// charged to the target's memory and cgroup).
+    public var copyOnWriteBytes: UInt64 = 0
+    /// How long the child lived after the fork.
+    public var childNanoseconds: UInt64 = 0
+
+    public init() {}
+}
+

@@ -6,6 +6,13 @@ public protocol Target: MemorySource {
     var identity: TargetIdentity { get }
     /// Where the files the target mapped are on this machine (a core's sysroot).
     var files: FileResolver { get }
+    /// Why part of the target's memory could not be read after all (a lazily read copy whose
+    /// source went away); nil when every read was served.
+    var readFailure: String? { get }
+}
+
+extension Target {
+    public var readFailure: String? { nil }
 }
 
 /// Who a target is, for messages and profiles.
@@ -31,4 +38,11 @@ public protocol DiscardableMemory: MemorySource {
     func discard(_ range: Range<UInt64>)
     /// Gives back the whole copy.
     func releaseCopies()
+    /// The copy is a window that fills as it is read and gives back what it read before: its pages
+    /// would be freed anyway, so keeping them for later arrays (the page pool) only adds to the peak.
+    var copyIsWindow: Bool { get }
+}
+
+extension DiscardableMemory {
+    public var copyIsWindow: Bool { false }
 }

@@ -128,6 +128,15 @@ public final class HeapAnalysis {
         }
     }
 
+    /// Why part of the target's memory could not be read during the reference scan, if it could not.
+    public private(set) var lostMemory: String?
+
+    /// Throws when the reference scan could not read all it needed (a copy read in place whose
+    /// source went away): what it found is then no verdict on the heap.
+    public func requireWholeRead() throws {
+        if let lost = lostMemory ?? target.readFailure { throw SwrefError.heapUnreadable(lost) }
+    }
+
     /// The heap holds framework buffers (`Frameworks`): SwiftNIO ByteBuffer storage, Foundation
     /// Data storage, swift-protobuf messages.
     public var hasFrameworkBuffers: Bool {
@@ -166,12 +175,15 @@ public final class HeapAnalysis {
         let streaming = discardable != nil && !settings.keepCopy
         // The copy's pages, as the scan gives them back, build the graph and the later phases'
         // arrays (see `PagePool`): as many as those hold at once, at most; none left kept after.
-        // `pagePoolLimit` sets the most it keeps (0: none, every page fresh, for comparison).
+        // `pagePoolLimit` sets the most it keeps (0: none, every page fresh, for comparison). A copy
+        // that is a window (a fork read in place) would have freed its pages: none are kept.
         let pool = PagePool.shared
-        pool.limit = settings.pagePoolLimit ?? objects.count * 48
+        pool.limit = settings.pagePoolLimit ?? (discardable?.copyIsWindow == true ? 0 : objects.count * 48)
         defer { pool.limit = 0 }
         CrashContext.set("scanning references")
         let graph = scanner.buildGraph(progress: progress, discarding: streaming ? discardable : nil, threads: settings.scanThreads)
+        // A copy read as the scan went (a fork read in place) may have lost its source meanwhile.
+        if lostMemory == nil { lostMemory = target.readFailure }
         // From here on only the graph is used: the copy of the target's memory can go.
         discardable?.releaseCopies()
         lap("graph")

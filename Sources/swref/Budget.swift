@@ -88,7 +88,11 @@ enum BudgetRecord {
     static func parts(_ estimate: MemoryEstimate) -> String {
         var parts: [String] = []
         if estimate.copyBytes > 0 {
-            parts.append("\(formatBytes(estimate.copyBytes)) \(estimate.basis == "resident" ? "resident" : "mapped") to copy")
+            switch estimate.basis {
+            case "in place": parts.append("\(formatBytes(estimate.copyBytes)) of the frozen child read in place at most")
+            case "resident": parts.append("\(formatBytes(estimate.copyBytes)) resident to copy")
+            default: parts.append("\(formatBytes(estimate.copyBytes)) mapped to copy")
+            }
         }
         if estimate.analysisBytes > 0 {
             parts.append("\(formatBytes(estimate.analysisBytes)) for the analysis" + (estimate.basis == "core" ? "; the core itself is mapped, not copied" : ""))

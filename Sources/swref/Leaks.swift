@@ -80,6 +80,7 @@ func reportLeaks(_ analysis: HeapAnalysis, name: String, mainBinary: String?,
     let paths = analysis.referencePaths(maxDepth: analysisOptions.maxDepth, attribution: analysisOptions.attribution.mode,
                                                 framework: analysisOptions.framework.mode, progress: progress)
     progress.finish()
+    try analysis.requireWholeRead()
     let summary = LeakSummary(paths.leaks, objects: analysis.objects, suppressions: suppressions,
                               includeSystem: includeSystem)
     // No leak found in a heap read only by its Swift headers is no clean verdict: 125, not 0.

@@ -70,13 +70,20 @@ extension String {
 /// How a live process is captured.
 struct CaptureOptions: ParsableArguments {
     enum Method: String, ExpressibleByArgument, CaseIterable {
-        case precopy, fork, stopTheWorld = "stop-the-world"
+        case precopy, fork, forkInPlace = "fork-in-place", stopTheWorld = "stop-the-world"
     }
 
     @Option(help: """
-    How to take the snapshot: precopy (default: copy while the target runs, tracking its writes,     then stop it only to copy what changed since), fork (stop it while it forks, about 20 ms per GiB,     and read the frozen child; the child is the target's parent's, which gets a SIGCHLD and a zombie     to reap: never chosen unless asked) or stop-the-world (stopped for the whole copy). A pre-copy or     fork the target or kernel does not allow falls back to stop-the-world. See docs/performance.md.
+    How to take the snapshot: precopy (default: copy while the target runs, tracking its writes, \
+    then stop it only to copy what changed since), fork (stop it while it forks, about 20 ms per GiB, \
+    and copy the frozen child; the child is the target's parent's, which gets a SIGCHLD and a zombie \
+    to reap), fork-in-place (the same fork, read as the analysis goes instead of copied: swref's \
+    memory follows the objects, not the heap's bytes; the target duplicates the pages it writes \
+    until the scan is done; chosen by itself when a copy would not fit the memory swref may use) \
+    or stop-the-world (stopped for the whole copy). A way the target or kernel does not allow falls \
+    back to stop-the-world. See docs/performance.md.
     """)
-    var capture: Method = .precopy
+    var capture: Method?
 
     @Flag(help: "Same as --capture stop-the-world.")
     var stopTheWorld = false
@@ -88,14 +95,28 @@ struct CaptureOptions: ParsableArguments {
     func capture(pid: Int32, progress: ProgressReporter?, analysis: Bool = true) throws -> Snapshot {
         // Test hook: hold the target stopped (or mid-injection) this long.
         let stall = Int(getenv("SWREF_TEST_STALL_MS").flatMap { Int(String(cString: $0)) } ?? 0)
-        let method: CaptureMethod
-        switch stopTheWorld ? .stopTheWorld : capture {
+        var method: CaptureMethod
+        switch stopTheWorld ? .stopTheWorld : capture ?? .precopy {
         case .precopy: method = .precopy
         case .fork: method = .forkSnapshot
+        case .forkInPlace: method = .forkInPlace
         case .stopTheWorld: method = .stopTheWorld
         }
-        try budget.checkLive(pid: pid, method: method, analysis: analysis)
+        do {
+            try budget.checkLive(pid: pid, method: method, analysis: analysis)
+        } catch let refusal as BudgetExceeded where analysis && capture == nil && !stopTheWorld {
+            // The copy would not fit: a fork read in place needs memory for the objects, not the
+            // bytes. Chosen by itself only here, where the other answer is a refusal.
+            guard (try? budget.checkLive(pid: pid, method: .forkInPlace, analysis: analysis)) != nil else { throw refusal }
+            method = .forkInPlace
+            printError("swref: note: \(refusal.description.prefix { $0 != ":" }): reading a fork of it in place instead "
+                       + "(its parent gets a SIGCHLD and a zombie to reap; pages it writes meanwhile are duplicated)")
+        }
         var options = LiveCapture.Options(progress: progress, stallMilliseconds: stall, method: method)
+        // Test hook: a smaller window for a fork read in place, so that stretches are given back and read again.
+        if let limit = getenv("SWREF_IN_PLACE_LIMIT").flatMap({ Int(String(cString: $0)) }), limit > 0 {
+            options.inPlaceResidentLimit = limit
+        }
         options.beforeStopTheWorld = { [budget] map, note in
             try budget.checkStopTheWorld(pid: pid, map: map, fallbackNote: note, analysis: analysis)
         }

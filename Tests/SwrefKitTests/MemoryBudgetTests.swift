@@ -320,9 +320,9 @@ final class MemoryBudgetTests: XCTestCase {
         let before = settledContextSwitches(program.pid)
         let out = TestPrograms.buildDirectory.appendingPathComponent("cgroup.out").path
         let swref = try TestPrograms.swrefExecutable()
-        func attachInside(limit: String) throws -> Shell.Result {
+        func attachInside(limit: String, _ flags: String = "--capture precopy") throws -> Shell.Result {
             try limit.write(toFile: limitFile, atomically: false, encoding: .utf8)
-            return try Shell.run("/bin/sh", ["-c", "echo $$ > \(child)/cgroup.procs && exec \(swref) attach \(program.pid) -o \(out)"])
+            return try Shell.run("/bin/sh", ["-c", "echo $$ > \(child)/cgroup.procs && exec \(swref) attach \(program.pid) -o \(out) \(flags)"])
         }
         let refused = try attachInside(limit: "\(150 << 20)")
         let name = parent.version == 2 ? "memory.max 150.0 MiB" : "memory.limit_in_bytes 150.0 MiB"
@@ -331,9 +331,18 @@ final class MemoryBudgetTests: XCTestCase {
         XCTAssertEqual(contextSwitches(program.pid), before, "the target was woken")
         XCTAssertEqual(program.tracerPid, "0")
 
+        // With no method named, the same limit takes a fork read in place, which fits: the kernel
+        // would have killed swref inside this cgroup had it gone over.
+        let inPlace = try attachInside(limit: "\(150 << 20)", "")
+        XCTAssertEqual(inPlace.status, 0, inPlace.stderr)
+        XCTAssertTrue(inPlace.stderr.contains("/swref-budget-\(getpid()) \(name)"), inPlace.stderr)
+        XCTAssertTrue(inPlace.stderr.contains("reading a fork of it in place instead"), inPlace.stderr)
+        XCTAssertTrue(inPlace.stderr.contains("(fork snapshot, read in place)"), inPlace.stderr)
+
         let passed = try attachInside(limit: "\(2 << 30)")
         XCTAssertEqual(passed.status, 0, passed.stderr)
-        XCTAssertTrue(passed.stderr.contains("paused PID \(program.pid)"), passed.stderr)
+        XCTAssertTrue(passed.stderr.contains("paused PID \(program.pid) for"), passed.stderr)
+        XCTAssertTrue(passed.stderr.contains("(pre-copy)"), passed.stderr)
         program.stop()
 
         // The sidecar case: the target in the same cgroup. A 400 MiB limit holds its 200 MiB, and
@@ -341,7 +350,7 @@ final class MemoryBudgetTests: XCTestCase {
         try "\(400 << 20)".write(toFile: limitFile, atomically: false, encoding: .utf8)
         let inside = try RunningProgram("/bin/sh", ["-c", "echo $$ > \(child)/cgroup.procs && exec \(try TestPrograms.binary("census", .optimized)) 1000 500 200"])
         defer { inside.stop() }
-        let shared = try Shell.run("/bin/sh", ["-c", "echo $$ > \(child)/cgroup.procs && exec \(swref) attach \(inside.pid) -o \(out)"])
+        let shared = try Shell.run("/bin/sh", ["-c", "echo $$ > \(child)/cgroup.procs && exec \(swref) attach \(inside.pid) -o \(out) --capture precopy"])
         assertRefused(shared, contains: ["/swref-budget-\(getpid()) \(parent.version == 2 ? "memory.max" : "memory.limit_in_bytes") 400.0 MiB",
                                          "; PID \(inside.pid) is in it too)"])
         inside.stop()

@@ -96,6 +96,31 @@ int swref_read_ranges(pid_t pid, uint64_t base, void *local, const struct swref_
 /// read(2) until `length` bytes arrived; -1 on error or end of file.
 int swref_read_all(int fd, void *data, size_t length);
 
+// MARK: lazy snapshot (SwrefLazyPager.c)
+// swref's copy of a frozen fork child filled on first touch through a userfaultfd of swref's own.
+
+typedef struct swref_lazy swref_lazy;
+
+struct swref_lazy_stats {
+  uint64_t filled;        // bytes placed in the copy (again after a give-back)
+  uint64_t faults;        // first touches served
+  uint64_t failed;        // bytes the child refused (zeros in the copy)
+  uint64_t dropped;       // bytes given back past the limit
+  uint64_t peak_resident; // most bytes filled and not given back at once
+  int lost;               // the child went away
+};
+
+/// A pager reading from `memfd` (the child's /proc/PID/mem) in stretches of `chunk` bytes (a
+/// power of two), keeping at most about `limit` bytes filled. NULL with errno (no userfaultfd).
+swref_lazy *swref_lazy_create(int memfd, size_t chunk, size_t limit);
+/// Registers swref's mapping [local, local+length) as the copy of the child's `remote`; before start.
+int swref_lazy_add(swref_lazy *lazy, void *local, uint64_t length, uint64_t remote);
+/// Starts the thread that serves first touches.
+int swref_lazy_start(swref_lazy *lazy);
+void swref_lazy_stats(const swref_lazy *lazy, struct swref_lazy_stats *out);
+/// Stops the thread and closes the userfaultfd (the ranges read as zeros where never filled).
+void swref_lazy_destroy(swref_lazy *lazy);
+
 // MARK: detach on signals
 // The threads we stopped are recorded here so that SIGINT/SIGTERM/SIGHUP/SIGQUIT and
 // crashes detach them from the signal handler before swref goes away.
