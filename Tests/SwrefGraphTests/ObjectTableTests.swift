@@ -56,10 +56,13 @@ final class ObjectTableTests: XCTestCase {
     }
 
     /// The bitmap index answers as a plain search over the blocks does, for random
-    /// blocks (16-byte and 8-byte grains, several mappings, gaps) and random probes.
+    /// blocks (16-byte and 8-byte grains, several mappings, gaps) and random probes; so does the
+    /// sparse index, which the rounds with large blocks get (runs of small blocks among them put
+    /// several starts in one bucket).
     func testAddressIndexAgreesWithSearches() {
         var random = SplitMix(seed: 5)
-        for round in 0..<60 {
+        for round in 0..<100 {
+            let sparse = round >= 60
             let offGrain = round % 3 == 0
             let overhead: UInt64 = round % 2 == 0 ? 8 : 0
             var rows: [(UInt64, UInt64)] = []
@@ -69,7 +72,8 @@ final class ObjectTableTests: XCTestCase {
                 let start = address
                 for _ in 0..<Int(random.next() % 300) {
                     address += (random.next() % 3) * 16 + (offGrain && random.next() % 5 == 0 ? 8 : 0)
-                    let size = 16 + (random.next() % 40) * 8
+                    let small = !sparse || random.next() % 8 == 0
+                    let size = 16 + (random.next() % (small ? 40 : 1200)) * 8
                     rows.append((address, size))
                     address += size
                 }
