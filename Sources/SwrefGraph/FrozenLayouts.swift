@@ -25,6 +25,7 @@ struct FrozenSlot {
 enum FrozenLayout {
     case fixed(UnsafeBufferPointer<FrozenSlot>, uncovered: UnsafeBufferPointer<Range<Int>>)
     case array(UnsafeBufferPointer<FrozenSlot>, stride: Int, start: Int)
+    case deque(UnsafeBufferPointer<FrozenSlot>, stride: Int, start: Int)
     case dictionary(keys: UnsafeBufferPointer<FrozenSlot>, keyStride: Int, values: UnsafeBufferPointer<FrozenSlot>, valueStride: Int)
     case set(UnsafeBufferPointer<FrozenSlot>, stride: Int)
     case none
@@ -59,6 +60,9 @@ extension ReferenceScanner {
         case .array(let element, let start):
             let prefixes = (0..<10).map { "[\($0)]" } + ["[10+]"]
             result = .array(store.freeze(compile(element, prefixes: prefixes, emptyPath: nil)), stride: max(element.stride, 1), start: start)
+        case .deque(let element, let start):
+            let prefixes = (0..<10).map { "[\($0)]" } + ["[10+]"]
+            result = .deque(store.freeze(compile(element, prefixes: prefixes, emptyPath: nil)), stride: max(element.stride, 1), start: start)
         case .dictionary(let key, let value):
             result = .dictionary(keys: store.freeze(compile(key, prefixes: ["$mapkey"], emptyPath: nil)), keyStride: max(key.stride, 1),
                                  values: store.freeze(compile(value, prefixes: ["$mapval"], emptyPath: nil)), valueStride: max(value.stride, 1))

@@ -26,9 +26,18 @@ public struct HeapCensus {
             counts[type] += 1
             bytes[type] += objects.sizes[index]
         }
+        // One row per name: closure contexts of the same captures are types of their own (their
+        // layouts may differ) yet one row.
         var rows: [Row] = []
+        var rowOfName: [String: Int] = [:]
         for (index, entry) in objects.types.enumerated() where counts[index] > 0 {
-            rows.append(Row(type: entry.name, kind: entry.kind, count: counts[index], bytes: bytes[index]))
+            if let row = rowOfName[entry.name] {
+                rows[row].count += counts[index]
+                rows[row].bytes += bytes[index]
+            } else {
+                rowOfName[entry.name] = rows.count
+                rows.append(Row(type: entry.name, kind: entry.kind, count: counts[index], bytes: bytes[index]))
+            }
         }
         rows.sort { $0.bytes != $1.bytes ? $0.bytes > $1.bytes : $0.type < $1.type }
         self.rows = rows

@@ -12,7 +12,8 @@ public struct ObjectTable {
     public let sizes: BlockSizes
     /// Bytes of each size the program cannot use: `usableSize` is the size less this.
     public let overhead: UInt64
-    /// Index into `types`; 0 is the untyped `<malloc>` bucket.
+    /// Index into `types`; 0 is the untyped `<malloc>` bucket. A name may have several types
+    /// (closure contexts, boxes: one per metadata, `SwiftObjectRecognizer`).
     public let typeIndices: TypeIndices
     public let types: [SwiftObjectRecognizer.TypeEntry]
     /// Memory the allocator owns (`HeapBlocks.ownedRanges`): never a root.

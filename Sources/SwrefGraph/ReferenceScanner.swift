@@ -188,6 +188,8 @@ public final class ReferenceScanner {
         switch compiled[Int(objects.typeIndices[index])] {
         case .array(let slots, let stride, let start)?:
             return slots.isEmpty ? nil : elementCount(address, usable: usable, stride: stride, start: start)
+        case .deque(let slots, let stride, let start)?:
+            return slots.isEmpty ? nil : dequeRing(address, usable: usable, stride: stride, start: start)?.count
         case .dictionary?, .set?:
             return bucketCount(address).map { ($0 + 63) / 64 }
         case .conservative?:
@@ -393,6 +395,13 @@ public final class ReferenceScanner {
                 }
                 scan(slots, at: address &+ UInt64(start + element * stride), bucket: min(element, 10), emit: emit)
             }
+        case .deque(let slots, let stride, let start):
+            // The elements in use only, by their index in the deque: the other slots hold stale bits.
+            guard !slots.isEmpty, let ring = dequeRing(address, usable: usable, stride: stride, start: start) else { return }
+            let elements = piece.map { ScanPlan.share(of: ring.count, piece: $0) } ?? 0..<ring.count
+            for element in elements {
+                scan(slots, at: address &+ UInt64(start + ring.slot(element) * stride), bucket: min(element, 10), emit: emit)
+            }
         case .dictionary(let keys, let keyStride, let values, let valueStride):
             let buckets = bucketCount(address) ?? 0
             let keyBase = keys.isEmpty ? nil : NativeHashStorage.tailArray(readWord(address &+ NativeHashStorage.dictionaryKeysOffset), of: address,
@@ -466,6 +475,13 @@ public final class ReferenceScanner {
         NativeArrayStorage.elementCount(usable: usable, stride: stride, start: start) {
             readWord(address &+ NativeArrayStorage.countOffset)
         }
+    }
+
+    /// A deque's header (`DequeStorage`), checked against its block.
+    private func dequeRing(_ address: UInt64, usable: UInt64, stride: Int, start: Int) -> DequeStorage.Ring? {
+        guard let capacity = readWord(address &+ DequeStorage.capacityOffset), let count = readWord(address &+ DequeStorage.countOffset),
+              let startSlot = readWord(address &+ DequeStorage.startSlotOffset) else { return nil }
+        return DequeStorage.Ring(capacity: capacity, count: count, startSlot: startSlot, usable: usable, stride: stride, start: start)
     }
 
     /// Native hash storage (`NativeHashStorage`): 2^scale buckets.

@@ -21,9 +21,19 @@ public struct TopReport {
     public var biggest: [Int]
 
     public init(objects: ObjectTable, paths: ReferencePaths, limit: Int) {
-        var rows = objects.types.map { TypeRow(type: $0.name, count: 0, shallowBytes: 0, retainedBytes: 0) }
+        // One row per name (closure contexts of the same captures are several types, one row).
+        var rows: [TypeRow] = []
+        var rowOfName: [String: Int] = [:]
+        var rowOfType: [Int] = []
+        for entry in objects.types {
+            if rowOfName[entry.name] == nil {
+                rowOfName[entry.name] = rows.count
+                rows.append(TypeRow(type: entry.name, count: 0, shallowBytes: 0, retainedBytes: 0))
+            }
+            rowOfType.append(rowOfName[entry.name]!)
+        }
         for object in 0..<objects.count {
-            let type = Int(objects.typeIndices[object])
+            let type = rowOfType[Int(objects.typeIndices[object])]
             rows[type].count += 1
             rows[type].shallowBytes += objects.sizes[object]
         }
@@ -42,7 +52,7 @@ public struct TopReport {
                 children[Int(fill[p])] = Int32(v)
                 fill[p] += 1
             }
-            var active = [Int32](repeating: 0, count: objects.types.count)
+            var active = [Int32](repeating: 0, count: rows.count)
             var stack: [(node: Int32, next: UInt32, entered: Bool)] = [(0, childStart[0], true)]
             while let top = stack.last {
                 let v = Int(top.node)
@@ -50,14 +60,14 @@ public struct TopReport {
                     stack[stack.count - 1].next += 1
                     let w = Int(children[Int(top.next)])
                     if let object = retained.object(ofNode: w) {
-                        let type = Int(objects.typeIndices[object])
+                        let type = rowOfType[Int(objects.typeIndices[object])]
                         if active[type] == 0 { rows[type].retainedBytes += retained.retainedBytes[w] }
                         active[type] += 1
                     }
                     stack.append((Int32(w), childStart[w], true))
                 } else {
                     stack.removeLast()
-                    if let object = retained.object(ofNode: v) { active[Int(objects.typeIndices[object])] -= 1 }
+                    if let object = retained.object(ofNode: v) { active[rowOfType[Int(objects.typeIndices[object])]] -= 1 }
                 }
             }
             retainers = TopReport.largest(limit, from: 0..<objects.count) { retained.retainedBytes(ofObject: $0) }

@@ -262,6 +262,23 @@ final class HeapGraphTests: XCTestCase {
         XCTAssertEqual(graph.edges(of: 2).map { graph.targets[$0] }, [1], "the holder's reference")
     }
 
+    /// Closure contexts of two metadata are two types of one name: one census row.
+    func testCensusHasOneRowPerName() {
+        let target = InMemoryTarget()
+        let heap = GlibcHeapBuilder(target: target)
+        let image = SwiftImageBuilder(target: target)
+        let contexts = [image.makeContextMetadata(captureOffset: 16), image.makeContextMetadata(captureOffset: 24)]
+        let blocks = (0..<4).map { _ in heap.malloc(40) }
+        heap.finish()
+        for (index, block) in blocks.enumerated() { image.writeObject(at: block, metadata: contexts[index % 2]) }
+        let objects = ObjectTable(heap: MallocHeap(source: target).walk(),
+                                  recognizer: SwiftObjectRecognizer(source: target, images: noImages, reflection: nil))
+        XCTAssertEqual(Set(blocks.map { objects.typeIndices[objects.addresses.index(of: $0)!] }).count, 2)
+        let census = HeapCensus(objects: objects)
+        XCTAssertEqual(census.rows.filter { $0.type == "closure context" }.count, 1)
+        XCTAssertEqual(census.row(named: "closure context")?.count, 4)
+    }
+
     func testCensusCountsTheHandBuiltHeap() {
         let fixture = makeFixture()
         let census = HeapCensus(objects: analyse(fixture).objects)

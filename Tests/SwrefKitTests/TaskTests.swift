@@ -2,7 +2,8 @@ import Foundation
 import SwrefKit
 import XCTest
 
-/// Suspended tasks as roots: what an async frame holds is attributed to its task and function.
+/// Suspended tasks as roots: what an async frame holds is attributed to its task and function, what
+/// the closure a task runs captured to the task's operation.
 final class TaskTests: XCTestCase {
     func checkTasks(_ variant: BuildVariant) throws {
         guard PprofReader.isAvailable else { throw XCTSkip("go is not installed") }
@@ -27,7 +28,19 @@ final class TaskTests: XCTestCase {
                 .reduce(0) { $0 + $1.values[0] }, Int64(count))
             // The actor's dictionary hangs off the global that holds the actor.
             XCTAssertEqual(profile.samples.first { $0.frames == ["tasks.store", "items. (Dictionary<Int, tasks.Stored>)", "$mapval. (tasks.Stored)"] }?.values[0], 10)
+            // The task group's endless children: each GroupHeld in its child task, and the closure the
+            // child runs (a thunk's box, then the closure context capturing the GroupHeld) held by
+            // the task itself, under its operation. (With dominators, both hold the GroupHeld: shared.)
+            let held = profile.samples.filter { $0.frames.last == "(tasks.GroupHeld)" }
+            XCTAssertEqual(held.reduce(0) { $0 + $1.values[0] }, 4, "\(variant) \(attribution): \(held.map(\.frames))")
             if attribution == "first-path" {
+                let children = Set(held.compactMap { $0.frames.first?.components(separatedBy: " › ").first })
+                XCTAssertEqual(children.count, 4, "a child task for each: \(held.map(\.frames))")
+                XCTAssertTrue(children.allSatisfy { $0.hasPrefix("task #") }, "\(children)")
+                for child in children {
+                    let operation = profile.samples.filter { $0.frames.first == "\(child) › operation" }
+                    XCTAssertGreaterThanOrEqual(operation.reduce(0) { $0 + $1.values[0] }, 2, "\(variant) \(child): \(operation.map(\.frames))")
+                }
                 // The task-local value, bound by withValue in serveWithContext's task.
                 let request = profile.samples.first { $0.frames.last == "(tasks.RequestInfo)" }
                 XCTAssertTrue(request?.frames.first?.hasPrefix("task #") == true, "\(request?.frames ?? [])")

@@ -108,6 +108,23 @@ final class SwiftObjectTests: XCTestCase {
         XCTAssertEqual(recognizer.classify(heap + 0x40, usableSize: 40), recognizer.mallocType)
     }
 
+    /// Contexts are named by their captures, and two closures can capture the same types at
+    /// different offsets: each context metadata is a type of its own, so that each is laid out
+    /// from its own sample. Classes of one name stay one type.
+    func testEachContextMetadataIsATypeOfItsOwn() {
+        let (target, image, heap) = makeTarget()
+        let plain = image.makeContextMetadata(captureOffset: 16), generic = image.makeContextMetadata(captureOffset: 24)
+        image.writeObject(at: heap, metadata: plain)
+        image.writeObject(at: heap + 0x40, metadata: generic)
+        image.writeObject(at: heap + 0x80, metadata: plain)
+        let recognizer = SwiftObjectRecognizer(source: target, images: noImages, reflection: nil)
+        let types = [heap, heap + 0x40, heap + 0x80].map { recognizer.classify($0, usableSize: 40) }
+        XCTAssertEqual(types.map { recognizer.types[Int($0)].name }, ["closure context", "closure context", "closure context"])
+        XCTAssertNotEqual(types[0], types[1], "another metadata, another layout")
+        XCTAssertEqual(types[0], types[2], "the same metadata")
+        XCTAssertEqual(recognizer.types[Int(types[1])].metadata, generic)
+    }
+
     /// Without an allocator walk, objects are found by their headers: each block runs to the next
     /// header (at least its instance size), deiniting objects and garbage are left out.
     func testHeaderScanFindsObjectsByTheirHeaders() {

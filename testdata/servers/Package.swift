@@ -30,6 +30,12 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
+        // Tasks queued on an event loop whose thread is busy for good: what the queue holds
+        // (ServerLoadTests.testEventLoopQueueHoldsItsTasks).
+        .executableTarget(name: "NIOQueuedTasks", dependencies: [
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
     ],
     // Swift 5 mode: globals and top-level code without strict-concurrency ceremony.
     swiftLanguageModes: [.v5]

@@ -1,5 +1,6 @@
 // Swift Concurrency state swref must attribute: tasks suspended in an async function holding a
-// local, an actor holding a dictionary, a task-local value. Prints READY, then waits.
+// local, an actor holding a dictionary, a task-local value, a task group's endless children.
+// Prints READY, then waits.
 // Usage: tasks N
 import Glibc
 
@@ -10,6 +11,7 @@ final class Payload {
 }
 final class RequestInfo { let id: Int; init(id: Int) { self.id = id } }
 final class Stored { let id: Int; init(id: Int) { self.id = id } }
+final class GroupHeld { let id: Int; init(id: Int) { self.id = id } }
 
 actor Store {
     var items: [Int: Stored] = [:]
@@ -59,11 +61,32 @@ let escapes = Escapes()
     }
 }
 
+/// A task group whose children never finish, as swift-service-lifecycle's service groups run:
+/// half wait on a continuation nobody resumes, half on a stream nobody feeds. Each child's closure
+/// captures a GroupHeld, which only that child's task holds (its closure context).
+let (neverFed, feeder) = AsyncStream<Int>.makeStream()
+let groupChildren = 4
+@inline(never) func serveGroup() async {
+    await withTaskGroup(of: Void.self) { group in
+        for i in 0..<groupChildren {
+            let held = GroupHeld(id: i)
+            escapes.note(held)
+            if i % 2 == 0 {
+                group.addTask { await withCheckedContinuation { parking.park($0) }; if held.id < 0 { print(held.id) } }
+            } else {
+                group.addTask { for await value in neverFed where value == held.id { print(value) } }
+            }
+        }
+        await group.waitForAll()
+    }
+}
+
 let count = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1])! : 8
 for i in 0..<count { Task.detached { await handleRequest(i) } }
 Task.detached { await serveWithContext() }
 Task.detached { await store.fill(10) }
-while parking.count < count + 1 { usleep(1000) }
+Task.detached { await serveGroup() }
+while parking.count < count + 1 + groupChildren / 2 { usleep(1000) }
 usleep(100_000)
 print("READY \(count)")
 fflush(stdout)

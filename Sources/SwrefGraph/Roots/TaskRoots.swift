@@ -2,9 +2,9 @@ import SwrefImages
 import SwrefMemory
 import SwrefRuntimes
 
-/// **task** roots: every Swift task (`AsyncTask`) — each suspended async frame
-/// (`task #ID › function`), its task-local values, then the rest of the task and its allocator
-/// slabs.
+/// **task** roots: every Swift task (`AsyncTask`) — the closure it runs (`task #ID › operation`),
+/// each suspended async frame (`task #ID › function`), its task-local values, then the rest of the
+/// task and its allocator slabs.
 public struct TaskRoots {
     public let scan: RootScan
     public let symbolizer: Symbolizer
@@ -17,6 +17,13 @@ public struct TaskRoots {
             let address = objects.addresses[object]
             guard let task = AsyncTask(at: address, source: source) else { continue }
             let name = "task #\(task.id)"
+            // The closure the task runs, held by the task itself until it completes: first, so
+            // that what only the closure captured is shown under it.
+            if let slot = task.operationContextSlot(usable: objects.usableSize(object)) {
+                var root = Root(name: "\(name) › operation", kind: .task)
+                scan.scan(&root, from: slot, to: slot + 8)
+                if !root.targets.isEmpty { roots.append(root) }
+            }
             for frame in task.frames {
                 let function = AsyncTask.functionName(symbolizer.name(of: frame.resume))
                 var root = Root(name: "\(name) › \(function)", kind: .task)

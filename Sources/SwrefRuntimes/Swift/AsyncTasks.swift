@@ -15,6 +15,9 @@ public struct AsyncTask {
     public var id: UInt64
     public var status: UInt32
     public var frames: [Frame]
+    /// The context the task started with (the last of the chain, whose Parent is null), if the
+    /// chain reached it.
+    public var initialContext: UInt64?
     /// Task-local items: address of each value (inline at +24 of the item).
     public var localValues: [UInt64]
     public var slabs: [UInt64]
@@ -38,6 +41,12 @@ public struct AsyncTask {
     @inlinable public static var idHigh: UInt64 { 144 }
     @inlinable public static var jobFlags: UInt64 { 32 }      // u32; bit 24: is a child task
     @inlinable public static var childParent: UInt64 { 208 }  // child tasks: {Parent, NextChild}
+    /// The task's operation — the closure it was created with — is kept in the prefix the runtime
+    /// puts right before the initial context, in the task's own allocation (`AsyncContextPrefix`
+    /// {entry, closureContext, errorResult}, or `FutureAsyncContextPrefix` with the result's
+    /// address first: swift_task_create_common, Task.cpp). The task holds that context, retained,
+    /// until it completes (`completeTaskWithClosure` releases it).
+    @inlinable public static var operationContextBeforeInitialContext: UInt64 { 16 }
 
     public init?(at address: UInt64, source: MemorySource) {
         guard let low = source.readUInt32(address &+ AsyncTask.idLow), let high = source.readUInt32(address &+ AsyncTask.idHigh),
@@ -47,17 +56,20 @@ public struct AsyncTask {
         self.status = status
         // Async frames: (ResumeTask, ResumeContext), then each context's {Parent, ResumeParent}.
         var frames: [Frame] = []
+        var initial: UInt64? = nil
         var resume = source.readWord(address &+ AsyncTask.resumeTask) ?? 0
         var context = source.readWord(address &+ AsyncTask.resumeContext) ?? 0
         while context != 0 && resume != 0 && frames.count < 128 {
             // A continuation's context repeats the waiting function's resume function: keep one.
             if frames.last?.resume != resume { frames.append(Frame(resume: resume, context: context)) }
             guard let parent = source.readWord(context), let parentResume = source.readWord(context &+ 8) else { break }
+            if parent == 0 { initial = context }
             if parent == context { break }
             context = parent
             resume = parentResume
         }
         self.frames = frames
+        initialContext = initial
         var locals: [UInt64] = []
         var item = source.readWord(address &+ AsyncTask.taskLocalHead) ?? 0
         while item != 0 && locals.count < 1024 {
@@ -77,6 +89,15 @@ public struct AsyncTask {
            let parent = source.readWord(address &+ AsyncTask.childParent), parent != 0 {
             self.parent = parent
         }
+    }
+
+    /// Where the task keeps its operation's context (`operationContextBeforeInitialContext`): nil
+    /// unless the initial context is in the task's own block of `usable` bytes, past its header.
+    public func operationContextSlot(usable: UInt64) -> UInt64? {
+        guard let initial = initialContext, initial >= address, usable <= UInt64.max - address,
+              initial - address >= AsyncTask.childParent + AsyncTask.operationContextBeforeInitialContext,
+              initial - address <= usable else { return nil }
+        return initial - AsyncTask.operationContextBeforeInitialContext
     }
 
     /// The id of the task at `address`.

@@ -11,6 +11,8 @@ public enum ObjectLayout {
     case fixed(ValueLayout, prefix: String, uncovered: [Range<Int>])
     /// `_ContiguousArrayStorage<T>`: count at +16, elements from `start`.
     case array(element: ValueLayout, start: Int)
+    /// swift-collections' `_DequeBuffer<T>` (`DequeStorage`): the elements in use, from `start`.
+    case deque(element: ValueLayout, start: Int)
     /// `_DictionaryStorage<K, V>`: occupied buckets from the bitmap at +64.
     case dictionary(key: ValueLayout, value: ValueLayout)
     /// `_SetStorage<E>`: occupied buckets from the bitmap at +56.
@@ -68,21 +70,27 @@ public final class ObjectLayouts {
             if name.hasPrefix("Swift._ContiguousArrayStorage<") || name.hasPrefix("Swift.__ContiguousArrayStorage") {
                 guard let element = reflection.genericArgument(of: tr, 0) else { return .conservative }
                 let layout = values.layout(of: element)
-                guard layout.slotsFit else { return unreadable(entry) }
+                guard layout.slotsFitStride else { return unreadable(entry) }
                 return .array(element: layout, start: NativeArrayStorage.elementsStart(alignment: layout.alignment))
+            }
+            if DequeStorage.isStorage(name) {
+                guard let element = reflection.genericArgument(of: tr, 0) else { return .conservative }
+                let layout = values.layout(of: element)
+                guard layout.slotsFitStride else { return unreadable(entry) }
+                return .deque(element: layout, start: DequeStorage.elementsStart(alignment: layout.alignment))
             }
             if name.hasPrefix("Swift._DictionaryStorage<") {
                 guard let key = reflection.genericArgument(of: tr, 0), let value = reflection.genericArgument(of: tr, 1) else {
                     return .conservative
                 }
                 let keyLayout = values.layout(of: key), valueLayout = values.layout(of: value)
-                guard keyLayout.slotsFit, valueLayout.slotsFit else { return unreadable(entry) }
+                guard keyLayout.slotsFitStride, valueLayout.slotsFitStride else { return unreadable(entry) }
                 return .dictionary(key: keyLayout, value: valueLayout)
             }
             if name.hasPrefix("Swift._SetStorage<") {
                 guard let element = reflection.genericArgument(of: tr, 0) else { return .conservative }
                 let layout = values.layout(of: element)
-                guard layout.slotsFit else { return unreadable(entry) }
+                guard layout.slotsFitStride else { return unreadable(entry) }
                 return .set(element: layout)
             }
             return classLayout(entry: entry)

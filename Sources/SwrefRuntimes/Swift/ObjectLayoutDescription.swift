@@ -15,6 +15,8 @@ extension ObjectLayout: CustomStringConvertible {
             return lines.joined(separator: "\n")
         case .array(let element, let start):
             return (["array: elements of \(element.stride) B from +\(start)"] + element.slotLines).joined(separator: "\n")
+        case .deque(let element, let start):
+            return (["deque: slots of \(element.stride) B from +\(start), those in use from startSlot"] + element.slotLines).joined(separator: "\n")
         case .dictionary(let key, let value):
             return (["dictionary: keys of \(key.stride) B"] + key.slotLines + ["values of \(value.stride) B"] + value.slotLines)
                 .joined(separator: "\n")

@@ -127,14 +127,14 @@ public final class SwiftObjectRecognizer {
                 return invalid
             }
             let (name, kind) = contextName(sample: sample)
-            return Verdict(typeIndex: intern(name, kind, metadata), minimumSize: UInt64(offset))
+            return Verdict(typeIndex: intern(name, kind, metadata, ownLayout: true), minimumSize: UInt64(offset))
         case SwiftMetadataKind.heapGenericLocalVariable.rawValue:
             guard let offset = source.readUInt32(metadata + 8), offset >= 16, offset < 1 << 16,
                   let boxed = source.readWord(metadata + ClassMetadataLayout.genericBoxBoxedType), boxed & 7 == 0,
                   // Only metadata that lies in mapped memory is handed to the reflection library.
                   source.memoryMap.region(containing: boxed) != nil,
                   let boxedName = reflection?.typeName(forMetadata: boxed) else { return invalid }
-            return Verdict(typeIndex: intern("box<\(boxedName)>", .box, metadata), minimumSize: UInt64(offset))
+            return Verdict(typeIndex: intern("box<\(boxedName)>", .box, metadata, ownLayout: true), minimumSize: UInt64(offset))
         case SwiftMetadataKind.errorObject.rawValue:
             guard inImage(metadata) else { return invalid }
             return Verdict(typeIndex: intern("Swift.Error (boxed)", .error, metadata), minimumSize: 16)
@@ -184,11 +184,15 @@ public final class SwiftObjectRecognizer {
     /// The type given to the allocator's own blocks (`HeapBlocks.internalBlocks`).
     public func allocatorType(_ name: String) -> Int32 { intern(name, .allocatorInternal, 0) }
 
-    private func intern(_ name: String, _ kind: HeapObjectKind, _ metadata: UInt64) -> Int32 {
-        if let existing = typeByName[name] { return existing }
+    /// The type index for `name`. `ownLayout`: a type of its own for this metadata even when the
+    /// name is taken — closure contexts and boxes are named by what they capture, and two closures
+    /// capturing the same types may lay them out differently (a generic closure's context starts
+    /// with its bindings), while their layout is read once per type index.
+    private func intern(_ name: String, _ kind: HeapObjectKind, _ metadata: UInt64, ownLayout: Bool = false) -> Int32 {
+        if !ownLayout, let existing = typeByName[name] { return existing }
         let index = Int32(types.count)
         types.append(TypeEntry(name: name, kind: kind, metadata: metadata))
-        typeByName[name] = index
+        if typeByName[name] == nil { typeByName[name] = index }
         return index
     }
 }

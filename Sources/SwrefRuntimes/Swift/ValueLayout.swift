@@ -50,6 +50,12 @@ public struct ValueLayout: Sendable {
     public var slotsFit: Bool {
         slots.allSatisfy { $0.offset >= 0 && $0.offset <= size - $0.action.byteCount }
     }
+
+    /// Whether every slot lies inside the value's stride: a container's element may read its own
+    /// padding (a multi-payload enum of 41 bytes read as 6 words, in slots of 48).
+    public var slotsFitStride: Bool {
+        slots.allSatisfy { $0.offset >= 0 && $0.offset <= stride - $0.action.byteCount }
+    }
 }
 
 extension ValueLayout.Action {
