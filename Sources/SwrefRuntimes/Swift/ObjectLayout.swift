@@ -130,7 +130,7 @@ public final class ObjectLayouts {
         return fields
     }
 
-    private func classLayout(entry: SwiftObjectRecognizer.TypeEntry) -> ObjectLayout {
+    func classLayout(entry: SwiftObjectRecognizer.TypeEntry) -> ObjectLayout {
         guard let reflection, let values else { return .conservative }
         // The recognizer checked the instance size (16 ≤ size < 2^28) when it took the block for this class.
         guard let size = source.readUInt32(entry.metadata + ClassMetadataLayout.instanceSize).map(Int.init), size >= 16,

@@ -175,17 +175,26 @@ public final class SwiftObjectRecognizer {
     }
 
     private func validateClass(_ metadata: UInt64) -> Verdict? {
-        guard let flags = source.readUInt32(metadata + ClassMetadataLayout.flags), flags & 0x2 != 0,
-              source.readUInt32(metadata + ClassMetadataLayout.instanceAddressPoint) == 0,
-              let size = source.readUInt32(metadata + ClassMetadataLayout.instanceSize), size >= 16, size < 1 << 28,
-              let alignWord = source.readUInt32(metadata + ClassMetadataLayout.alignMask) else { return nil }
+        guard let size = SwiftObjectRecognizer.classInstanceSize(metadata: metadata, source: source) else { return nil }
+        let name = reflection?.typeName(forMetadata: metadata) ?? "<class metadata 0x\(String(metadata, radix: 16))>"
+        return Verdict(typeIndex: intern(name, .classInstance, metadata), minimumSize: size)
+    }
+
+    /// The instance size of the Swift class whose metadata (kind 0, read by the caller) is at
+    /// `metadata`: it uses Swift reference counting, its address point is 0, its size and alignment
+    /// are sane and its nominal type descriptor, in an image, is a class's. Nil otherwise.
+    public static func classInstanceSize(metadata: UInt64, source: MemorySource) -> UInt64? {
+        guard let flags = source.readUInt32(metadata &+ ClassMetadataLayout.flags), flags & 0x2 != 0,
+              source.readUInt32(metadata &+ ClassMetadataLayout.instanceAddressPoint) == 0,
+              let size = source.readUInt32(metadata &+ ClassMetadataLayout.instanceSize), size >= 16, size < 1 << 28,
+              let alignWord = source.readUInt32(metadata &+ ClassMetadataLayout.alignMask) else { return nil }
         let alignMask = alignWord & 0xffff
         guard alignMask & (alignMask + 1) == 0, alignMask < 4096,
-              let descriptor = source.readWord(metadata + ClassMetadataLayout.descriptor), inImage(descriptor),
+              let descriptor = source.readWord(metadata &+ ClassMetadataLayout.descriptor),
+              source.memoryMap.region(containing: descriptor)?.isFileBacked == true,
               let descriptorFlags = source.readUInt32(descriptor),
               descriptorFlags & 0x1f == ClassMetadataLayout.descriptorKindClass else { return nil }
-        let name = reflection?.typeName(forMetadata: metadata) ?? "<class metadata 0x\(String(metadata, radix: 16))>"
-        return Verdict(typeIndex: intern(name, .classInstance, metadata), minimumSize: UInt64(size))
+        return UInt64(size)
     }
 
     /// Names a closure context by what it captures. Boxes (a captured `var`, an indirect enum
