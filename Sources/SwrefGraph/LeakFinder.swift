@@ -129,10 +129,20 @@ public enum LeakFinder {
         objects.types[Int(objects.typeIndices[Int(object)])].name
     }
 
-    /// The field part of a frame label: `child` from `child. (leaks.Child)`.
+    /// The field part of a frame label: `child` from `child. (leaks.Child)`, and `callback` from
+    /// `callback.{closure #1 () -> () in f()}. (leaks.Handler)` (an object that is its closure's
+    /// context): shapes stay as short, and as suppressions match them, as they were.
     public static func fieldName(_ label: String) -> String {
-        if let range = label.range(of: ". (") { return String(label[..<range.lowerBound]) }
-        return label.isEmpty ? "?" : label
+        var field = Substring(label)
+        if let range = field.range(of: ". (") { field = field[..<range.lowerBound] }
+        if field.hasSuffix("}") {
+            if let closure = field.range(of: ".{") {
+                field = field[..<closure.lowerBound]
+            } else if field.hasPrefix("{") {
+                field = field.dropFirst().dropLast()  // no field: the closure is all there is to name
+            }
+        }
+        return field.isEmpty ? "?" : String(field)
     }
 
     public struct Components {

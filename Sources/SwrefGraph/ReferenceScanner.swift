@@ -229,12 +229,21 @@ public final class ReferenceScanner {
         return code
     }
 
-    private func functionLabel(path: UInt32, function: UInt64) -> UInt32 {
+    /// The label of a closure's context: the closure's frame, or — when the context is the one
+    /// object the closure captures (Swift passes a single class reference, or a lone box, as the
+    /// context itself) — a path naming the closure, so the frame still names the object's type:
+    /// `[0].{closure #1 () -> Int in app}. (app.Listener)`.
+    private func functionLabel(path: UInt32, function: UInt64, context: Int32) -> UInt32 {
         shared.lock()
         defer { shared.unlock() }
         let name = SwiftTypeNames.closureFunction(symbolizer.name(of: function))
         let pathText = path == 0 ? "" : pathsText(path)
-        return names.code(frame: pathText.isEmpty ? name : "\(pathText). (\(name))")
+        switch objects.types[Int(objects.typeIndices[Int(context)])].kind {
+        case .closureContext, .malloc:
+            return names.code(frame: pathText.isEmpty ? name : "\(pathText). (\(name))")
+        default:
+            return pathCode(joined(pathText, "{\(name)}"))
+        }
     }
 
     // MARK: Values
@@ -288,7 +297,7 @@ public final class ReferenceScanner {
         case .function:
             if let context = readWord(address &+ 8), let target = target(of: context) {
                 let function = readWord(address) ?? 0
-                emit(target, functionLabel(path: path, function: function))
+                emit(target, functionLabel(path: path, function: function, context: target))
             }
         case .words(let count):
             for index in 0..<count {

@@ -13,3 +13,13 @@ final class TypeNameTests: XCTestCase {
         XCTAssertEqual(SwiftTypeNames.stable("a.(B in $12"), "a.(B in $12", "unclosed: kept")
     }
 }
+
+/// A type nested in a generic one loses the empty argument list the demangler prints for it;
+/// real argument lists stay.
+final class EmptyGenericArgumentTests: XCTestCase {
+    func testEmptyArgumentListsAreDropped() {
+        XCTAssertEqual(SwiftTypeNames.withoutEmptyArguments("app.List<Swift.Int>.Node<>"), "app.List<Swift.Int>.Node")
+        XCTAssertEqual(SwiftTypeNames.withoutEmptyArguments("Swift.Array<app.List<app.Item>.Node<>>"), "Swift.Array<app.List<app.Item>.Node>")
+        XCTAssertEqual(SwiftTypeNames.withoutEmptyArguments("app.Outer<Swift.Int>.Inner<app.Label>"), "app.Outer<Swift.Int>.Inner<app.Label>")
+    }
+}

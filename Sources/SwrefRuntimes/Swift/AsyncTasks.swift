@@ -21,6 +21,9 @@ public struct AsyncTask {
     /// Task-local items: address of each value (inline at +24 of the item).
     public var localValues: [UInt64]
     public var slabs: [UInt64]
+    /// What the task's allocator handed out (async frames, task-local items, objects the optimiser
+    /// promoted into the task), newest first: each one's memory, as far as the next allocation.
+    public var allocations: [Range<UInt64>]
     /// The parent task of a child task (async let, task group, structured), else nil.
     public var parent: UInt64?
 
@@ -36,6 +39,7 @@ public struct AsyncTask {
     @inlinable public static var resumeContext: UInt64 { 64 }
     @inlinable public static var idLow: UInt64 { 36 }
     @inlinable public static var statusFlags: UInt64 { 96 }
+    @inlinable public static var lastAllocation: UInt64 { 112 }
     @inlinable public static var firstSlab: UInt64 { 120 }
     @inlinable public static var taskLocalHead: UInt64 { 136 }
     @inlinable public static var idHigh: UInt64 { 144 }
@@ -85,6 +89,7 @@ public struct AsyncTask {
             slab = source.readWord(slab &+ 8) ?? 0
         }
         self.slabs = slabs
+        allocations = AsyncTask.allocations(last: source.readWord(address &+ AsyncTask.lastAllocation) ?? 0, slabs: slabs, source: source)
         if let flags = source.readUInt32(address &+ AsyncTask.jobFlags), flags & (1 << 24) != 0,
            let parent = source.readWord(address &+ AsyncTask.childParent), parent != 0 {
             self.parent = parent
@@ -98,6 +103,40 @@ public struct AsyncTask {
               initial - address >= AsyncTask.childParent + AsyncTask.operationContextBeforeInitialContext,
               initial - address <= usable else { return nil }
         return initial - AsyncTask.operationContextBeforeInitialContext
+    }
+
+    // The task allocator (include/swift/Runtime/StackAllocator.h): a slab is `{metadata, next,
+    // u32 capacity, u32 current offset}`, its allocations from +32, each after a 16-byte header
+    // `{previous allocation, slab}`.
+    @inlinable public static var slabHeader: UInt64 { 32 }
+    @inlinable public static var slabCurrentOffset: UInt64 { 20 }
+    @inlinable public static var allocationHeader: UInt64 { 16 }
+
+    /// The allocations from `last` back through each header's `previous`, each from its header to
+    /// the next allocation's (the newest to its slab's current offset). A header whose slab is not
+    /// the task's ends the walk.
+    static func allocations(last: UInt64, slabs: [UInt64], source: MemorySource) -> [Range<UInt64>] {
+        let owned = Set(slabs)
+        var allocations: [Range<UInt64>] = []
+        var ends: [UInt64: UInt64] = [:]  // slab → where its newest allocation not yet listed ends
+        var header = last
+        while header != 0 && allocations.count < 4096 {
+            guard let previous = source.readWord(header), let slab = source.readWord(header &+ 8), owned.contains(slab) else { break }
+            let end: UInt64
+            if let known = ends[slab] {
+                end = known
+            } else {
+                guard let used = source.readUInt32(slab &+ slabCurrentOffset) else { break }
+                end = slab &+ slabHeader &+ UInt64(used)
+            }
+            let (start, overflow) = header.addingReportingOverflow(allocationHeader)
+            // Allocations go up a slab in order: one that does not fit below the last is not one.
+            guard !overflow, header > slab, start <= end else { break }
+            allocations.append(start..<end)
+            ends[slab] = header
+            header = previous
+        }
+        return allocations
     }
 
     /// The id of the task at `address`.

@@ -99,7 +99,9 @@ public final class ObjectLayouts {
         case .task:
             // A task's frames, task-locals and slabs are roots of their own (`TaskRoots`).
             return .none
-        case .job, .error, .malloc:
+        case .error:
+            return errorLayout(sample: sample, entry: entry)
+        case .job, .malloc:
             return .conservative
         case .sideTable, .taskSlab, .dispatchQueue, .allocatorInternal:
             return .none
@@ -136,7 +138,7 @@ public final class ObjectLayouts {
         return fields
     }
 
-    private func classLayout(entry: SwiftObjectRecognizer.TypeEntry) -> ObjectLayout {
+    func classLayout(entry: SwiftObjectRecognizer.TypeEntry) -> ObjectLayout {
         guard let reflection, let values else { return .conservative }
         // The recognizer checked the instance size (16 ≤ size < 2^28) when it took the block for this class.
         guard let size = source.readUInt32(entry.metadata + ClassMetadataLayout.instanceSize).map(Int.init), size >= 16,
@@ -190,6 +192,19 @@ public final class ObjectLayouts {
         let layout = ValueLayout(size: Int(info.Size), stride: Int(info.Size), alignment: 16, slots: slots, coveredBytes: covered)
         guard layout.slotsFit else { return unreadable(entry) }
         return .fixed(layout, prefix: entry.kind == .box ? "" : "$capture", uncovered: [])
+    }
+
+    /// An error box (`SwiftErrorLayout`) holding a value of a type the recognizer named: the value's
+    /// layout after the header. Boxes of unnamed types stay conservative.
+    private func errorLayout(sample: UInt64, entry: SwiftObjectRecognizer.TypeEntry) -> ObjectLayout {
+        guard let reflection, let values, entry.name != SwiftErrorLayout.unnamedTypeName,
+              let boxed = source.readWord(sample &+ SwiftErrorLayout.valueType), boxed & 7 == 0,
+              source.memoryMap.region(containing: boxed) != nil, let tr = reflection.typeRef(forMetadata: boxed) else { return .conservative }
+        var layout = values.layout(of: tr)
+        guard layout.slotsFit, let offset = SwiftErrorLayout.valueOffset(alignment: layout.alignment) else { return unreadable(entry) }
+        layout.slots = layout.slots.map { var slot = $0; slot.offset += Int(offset); return slot }
+        layout.size += Int(offset)
+        return .fixed(layout, prefix: "", uncovered: [])
     }
 
     /// The words in `start..<end` that no field touches, as ranges.

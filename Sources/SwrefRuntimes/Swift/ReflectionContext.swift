@@ -229,7 +229,7 @@ public final class ReflectionContext {
         defer { free(cName) }
         // A name pointer into the wrong bytes demangles to nothing: no name, not an empty one.
         guard cName.pointee != 0 else { return nil }
-        return SwiftTypeNames.stable(String(cString: cName))
+        return SwiftTypeNames.withoutEmptyArguments(SwiftTypeNames.stable(String(cString: cName)))
     }
 
     /// The demangled, module-qualified name of the type a metadata pointer describes.

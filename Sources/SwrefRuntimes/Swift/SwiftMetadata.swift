@@ -67,3 +67,25 @@ public enum ClassMetadataLayout {
     @inlinable public static var descriptorKindClass: UInt32 { 16 }
     @inlinable public static var genericBoxBoxedType: UInt64 { 16 }
 }
+
+/// An error box (`SwiftError`, stdlib/public/runtime/ErrorObject.h, no Objective-C interop): the
+/// heap object header, the boxed value's type metadata and its `Error` witness table, then the
+/// value, at its own alignment.
+public enum SwiftErrorLayout {
+    @inlinable public static var valueType: UInt64 { 16 }
+    @inlinable public static var errorConformance: UInt64 { 24 }
+    @inlinable public static var header: UInt64 { 32 }
+    /// Error boxes whose boxed type could not be named: one type for them all, read conservatively.
+    public static let unnamedTypeName = "Swift.Error (boxed)"
+
+    /// The census name of the boxes that hold a value of `boxed`: `Swift.Error (boxed app.ParseError)`.
+    public static func typeName(boxed: String) -> String { "Swift.Error (boxed \(boxed))" }
+
+    /// Where the value starts for a type of `alignment` bytes; nil for an alignment no type has
+    /// (the figure comes from the target).
+    public static func valueOffset(alignment: Int) -> UInt64? {
+        guard alignment >= 1, alignment <= 4096, alignment & (alignment - 1) == 0 else { return nil }
+        let mask = UInt64(alignment - 1)
+        return (header + mask) & ~mask
+    }
+}

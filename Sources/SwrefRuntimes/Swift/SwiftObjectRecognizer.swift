@@ -20,6 +20,8 @@ public final class SwiftObjectRecognizer {
         var minimumSize: UInt64
         /// Runtime blocks recognised by their first word (slabs, queues) have no reference count.
         var hasRefCount = true
+        /// Error boxes share one metadata: the type is the boxed value's (`errorBoxType`).
+        var isErrorBox = false
     }
 
     public let source: MemorySource
@@ -79,7 +81,29 @@ public final class SwiftObjectRecognizer {
         }
         // The count word was checked above for every verdict that has one (all but slabs and queues).
         guard verdict.typeIndex > 0, usableSize >= verdict.minimumSize else { return mallocType }
-        return verdict.typeIndex
+        return verdict.isErrorBox ? errorBoxType(address, usableSize: usableSize, unnamed: verdict.typeIndex) : verdict.typeIndex
+    }
+
+    /// Per boxed type's metadata: the type of its error boxes and the bytes a box needs to hold the value.
+    private var errorBoxTypes: [UInt64: (type: Int32, minimumSize: UInt64)] = [:]
+
+    /// The type of the error box at `address`: named by the value it boxes, so that it is laid out
+    /// by that value's type (`ObjectLayouts`); `unnamed` when the boxed type cannot be read, or
+    /// when the block is too small for its value.
+    private func errorBoxType(_ address: UInt64, usableSize: UInt64, unnamed: Int32) -> Int32 {
+        guard let boxed = window.word(address &+ SwiftErrorLayout.valueType), boxed != 0, boxed & 7 == 0 else { return unnamed }
+        if errorBoxTypes[boxed] == nil {
+            var entry = (type: unnamed, minimumSize: UInt64(0))
+            // Only metadata that lies in mapped memory is handed to the reflection library.
+            if source.memoryMap.region(containing: boxed) != nil, let reflection, let typeRef = reflection.typeRef(forMetadata: boxed),
+               let name = reflection.name(of: typeRef), let info = reflection.info(of: typeRef),
+               let offset = SwiftErrorLayout.valueOffset(alignment: Int(info.Alignment)) {
+                entry = (intern(SwiftErrorLayout.typeName(boxed: name), .error, types[Int(unnamed)].metadata), offset &+ UInt64(info.Size))
+            }
+            errorBoxTypes[boxed] = entry
+        }
+        guard let entry = errorBoxTypes[boxed], usableSize >= entry.minimumSize else { return unnamed }
+        return entry.type
     }
 
     /// For a heap without an allocator walk: the size the object at `address` has by its metadata,
@@ -137,7 +161,8 @@ public final class SwiftObjectRecognizer {
             return Verdict(typeIndex: intern("box<\(boxedName)>", .box, metadata, ownLayout: true), minimumSize: UInt64(offset))
         case SwiftMetadataKind.errorObject.rawValue:
             guard inImage(metadata) else { return invalid }
-            return Verdict(typeIndex: intern("Swift.Error (boxed)", .error, metadata), minimumSize: 16)
+            return Verdict(typeIndex: intern(SwiftErrorLayout.unnamedTypeName, .error, metadata), minimumSize: SwiftErrorLayout.header,
+                           isErrorBox: true)
         case SwiftMetadataKind.task.rawValue:
             guard inImage(metadata) else { return invalid }
             return Verdict(typeIndex: intern("Swift.Task (async task)", .task, metadata), minimumSize: 16)
@@ -150,17 +175,26 @@ public final class SwiftObjectRecognizer {
     }
 
     private func validateClass(_ metadata: UInt64) -> Verdict? {
-        guard let flags = source.readUInt32(metadata + ClassMetadataLayout.flags), flags & 0x2 != 0,
-              source.readUInt32(metadata + ClassMetadataLayout.instanceAddressPoint) == 0,
-              let size = source.readUInt32(metadata + ClassMetadataLayout.instanceSize), size >= 16, size < 1 << 28,
-              let alignWord = source.readUInt32(metadata + ClassMetadataLayout.alignMask) else { return nil }
+        guard let size = SwiftObjectRecognizer.classInstanceSize(metadata: metadata, source: source) else { return nil }
+        let name = reflection?.typeName(forMetadata: metadata) ?? "<class metadata 0x\(String(metadata, radix: 16))>"
+        return Verdict(typeIndex: intern(name, .classInstance, metadata), minimumSize: size)
+    }
+
+    /// The instance size of the Swift class whose metadata (kind 0, read by the caller) is at
+    /// `metadata`: it uses Swift reference counting, its address point is 0, its size and alignment
+    /// are sane and its nominal type descriptor, in an image, is a class's. Nil otherwise.
+    public static func classInstanceSize(metadata: UInt64, source: MemorySource) -> UInt64? {
+        guard let flags = source.readUInt32(metadata &+ ClassMetadataLayout.flags), flags & 0x2 != 0,
+              source.readUInt32(metadata &+ ClassMetadataLayout.instanceAddressPoint) == 0,
+              let size = source.readUInt32(metadata &+ ClassMetadataLayout.instanceSize), size >= 16, size < 1 << 28,
+              let alignWord = source.readUInt32(metadata &+ ClassMetadataLayout.alignMask) else { return nil }
         let alignMask = alignWord & 0xffff
         guard alignMask & (alignMask + 1) == 0, alignMask < 4096,
-              let descriptor = source.readWord(metadata + ClassMetadataLayout.descriptor), inImage(descriptor),
+              let descriptor = source.readWord(metadata &+ ClassMetadataLayout.descriptor),
+              source.memoryMap.region(containing: descriptor)?.isFileBacked == true,
               let descriptorFlags = source.readUInt32(descriptor),
               descriptorFlags & 0x1f == ClassMetadataLayout.descriptorKindClass else { return nil }
-        let name = reflection?.typeName(forMetadata: metadata) ?? "<class metadata 0x\(String(metadata, radix: 16))>"
-        return Verdict(typeIndex: intern(name, .classInstance, metadata), minimumSize: UInt64(size))
+        return UInt64(size)
     }
 
     /// Names a closure context by what it captures. Boxes (a captured `var`, an indirect enum

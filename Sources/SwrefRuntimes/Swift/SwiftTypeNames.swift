@@ -26,6 +26,13 @@ public enum SwiftTypeNames {
         return name
     }
 
+    /// A type nested in a generic one is bound with the parent's arguments and a list of its own,
+    /// which the demangler prints even when it is empty: `app.List<Swift.Int>.Node<>`. The program
+    /// calls it `app.List<Swift.Int>.Node`; no type name has `<>` otherwise.
+    public static func withoutEmptyArguments(_ name: String) -> String {
+        name.contains("<>") ? name.replacingAll("<>", with: "") : name
+    }
+
     /// A private type whose discriminator the reflection library could not read is printed with
     /// its context's address — `NIOCore.(BackingStorage in $55f9fb4861b8)` — which moves with ASLR
     /// and breaks `diff` and `check` between runs. The address goes: `NIOCore.BackingStorage`.
