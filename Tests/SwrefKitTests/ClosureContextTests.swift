@@ -22,13 +22,13 @@ final class ClosureContextTests: XCTestCase {
         let leaks = try Shell.swref(["leaks", "\(program.pid)"])
         XCTAssertEqual(leaks.status, 0, "\(variant): \(leaks.stdout)")
         // Every Held on its path from the global, through both kinds of wrapper (`body`'s context
-        // is the Held itself, named by its closure).
+        // is the Held itself: named by its type, the closure in the label).
         guard PprofReader.isAvailable else { throw XCTSkip("go is not installed") }
         let out = TestPrograms.buildDirectory.appendingPathComponent("contexts-\(variant).pb.gz").path
         let run = try Shell.swref(["attach", "\(program.pid)", "-o", out])
         XCTAssertEqual(run.status, 0, run.stderr)
         let held = try PprofReader(path: out).samples.filter {
-            $0.frames.first == "contexts.wrapped" && $0.frames.last == "$value. (closure #1 () -> () in contexts)"
+            $0.frames.first == "contexts.wrapped" && $0.frames.last == "$value.{closure #1 () -> () in contexts}. (contexts.Held)"
         }
         XCTAssertEqual(held.reduce(0) { $0 + $1.values[0] }, Int64(count), "\(variant): \(held.map(\.frames))")
         XCTAssertTrue(held.contains { $0.frames.contains { $0.contains("in contexts.wrapGeneric<A>") } }, "\(variant): \(held.map(\.frames))")
