@@ -3,7 +3,7 @@ import SwrefSupport
 import XCTest
 
 /// Real Swift servers under real load (issues #17 and #18): testdata/servers, a package of its own
-/// (Hummingbird 2 and a plain SwiftNIO HTTP/1 server on one dependency graph), built once per test
+/// (Hummingbird 2, Vapor 4 and a plain SwiftNIO HTTP/1 server on one dependency graph), built once per test
 /// run in two flavours — a debug build on glibc malloc and the Hummingbird template's production
 /// build (`-c release --static-swift-stdlib -Xlinker -ljemalloc`) — and driven by `wrk` on loopback
 /// while swref attaches, censuses, looks for leaks, ranks retainers, explains the cache and dumps a
@@ -23,7 +23,8 @@ final class ServerLoadTests: XCTestCase {
             switch self {
             case .debugGlibc: return []
             case .releaseJemalloc:
-                return ["-c", "release", "--static-swift-stdlib", "-Xlinker", "-ljemalloc",
+                // Only the app the release tests run: Vapor's release build alone would take minutes.
+                return ["-c", "release", "--product", "HBApp", "--static-swift-stdlib", "-Xlinker", "-ljemalloc",
                         "--scratch-path", ServerLoadTests.package.appendingPathComponent(".build-jemalloc").path]
             }
         }
@@ -39,7 +40,8 @@ final class ServerLoadTests: XCTestCase {
     private static var built: [Flavour: URL] = [:]
     private static let lock = NSLock()
 
-    /// Builds every product of testdata/servers once per flavour per test run; prints how long it took.
+    /// Builds testdata/servers once per flavour per test run (debug: every product; release: the
+    /// Hummingbird app); prints how long it took.
     static func binaries(_ flavour: Flavour) throws -> URL {
         lock.lock()
         defer { lock.unlock() }

@@ -1,6 +1,6 @@
 // swift-tools-version:6.2
 // A zoo of real Swift servers for swref's load tests (Tests/SwrefKitTests/ServerLoadTests.swift):
-// a Hummingbird 2 app and a plain SwiftNIO HTTP/1 server sharing one dependency graph, built once
+// a Hummingbird 2 app, a Vapor 4 app and a plain SwiftNIO HTTP/1 server sharing one dependency graph, built once
 // per test run with `swift build --package-path testdata/servers` (debug, glibc malloc) and
 // `-c release --static-swift-stdlib -Xlinker -ljemalloc` (Hummingbird's template production build).
 // swref itself does not depend on this package.
@@ -12,6 +12,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", exact: "2.101.3"),
         // No default traits: swift-configuration is not needed here, and every package less shortens the build.
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", exact: "2.28.1", traits: []),
+        .package(url: "https://github.com/vapor/vapor.git", exact: "4.122.3"),
     ],
     targets: [
         // mallinfo2() under glibc, mallctl("stats.allocated") under jemalloc (linked or static).
@@ -19,6 +20,12 @@ let package = Package(
         .executableTarget(name: "HBApp", dependencies: [
             "CAllocatorStats",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        ]),
+        .executableTarget(name: "VaporApp", dependencies: [
+            "CAllocatorStats",
+            .product(name: "Vapor", package: "vapor"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
