@@ -364,6 +364,82 @@ final class ServerLoadTests: XCTestCase {
     /// swift-nio's own NIOHTTP1Server is an executable target of swift-nio but not a product, and
     /// SwiftPM builds only products of dependencies (`--product NIOHTTP1Server` is refused, see
     /// testdata/servers/Package.swift), so testdata/servers has a minimal NIOHTTPServer instead.
+    /// swift-nio's own example server, built from swift-nio's sources as their root package (where
+    /// its executable target is a product): the clone comes from the package mirror, like every
+    /// dependency here. The issue's crash was found on this server.
+    static func nioOwnServer() throws -> String {
+        let checkout = TestPrograms.buildDirectory.appendingPathComponent("swift-nio")
+        let binary = checkout.appendingPathComponent(".build/debug/NIOHTTP1Server").path
+        if FileManager.default.isExecutableFile(atPath: binary) { return binary }
+        let start = Date()
+        let clone = try Shell.run("/usr/bin/env", ["git", "clone", "-q", "--branch", "2.101.3", "https://github.com/apple/swift-nio.git", checkout.path],
+                                  timeout: 600)
+        guard clone.status == 0 else { throw TestFailure("cloning swift-nio 2.101.3: \(clone.stderr)") }
+        let build = try Shell.run("/usr/bin/env", ["swift", "build", "--package-path", checkout.path, "--product", "NIOHTTP1Server"], timeout: 2400)
+        guard build.status == 0 else { throw TestFailure("building NIOHTTP1Server: \(build.stdout.suffix(3000))\n\(build.stderr.suffix(3000))") }
+        print("ServerLoad: built swift-nio's NIOHTTP1Server in \(String(format: "%.1f", Date().timeIntervalSince(start))) s")
+        return binary
+    }
+
+    /// A port nothing listens on now (the kernel's pick for a socket bound and closed).
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw TestFailure("no free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// swift-nio's NIOHTTP1Server under wrk on `/dynamic/info` (the issue's load: its crash was
+    /// there), attached to five times in a row by every capture method: exit 0, profiles read by
+    /// go tool pprof, SwiftNIO's objects named, wrk without errors, the server still answering.
+    func testNIOHTTP1ServerFromSwiftNIOFiveAttachesUnderLoad() throws {
+        guard PprofReader.isAvailable else { throw XCTSkip("go is not installed") }
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/wrk") else { throw XCTSkip("wrk is not installed") }
+        let binary = try ServerLoadTests.nioOwnServer()
+        let port = try ServerLoadTests.freePort()
+        // The server prints its address only once bound: READY first, then wait for it to answer.
+        let server = try RunningProgram("/bin/sh", ["-c", "echo READY; exec \(binary) 127.0.0.1 \(port)"])
+        defer { server.stop() }
+        var info = (status: 0, body: "")
+        for _ in 0..<100 {
+            if let reply = try? ServerLoadTests.http(port, "/dynamic/info"), reply.status == 200 { info = reply; break }
+            usleep(100_000)
+        }
+        XCTAssertEqual(info.status, 200, "NIOHTTP1Server did not answer on port \(port)")
+        var steps: [Step] = []
+        let load = try Load(port: port, path: "/dynamic/info", connections: 50, seconds: 90)
+        usleep(500_000)
+        for (index, capture) in ["precopy", "fork", "fork-in-place", "stop-the-world", "precopy"].enumerated() {
+            let out = profilePath("nio-own-\(index)")
+            try swref(["attach", "\(server.pid)", "-o", out, "--capture", capture], load: load, steps: &steps)
+            let profile = try readProfile(out)
+            print("ServerLoad: NIOHTTP1Server attach \(index + 1) (\(capture)): \(profile.samples.count) samples, total \(profile.total(1)) B")
+            XCTAssertTrue(profile.samples.contains { $0.frames.contains { $0.contains("NIOPosix.SocketChannel") } },
+                          "no SocketChannel (an accepted connection) in the profile")
+        }
+        for command in [["leaks", "\(server.pid)"], ["top", "\(server.pid)"]] {
+            try swref(command, load: load, steps: &steps, allowed: [0, 1])
+        }
+        let report = load.finish()
+        print("ServerLoad: NIOHTTP1Server wrk: \(report.requests) requests, \(report.requestsPerSecond) req/s, "
+              + "\(report.socketErrors) socket errors, \(report.non2xx) non-2xx")
+        XCTAssertEqual(report.socketErrors, 0, report.text)
+        XCTAssertEqual(report.non2xx, 0, report.text)
+        XCTAssertGreaterThan(report.requests, 0, report.text)
+        XCTAssertTrue(steps.allSatisfy(\.duringLoad), "wrk ended before the commands: \(steps.map { ($0.command, $0.duringLoad) })")
+        XCTAssertEqual(try ServerLoadTests.http(port, "/dynamic/info").status, 200)
+        let quiet = try swref(["leaks", "\(server.pid)"], load: nil, steps: &steps, allowed: [0, 1])
+        print("ServerLoad: NIOHTTP1Server leaks at a quiet moment (exit \(quiet.status)):\n\(quiet.stdout.prefix(2000))")
+        XCTAssertEqual(quiet.status, 0, quiet.stdout)
+    }
+
     func testNIOHTTPServerFiveAttachesUnderLoad() throws {
         guard PprofReader.isAvailable else { throw XCTSkip("go is not installed") }
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/wrk") else { throw XCTSkip("wrk is not installed") }
