@@ -129,6 +129,31 @@ final class ServerLoadTests: XCTestCase {
         }
     }
 
+    /// Fills an app's cache (HBApp, VaporApp): wrk POSTs the bodies itself, 3 s a round, until
+    /// every key is there (at most 5 rounds).
+    func fillCache(port: Int, keys: Int, size: Int, file: StaticString = #filePath, line: UInt = #line) throws {
+        let script = try ServerLoadTests.cacheScript(keys: keys, size: size)
+        var summary: [Int] = []
+        for _ in 0..<5 {
+            let filled = try Load(port: port, connections: 4, seconds: 3, script: script).finishWhenDone()
+            XCTAssertEqual(filled.socketErrors, 0, filled.text, file: file, line: line)
+            XCTAssertEqual(filled.non2xx, 0, filled.text, file: file, line: line)
+            summary = try ServerLoadTests.http(port, "/cache").body.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
+            if summary.first == keys { break }
+        }
+        XCTAssertEqual(summary, [keys, keys * size], file: file, line: line)
+    }
+
+    /// Ends the load and checks what wrk saw: requests served, no socket error, no non-2xx answer.
+    func finishLoad(_ load: Load, name: String, file: StaticString = #filePath, line: UInt = #line) {
+        let report = load.finish()
+        print("ServerLoad: \(name) wrk: \(report.requests) requests, \(report.requestsPerSecond) req/s, "
+              + "\(report.socketErrors) socket errors, \(report.non2xx) non-2xx")
+        XCTAssertEqual(report.socketErrors, 0, report.text, file: file, line: line)
+        XCTAssertEqual(report.non2xx, 0, report.text, file: file, line: line)
+        XCTAssertGreaterThan(report.requests, 0, report.text, file: file, line: line)
+    }
+
     /// A wrk script that POSTs `size`-byte bodies to /cache/k0 … /cache/k(keys-1), round and round.
     static func cacheScript(keys: Int, size: Int) throws -> String {
         let path = TestPrograms.buildDirectory.appendingPathComponent("cache-\(keys)-\(size).lua").path
@@ -236,16 +261,7 @@ final class ServerLoadTests: XCTestCase {
         // until every key is there (at most 5 rounds). The cache is large beside the ~50 KB that a
         // request in flight (the /malloc request itself) adds to or takes from the allocator's figure.
         let keys = 1000, size = 8000
-        let script = try ServerLoadTests.cacheScript(keys: keys, size: size)
-        var summary: [Int] = []
-        for _ in 0..<5 {
-            let filled = try Load(port: port, connections: 4, seconds: 3, script: script).finishWhenDone()
-            XCTAssertEqual(filled.socketErrors, 0, filled.text)
-            XCTAssertEqual(filled.non2xx, 0, filled.text)
-            summary = try ServerLoadTests.http(port, "/cache").body.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
-            if summary.first == keys { break }
-        }
-        XCTAssertEqual(summary, [keys, keys * size])
+        try fillCache(port: port, keys: keys, size: size)
 
         var steps: [Step] = []
         // The load: GET / on 20 connections, bounded at 90 s, interrupted when the commands are done.
@@ -265,7 +281,7 @@ final class ServerLoadTests: XCTestCase {
         }
         let census = ServerLoadTests.census(text?.stdout ?? "")
         print("ServerLoad: \(name) census under load: heap: \(census.heap); total \(census.total) B")
-        let leaks = ["leaks", "\(server.pid)"], top = ["top", "\(server.pid)"], why = ["why", "\(server.pid)", "HBApp.ResponseCache"]
+        let leaks = ["leaks", "\(server.pid)"], top = ["top", "\(server.pid)"], why = ["why", "\(server.pid)", "ServerCache.ResponseCache"]
         var results: [String: Shell.Result] = [:]
         for command in [leaks, top, why] {
             try step { results[command[0]] = try swref(command, load: load, steps: &steps, allowed: [0, 1]) }
@@ -276,12 +292,7 @@ final class ServerLoadTests: XCTestCase {
             fromCore = try swref(["core", core, "--format", "text", "--limit", "40"], load: nil, steps: &steps)
         }
         try? FileManager.default.removeItem(atPath: core)
-        let report = load.finish()
-        print("ServerLoad: \(name) wrk: \(report.requests) requests, \(report.requestsPerSecond) req/s, "
-              + "\(report.socketErrors) socket errors, \(report.non2xx) non-2xx")
-        XCTAssertEqual(report.socketErrors, 0, report.text)
-        XCTAssertEqual(report.non2xx, 0, report.text)
-        XCTAssertGreaterThan(report.requests, 0, report.text)
+        finishLoad(load, name: name)
         XCTAssertTrue(steps.filter { $0.command.hasPrefix("attach") }.allSatisfy(\.duringLoad),
                       "wrk ended before the attaches: \(steps.map { ($0.command, $0.duringLoad) })")
 
@@ -427,12 +438,7 @@ final class ServerLoadTests: XCTestCase {
         for command in [["leaks", "\(server.pid)"], ["top", "\(server.pid)"]] {
             try swref(command, load: load, steps: &steps, allowed: [0, 1])
         }
-        let report = load.finish()
-        print("ServerLoad: NIOHTTP1Server wrk: \(report.requests) requests, \(report.requestsPerSecond) req/s, "
-              + "\(report.socketErrors) socket errors, \(report.non2xx) non-2xx")
-        XCTAssertEqual(report.socketErrors, 0, report.text)
-        XCTAssertEqual(report.non2xx, 0, report.text)
-        XCTAssertGreaterThan(report.requests, 0, report.text)
+        finishLoad(load, name: "NIOHTTP1Server")
         XCTAssertTrue(steps.allSatisfy(\.duringLoad), "wrk ended before the commands: \(steps.map { ($0.command, $0.duringLoad) })")
         XCTAssertEqual(try ServerLoadTests.http(port, "/dynamic/info").status, 200)
         let quiet = try swref(["leaks", "\(server.pid)"], load: nil, steps: &steps, allowed: [0, 1])
@@ -464,12 +470,7 @@ final class ServerLoadTests: XCTestCase {
             let text = try swref(["attach", "\(server.pid)", "--format", "text", "--limit", "30"], load: load, steps: &steps)
             XCTAssertTrue(ServerLoadTests.census(text.stdout).heap.hasPrefix("glibc malloc"), text.stdout)
         }
-        let report = load.finish()
-        print("ServerLoad: nio wrk: \(report.requests) requests, \(report.requestsPerSecond) req/s, "
-              + "\(report.socketErrors) socket errors, \(report.non2xx) non-2xx")
-        XCTAssertEqual(report.socketErrors, 0, report.text)
-        XCTAssertEqual(report.non2xx, 0, report.text)
-        XCTAssertGreaterThan(report.requests, 0, report.text)
+        finishLoad(load, name: "nio")
         XCTAssertTrue(steps.allSatisfy(\.duringLoad), "wrk ended before the attaches: \(steps.map { ($0.command, $0.duringLoad) })")
         XCTAssertEqual(try ServerLoadTests.http(port, "/").body, "hello\n")
         // Default tcache here: swref counts the chunks in the threads' tcaches as free, mallinfo2()

@@ -17,14 +17,19 @@ let package = Package(
     targets: [
         // mallinfo2() under glibc, mallctl("stats.allocated") under jemalloc (linked or static).
         .target(name: "CAllocatorStats"),
+        // The cache both apps keep their request bodies in.
+        .target(name: "ServerCache", dependencies: [
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        ]),
         .executableTarget(name: "HBApp", dependencies: [
-            "CAllocatorStats",
+            "CAllocatorStats", "ServerCache",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
         .executableTarget(name: "VaporApp", dependencies: [
-            "CAllocatorStats",
+            "CAllocatorStats", "ServerCache",
             .product(name: "Vapor", package: "vapor"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -7,11 +7,15 @@
 //   GET  /cache            "<entries> <bytes>"
 //   GET  /malloc           the allocator's own in-use figure: "<bytes> <allocator>"
 import CAllocatorStats
+import ServerCache
 import Vapor
 
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// A global, so that the cache's path starts at a root swref names from DWARF or the symbol table.
+let responseCache = ResponseCache()
 
 let port = CommandLine.arguments.dropFirst().first.flatMap { Int($0) } ?? 0
 
