@@ -392,21 +392,6 @@ final class ServerLoadTests: XCTestCase {
         return binary
     }
 
-    /// A port nothing listens on now (the kernel's pick for a socket bound and closed).
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard bound else { throw TestFailure("no free port") }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
     /// swift-nio's NIOHTTP1Server under wrk on `/dynamic/info` (the load: its crash was
     /// there), attached to five times in a row by every capture method: exit 0, profiles read by
     /// go tool pprof, SwiftNIO's objects named, wrk without errors, the server still answering.
@@ -414,7 +399,7 @@ final class ServerLoadTests: XCTestCase {
         guard PprofReader.isAvailable else { throw XCTSkip("go is not installed") }
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/wrk") else { throw XCTSkip("wrk is not installed") }
         let binary = try ServerLoadTests.nioOwnServer()
-        let port = try ServerLoadTests.freePort()
+        let port = try FleetTests.freePort()
         // The server prints its address only once bound: READY first, then wait for it to answer.
         let server = try RunningProgram("/bin/sh", ["-c", "echo READY; exec \(binary) 127.0.0.1 \(port)"])
         defer { server.stop() }
