@@ -27,7 +27,7 @@ struct BudgetOptions: ParsableArguments {
         let what = analysis ? "the copy of PID \(pid) and its analysis" : "the copy of PID \(pid)"
         let elsewhere = analysis
             ? "or write a core with `swref dump` and analyse it where there is more memory (`swref core`)"
-            : "or write the core with gdb's gcore, which copies nothing into memory (the target stays stopped while it writes)"
+            : "or leave out --capture: a fork read in place writes the core through a window of \(formatBytes(CaptureEstimate.inPlaceResidentBytes))"
         try require(estimate, what: what, elsewhere: elsewhere, target: pid)
     }
 

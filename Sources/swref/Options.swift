@@ -104,9 +104,10 @@ struct CaptureOptions: ParsableArguments {
         }
         do {
             try budget.checkLive(pid: pid, method: method, analysis: analysis)
-        } catch let refusal as BudgetExceeded where analysis && capture == nil && !stopTheWorld {
-            // The copy would not fit: a fork read in place needs memory for the objects, not the
-            // bytes. Chosen by itself only here, where the other answer is a refusal.
+        } catch let refusal as BudgetExceeded where capture == nil && !stopTheWorld {
+            // The copy would not fit: a fork read in place needs memory for the objects (and for
+            // `dump`, none but its window), not the bytes. Chosen by itself only here, where the
+            // other answer is a refusal.
             guard (try? budget.checkLive(pid: pid, method: .forkInPlace, analysis: analysis)) != nil else { throw refusal }
             method = .forkInPlace
             printError("swref: note: \(refusal.description.prefix { $0 != ":" }): reading a fork of it in place instead "

@@ -207,8 +207,8 @@ final class MemoryBudgetTests: XCTestCase {
 
         let leaks = try Shell.swref(["leaks", "\(program.pid)", "--max-memory", "100M"])
         assertRefused(leaks, contains: ["raise --max-memory"])
-        let dump = try Shell.swref(["dump", "\(program.pid)", "--max-memory", "100M", "-o", out + ".core"])
-        assertRefused(dump, contains: ["the copy of PID \(program.pid) would need about", "gcore"])
+        let dump = try Shell.swref(["dump", "\(program.pid)", "--max-memory", "100M", "--capture", "precopy", "-o", out + ".core"])
+        assertRefused(dump, contains: ["the copy of PID \(program.pid) would need about", "a fork read in place writes the core"])
         XCTAssertEqual(contextSwitches(program.pid), before, "the target was woken")
 
         let passed = try Shell.swref(["attach", "\(program.pid)", "--max-memory", "4G", "--timings", "-o", out])
@@ -219,6 +219,16 @@ final class MemoryBudgetTests: XCTestCase {
                       || passed.stderr.contains("available (MemAvailable)") || passed.stderr.contains("available (cgroup"), passed.stderr)
         XCTAssertNotEqual(contextSwitches(program.pid), before, "a capture that did happen went unseen: the check is blind")
         XCTAssertEqual(try Shell.swref(["attach", "\(program.pid)", "--max-memory", "lots"]).status, 64)
+
+        // With no method named, the same dump is written through a fork read in place, and reads back.
+        let inPlace = try Shell.swref(["dump", "\(program.pid)", "--max-memory", "100M", "-o", out + ".core"])
+        XCTAssertEqual(inPlace.status, 0, inPlace.stderr)
+        XCTAssertTrue(inPlace.stderr.contains("reading a fork of it in place instead"), inPlace.stderr)
+        XCTAssertTrue(inPlace.stderr.contains("(fork snapshot, read in place)"), inPlace.stderr)
+        let core = try Shell.swref(["core", program.process.executableURL!.path, out + ".core", "--format", "text"])
+        XCTAssertEqual(core.status, 0, core.stderr)
+        XCTAssertTrue(core.stdout.contains("census.Node"), core.stdout)
+        try? FileManager.default.removeItem(atPath: out + ".core")
     }
 
     /// A pre-copy that fits but cannot be made (the target has no free descriptor for the
