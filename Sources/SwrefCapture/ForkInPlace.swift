@@ -75,9 +75,11 @@ extension ForkSnapshot {
             guard !ended else { return nil }
             var stats = swref_lazy_stats()
             swref_lazy_stats(pager, &stats)
-            guard stats.failed > 0 else { return nil }
-            return "\(formatBytes(stats.failed)) of the frozen copy of PID \(parent) could not be read"
-                + (stats.lost != 0 ? " (the copy's process went away during the analysis)" : "")
+            // Pages the kernel refuses in a live child (a file mapping past its file's end) read as
+            // zeros, as in a copy; a child gone takes every page after it.
+            guard stats.lost != 0 else { return nil }
+            return "\(formatBytes(stats.failed)) of the frozen copy of PID \(parent) could not be read "
+                + "(the copy's process went away during the analysis)"
         }
         return snapshot
     }

@@ -28,6 +28,12 @@ extension Swref {
                 let snapshot = try captureOptions.capture(pid: pid, progress: progress, analysis: false)
                 try CoreWriter.write(snapshot, process: .live(pid), to: output, readOnlyFiles: !skipReadOnlyFiles, progress: progress)
                 progress.finish()
+                // A fork read in place whose child went away while it was written: zeros in the
+                // core where the heap was. No core rather than that one.
+                if let failure = snapshot.readFailure {
+                    unlink(output)
+                    throw SwrefError.heapUnreadable(failure + "; no core written")
+                }
                 printError("swref: \(pauseSummary(snapshot, pid: pid)); wrote \(output)")
             }
         }
