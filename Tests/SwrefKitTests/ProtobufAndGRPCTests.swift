@@ -129,4 +129,62 @@ final class ProtobufAndGRPCTests: XCTestCase {
             }
         }
     }
+
+    /// The gRPC server under load (wrk speaks no gRPC: the program's own `load` client, four
+    /// concurrent streams of unary Puts over HTTP/2, ids cycling through 200 keys) while swref
+    /// attaches by every capture method and runs leaks and top (for 60 s: then the load ends):
+    /// every command exits 0, the client sees no failed call, and at a quiet moment no leak is reported and the cache's 200 requests
+    /// hold their payloads.
+    func testGRPCServiceUnderLoad() throws {
+        guard PprofReader.isAvailable else { throw XCTSkip("go is not installed") }
+        let binary = try ProtobufAndGRPCTests.program("GRPCCacheServer")
+        let server = try RunningProgram(binary, ["serve", "--cache"])
+        defer { server.stop() }
+        let port = server.readyNumbers[0]
+        let keys = 200, payload = 2048
+        let client = Process()
+        client.executableURL = URL(fileURLWithPath: binary)
+        client.arguments = ["load", "\(port)", "60", "4", "\(payload)", "\(keys)"]
+        let output = Pipe()
+        client.standardOutput = output
+        client.standardError = output
+        try client.run()
+        defer { if client.isRunning { client.terminate() } }
+        sleep(2)
+        for capture in ["precopy", "fork", "fork-in-place", "stop-the-world"] {
+            let out = TestPrograms.buildDirectory.appendingPathComponent("grpc-load-\(capture).pb.gz").path
+            let run = try Shell.swref(["attach", "\(server.pid)", "-o", out, "--capture", capture], timeout: 300)
+            XCTAssertEqual(run.status, 0, "\(capture): \(run.stderr)")
+            XCTAssertTrue(client.isRunning, "the load ended before the \(capture) attach")
+            let samples = try PprofReader(path: out).samples
+            XCTAssertTrue(samples.contains { $0.frames.first == "GRPCCacheServer.cache" }, "\(capture): nothing under the cache")
+            print("GRPCLoad: attach \(capture): \(samples.count) samples, \(run.stderr.split(separator: "\n").last ?? "")")
+        }
+        for command in [["leaks", "\(server.pid)"], ["top", "\(server.pid)"]] {
+            let run = try Shell.swref(command, timeout: 300)
+            XCTAssertTrue([0, 1].contains(run.status), "\(command): \(run.stderr)")
+            XCTAssertFalse(run.stderr.contains("internal error"), run.stderr)
+        }
+        // The load runs its 60 s out: every call made while swref attached was answered.
+        let report = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        client.waitUntilExit()
+        print("GRPCLoad: client: \(report.trimmingCharacters(in: .whitespacesAndNewlines))")
+        XCTAssertEqual(client.terminationStatus, 0, report)
+        let numbers = report.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
+        XCTAssertTrue(report.hasPrefix("LOAD ") && numbers.count == 2, report)
+        XCTAssertGreaterThan(numbers.first ?? 0, 0, report)
+        XCTAssertEqual(numbers.last, 0, "failed calls: \(report)")
+
+        let quiet = try Shell.swref(["leaks", "\(server.pid)"], timeout: 300)
+        print("GRPCLoad: leaks at a quiet moment (exit \(quiet.status)):\n\(quiet.stdout.prefix(2000))")
+        XCTAssertEqual(quiet.status, 0, quiet.stdout)
+        let out = TestPrograms.buildDirectory.appendingPathComponent("grpc-load-quiet.pb.gz").path
+        let run = try Shell.swref(["attach", "\(server.pid)", "--attribution", "first-path", "-o", out])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let payloads = try PprofReader(path: out).samples.filter {
+            $0.frames.first == "GRPCCacheServer.cache" && $0.frames.last?.hasPrefix("$mapval.payload. (Data (Foundation) ") == true
+        }
+        XCTAssertEqual(total(payloads).count, Int64(2 * keys), "\(payloads.map(\.frames))")
+        XCTAssertGreaterThanOrEqual(total(payloads).bytes, Int64(keys * payload))
+    }
 }

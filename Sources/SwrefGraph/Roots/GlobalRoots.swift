@@ -21,7 +21,9 @@ public struct GlobalRoots {
                           let layout = values.layout(ofMangledType: mangled) else { continue }
                     var root = Root(name: globalName(image: image, unrelocated: global.address, fallback: global.name), kind: .global)
                     scan.scanValue(layout, at: address, into: &root)
-                    scan.claim(address..<address + UInt64(max(layout.size, 8)))
+                    // Its own bytes only: a 1-byte global claiming a word hid the next global's
+                    // first bytes from the image data's scan (NIOHPACK's Huffman table, leaked).
+                    scan.claim(address..<address + UInt64(max(layout.size, 1)))
                     named[address] = root
                 }
             }
