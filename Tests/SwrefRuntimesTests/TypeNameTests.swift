@@ -11,6 +11,9 @@ final class TypeNameTests: XCTestCase {
         XCTAssertEqual(SwiftTypeNames.stable("(closure #1 () -> Swift.Int in app)"), "(closure #1 () -> Swift.Int in app)")
         XCTAssertEqual(SwiftTypeNames.stable("a.(B in $xyz)"), "a.(B in $xyz)", "not an address: kept")
         XCTAssertEqual(SwiftTypeNames.stable("a.(B in $12"), "a.(B in $12", "unclosed: kept")
+        XCTAssertEqual(SwiftTypeNames.stable("names.(unknown context at $5592a0c1d2e0).LocalS"), "names.(local).LocalS")
+        XCTAssertEqual(SwiftTypeNames.stable("[names.(unknown context at $7f00).A<names.(B in $55)>]"), "[names.(local).A<names.B>]")
+        XCTAssertEqual(SwiftTypeNames.stable("a.(unknown context at $zz).B"), "a.(unknown context at $zz).B", "not an address: kept")
     }
 }
 

@@ -35,16 +35,24 @@ public enum SwiftTypeNames {
 
     /// A private type whose discriminator the reflection library could not read is printed with
     /// its context's address — `NIOCore.(BackingStorage in $55f9fb4861b8)` — which moves with ASLR
-    /// and breaks `diff` and `check` between runs. The address goes: `NIOCore.BackingStorage`.
+    /// and breaks `diff` and `check` between runs. The address goes: `NIOCore.BackingStorage`. A
+    /// type local to a function is printed in its anonymous context's address —
+    /// `app.(unknown context at $5592a0c1d2e0).Scratch` — which becomes `app.(local).Scratch`.
     public static func stable(_ name: String) -> String {
-        guard name.contains(" in $") else { return name }
+        guard name.contains(" in $") || name.contains("(unknown context at $") else { return name }
         var result = ""
         var rest = Substring(name)
         while let open = rest.firstIndex(of: "(") {
             result += rest[..<open]
             let inner = rest[rest.index(after: open)...]
+            let anonymous = "unknown context at $"
+            // `(unknown context at $hex)`: a local type's context.
+            if inner.hasPrefix(anonymous), let close = inner.firstIndex(of: ")"),
+               inner[inner.index(inner.startIndex, offsetBy: anonymous.count)..<close].allSatisfy(\.isHexDigit) {
+                result += "(local)"
+                rest = inner[inner.index(after: close)...]
             // `(Name in $hex)`: keep Name.
-            if let marker = inner.range(of: " in $"), let close = inner[marker.upperBound...].firstIndex(of: ")"),
+            } else if let marker = inner.range(of: " in $"), let close = inner[marker.upperBound...].firstIndex(of: ")"),
                !inner[..<marker.lowerBound].contains("("), !inner[..<marker.lowerBound].contains(")"),
                inner[marker.upperBound..<close].allSatisfy(\.isHexDigit) {
                 result += inner[..<marker.lowerBound]
