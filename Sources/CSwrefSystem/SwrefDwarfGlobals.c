@@ -13,21 +13,9 @@ static const char *type_linkage_name(Dwarf_Die *type) {
     Dwarf_Attribute attr;
     const char *name = NULL;
     if (dwarf_attr_integrate(&current, DW_AT_linkage_name, &attr)) name = dwarf_formstring(&attr);
-    // A type swiftc only declares carries its mangling as its name.
-    if (!name && dwarf_attr_integrate(&current, DW_AT_name, &attr)) {
-      const char *declared = dwarf_formstring(&attr);
-      if (declared && declared[0] == '$' && declared[1] == 's') name = declared;
-    }
     if (name) return name;
-    // Qualifiers and typedefs wrap the type that carries the mangled name; so does the anonymous
-    // one-member struct swiftc wraps a `static let`'s type in (`const` of it, its member the type).
-    if (!dwarf_attr_integrate(&current, DW_AT_type, &attr)) {
-      Dwarf_Die member, sibling;
-      if (dwarf_tag(&current) != DW_TAG_structure_type || dwarf_child(&current, &member) != 0 ||
-          dwarf_tag(&member) != DW_TAG_member || dwarf_siblingof(&member, &sibling) != 1) return NULL;
-      current = member;
-      continue;
-    }
+    // Qualifiers and typedefs wrap the type that carries the mangled name.
+    if (!dwarf_attr_integrate(&current, DW_AT_type, &attr)) return NULL;
     Dwarf_Die inner;
     if (!dwarf_formref_die(&attr, &inner)) return NULL;
     current = inner;

@@ -2,7 +2,8 @@ import Foundation
 import XCTest
 
 /// A `static let` array beside one-byte statics (testdata/statics, NIOHPACK's Huffman table in
-/// miniature): held by its global, never leaked — the gRPC server under load reported it leaked.
+/// miniature): held by the binary's data, never leaked — the gRPC server under load reported it
+/// leaked, because a one-byte typed global just before it claimed a whole word.
 final class StaticGlobalTests: XCTestCase {
     func check(_ variant: BuildVariant) throws {
         guard PprofReader.isAvailable else { throw XCTSkip("go is not installed") }
@@ -13,15 +14,14 @@ final class StaticGlobalTests: XCTestCase {
         let out = TestPrograms.buildDirectory.appendingPathComponent("statics-\(variant).pb.gz").path
         let run = try Shell.swref(["attach", "\(program.pid)", "-o", out])
         XCTAssertEqual(run.status, 0, run.stderr)
-        // Held by a root, never `<leaked>`: at -Onone the global typed through DWARF (the wrapper
-        // swiftc puts around its type seen through), at -O the binary's .bss, where -O leaves it untyped.
+        // Held by a root, never `<leaked>`: the binary's .bss, scanned word by word (swiftc types a
+        // `static let` in DWARF as a const anonymous struct: the global stays untyped).
         let samples = try PprofReader(path: out).samples
-        let named = samples.filter { $0.frames.first?.hasPrefix("static statics") == true && $0.frames.first?.contains(".Table.(raw in ") == true }
-        let table = named + samples.filter { $0.frames.contains { $0.contains("(state: ") && $0.contains("flags: statics.Flags, sym: ") } }
+        let table = samples.filter { $0.frames.contains { $0.contains("(state: ") && $0.contains("flags: statics.Flags, sym: ") } }
         XCTAssertFalse(table.isEmpty, "\(variant): \(samples.map(\.frames))")
         XCTAssertTrue(table.allSatisfy { $0.labels["root"] != "leaked" }, "\(variant): \(table.map(\.frames))")
+        XCTAssertTrue(table.contains { $0.frames.first?.hasSuffix(" .bss") == true }, "\(variant): \(table.map(\.frames))")
         XCTAssertGreaterThanOrEqual(table.map { $0.values[1] }.max() ?? 0, 12_000, "\(variant): \(table.map(\.values))")
-        if variant == .debug { XCTAssertEqual(named.first?.labels["root"], "global", "\(samples.map(\.frames))") }
     }
 
     func testStaticArrayDebugBuild() throws { try check(.debug) }
