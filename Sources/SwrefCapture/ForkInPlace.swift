@@ -21,35 +21,7 @@ extension ForkSnapshot {
     /// child) alive until its copy is released; `residentLimit` bounds the bytes filled at once.
     public func readInPlace(residentLimit: Int) throws -> Snapshot {
         guard child > 0 else { throw SwrefError.processExited(parent) }
-        let memFD = open("/proc/\(child)/mem", O_RDONLY | O_CLOEXEC)
-        guard memFD >= 0 else { throw SwrefError.system("open", errno: errno, "reading /proc/\(child)/mem") }
-        guard let pager = swref_lazy_create(memFD, ForkSnapshot.inPlaceChunk, residentLimit) else {
-            let err = errno
-            close(memFD)
-            throw SwrefError.system("userfaultfd", errno: err, "serving the in-place copy (swref needs userfaultfd(2) for its own memory)")
-        }
-        var ended = false
-        let born = monotonicNanoseconds()
-        // Ends the pager, measures what the child cost, then lets the child go (in that order: the
-        // child's copy-on-write pages are read from its smaps before it dies).
-        func end(_ snapshot: Snapshot?) {
-            guard !ended else { return }
-            ended = true
-            var stats = swref_lazy_stats()
-            swref_lazy_stats(pager, &stats)
-            swref_lazy_destroy(pager)
-            close(memFD)
-            if let snapshot {
-                var reading = InPlaceReading()
-                reading.filledBytes = stats.filled
-                reading.peakResidentBytes = stats.peak_resident
-                reading.faults = stats.faults
-                reading.copyOnWriteBytes = ForkSnapshot.privateBytes(child)
-                reading.childNanoseconds = monotonicNanoseconds() - born
-                snapshot.inPlace = reading
-            }
-            release()
-        }
+        let pager = try ForkPager(fork: self, residentLimit: residentLimit)
         let map = memoryMap
         let snapshot = Snapshot(memoryMap: map, threads: threads, pid: parent,
                                 fallback: LiveProcessReader(pid: parent, memoryMap: map))
@@ -58,29 +30,16 @@ extension ForkSnapshot {
                 let region = map.regions[index]
                 let size = Int(region.size)
                 let buffer = try Snapshot.allocate(size, populate: false)
-                snapshot.adoptLazyCopy(index, buffer: buffer, size: size)
-                guard swref_lazy_add(pager, buffer, region.size, region.start) == 0 else {
-                    throw SwrefError.system("userfaultfd", errno: errno, "registering the in-place copy of \(region.path.isEmpty ? "an anonymous mapping" : region.path)")
-                }
+                snapshot.adoptLazyCopy(index, buffer: buffer, size: size, filler: pager)
+                try pager.add(buffer, region: region)
             }
-            guard swref_lazy_start(pager) == 0 else { throw SwrefError.system("pthread_create", errno: errno, "starting the pager") }
+            try pager.start()
         } catch {
-            end(nil)
+            _ = pager.end()
             throw error
         }
         snapshot.pauseNanoseconds = pauseNanoseconds
         snapshot.captureMethod = .forkInPlace
-        snapshot.onRelease = { end($0) }
-        snapshot.readFailureCheck = { [parent] in
-            guard !ended else { return nil }
-            var stats = swref_lazy_stats()
-            swref_lazy_stats(pager, &stats)
-            // Pages the kernel refuses in a live child (a file mapping past its file's end) read as
-            // zeros, as in a copy; a child gone takes every page after it.
-            guard stats.lost != 0 else { return nil }
-            return "\(formatBytes(stats.failed)) of the frozen copy of PID \(parent) could not be read "
-                + "(the copy's process went away during the analysis)"
-        }
         return snapshot
     }
 
@@ -97,3 +56,70 @@ extension ForkSnapshot {
         return total
     }
 }
+
+/// The pager of a fork read in place (SwrefLazyPager.c) and the fork it reads: ending it stops the
+/// pager, measures what the child cost, then lets the child go (in that order: the child's
+/// copy-on-write pages are read from its smaps before it dies).
+final class ForkPager: CopyFiller {
+    private let fork: ForkSnapshot
+    private let memFD: Int32
+    private var pager: OpaquePointer?
+    private let born = monotonicNanoseconds()
+
+    init(fork: ForkSnapshot, residentLimit: Int) throws {
+        self.fork = fork
+        memFD = open("/proc/\(fork.child)/mem", O_RDONLY | O_CLOEXEC)
+        guard memFD >= 0 else { throw SwrefError.system("open", errno: errno, "reading /proc/\(fork.child)/mem") }
+        guard let pager = swref_lazy_create(memFD, ForkSnapshot.inPlaceChunk, residentLimit) else {
+            let err = errno
+            close(memFD)
+            throw SwrefError.system("userfaultfd", errno: err, "serving the in-place copy (swref needs userfaultfd(2) for its own memory)")
+        }
+        self.pager = pager
+    }
+
+    deinit { _ = end() }
+
+    /// Registers swref's `buffer` as the copy of the child's `region`; before `start`.
+    func add(_ buffer: UnsafeMutableRawPointer, region: MemoryRegion) throws {
+        guard swref_lazy_add(pager, buffer, region.size, region.start) == 0 else {
+            throw SwrefError.system("userfaultfd", errno: errno, "registering the in-place copy of \(region.path.isEmpty ? "an anonymous mapping" : region.path)")
+        }
+    }
+
+    func start() throws {
+        guard swref_lazy_start(pager) == 0 else { throw SwrefError.system("pthread_create", errno: errno, "starting the pager") }
+    }
+
+    private var stats: swref_lazy_stats {
+        var stats = swref_lazy_stats()
+        if let pager { swref_lazy_stats(pager, &stats) }
+        return stats
+    }
+
+    // Pages the kernel refuses in a live child (a file mapping past its file's end) read as zeros,
+    // as in a copy; a child gone takes every page after it.
+    var failure: String? {
+        let stats = self.stats
+        guard pager != nil, stats.lost != 0 else { return nil }
+        return "\(formatBytes(stats.failed)) of the frozen copy of PID \(fork.parent) could not be read "
+            + "(the copy's process went away during the analysis)"
+    }
+
+    func end() -> InPlaceReading {
+        var reading = InPlaceReading()
+        guard let pager else { return reading }
+        let stats = self.stats
+        swref_lazy_destroy(pager)
+        self.pager = nil
+        close(memFD)
+        reading.filledBytes = stats.filled
+        reading.peakResidentBytes = stats.peak_resident
+        reading.faults = stats.faults
+        reading.copyOnWriteBytes = ForkSnapshot.privateBytes(fork.child)
+        reading.childNanoseconds = monotonicNanoseconds() - born
+        fork.release()
+        return reading
+    }
+}
+

@@ -33,15 +33,14 @@ public final class Snapshot: Target, DiscardableMemory {
     public var captureNote: String?
     /// Bytes copied while the target was stopped.
     public private(set) var copiedBytes: UInt64 = 0
-    /// A copy filled as it is read (`--capture fork-in-place`): what it cost, once it is released.
-    public var inPlace: InPlaceReading?
-    public private(set) var copyIsWindow = false
-    /// Called once, when the copy is released (or the snapshot goes): ends what serves a lazy copy.
-    public var onRelease: ((Snapshot) -> Void)?
+    /// What fills a copy as it is read (`--capture fork-in-place`), until the copy is released.
+    public private(set) var filler: CopyFiller?
+    /// What such a copy cost, once it is released.
+    public private(set) var inPlace: InPlaceReading?
+    public var copyIsWindow: Bool { filler != nil || inPlace != nil }
     /// Why some of the copy could not be read (a lazy copy whose source went away): the analysis
     /// then reports the heap as not read, never as clean.
-    public var readFailureCheck: () -> String? = { nil }
-    public var readFailure: String? { readFailureCheck() }
+    public var readFailure: String? { filler?.failure }
 
     private var copies: [UnsafeMutableRawPointer?]
     /// Bytes mapped for each copy: the region's size, or more for a buffer prepared with headroom.
@@ -92,14 +91,14 @@ public final class Snapshot: Target, DiscardableMemory {
     }
 
     private func endLazyCopy() {
-        let end = onRelease
-        onRelease = nil
-        end?(self)
+        guard let filler else { return }
+        self.filler = nil
+        inPlace = filler.end()
     }
 
-    /// Makes region `index`'s copy `buffer`, whose pages something else fills when they are read.
-    public func adoptLazyCopy(_ index: Int, buffer: UnsafeMutableRawPointer, size: Int) {
-        copyIsWindow = true
+    /// Makes region `index`'s copy `buffer`, whose pages `filler` fills when they are read.
+    public func adoptLazyCopy(_ index: Int, buffer: UnsafeMutableRawPointer, size: Int, filler: CopyFiller) {
+        self.filler = filler
         copies[index] = buffer
         mappedSizes[index] = size
     }
@@ -184,6 +183,15 @@ public final class Snapshot: Target, DiscardableMemory {
         // The fallback opens and caches files: one reader at a time (the scan may run on two threads).
         return fallbackLock.locked { fallback.read(address, count: count, into: buffer) }
     }
+}
+
+/// What fills a snapshot's copy as it is read: ended once, when the copy is released (or the
+/// snapshot goes).
+public protocol CopyFiller: AnyObject {
+    /// Why part of the copy could not be filled; nil while every read is served.
+    var failure: String? { get }
+    /// Stops filling the copy (its unfilled pages read as zeros after); what the filling cost.
+    func end() -> InPlaceReading
 }
 
 /// What a copy filled as it is read cost: swref's side and the target's.
