@@ -19,25 +19,16 @@ public struct HeapCensus {
     public var swiftCount: Int { rows.filter { $0.kind != .malloc }.reduce(0) { $0 + $1.count } }
 
     public init(objects: ObjectTable) {
-        var counts = [Int](repeating: 0, count: objects.types.count)
-        var bytes = [UInt64](repeating: 0, count: objects.types.count)
+        let (firstTypes, rowOfType) = objects.rowsByName
+        var counts = [Int](repeating: 0, count: firstTypes.count)
+        var bytes = [UInt64](repeating: 0, count: firstTypes.count)
         for index in 0..<objects.count {
-            let type = Int(objects.typeIndices[index])
-            counts[type] += 1
-            bytes[type] += objects.sizes[index]
+            let row = rowOfType[Int(objects.typeIndices[index])]
+            counts[row] += 1
+            bytes[row] += objects.sizes[index]
         }
-        // One row per name: closure contexts of the same captures are types of their own (their
-        // layouts may differ) yet one row.
-        var rows: [Row] = []
-        var rowOfName: [String: Int] = [:]
-        for (index, entry) in objects.types.enumerated() where counts[index] > 0 {
-            if let row = rowOfName[entry.name] {
-                rows[row].count += counts[index]
-                rows[row].bytes += bytes[index]
-            } else {
-                rowOfName[entry.name] = rows.count
-                rows.append(Row(type: entry.name, kind: entry.kind, count: counts[index], bytes: bytes[index]))
-            }
+        var rows = firstTypes.indices.filter { counts[$0] > 0 }.map { row in
+            Row(type: objects.types[firstTypes[row]].name, kind: objects.types[firstTypes[row]].kind, count: counts[row], bytes: bytes[row])
         }
         rows.sort { $0.bytes != $1.bytes ? $0.bytes > $1.bytes : $0.type < $1.type }
         self.rows = rows

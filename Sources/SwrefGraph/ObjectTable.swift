@@ -68,6 +68,20 @@ public struct ObjectTable {
         self.types = recognizer.types
     }
 
+    /// Reports show one row per type name, while closure contexts of the same captures are types
+    /// of their own (their layouts may differ): each name's first type, and each type's row.
+    public var rowsByName: (firstTypes: [Int], rowOfType: [Int]) {
+        var firstTypes: [Int] = []
+        var rowOfName: [String: Int] = [:]
+        let rowOfType = types.indices.map { type -> Int in
+            if let row = rowOfName[types[type].name] { return row }
+            rowOfName[types[type].name] = firstTypes.count
+            firstTypes.append(type)
+            return firstTypes.count - 1
+        }
+        return (firstTypes, rowOfType)
+    }
+
     /// The objects of the types of one kind, in order (none, without a pass, when no type is of it).
     public func objects(ofKind kind: HeapObjectKind) -> [Int] {
         let wanted = types.map { $0.kind == kind }

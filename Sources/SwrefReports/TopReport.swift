@@ -21,17 +21,8 @@ public struct TopReport {
     public var biggest: [Int]
 
     public init(objects: ObjectTable, paths: ReferencePaths, limit: Int) {
-        // One row per name (closure contexts of the same captures are several types, one row).
-        var rows: [TypeRow] = []
-        var rowOfName: [String: Int] = [:]
-        var rowOfType: [Int] = []
-        for entry in objects.types {
-            if rowOfName[entry.name] == nil {
-                rowOfName[entry.name] = rows.count
-                rows.append(TypeRow(type: entry.name, count: 0, shallowBytes: 0, retainedBytes: 0))
-            }
-            rowOfType.append(rowOfName[entry.name]!)
-        }
+        let (firstTypes, rowOfType) = objects.rowsByName
+        var rows = firstTypes.map { TypeRow(type: objects.types[$0].name, count: 0, shallowBytes: 0, retainedBytes: 0) }
         for object in 0..<objects.count {
             let type = rowOfType[Int(objects.typeIndices[object])]
             rows[type].count += 1
