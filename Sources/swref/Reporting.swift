@@ -108,7 +108,7 @@ func writeFile(_ path: String, _ bytes: [UInt8]) throws {
 }
 
 /// What a fork read in place cost, for `--timings` and the summary: "read in place: 1.2 GiB
-/// filled in 4 800 faults, 64.0 MiB held at most; the target duplicated 3.1 MiB while the child
+/// filled in 4 800 faults, 32.3 MiB held at most; the target duplicated 3.1 MiB while the child
 /// lived (2.3 s)".
 func inPlaceLine(_ snapshot: Snapshot?) -> String? {
     guard let reading = snapshot?.inPlace else { return nil }
