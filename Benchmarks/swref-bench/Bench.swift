@@ -45,7 +45,7 @@ struct Bench: ParsableCommand {
     @Option(help: "With --serve-soak: how long to soak, in seconds.")
     var soakSeconds: Double = 600
 
-    @Option(help: "Capture methods to measure, comma-separated: stop-the-world, precopy, fork, fork-in-place (a fork read as the analysis goes: swref's memory follows the objects, not the bytes). gcore and the copy floor run with stop-the-world; the phases and the scheduling-noise row with precopy, or the first method when precopy is not measured.")
+    @Option(help: "Capture methods to measure, comma-separated: stop-the-world, precopy, precopy-to-disk (the pre-copy written to an unlinked file and read back as the analysis goes: swref's memory follows the objects, not the bytes), fork, fork-in-place (a fork read the same way). gcore and the copy floor run with stop-the-world; the phases and the scheduling-noise row with precopy, or the first method when precopy is not measured.")
     var captures: String = "stop-the-world,precopy,fork"
 
     @Option(help: "Allocators to build the target with, measured one after the other in this run: glibc, jemalloc (linked with -ljemalloc, as the Vapor and Hummingbird templates build servers), comma-separated.")
@@ -110,9 +110,9 @@ struct Bench: ParsableCommand {
         var floors: [Double] = [], gcores: [Double] = [], gcorePauses: [Double] = []
         let methods = captures.split(separator: ",").map(String.init)
         let flags: [String: [String]] = ["stop-the-world": ["--stop-the-world"], "precopy": [], "fork": ["--capture", "fork"],
-                                         "fork-in-place": ["--capture", "fork-in-place"]]
+                                         "precopy-to-disk": ["--capture", "precopy-to-disk"], "fork-in-place": ["--capture", "fork-in-place"]]
         for method in methods where flags[method] == nil {
-            throw ValidationError("unknown capture \(method): stop-the-world, precopy, fork or fork-in-place")
+            throw ValidationError("unknown capture \(method): stop-the-world, precopy, precopy-to-disk, fork or fork-in-place")
         }
         var measured: [String: AttachRuns] = [:]
         let swref = try swrefPath()
@@ -120,7 +120,7 @@ struct Bench: ParsableCommand {
         // snapshots last: after a fork the target's pages are no longer marked exclusive, and the
         // next pinning read of each page takes a fault to mark it again — a real cost, but one of
         // the fork runs, not of the copy.
-        let ordered = ["stop-the-world", "precopy", "fork", "fork-in-place"].filter(methods.contains)
+        let ordered = ["stop-the-world", "precopy", "precopy-to-disk", "fork", "fork-in-place"].filter(methods.contains)
         let main = methods.contains("precopy") ? "precopy" : ordered[0]
         var idleGaps: [Double] = []
         for method in ordered {
@@ -177,8 +177,10 @@ struct Bench: ParsableCommand {
             print("    swref peak RSS:                \(formatBytes(UInt64(peak)))  (\(ratio(peak, median(runs.heap))) heap; \(Int(peak / max(blocks, 1))) B per block)")
             if !runs.inPlace.isEmpty { print("    read in place:                 \(runs.inPlace[runs.inPlace.count / 2])") }
         }
-        if let precopy = rates["precopy"], let inPlace = rates["fork-in-place"] {
-            print("  fork-in-place analysis against precopy's: \(ratio(precopy, inPlace)) the time")
+        for method in ["precopy-to-disk", "fork-in-place"] {
+            if let precopy = rates["precopy"], let inPlace = rates[method] {
+                print("  \(method) analysis against precopy's: \(ratio(precopy, inPlace)) the time")
+            }
         }
         print("  objects/s (\(main), whole run):   \(Int(objectCount / total))  (\(Int(objectCount)) blocks)")
         print("  bytes/s:                         \(formatBytes(UInt64(heapBytes / total)))/s  (\(formatBytes(UInt64(heapBytes))) in use)")
@@ -216,8 +218,8 @@ struct AttachRuns {
         let beforeBlocks = summary.range(of: " blocks").map { summary[..<$0.lowerBound] } ?? ""
         blocks.append(Double(beforeBlocks.split(separator: " ").last ?? "") ?? 0)
         heap.append(parseBytes(field(summary, after: "blocks, ", before: " in use")))
-        if let line = lines.first(where: { $0.hasPrefix("swref: read in place: ") }) {
-            inPlace.append(String(line.dropFirst("swref: read in place: ".count)))
+        if let line = lines.first(where: { $0.hasPrefix("swref: read in place: ") || $0.hasPrefix("swref: read back from disk: ") }) {
+            inPlace.append(String(line.drop { $0 != ":" }.dropFirst(2).drop { $0 != ":" }.dropFirst(2)))
         }
         if let line = lines.first(where: { $0.hasPrefix("swref: timings ") }) {
             for item in line.dropFirst("swref: timings ".count).split(separator: " ") {

@@ -2,6 +2,8 @@
 #include "CSwrefSystem.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,14 @@ pid_t swref_wait_thread(pid_t tid, int *status, int nohang) {
     r = waitpid(tid, status, __WALL | (nohang ? WNOHANG : 0));
   } while (r < 0 && errno == EINTR);
   return r;
+}
+
+int swref_open_unlinked(const char *directory) {
+  return open(directory, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+}
+
+int swref_punch_hole(int fd, uint64_t offset, uint64_t length) {
+  return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset, (off_t)length) == 0 ? 0 : -errno;
 }
 
 void *swref_grow_mapping(void *mapping, size_t old_size, size_t new_size) {

@@ -52,7 +52,7 @@ public enum CaptureEstimate {
             copy = copyBytes(map: try ProcFS.memoryMap(pid), method: .stopTheWorld)
             basis = "mapped"
         }
-        if method == .forkInPlace {
+        if method == .forkInPlace || method == .precopyToDisk {
             // The copy fills as it is read, held to the pager's limit; the analysis' arrays have no
             // copy to take pages from (as for a core).
             return MemoryEstimate(copyBytes: min(copy, inPlaceResidentBytes), analysisBytes: analysis ? analysisBytes(copy: copy) : 0,

@@ -23,6 +23,8 @@ public enum LiveCapture {
         public var beforeStopTheWorld: ((MemoryMap, _ fallbackNote: String?) throws -> Void)? = nil
         /// A fork snapshot read in place holds at most about this much of the child's memory at once.
         public var inPlaceResidentLimit = Int(CaptureEstimate.inPlaceResidentBytes)
+        /// Where a pre-copy to disk writes its unlinked file.
+        public var spillDirectory = SpillFile.defaultDirectory
 
         public init(progress: ProgressReporter? = nil, stallMilliseconds: Int = 0, method: CaptureMethod = .precopy) {
             self.progress = progress
@@ -55,10 +57,22 @@ public enum LiveCapture {
         // the target itself never sees it), and that parent gets a SIGCHLD and a zombie it never
         // started — a supervisor blocked in wait() gets back a process it does not know. A
         // pre-copy that is not possible falls back to stopping the world instead.
-        if options.method == .forkInPlace {
+        if options.method == .precopyToDisk {
+            do {
+                let tracking = try PrecopySnapshot(pid: pid, stallMilliseconds: options.stallMilliseconds,
+                                                   spill: try SpillFile(directory: options.spillDirectory))
+                return try tracking.capture(progress: options.progress, residentLimit: options.inPlaceResidentLimit)
+            } catch let error as SwrefError where !error.isProcessGone && !error.isPermissionDenied {
+                notes.append("no pre-copy to disk (\(error))")
+            }
+        }
+        // The other way that needs no copy in memory, when a pre-copy to disk was not possible.
+        if options.method == .forkInPlace || options.method == .precopyToDisk {
             do {
                 let fork = try ForkSnapshot(pid: pid, stallMilliseconds: options.stallMilliseconds)
-                return try fork.readInPlace(residentLimit: options.inPlaceResidentLimit)
+                let snapshot = try fork.readInPlace(residentLimit: options.inPlaceResidentLimit)
+                if !notes.isEmpty { snapshot.captureNote = notes.joined(separator: "; ") + "; read a fork of it in place instead" }
+                return snapshot
             } catch let error as SwrefError where !error.isProcessGone && !error.isPermissionDenied {
                 notes.append("no fork snapshot read in place (\(error))")
             }

@@ -30,6 +30,8 @@ public final class PrecopySnapshot {
     private var tracker: Int32 = -1
     private var pagemap: Int32 = -1
     private var copies: [UInt64: Copy] = [:]
+    /// Where the copies go when spilled to disk (`--capture precopy-to-disk`); nil: swref's memory.
+    private let spill: SpillFile?
     private var ranges = [swref_page_range](repeating: swref_page_range(), count: 1 << 16)
 
     /// One mapping's copy, by start address.
@@ -39,6 +41,9 @@ public final class PrecopySnapshot {
         var mappedSize: Int
         /// Write-tracked; else copied again in the final stop.
         var tracked: Bool
+        /// Spilled: where the copy lies in the file, and the stretch reserved for it there.
+        var fileOffset: UInt64 = 0
+        var fileCapacity = 0
         /// What swref registered of this mapping, to unregister at the end even if it is no longer
         /// tracked. A mapping that went away took its registration with it: nothing to undo there
         /// (and the range may be someone else's by then).
@@ -58,8 +63,9 @@ public final class PrecopySnapshot {
     public static let quietBytes: UInt64 = 1 << 20
     public static let maximumRounds = 6
 
-    public init(pid: Int32, stallMilliseconds: Int = 0) throws {
+    public init(pid: Int32, stallMilliseconds: Int = 0, spill: SpillFile? = nil) throws {
         self.pid = pid
+        self.spill = spill
         // A seccomp filter may answer userfaultfd(2) with a signal or by killing the thread.
         if let mode = ProcFS.statusField(pid, "Seccomp"), mode.hasPrefix("2") {
             throw SwrefError.notSupported("the target runs under a seccomp filter")
@@ -132,7 +138,9 @@ public final class PrecopySnapshot {
         Glibc.close(tracker)
     }
 
-    public func capture(progress: ProgressReporter? = nil, stallMilliseconds: Int = 0) throws -> Snapshot {
+    /// `residentLimit`: for a copy spilled to disk, the most of it read back at once.
+    public func capture(progress: ProgressReporter? = nil, stallMilliseconds: Int = 0,
+                        residentLimit: Int = Int(CaptureEstimate.inPlaceResidentBytes)) throws -> Snapshot {
         try takeIn(ProcFS.memoryMap(pid), progress: progress)
         var previous = UInt64.max
         for _ in 0..<PrecopySnapshot.maximumRounds {
@@ -154,8 +162,8 @@ public final class PrecopySnapshot {
         try zeroAbsentPages()
         for copy in copies.values where !copy.tracked {
             // Anonymous pages copied earlier may be gone since: start again from zeros.
-            if !copy.region.isFileBacked { madvise(copy.buffer, copy.mappedSize, MADV_DONTNEED) }
-            try copyPresent(copy.region, into: copy.buffer)
+            if !copy.region.isFileBacked { zero(copy, at: 0, length: copy.mappedSize) }
+            try copyPresent(copy)
             last += copy.region.size
         }
         roundBytes.append(last)
@@ -166,12 +174,27 @@ public final class PrecopySnapshot {
 
         let snapshot = Snapshot(memoryMap: map, threads: threads, pid: pid,
                                 fallback: LiveProcessReader(pid: pid, memoryMap: map))
+        snapshot.pauseNanoseconds = max(pause, injectionPauseNanoseconds)
+        if let spill {
+            // Read back from the file as the analysis goes, through the same window as a fork read in place.
+            let pager = try SpillPager(spill: spill, residentLimit: residentLimit)
+            for (index, region) in map.regions.enumerated() {
+                guard let copy = copies[region.start], copy.region == region else { continue }
+                copies[region.start] = nil
+                munmap(copy.buffer, copy.mappedSize)
+                let buffer = try Snapshot.allocate(Int(region.size), populate: false)
+                snapshot.adoptLazyCopy(index, buffer: buffer, size: Int(region.size), filler: pager)
+                try pager.add(buffer, size: Int(region.size), fileOffset: copy.fileOffset)
+            }
+            try pager.start()
+            snapshot.captureMethod = .precopyToDisk
+            return snapshot
+        }
         for (index, region) in map.regions.enumerated() {
             guard let copy = copies[region.start], copy.region == region else { continue }
             copies[region.start] = nil
             try snapshot.copyRegion(index, prepared: (copy.buffer, copy.mappedSize)) { _, _ in }
         }
-        snapshot.pauseNanoseconds = max(pause, injectionPauseNanoseconds)
         snapshot.captureMethod = .precopy
         return snapshot
     }
@@ -193,6 +216,17 @@ public final class PrecopySnapshot {
                copy.region.writable == region.writable, copy.region.shared == region.shared {
                 if region.end > copy.region.end { // grown in place (VMAs merged): take in the new part
                     let size = Int(region.size)
+                    if let spill, size > copy.fileCapacity {
+                        // Past the room reserved in the file: a new stretch, the copy taken again whole.
+                        munmap(copy.buffer, copy.mappedSize)
+                        (copy.fileOffset, copy.fileCapacity) = try spill.reserve(size)
+                        copy.buffer = try spill.map(offset: copy.fileOffset, length: size)
+                        copy.mappedSize = size
+                        copy.region = region
+                        copies[region.start] = copy
+                        try copyPresent(copy)
+                        continue
+                    }
                     if size > copy.mappedSize {
                         guard let moved = swref_grow_mapping(copy.buffer, copy.mappedSize, size) else {
                             throw SwrefError.system("mremap", errno: errno, "growing a copy to \(size) bytes")
@@ -206,6 +240,7 @@ public final class PrecopySnapshot {
                                              shared: region.shared, inode: region.inode, path: region.path)
                     let tracked = copy.tracked && track(added, in: &copy)
                     try copyPresent(added, into: copy.buffer + Int(added.start - region.start))
+                    dropMapped(copy)
                     copy.tracked = tracked
                 }
                 copy.region = region
@@ -213,11 +248,19 @@ public final class PrecopySnapshot {
                 continue
             }
             if let old = copies.removeValue(forKey: region.start) { munmap(old.buffer, old.mappedSize) }
-            let buffer = try Snapshot.allocate(Int(region.size), populate: false)
-            var copy = Copy(region: region, buffer: buffer, mappedSize: Int(region.size), tracked: false)
+            var copy: Copy
+            if let spill {
+                let (offset, capacity) = try spill.reserve(Int(region.size))
+                let buffer = try spill.map(offset: offset, length: Int(region.size))
+                copy = Copy(region: region, buffer: buffer, mappedSize: Int(region.size), tracked: false,
+                            fileOffset: offset, fileCapacity: capacity)
+            } else {
+                copy = Copy(region: region, buffer: try Snapshot.allocate(Int(region.size), populate: false),
+                            mappedSize: Int(region.size), tracked: false)
+            }
             copy.tracked = track(region, in: &copy)
             copies[region.start] = copy
-            try copyPresent(region, into: buffer)
+            try copyPresent(copy)
         }
         for (start, copy) in copies where !seen.contains(start) {
             munmap(copy.buffer, copy.mappedSize)
@@ -262,11 +305,41 @@ public final class PrecopySnapshot {
                     throw SwrefError.system("ioctl(PAGEMAP_SCAN)", errno: Int32(truncatingIfNeeded: n < 0 ? -n : Int(EAGAIN)), "reading the target's page map")
                 }
                 for range in ranges[0..<Int(n)] {
-                    madvise(copy.buffer + Int(range.start - copy.region.start), Int(range.end - range.start), MADV_DONTNEED)
+                    zero(copy, at: Int(range.start - copy.region.start), length: Int(range.end - range.start))
                 }
                 from = walkEnd
             }
         }
+    }
+
+    /// Copies the pages of `copy`'s mapping that exist. Spilled, in stretches of the read-back
+    /// window's size, each dropped from swref's mappings once written (it stays in the file).
+    private func copyPresent(_ copy: Copy) throws {
+        guard spill != nil else { return try copyPresent(copy.region, into: copy.buffer) }
+        let stretch = CaptureEstimate.inPlaceResidentBytes
+        var start = copy.region.start
+        while start < copy.region.end {
+            let end = min(copy.region.end, start + stretch)
+            let part = MemoryRegion(start: start, end: end, readable: true, writable: copy.region.writable,
+                                    executable: copy.region.executable, shared: copy.region.shared,
+                                    inode: copy.region.inode, path: copy.region.path)
+            let offset = Int(start - copy.region.start)
+            try copyPresent(part, into: copy.buffer + offset)
+            madvise(copy.buffer + offset, Int(end - start), MADV_DONTNEED)
+            start = end
+        }
+    }
+
+    /// Zeroes part of a copy: pages given back in swref's memory, a hole in the file.
+    private func zero(_ copy: Copy, at offset: Int, length: Int) {
+        guard let spill else { madvise(copy.buffer + offset, length, MADV_DONTNEED); return }
+        spill.zero(offset: copy.fileOffset + UInt64(offset), length: length)
+    }
+
+    /// A spilled copy's pages leave swref's mappings (they stay in the file, as page cache the
+    /// kernel may write out and drop).
+    private func dropMapped(_ copy: Copy) {
+        if spill != nil { madvise(copy.buffer, copy.mappedSize, MADV_DONTNEED) }
     }
 
     /// Copies the pages of `region` that exist (pagemap), into `buffer` (the region's first byte).
@@ -297,13 +370,14 @@ public final class PrecopySnapshot {
                     // failed after the pages were protected again, or a scan that made no progress:
                     // copy it whole now, and again in the final stop.
                     copies[start]?.tracked = false
-                    try copyPresent(copy.region, into: copy.buffer)
+                    try copyPresent(copy)
                     bytes += copy.region.size
                     break
                 }
                 for range in ranges[0..<Int(n)] { bytes += range.end - range.start }
                 from = walkEnd
             }
+            dropMapped(copy)
         }
         return bytes
     }

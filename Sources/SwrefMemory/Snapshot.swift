@@ -10,6 +10,7 @@ public enum CaptureMethod: String, Sendable {
     case forkSnapshot = "fork snapshot"
     case stopTheWorld = "stop-the-world"
     case forkInPlace = "fork snapshot, read in place"
+    case precopyToDisk = "pre-copy, spilled to disk"
     case atExit = "at exit"
 }
 
@@ -207,6 +208,9 @@ public struct InPlaceReading: Sendable {
     public var copyOnWriteBytes: UInt64 = 0
     /// How long the child lived after the fork.
     public var childNanoseconds: UInt64 = 0
+    /// A pre-copy spilled to disk: the bytes written to its unlinked file, and where.
+    public var spilledBytes: UInt64 = 0
+    public var spillDirectory = ""
 
     public init() {}
 }

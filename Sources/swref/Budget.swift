@@ -27,8 +27,20 @@ struct BudgetOptions: ParsableArguments {
         let what = analysis ? "the copy of PID \(pid) and its analysis" : "the copy of PID \(pid)"
         let elsewhere = analysis
             ? "or write a core with `swref dump` and analyse it where there is more memory (`swref core`)"
-            : "or leave out --capture: a fork read in place writes the core through a window of \(formatBytes(CaptureEstimate.inPlaceResidentBytes))"
+            : "or leave out --capture: a copy spilled to disk (or a fork read in place) writes the core through a window of \(formatBytes(CaptureEstimate.inPlaceResidentBytes))"
         try require(estimate, what: what, elsewhere: elsewhere, target: pid)
+    }
+
+    /// A pre-copy to disk: the copy's bytes (resident and swapped, as for a pre-copy) and a tenth
+    /// more must be free where its file goes.
+    func checkDisk(pid: Int32) throws {
+        let copy = try CaptureEstimate.live(pid: pid, method: .precopy, analysis: false).copyBytes
+        let directory = SpillFile.defaultDirectory
+        let need = copy + copy / 10
+        guard let free = SpillFile.freeBytes(directory), free < need else { return }
+        throw BudgetExceeded("the copy of PID \(pid) would need about \(formatBytes(need)) on disk in \(directory), more than "
+                             + "the \(formatBytes(free)) free there: free disk space, set TMPDIR to a larger filesystem, "
+                             + "or use --capture fork-in-place")
     }
 
     /// Before stop-the-world maps its buffers (the whole size of every copied mapping).

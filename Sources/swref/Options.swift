@@ -70,16 +70,19 @@ extension String {
 /// How a live process is captured.
 struct CaptureOptions: ParsableArguments {
     enum Method: String, ExpressibleByArgument, CaseIterable {
-        case precopy, fork, forkInPlace = "fork-in-place", stopTheWorld = "stop-the-world"
+        case precopy, precopyToDisk = "precopy-to-disk", fork, forkInPlace = "fork-in-place", stopTheWorld = "stop-the-world"
     }
 
     @Option(help: """
     How to take the snapshot: precopy (default: copy while the target runs, tracking its writes, \
-    then stop it only to copy what changed since), fork (stop it while it forks, about 20 ms per GiB, \
+    then stop it only to copy what changed since), precopy-to-disk (the same, the copy written to an \
+    unlinked file in $TMPDIR or /tmp and read back as the analysis goes: swref's memory follows the \
+    objects, not the heap's bytes; chosen by itself when a copy would not fit the memory swref may \
+    use and the disk has room), fork (stop it while it forks, about 20 ms per GiB, \
     and copy the frozen child; the child is the target's parent's, which gets a SIGCHLD and a zombie \
     to reap), fork-in-place (the same fork, read as the analysis goes instead of copied: swref's \
-    memory follows the objects, not the heap's bytes; the target duplicates the pages it writes \
-    until the scan is done; chosen by itself when a copy would not fit the memory swref may use) \
+    memory follows the objects; the target duplicates the pages it writes until the scan is done; \
+    chosen by itself when neither memory nor disk holds a copy) \
     or stop-the-world (stopped for the whole copy). A way the target or kernel does not allow falls \
     back to stop-the-world. See docs/performance.md.
     """)
@@ -99,19 +102,29 @@ struct CaptureOptions: ParsableArguments {
         switch stopTheWorld ? .stopTheWorld : capture ?? .precopy {
         case .precopy: method = .precopy
         case .fork: method = .forkSnapshot
+        case .precopyToDisk: method = .precopyToDisk
         case .forkInPlace: method = .forkInPlace
         case .stopTheWorld: method = .stopTheWorld
         }
         do {
             try budget.checkLive(pid: pid, method: method, analysis: analysis)
+            if method == .precopyToDisk { try budget.checkDisk(pid: pid) }
         } catch let refusal as BudgetExceeded where capture == nil && !stopTheWorld {
-            // The copy would not fit: a fork read in place needs memory for the objects (and for
-            // `dump`, none but its window), not the bytes. Chosen by itself only here, where the
-            // other answer is a refusal.
-            guard (try? budget.checkLive(pid: pid, method: .forkInPlace, analysis: analysis)) != nil else { throw refusal }
-            method = .forkInPlace
-            printError("swref: note: \(refusal.description.prefix { $0 != ":" }): reading a fork of it in place instead "
-                       + "(its parent gets a SIGCHLD and a zombie to reap; pages it writes meanwhile are duplicated)")
+            // The copy would not fit: a pre-copy to disk, else a fork read in place, needs memory
+            // for the objects (and for `dump`, none but its window), not the bytes. Chosen by
+            // themselves only here, where the other answer is a refusal.
+            let short = refusal.description.prefix { $0 != ":" }
+            if (try? budget.checkLive(pid: pid, method: .precopyToDisk, analysis: analysis)) != nil,
+               (try? budget.checkDisk(pid: pid)) != nil {
+                method = .precopyToDisk
+                printError("swref: note: \(short): copying it to an unlinked file in \(SpillFile.defaultDirectory) instead "
+                           + "(the same pause; the file is gone when swref exits)")
+            } else {
+                guard (try? budget.checkLive(pid: pid, method: .forkInPlace, analysis: analysis)) != nil else { throw refusal }
+                method = .forkInPlace
+                printError("swref: note: \(short), and \(SpillFile.defaultDirectory) has no room for a copy: reading a fork of it in place instead "
+                           + "(its parent gets a SIGCHLD and a zombie to reap; pages it writes meanwhile are duplicated)")
+            }
         }
         var options = LiveCapture.Options(progress: progress, stallMilliseconds: stall, method: method)
         // Test hook: a smaller window for a fork read in place, so that stretches are given back and read again.

@@ -2,19 +2,22 @@ import Foundation
 import SwrefKit
 import XCTest
 
-/// A fork snapshot read in place (`--capture fork-in-place`): swref's copy fills as the analysis
-/// reads it, from the frozen child. The same profile as a pre-copy, one instant of a heap that
-/// keeps changing, chosen by itself when a copy would not fit, and never clean when the child's
-/// memory goes away under it.
+/// Reading as the analysis goes: swref's copy fills as the analysis reads it, from a pre-copy
+/// spilled to an unlinked file (`--capture precopy-to-disk`) or from a frozen fork child
+/// (`--capture fork-in-place`). The same profile as a pre-copy, one instant of a heap that keeps
+/// changing, chosen by itself when a copy would not fit, and never clean when the child's memory
+/// goes away under it.
 final class InPlaceCaptureTests: XCTestCase {
     func normalized(_ path: String) throws -> [String] {
         try PprofReader(path: path).samples.map { "\($0.values) \($0.frames.joined(separator: " | "))" }.sorted()
     }
 
-    /// "read in place: 12.0 MiB filled in …": the bytes the pager placed, from stderr.
+    /// "read in place: 12.0 MiB filled in …" (or "read back from disk: …"): the bytes the pager
+    /// placed, from stderr.
     static func filledBytes(_ stderr: String) -> Double? {
-        guard let line = stderr.split(separator: "\n").first(where: { $0.contains("read in place: ") }) else { return nil }
-        let words = line.components(separatedBy: "read in place: ")[1].split(separator: " ")
+        let marker = stderr.contains("read back from disk: ") ? "read back from disk: " : "read in place: "
+        guard let line = stderr.split(separator: "\n").first(where: { $0.contains(marker) }) else { return nil }
+        let words = line.components(separatedBy: marker)[1].split(separator: " ")
         guard words.count >= 2, let value = Double(words[0]) else { return nil }
         return value * unitBytes(String(words[1]))
     }
@@ -40,16 +43,20 @@ final class InPlaceCaptureTests: XCTestCase {
             defer { running.stop() }
             let before = LowPauseTests.TargetState(running.pid)
             var profiles: [[String]] = []
-            for (index, environment) in [[:], [:], ["SWREF_IN_PLACE_LIMIT": "1048576", "SWREF_THREADS": "2"]].enumerated() {
+            let window = ["SWREF_IN_PLACE_LIMIT": "1048576", "SWREF_THREADS": "2"]
+            let variants: [(capture: String?, environment: [String: String])] = [
+                (nil, [:]), ("fork-in-place", [:]), ("fork-in-place", window), ("precopy-to-disk", [:]), ("precopy-to-disk", window)]
+            for (index, variant) in variants.enumerated() {
                 let out = TestPrograms.buildDirectory.appendingPathComponent("inplace\(index)-\(program).pb.gz").path
-                let flags = index == 0 ? [] : ["--capture", "fork-in-place"]
-                let run = try Shell.swref(["attach", "\(running.pid)", "-o", out] + flags, environment: environment)
+                let flags = variant.capture.map { ["--capture", $0] } ?? []
+                let run = try Shell.swref(["attach", "\(running.pid)", "-o", out] + flags, environment: variant.environment)
                 XCTAssertEqual(run.status, 0, run.stderr)
-                if index > 0 {
-                    XCTAssertTrue(run.stderr.contains("(fork snapshot, read in place)"), run.stderr)
+                if let capture = variant.capture {
+                    let method = capture == "fork-in-place" ? "(fork snapshot, read in place)" : "(pre-copy, spilled to disk)"
+                    XCTAssertTrue(run.stderr.contains(method), run.stderr)
                     XCTAssertNotNil(InPlaceCaptureTests.filledBytes(run.stderr), run.stderr)
                 }
-                if index == 2, program == "census" {
+                if variant.environment == window, program == "census" {
                     // A test of the test: the small window did make the pager give back and read again.
                     let first = TestPrograms.buildDirectory.appendingPathComponent("inplace0-\(program).pb.gz").path
                     let heap = Double(try PprofReader(path: first).samples.reduce(Int64(0)) { $0 + $1.values[0] })
@@ -58,30 +65,35 @@ final class InPlaceCaptureTests: XCTestCase {
                 profiles.append(try normalized(out))
             }
             XCTAssertGreaterThan(profiles[0].count, 5)
-            XCTAssertEqual(profiles[1], profiles[0], "\(program): read in place")
-            XCTAssertEqual(profiles[2], profiles[0], "\(program): read in place through a 1 MiB window")
+            for (index, variant) in variants.enumerated().dropFirst() {
+                XCTAssertEqual(profiles[index], profiles[0], "\(program): \(variant.capture ?? "")\(variant.environment.isEmpty ? "" : " through a 1 MiB window")")
+            }
             try LowPauseTests.assertUntouched(running, exe: running.process.executableURL!.path, before: before)
         }
     }
 
     /// A thread moves objects around a ring of arrays without pause while swref reads the frozen
-    /// child: every object is found exactly once, none leaked, and the pages the target wrote
-    /// meanwhile are the ones it duplicated (reported, and more than nothing).
+    /// child, or its pre-copy back from disk: every object is found exactly once, none leaked;
+    /// for the fork, the pages the target wrote meanwhile are the ones it duplicated (reported, and
+    /// more than nothing).
     func testChangingHeapReadInPlaceIsOneInstant() throws {
         guard PprofReader.isAvailable else { throw XCTSkip("go is not installed") }
         let count = 50_000
         let running = try RunningProgram(try TestPrograms.binary("churn", .optimized), ["\(count)"])
         defer { running.stop() }
         let before = LowPauseTests.TargetState(running.pid)
-        for round in 0..<4 {
+        for round in 0..<6 {
+            let spilled = round >= 4
             let out = TestPrograms.buildDirectory.appendingPathComponent("churn-inplace\(round).pb.gz").path
-            let run = try Shell.swref(["attach", "\(running.pid)", "-o", out, "--capture", "fork-in-place", "--timings"],
+            let run = try Shell.swref(["attach", "\(running.pid)", "-o", out, "--capture", spilled ? "precopy-to-disk" : "fork-in-place", "--timings"],
                                       environment: round % 2 == 1 ? ["SWREF_IN_PLACE_LIMIT": "1048576"] : [:])
             XCTAssertEqual(run.status, 0, run.stderr)
-            XCTAssertTrue(run.stderr.contains("(fork snapshot, read in place)"), run.stderr)
-            let duplicated = run.stderr.components(separatedBy: "the target duplicated ").last?.split(separator: " ").first.flatMap { Double($0) }
-            XCTAssertNotNil(duplicated, run.stderr)
-            XCTAssertGreaterThan(duplicated ?? 0, 0, "the mover writes all the time: some of its pages were duplicated\n\(run.stderr)")
+            XCTAssertTrue(run.stderr.contains(spilled ? "(pre-copy, spilled to disk)" : "(fork snapshot, read in place)"), run.stderr)
+            if !spilled {
+                let duplicated = run.stderr.components(separatedBy: "the target duplicated ").last?.split(separator: " ").first.flatMap { Double($0) }
+                XCTAssertNotNil(duplicated, run.stderr)
+                XCTAssertGreaterThan(duplicated ?? 0, 0, "the mover writes all the time: some of its pages were duplicated\n\(run.stderr)")
+            }
             let payloads = try PprofReader(path: out).samples.filter { $0.frames.last?.hasSuffix("(churn.Payload)") == true }
             let leaked = payloads.filter { $0.labels["root"] == "leaked" }.reduce(Int64(0)) { $0 + $1.values[0] }
             let held = payloads.filter { $0.labels["root"] != "leaked" }.reduce(Int64(0)) { $0 + $1.values[0] }
@@ -105,8 +117,8 @@ final class InPlaceCaptureTests: XCTestCase {
         let out = TestPrograms.buildDirectory.appendingPathComponent("budget-inplace.pb.gz").path
         let run = try Shell.swref(["attach", "\(running.pid)", "-o", out, "--max-memory", "160M", "--timings"])
         XCTAssertEqual(run.status, 0, run.stderr)
-        XCTAssertTrue(run.stderr.contains("more than the 160.0 MiB available (--max-memory 160.0 MiB): reading a fork of it in place instead"), run.stderr)
-        XCTAssertTrue(run.stderr.contains("(fork snapshot, read in place)"), run.stderr)
+        XCTAssertTrue(run.stderr.contains("more than the 160.0 MiB available (--max-memory 160.0 MiB): copying it to an unlinked file in"), run.stderr)
+        XCTAssertTrue(run.stderr.contains("(pre-copy, spilled to disk)"), run.stderr)
         XCTAssertEqual(try normalized(out), try normalized(reference))
         let filled = InPlaceCaptureTests.filledBytes(run.stderr) ?? .infinity
         XCTAssertLessThan(filled, 100 * 1048576, "the big array's pages were read\n\(run.stderr)")
@@ -116,6 +128,28 @@ final class InPlaceCaptureTests: XCTestCase {
         XCTAssertLessThan(peakBytes, 160 * 1048576, run.stderr)
         let named = try Shell.swref(["attach", "\(running.pid)", "-o", out, "--max-memory", "160M", "--capture", "precopy"])
         XCTAssertEqual(named.status, 3, named.stderr)
+    }
+
+    /// Where the temporary directory has no room for the copy (a 16 MiB tmpfs as TMPDIR), the
+    /// same heap over the same limit is read from a fork in place instead, with a note saying why;
+    /// a pre-copy to disk asked for by name is refused (exit 3) before the target is touched.
+    func testNoRoomOnDiskReadsAForkInPlace() throws {
+        guard getuid() == 0 else { throw XCTSkip("mounting a tmpfs needs root") }
+        let directory = TestPrograms.buildDirectory.appendingPathComponent("small-tmp").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let mounted = try Shell.run("/bin/mount", ["-t", "tmpfs", "-o", "size=16m", "tmpfs", directory])
+        guard mounted.status == 0 else { throw XCTSkip("cannot mount a tmpfs here: \(mounted.stderr)") }
+        defer { _ = try? Shell.run("/bin/umount", [directory]) }
+        let running = try RunningProgram(try TestPrograms.binary("census", .optimized), ["20000", "20000", "200"])
+        defer { running.stop() }
+        let out = TestPrograms.buildDirectory.appendingPathComponent("nodisk.pb.gz").path
+        let run = try Shell.swref(["attach", "\(running.pid)", "-o", out, "--max-memory", "160M"], environment: ["TMPDIR": directory])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stderr.contains("and \(directory) has no room for a copy: reading a fork of it in place instead"), run.stderr)
+        XCTAssertTrue(run.stderr.contains("(fork snapshot, read in place)"), run.stderr)
+        let named = try Shell.swref(["attach", "\(running.pid)", "-o", out, "--capture", "precopy-to-disk"], environment: ["TMPDIR": directory])
+        XCTAssertEqual(named.status, 3, named.stderr)
+        XCTAssertTrue(named.stderr.contains("on disk in \(directory), more than the"), named.stderr)
     }
 
     /// The frozen child killed while swref reads it: what swref had not read yet cannot be read,

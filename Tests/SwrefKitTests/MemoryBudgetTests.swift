@@ -208,7 +208,7 @@ final class MemoryBudgetTests: XCTestCase {
         let leaks = try Shell.swref(["leaks", "\(program.pid)", "--max-memory", "100M"])
         assertRefused(leaks, contains: ["raise --max-memory"])
         let dump = try Shell.swref(["dump", "\(program.pid)", "--max-memory", "100M", "--capture", "precopy", "-o", out + ".core"])
-        assertRefused(dump, contains: ["the copy of PID \(program.pid) would need about", "a fork read in place writes the core"])
+        assertRefused(dump, contains: ["the copy of PID \(program.pid) would need about", "writes the core through a window"])
         XCTAssertEqual(contextSwitches(program.pid), before, "the target was woken")
 
         let passed = try Shell.swref(["attach", "\(program.pid)", "--max-memory", "4G", "--timings", "-o", out])
@@ -220,11 +220,11 @@ final class MemoryBudgetTests: XCTestCase {
         XCTAssertNotEqual(contextSwitches(program.pid), before, "a capture that did happen went unseen: the check is blind")
         XCTAssertEqual(try Shell.swref(["attach", "\(program.pid)", "--max-memory", "lots"]).status, 64)
 
-        // With no method named, the same dump is written through a fork read in place, and reads back.
+        // With no method named, the same dump is written from a pre-copy spilled to disk, and reads back.
         let inPlace = try Shell.swref(["dump", "\(program.pid)", "--max-memory", "100M", "-o", out + ".core"])
         XCTAssertEqual(inPlace.status, 0, inPlace.stderr)
-        XCTAssertTrue(inPlace.stderr.contains("reading a fork of it in place instead"), inPlace.stderr)
-        XCTAssertTrue(inPlace.stderr.contains("(fork snapshot, read in place)"), inPlace.stderr)
+        XCTAssertTrue(inPlace.stderr.contains("copying it to an unlinked file in"), inPlace.stderr)
+        XCTAssertTrue(inPlace.stderr.contains("(pre-copy, spilled to disk)"), inPlace.stderr)
         let core = try Shell.swref(["core", program.process.executableURL!.path, out + ".core", "--format", "text"])
         XCTAssertEqual(core.status, 0, core.stderr)
         XCTAssertTrue(core.stdout.contains("census.Node"), core.stdout)
@@ -341,13 +341,13 @@ final class MemoryBudgetTests: XCTestCase {
         XCTAssertEqual(contextSwitches(program.pid), before, "the target was woken")
         XCTAssertEqual(program.tracerPid, "0")
 
-        // With no method named, the same limit takes a fork read in place, which fits: the kernel
+        // With no method named, the same limit takes a pre-copy spilled to disk, which fits: the kernel
         // would have killed swref inside this cgroup had it gone over.
         let inPlace = try attachInside(limit: "\(150 << 20)", "")
         XCTAssertEqual(inPlace.status, 0, inPlace.stderr)
         XCTAssertTrue(inPlace.stderr.contains("/swref-budget-\(getpid()) \(name)"), inPlace.stderr)
-        XCTAssertTrue(inPlace.stderr.contains("reading a fork of it in place instead"), inPlace.stderr)
-        XCTAssertTrue(inPlace.stderr.contains("(fork snapshot, read in place)"), inPlace.stderr)
+        XCTAssertTrue(inPlace.stderr.contains("copying it to an unlinked file in"), inPlace.stderr)
+        XCTAssertTrue(inPlace.stderr.contains("(pre-copy, spilled to disk)"), inPlace.stderr)
 
         let passed = try attachInside(limit: "\(2 << 30)")
         XCTAssertEqual(passed.status, 0, passed.stderr)

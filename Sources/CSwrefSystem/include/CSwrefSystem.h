@@ -25,6 +25,10 @@ int swref_get_regs(pid_t tid, struct user_regs_struct *regs);
 pid_t swref_wait_thread(pid_t tid, int *status, int nohang);
 /// mremap(2) with MREMAP_MAYMOVE (variadic, so not imported): the grown mapping, or NULL with errno.
 void *swref_grow_mapping(void *mapping, size_t old_size, size_t new_size);
+/// An unlinked file (O_TMPFILE, mode 0600) in `directory`, read-write: -1 with errno.
+int swref_open_unlinked(const char *directory);
+/// Makes `length` bytes at `offset` of `fd` a hole (reads as zeros); 0 or -errno.
+int swref_punch_hole(int fd, uint64_t offset, uint64_t length);
 /// Moves the pages of `from..<from+size` (inside one mapping) to `to`, replacing what was mapped
 /// there (mremap with MREMAP_FIXED); to NULL, wherever the kernel chooses. The pages' new address,
 /// or NULL with errno.
