@@ -151,7 +151,7 @@ final class ProtobufAndGRPCTests: XCTestCase {
         try client.run()
         defer { if client.isRunning { client.terminate() } }
         sleep(2)
-        for capture in ["precopy", "fork", "fork-in-place", "stop-the-world"] {
+        for capture in ["precopy", "fork", "fork-in-place", "precopy-to-disk", "stop-the-world"] {
             let out = TestPrograms.buildDirectory.appendingPathComponent("grpc-load-\(capture).pb.gz").path
             let run = try Shell.swref(["attach", "\(server.pid)", "-o", out, "--capture", capture], timeout: 300)
             XCTAssertEqual(run.status, 0, "\(capture): \(run.stderr)")

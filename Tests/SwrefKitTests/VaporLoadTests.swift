@@ -25,7 +25,7 @@ extension ServerLoadTests {
         var steps: [Step] = []
         let load = try Load(port: port, connections: 20, seconds: 90)
         usleep(500_000)
-        for capture in ["precopy", "fork", "fork-in-place", "stop-the-world"] {
+        for capture in ["precopy", "fork", "fork-in-place", "precopy-to-disk", "stop-the-world"] {
             let out = profilePath("\(name)-\(capture)")
             try step {
                 try swref(["attach", "\(server.pid)", "-o", out, "--capture", capture], load: load, steps: &steps)
