@@ -70,6 +70,9 @@ private struct Walker {
     var chunks = BlockAddresses()
     /// Whether `chunks` ascends (the walk met its heaps in address order).
     var ascending = true
+    /// The last address in `chunks` (0 when empty): kept apart, as decoding the packed column's
+    /// last row for every chunk cost more than the rest of `add`.
+    var lastChunk: UInt64 = 0
     /// Where each heap's chunks, or each mapping's mmapped chunks, begin in `chunks`: ascending
     /// runs over address ranges that do not overlap.
     var runStarts: [Int] = []
@@ -133,6 +136,7 @@ private struct Walker {
             let counts = (chunks.count, tcacheCandidates.count, notes.count)
             guard let top = walkChunks(from: heap.start, to: heap.end), let arena = findMainArena(top: top) else {
                 chunks.removeLast(chunks.count - counts.0)
+                lastChunk = chunks.last ?? 0
                 chunkSizes.removeLast(chunkSizes.count - counts.0)
                 ascending = true
                 runStarts.removeAll { $0 >= counts.0 }
@@ -275,7 +279,8 @@ private struct Walker {
     @inline(__always)
     mutating func add(_ chunk: UInt64, size: UInt64) {
         let user = chunk &+ MallocLayout.chunkHeader
-        if let last = chunks.last, user <= last { ascending = false }
+        if !chunks.isEmpty && user <= lastChunk { ascending = false }
+        lastChunk = user
         chunks.append(user)
         chunkSizes.append(size)
     }
