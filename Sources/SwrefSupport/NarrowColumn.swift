@@ -50,6 +50,17 @@ public struct NarrowColumn {
 
     /// Removes the rows at `indices` (ascending, distinct); the others keep their order.
     public mutating func removeRows(at indices: [Int]) {
+        // Without side entries nothing is keyed by row: the kept rows move down stretch by stretch.
+        if wide.isEmpty {
+            let kept = narrow.withUnsafeMutableBufferPointer { narrow in
+                compactStretches(count: narrow.count, removing: indices) { from, to, length in
+                    UnsafeMutableRawPointer(narrow.baseAddress! + to).copyMemory(from: narrow.baseAddress! + from,
+                                                                                 byteCount: length * MemoryLayout<UInt16>.stride)
+                }
+            }
+            narrow.removeLast(narrow.count - kept)
+            return
+        }
         let kept = compactRows(count: narrow.count, removing: indices) { row, destination in
             let value = narrow[row]
             guard let destination else {
@@ -85,6 +96,23 @@ public func compactRows(count: Int, removing removed: [Int], _ step: (_ row: Int
         } else {
             step(row, kept)
             kept += 1
+        }
+    }
+    return kept
+}
+
+/// `compactRows` by stretches: calls `move(from, to, length)` for each run of kept rows after the
+/// first removed one, in ascending order (`to` < `from`: a move may overlap the run before it, so
+/// it must copy as memmove does). Returns how many rows remain.
+@inline(__always)
+public func compactStretches(count: Int, removing removed: [Int], _ move: (_ from: Int, _ to: Int, _ length: Int) -> Void) -> Int {
+    guard let first = removed.first else { return count }
+    var kept = first
+    for (position, row) in removed.enumerated() {
+        let end = position + 1 < removed.count ? removed[position + 1] : count
+        if end > row + 1 {
+            move(row + 1, kept, end - row - 1)
+            kept += end - row - 1
         }
     }
     return kept
