@@ -35,7 +35,8 @@ public struct NarrowColumn {
         }
     }
 
-    @inlinable
+    // Always inlined: the heap walk appends a row per block, ten million of them.
+    @inlinable @inline(__always)
     public mutating func append(_ value: UInt64) {
         let scaled = value >> shift
         if scaled < UInt64(UInt16.max) && scaled << shift == value {
@@ -50,29 +51,24 @@ public struct NarrowColumn {
 
     /// Removes the rows at `indices` (ascending, distinct); the others keep their order.
     public mutating func removeRows(at indices: [Int]) {
-        // Without side entries nothing is keyed by row: the kept rows move down stretch by stretch.
-        if wide.isEmpty {
-            let kept = narrow.withUnsafeMutableBufferPointer { narrow in
-                compactStretches(count: narrow.count, removing: indices) { from, to, length in
-                    UnsafeMutableRawPointer(narrow.baseAddress! + to).copyMemory(from: narrow.baseAddress! + from,
-                                                                                 byteCount: length * MemoryLayout<UInt16>.stride)
-                }
+        // The kept rows move down stretch by stretch; the few side entries are keyed again, each
+        // by its row less the rows removed before it.
+        let kept = narrow.withUnsafeMutableBufferPointer { narrow in
+            compactStretches(count: narrow.count, removing: indices) { from, to, length in
+                UnsafeMutableRawPointer(narrow.baseAddress! + to).copyMemory(from: narrow.baseAddress! + from,
+                                                                             byteCount: length * MemoryLayout<UInt16>.stride)
             }
-            narrow.removeLast(narrow.count - kept)
-            return
         }
-        let kept = compactRows(count: narrow.count, removing: indices) { row, destination in
-            let value = narrow[row]
-            guard let destination else {
-                if value == .max { wide[row] = nil }
-                return
+        if !wide.isEmpty {
+            var rekeyed: [Int: UInt64] = [:]
+            for (row, value) in wide {
+                let before = indices.lowerBound(row)
+                if before < indices.count && indices[before] == row { continue }
+                rekeyed[row - before] = value
             }
-            // Every row from the first removed one on has been moved or dropped by now: the
-            // destination's own side entry is gone.
-            if value == .max { wide[destination] = wide.removeValue(forKey: row) }
-            narrow[destination] = value
+            wide = rekeyed
         }
-        removeLast(narrow.count - kept)
+        narrow.removeLast(narrow.count - kept)
     }
 
     public mutating func removeLast(_ count: Int) {
