@@ -33,9 +33,8 @@ public struct ObjectTable {
         if let screened = heap.screened, screened.count == heap.count {
             // The walk screened every header as it passed: only the blocks it kept are looked at,
             // from their first word as it saw it, and no header is read again but a side table's
-            // holder's. The same verdicts, met in the same order, as the pass below.
-            // Per first word, the recognizer's verdict once it has made one (at the first block with
-            // it, as in the pass below): `unknown`, or the type and the bytes a block needs for it.
+            // holder's. The recognizer makes each verdict at the same block as the pass below;
+            // after that, per first word, its type and the bytes a block needs for it are kept here.
             let unknown = Int32.min
             var knownType = [Int32](repeating: unknown, count: screened.metadata.count + 1)
             var knownSize = [UInt64](repeating: 0, count: screened.metadata.count + 1)
@@ -44,7 +43,6 @@ public struct ObjectTable {
                     let row = rows[index]
                     if index & 0xffff == 0 { progress?.update("recognising objects", done: UInt64(index), total: total, unit: .items) }
                     guard row != 0 else { continue }
-                    let address = addresses[index]
                     let number = Int(row & ~ScreenedHeaders.sideTableFlag)
                     let usable = sizes[index] &- heap.overhead
                     let type: Int32
@@ -52,7 +50,7 @@ public struct ObjectTable {
                         type = usable >= knownSize[number] ? knownType[number] : recognizer.mallocType
                     } else {
                         let metadata = screened.metadata[number - 1]
-                        type = recognizer.classify(address, usableSize: usable, metadata: metadata)
+                        type = recognizer.classify(addresses[index], usableSize: usable, metadata: metadata)
                         // Error boxes are typed by what each holds: asked again every time.
                         if let verdict = recognizer.verdict(on: metadata), !verdict.perBlock {
                             knownType[number] = verdict.type
@@ -61,7 +59,7 @@ public struct ObjectTable {
                     }
                     if type != recognizer.mallocType { typeIndices[index] = type }
                     if type != recognizer.mallocType, row & ScreenedHeaders.sideTableFlag != 0,
-                       let word = window.word(address + 8), RefCountWord(raw: word).usesSideTable {
+                       let word = window.word(addresses[index] + 8), RefCountWord(raw: word).usesSideTable {
                         withSideTables.append(RefCountWord(raw: word).sideTable)
                     }
                 }

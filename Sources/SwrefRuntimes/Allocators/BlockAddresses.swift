@@ -68,7 +68,7 @@ public struct BlockAddresses: RandomAccessCollection {
     /// mimalloc's 8-byte blocks).
     public var allOnSixteenByteGrain: Bool { !offGrain }
 
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func append(_ value: UInt64) {
         if value & 15 != 0 { offGrain = true }
         if offsets.count >> BlockAddresses.groupShift == bases.count {

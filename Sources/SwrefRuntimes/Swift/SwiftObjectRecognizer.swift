@@ -65,7 +65,6 @@ public final class SwiftObjectRecognizer {
         return classify(address, usableSize: usableSize, metadata: screened.metadata)
     }
 
-
     /// The verdict `classify` made on a first word, once it has made one: the type (`mallocType`
     /// when none), the bytes a block needs to be of it, and whether the block must be looked at
     /// again (an error box is typed by the value it holds).
@@ -259,7 +258,7 @@ public struct HeaderScreen {
         guard usableSize >= 16, let metadata = window.word(address), metadata != 0, metadata & 7 == 0 else {
             return nil
         }
-        let word = window.word(address + 8)
+        let word = window.word(address &+ 8)
         // The count word first, for blocks that must have one: a block that is no Swift object
         // rarely passes it, and its first word (under tcmalloc and mimalloc, a stale free-list
         // pointer, different in every block) then never reaches the verdict cache.
