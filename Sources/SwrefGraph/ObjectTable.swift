@@ -30,14 +30,50 @@ public struct ObjectTable {
         var withSideTables: [UInt64] = []
         var window = MemoryWindow(source: recognizer.source)
         let addresses = heap.addresses, sizes = heap.sizes
-        for index in 0..<heap.count {
-            let address = addresses[index]
-            let type = recognizer.classify(address, usableSize: sizes[index] &- heap.overhead)
-            typeIndices[index] = type
-            if type != recognizer.mallocType, let word = window.word(address + 8), RefCountWord(raw: word).usesSideTable {
-                withSideTables.append(RefCountWord(raw: word).sideTable)
+        if let screened = heap.screened, screened.count == heap.count {
+            // The walk screened every header as it passed: only the blocks it kept are looked at,
+            // from their first word as it saw it, and no header is read again but a side table's
+            // holder's. The recognizer makes each verdict at the same block as the pass below;
+            // after that, per first word, its type and the bytes a block needs for it are kept here.
+            let unknown = Int32.min
+            var knownType = [Int32](repeating: unknown, count: screened.metadata.count + 1)
+            var knownSize = [UInt64](repeating: 0, count: screened.metadata.count + 1)
+            screened.rows.withUnsafeBufferPointer { rows in
+                for index in 0..<heap.count {
+                    let row = rows[index]
+                    if index & 0xffff == 0 { progress?.update("recognising objects", done: UInt64(index), total: total, unit: .items) }
+                    guard row != 0 else { continue }
+                    let number = Int(row & ~ScreenedHeaders.sideTableFlag)
+                    let usable = sizes[index] &- heap.overhead
+                    let type: Int32
+                    if knownType[number] != unknown {
+                        type = usable >= knownSize[number] ? knownType[number] : recognizer.mallocType
+                    } else {
+                        let metadata = screened.metadata[number - 1]
+                        type = recognizer.classify(addresses[index], usableSize: usable, metadata: metadata)
+                        // Error boxes are typed by what each holds: asked again every time.
+                        if let verdict = recognizer.verdict(on: metadata), !verdict.perBlock {
+                            knownType[number] = verdict.type
+                            knownSize[number] = verdict.minimumSize
+                        }
+                    }
+                    if type != recognizer.mallocType { typeIndices[index] = type }
+                    if type != recognizer.mallocType, row & ScreenedHeaders.sideTableFlag != 0,
+                       let word = window.word(addresses[index] + 8), RefCountWord(raw: word).usesSideTable {
+                        withSideTables.append(RefCountWord(raw: word).sideTable)
+                    }
+                }
             }
-            if index & 0xffff == 0 { progress?.update("recognising objects", done: UInt64(index), total: total, unit: .items) }
+        } else {
+            for index in 0..<heap.count {
+                let address = addresses[index]
+                let type = recognizer.classify(address, usableSize: sizes[index] &- heap.overhead)
+                typeIndices[index] = type
+                if type != recognizer.mallocType, let word = window.word(address + 8), RefCountWord(raw: word).usesSideTable {
+                    withSideTables.append(RefCountWord(raw: word).sideTable)
+                }
+                if index & 0xffff == 0 { progress?.update("recognising objects", done: UInt64(index), total: total, unit: .items) }
+            }
         }
         self.addresses = heap.addresses
         self.sizes = heap.sizes

@@ -62,6 +62,15 @@ public struct RetainedSizes {
             placed.withUnsafeMutableBufferPointer { placed in
                 PooledArray(unsafeUninitializedCapacity: nodeCount) { order, count in
                     for v in 0..<nodeCount where idom[v] >= 0 && !placed[v] {
+                        // Most nodes come after their dominator (a holder allocated before what it
+                        // holds): placed at once, without the chain's array.
+                        let d = Int(idom[v])
+                        if d == v || placed[d] {
+                            placed[v] = true
+                            order[count] = Int32(v)
+                            count += 1
+                            continue
+                        }
                         var u = v
                         while !placed[u] {
                             placed[u] = true

@@ -84,11 +84,14 @@ public final class HeapAnalysis {
         let imagesDone = monotonicNanoseconds()
         let recognizer = SwiftObjectRecognizer(source: source, images: images, reflection: reflection)
         CrashContext.set("walking the malloc heap")
-        heap = AllocatorChoice.walk(source: source, images: images, recognizer: reflection == nil ? nil : recognizer)
-        notes += heap.notes
+        var walked = AllocatorChoice.walk(source: source, images: images, recognizer: reflection == nil ? nil : recognizer)
+        notes += walked.notes
         let heapDone = monotonicNanoseconds()
-        CrashContext.set("recognising Swift objects in \(heap.allocator)'s blocks")
-        objects = ObjectTable(heap: heap, recognizer: recognizer, progress: progress)
+        CrashContext.set("recognising Swift objects in \(walked.allocator)'s blocks")
+        objects = ObjectTable(heap: walked, recognizer: recognizer, progress: progress)
+        // The walk's screening served the object table alone.
+        walked.screened = nil
+        heap = walked
         let objectsDone = monotonicNanoseconds()
         if !images.mismatched.isEmpty {
             notes.append("\(images.mismatched.count) files are not the ones the target mapped (build ids differ): "

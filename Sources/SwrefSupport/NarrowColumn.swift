@@ -35,7 +35,8 @@ public struct NarrowColumn {
         }
     }
 
-    @inlinable
+    // Always inlined: the heap walk appends a row per block, ten million of them.
+    @inlinable @inline(__always)
     public mutating func append(_ value: UInt64) {
         let scaled = value >> shift
         if scaled < UInt64(UInt16.max) && scaled << shift == value {
@@ -50,18 +51,24 @@ public struct NarrowColumn {
 
     /// Removes the rows at `indices` (ascending, distinct); the others keep their order.
     public mutating func removeRows(at indices: [Int]) {
-        let kept = compactRows(count: narrow.count, removing: indices) { row, destination in
-            let value = narrow[row]
-            guard let destination else {
-                if value == .max { wide[row] = nil }
-                return
+        // The kept rows move down stretch by stretch; the few side entries are keyed again, each
+        // by its row less the rows removed before it.
+        let kept = narrow.withUnsafeMutableBufferPointer { narrow in
+            compactStretches(count: narrow.count, removing: indices) { from, to, length in
+                UnsafeMutableRawPointer(narrow.baseAddress! + to).copyMemory(from: narrow.baseAddress! + from,
+                                                                             byteCount: length * MemoryLayout<UInt16>.stride)
             }
-            // Every row from the first removed one on has been moved or dropped by now: the
-            // destination's own side entry is gone.
-            if value == .max { wide[destination] = wide.removeValue(forKey: row) }
-            narrow[destination] = value
         }
-        removeLast(narrow.count - kept)
+        if !wide.isEmpty {
+            var rekeyed: [Int: UInt64] = [:]
+            for (row, value) in wide {
+                let before = indices.lowerBound(row)
+                if before < indices.count && indices[before] == row { continue }
+                rekeyed[row - before] = value
+            }
+            wide = rekeyed
+        }
+        narrow.removeLast(narrow.count - kept)
     }
 
     public mutating func removeLast(_ count: Int) {
@@ -85,6 +92,23 @@ public func compactRows(count: Int, removing removed: [Int], _ step: (_ row: Int
         } else {
             step(row, kept)
             kept += 1
+        }
+    }
+    return kept
+}
+
+/// `compactRows` by stretches: calls `move(from, to, length)` for each run of kept rows after the
+/// first removed one, in ascending order (`to` < `from`: a move may overlap the run before it, so
+/// it must copy as memmove does). Returns how many rows remain.
+@inline(__always)
+public func compactStretches(count: Int, removing removed: [Int], _ move: (_ from: Int, _ to: Int, _ length: Int) -> Void) -> Int {
+    guard let first = removed.first else { return count }
+    var kept = first
+    for (position, row) in removed.enumerated() {
+        let end = position + 1 < removed.count ? removed[position + 1] : count
+        if end > row + 1 {
+            move(row + 1, kept, end - row - 1)
+            kept += end - row - 1
         }
     }
     return kept

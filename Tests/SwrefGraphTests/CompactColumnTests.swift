@@ -86,6 +86,44 @@ final class CompactColumnTests: XCTestCase {
         }
     }
 
+    /// Columns without side entries (the usual glibc heap) lose their rows by whole stretches: rows
+    /// that cross into an earlier group, a group's second base, long runs of removed rows (more
+    /// than a group), removals at both ends.
+    func testRemovalWithoutSideTables() {
+        for seed in 1...12 as ClosedRange<UInt64> {
+            var random = SplitMix(seed: seed)
+            var rows: [(UInt64, UInt64)] = []
+            var address: UInt64 = 0x5555_0000_0000
+            for index in 0..<30_000 {
+                let size = 32 + (random.next() % 64) * 16
+                rows.append((address, size))
+                address += size
+                // The jump to the mmap area, once, in the middle of a group: its rows take the second base.
+                if index == 13_000 { address = 0x7f00_0000_0000 }
+            }
+            var removed: Set<Int> = [0, rows.count - 1]
+            switch seed % 3 {
+            case 0: for _ in 0..<Int(random.next() % 300) { removed.insert(Int(random.next() % UInt64(rows.count))) }
+            case 1: for row in stride(from: 1, to: rows.count, by: 3) { removed.insert(row) }
+            default: for row in 5_000..<14_000 { removed.insert(row) }
+            }
+            var addresses = BlockAddresses(), sizes = BlockSizes()
+            for (address, size) in rows {
+                addresses.append(address)
+                sizes.append(size)
+            }
+            let indices = removed.sorted()
+            addresses.removeRows(at: indices)
+            sizes.removeRows(at: indices)
+            let kept = rows.indices.filter { !removed.contains($0) }.map { rows[$0] }
+            assertSame(addresses, kept.map(\.0), "seed \(seed): addresses after removal")
+            assertSame(sizes, kept.map(\.1), "seed \(seed): sizes after removal")
+            // Rows appended after a removal decode too (the groups' bases are still right).
+            addresses.append(0x7f10_0000_0000)
+            XCTAssertEqual(addresses[addresses.count - 1], 0x7f10_0000_0000)
+        }
+    }
+
     /// Names the first row that differs, rather than printing millions of values.
     func assertSame<C: Collection>(_ column: C, _ expected: [C.Element], _ what: String, line: UInt = #line)
     where C.Element: Equatable {

@@ -18,7 +18,12 @@ public enum AllocatorChoice {
         // A replacement that recognised itself but could not read its heap says why; the header
         // scan below still runs.
         let replacement = replacements.lazy.compactMap { $0.recognise(source: source, images: images)?.walk() }.first
-        var blocks = replacement ?? MallocHeap.recognise(source: source, images: images)?.walk()
+        // glibc's walk screens each block's header for the object table as it passes it.
+        var blocks = replacement ?? MallocHeap.recognise(source: source, images: images).map { heap in
+            var heap = heap
+            heap.recognizer = recognizer
+            return heap.walk()
+        }
             ?? HeapBlocks(allocator: "no known allocator", overhead: 0, coverage: .unread("no allocator swref knows is loaded"))
         if case .unread(let why) = blocks.coverage, let recognizer {
             var scanned = SwiftHeaderScan(source: source, recognizer: recognizer).walk()

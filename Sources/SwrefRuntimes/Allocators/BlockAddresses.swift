@@ -68,7 +68,7 @@ public struct BlockAddresses: RandomAccessCollection {
     /// mimalloc's 8-byte blocks).
     public var allOnSixteenByteGrain: Bool { !offGrain }
 
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func append(_ value: UInt64) {
         if value & 15 != 0 { offGrain = true }
         if offsets.count >> BlockAddresses.groupShift == bases.count {
@@ -96,6 +96,10 @@ public struct BlockAddresses: RandomAccessCollection {
     /// Removes the rows at `indices` (ascending, distinct); the others keep their order. A row
     /// that stays in its group keeps its offset as it is.
     public mutating func removeRows(at indices: [Int]) {
+        if wide.isEmpty {
+            removeRowsWithoutSideTable(at: indices)
+            return
+        }
         let kept = compactRows(count: offsets.count, removing: indices) { row, destination in
             let offset = offsets[row]
             guard let destination else {
@@ -108,6 +112,38 @@ public struct BlockAddresses: RandomAccessCollection {
                 let value = self[row]
                 if offset == BlockAddresses.wideMark { wide[row] = nil }
                 self[destination] = value
+            }
+        }
+        removeLast(offsets.count - kept)
+    }
+
+    /// `removeRows` when no row is in the side table: the kept rows' offsets move down stretch by
+    /// stretch, and only the rows that land in an earlier group than their own (the first rows of
+    /// each group, as many as the rows removed before them) are encoded again, against that group.
+    /// The same rows and offsets as the row-by-row way, without a call per row.
+    private mutating func removeRowsWithoutSideTable(at indices: [Int]) {
+        let shift = BlockAddresses.groupShift
+        let kept = compactStretches(count: offsets.count, removing: indices) { from, to, length in
+            offsets.withUnsafeMutableBufferPointer { offsets in
+                UnsafeMutableRawPointer(offsets.baseAddress! + to).copyMemory(from: offsets.baseAddress! + from,
+                                                                              byteCount: length * MemoryLayout<UInt32>.stride)
+            }
+            let distance = from - to
+            var source = from
+            while source < from + length {
+                let destination = source - distance
+                let group = source >> shift
+                // Until the source's group ends, its rows stay in it (a destination lies below its source).
+                if destination >> shift == group {
+                    source = (group + 1) << shift
+                    continue
+                }
+                // Rows are moved in ascending order: this group's bases are not changed yet (a
+                // group gains a second base only as a destination, after its own rows left it).
+                let offset = offsets[destination]
+                self[destination] = offset < BlockAddresses.second ? bases[group] &+ UInt64(offset) << 4
+                    : secondBases[group] &+ UInt64(offset & ~BlockAddresses.second) << 4
+                source += 1
             }
         }
         removeLast(offsets.count - kept)

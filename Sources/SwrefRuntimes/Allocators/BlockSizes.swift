@@ -21,6 +21,7 @@ public struct BlockSizes: RandomAccessCollection {
         set { column[index] = newValue }
     }
 
+    @inlinable @inline(__always)
     public mutating func append(_ size: UInt64) { column.append(size) }
 
     public mutating func reserveCapacity(_ count: Int) { column.reserveCapacity(count) }

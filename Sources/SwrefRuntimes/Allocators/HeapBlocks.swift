@@ -28,6 +28,9 @@ public struct HeapBlocks {
     public var sizes = BlockSizes()
     /// Bytes of each size that the program cannot use (glibc's 8-byte size field): usable = size − overhead.
     public var overhead: UInt64
+    /// The blocks' headers as the walk screened them, parallel to `addresses` (glibc's walk, when
+    /// given a recognizer): the object table classifies from them instead of reading every header again.
+    public var screened: ScreenedHeaders?
     public var coverage: Coverage
     /// What went wrong or is worth knowing on the way; the walk goes on with what it has.
     public var notes: [String] = []
@@ -67,6 +70,7 @@ public struct HeapBlocks {
         let order = addresses.indices.sorted { addresses[$0] < addresses[$1] }
         addresses = addresses.permuted(order)
         sizes = sizes.permuted(order)
+        screened = screened?.permuted(order)
     }
 }
 

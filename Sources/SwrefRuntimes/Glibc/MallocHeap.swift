@@ -9,8 +9,13 @@ import SwrefSupport
 /// what `mallinfo2()` counts.
 public struct MallocHeap: HeapWalker {
     public let source: MemorySource
+    /// Screens each block's header as the walk passes it (`HeapBlocks.screened`); nil: no screening.
+    public var recognizer: SwiftObjectRecognizer?
 
-    public init(source: MemorySource) { self.source = source }
+    public init(source: MemorySource, recognizer: SwiftObjectRecognizer? = nil) {
+        self.source = source
+        self.recognizer = recognizer
+    }
 
     /// glibc's malloc is the target's when libc is: another allocator's library, looked for first,
     /// takes its place.
@@ -18,8 +23,11 @@ public struct MallocHeap: HeapWalker {
         images.images.contains { $0.name.hasPrefix("libc.so") } ? MallocHeap(source: source) : nil
     }
 
+    /// Bytes of a chunk's size the program cannot use: its 8-byte size field.
+    static let overhead: UInt64 = 8
+
     public func walk() -> HeapBlocks {
-        var walker = Walker(source: source)
+        var walker = Walker(source: source, recognizer: recognizer)
         walker.run()
         // Each heap is walked in address order; with one arena (or arenas met in address order) the
         // whole list is sorted already and is kept as it is, without a second copy of the list.
@@ -27,6 +35,7 @@ public struct MallocHeap: HeapWalker {
             let order = walker.orderByRuns() ?? walker.chunks.indices.sorted { walker.chunks[$0] < walker.chunks[$1] }
             walker.chunks = walker.chunks.permuted(order)
             walker.chunkSizes = walker.chunkSizes.permuted(order)
+            if walker.screening { walker.headers = walker.headers.permuted(order) }
         }
         // Drop the chunks that sit in a tcache or fastbin list, in place: a few hundred are looked up
         // one by one; the millions a freeing program keeps in its fastbins, in one pass.
@@ -45,10 +54,12 @@ public struct MallocHeap: HeapWalker {
         }
         walker.chunks.removeRows(at: free)
         walker.chunkSizes.removeRows(at: free)
+        if walker.screening { walker.headers.removeRows(at: free) }
         // Usable bytes of a chunk: its size less the 8-byte size field.
-        var blocks = HeapBlocks(allocator: "glibc malloc", overhead: 8)
+        var blocks = HeapBlocks(allocator: "glibc malloc", overhead: MallocHeap.overhead)
         blocks.addresses = walker.chunks
         blocks.sizes = walker.chunkSizes
+        blocks.screened = walker.screening ? walker.headers : nil
         blocks.counters = ["arenas": walker.arenaCount, "mmapped": walker.mmappedCount,
                            "cached free": walker.freeCached.count]
         blocks.notes = walker.notes
@@ -70,10 +81,18 @@ private struct Walker {
     var chunks = BlockAddresses()
     /// Whether `chunks` ascends (the walk met its heaps in address order).
     var ascending = true
+    /// The last address in `chunks` (0 when empty): kept apart, as decoding the packed column's
+    /// last row for every chunk cost more than the rest of `add`.
+    var lastChunk: UInt64 = 0
     /// Where each heap's chunks, or each mapping's mmapped chunks, begin in `chunks`: ascending
     /// runs over address ranges that do not overlap.
     var runStarts: [Int] = []
     var chunkSizes = BlockSizes()
+    /// Each chunk's header screened as it is added, while `screening` (not without a recognizer,
+    /// nor once too many distinct first words were met): parallel to `chunks`.
+    var headers = ScreenedHeaders()
+    var screening: Bool
+    let screen: HeaderScreen
     var freeCached: Set<UInt64> = []
     var freeCachedBytes: UInt64 = 0
     var arenaCount = 0
@@ -88,8 +107,10 @@ private struct Walker {
     var ownedRanges: [Range<UInt64>] = []
     var tcacheCandidates: [UInt64] = []
 
-    init(source: MemorySource) {
+    init(source: MemorySource, recognizer: SwiftObjectRecognizer?) {
         self.source = source
+        screening = recognizer != nil
+        screen = recognizer?.headerScreen ?? HeaderScreen(source: source, slabMetadata: 0, queueVtables: (0, 0))
         window = MemoryWindow(source: source)
         // Room for a block per 64 bytes of writable anonymous memory, up to 32 Mi blocks: growing
         // arrays of millions of entries by doubling costs more in fresh pages than the walk itself.
@@ -99,6 +120,7 @@ private struct Walker {
         let estimate = Int(min(anonymous / 64, 32 << 20))
         chunks.reserveCapacity(estimate)
         chunkSizes.reserveCapacity(estimate)
+        if screening { headers.reserveCapacity(estimate) }
     }
 
     /// Runs of contiguous regions, as address ranges.
@@ -133,7 +155,9 @@ private struct Walker {
             let counts = (chunks.count, tcacheCandidates.count, notes.count)
             guard let top = walkChunks(from: heap.start, to: heap.end), let arena = findMainArena(top: top) else {
                 chunks.removeLast(chunks.count - counts.0)
+                lastChunk = chunks.last ?? 0
                 chunkSizes.removeLast(chunkSizes.count - counts.0)
+                if screening { headers.removeLast(headers.count - counts.0) }
                 ascending = true
                 runStarts.removeAll { $0 >= counts.0 }
                 tcacheCandidates.removeLast(tcacheCandidates.count - counts.1)
@@ -275,9 +299,16 @@ private struct Walker {
     @inline(__always)
     mutating func add(_ chunk: UInt64, size: UInt64) {
         let user = chunk &+ MallocLayout.chunkHeader
-        if let last = chunks.last, user <= last { ascending = false }
+        if !chunks.isEmpty && user <= lastChunk { ascending = false }
+        lastChunk = user
         chunks.append(user)
         chunkSizes.append(size)
+        // The header shares the size field's cache line, just read. Usable bytes as the object
+        // table counts them: the size less glibc's overhead.
+        if screening && !headers.append(screen.screen(user, usableSize: size &- MallocHeap.overhead, window: &window)) {
+            screening = false
+            headers = ScreenedHeaders()
+        }
     }
 
     /// main_arena is in libc's data; its `top` field holds the top chunk address we just found.

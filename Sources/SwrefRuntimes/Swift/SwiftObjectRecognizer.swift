@@ -44,6 +44,8 @@ public final class SwiftObjectRecognizer {
     /// libdispatch's queue vtables (serial, concurrent): the first word of every queue.
     private let queueVtables: [UInt64]
     private var queueType: Int32 = -1
+    /// The first half of `classify`, for a heap walk to run on each block while its header is in cache.
+    public let headerScreen: HeaderScreen
 
     public init(source: MemorySource, images: ImageList, reflection: ReflectionContext?) {
         self.source = source
@@ -52,20 +54,28 @@ public final class SwiftObjectRecognizer {
         window = MemoryWindow(source: source)
         slabMetadata = images.address(ofSymbol: "_swift_concurrency_debug_asyncTaskSlabMetadata").flatMap { source.readWord($0) } ?? 0
         queueVtables = DispatchQueueLayout.vtableSymbols.compactMap { images.address(ofSymbol: $0) }
+        headerScreen = HeaderScreen(source: source, slabMetadata: slabMetadata,
+                                    queueVtables: (queueVtables.first ?? 0, queueVtables.dropFirst().first ?? 0))
         types.append(TypeEntry(name: "<malloc>", kind: .malloc, metadata: 0))
     }
 
     /// The type of the object at `address` in a block of `usableSize` bytes, or `mallocType`.
     public func classify(_ address: UInt64, usableSize: UInt64) -> Int32 {
-        guard usableSize >= 16, let metadata = window.word(address), metadata != 0, metadata & 7 == 0 else {
-            return mallocType
-        }
-        // The count word first, for blocks that must have one: a block that is no Swift object
-        // rarely passes it, and its first word (under tcmalloc and mimalloc, a stale free-list
-        // pointer, different in every block) then never reaches the verdict cache.
-        if metadata != slabMetadata && !queueVtables.contains(metadata) {
-            guard let word = window.word(address + 8), RefCountWord(raw: word).isPlausible(in: source) else { return mallocType }
-        }
+        guard let screened = headerScreen.screen(address, usableSize: usableSize, window: &window) else { return mallocType }
+        return classify(address, usableSize: usableSize, metadata: screened.metadata)
+    }
+
+    /// The verdict `classify` made on a first word, once it has made one: the type (`mallocType`
+    /// when none), the bytes a block needs to be of it, and whether the block must be looked at
+    /// again (an error box is typed by the value it holds).
+    public func verdict(on metadata: UInt64) -> (type: Int32, minimumSize: UInt64, perBlock: Bool)? {
+        guard let verdict = verdicts[metadata] else { return nil }
+        guard verdict.typeIndex > 0 else { return (mallocType, 0, false) }
+        return (verdict.typeIndex, verdict.minimumSize, verdict.isErrorBox)
+    }
+
+    /// The second half of `classify`, for a block whose first word `HeaderScreen.screen` gave.
+    public func classify(_ address: UInt64, usableSize: UInt64, metadata: UInt64) -> Int32 {
         var verdict: Verdict
         if let hit = recent.first(where: { $0.metadata == metadata }) {
             verdict = hit.verdict
@@ -228,5 +238,33 @@ public final class SwiftObjectRecognizer {
         types.append(TypeEntry(name: name, kind: kind, metadata: metadata))
         if typeByName[name] == nil { typeByName[name] = index }
         return index
+    }
+}
+
+/// The first half of `SwiftObjectRecognizer.classify`: what a block's first two words alone say,
+/// with no verdict looked up or made. A value, so that a heap walk runs it on its own memory
+/// window, as it passes each block, without a call into the recognizer.
+public struct HeaderScreen {
+    let source: MemorySource
+    let slabMetadata: UInt64
+    /// libdispatch's queue vtables, 0 for one not found (a first word of 0 never gets this far).
+    let queueVtables: (UInt64, UInt64)
+
+    /// Nil when the block is no Swift object by its first two words (`classify` gives `mallocType`);
+    /// else its first word, for `classify(_:usableSize:metadata:)`, and whether its count word
+    /// points to a side table.
+    @inline(__always)
+    public func screen(_ address: UInt64, usableSize: UInt64, window: inout MemoryWindow) -> (metadata: UInt64, sideTable: Bool)? {
+        guard usableSize >= 16, let metadata = window.word(address), metadata != 0, metadata & 7 == 0 else {
+            return nil
+        }
+        let word = window.word(address &+ 8)
+        // The count word first, for blocks that must have one: a block that is no Swift object
+        // rarely passes it, and its first word (under tcmalloc and mimalloc, a stale free-list
+        // pointer, different in every block) then never reaches the verdict cache.
+        if metadata != slabMetadata && metadata != queueVtables.0 && metadata != queueVtables.1 {
+            guard let word, RefCountWord(raw: word).isPlausible(in: source) else { return nil }
+        }
+        return (metadata, word.map { RefCountWord(raw: $0).usesSideTable } ?? false)
     }
 }
