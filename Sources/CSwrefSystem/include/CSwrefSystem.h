@@ -94,6 +94,10 @@ long swref_pagemap_written(int pagemap_fd, uint64_t start, uint64_t end, int pro
 /// PAGEMAP_SCAN for the pages that are neither present nor swapped (holes, zapped pages).
 long swref_pagemap_absent(int pagemap_fd, uint64_t start, uint64_t end, struct swref_page_range *ranges,
                           size_t capacity, uint64_t *walk_end);
+/// One PAGEMAP_SCAN for both: the pages written since protected, and those neither present nor
+/// swapped; each range's `categories` has SWREF_PAGE_WRITTEN (2), _PRESENT (8), _SWAPPED (16) as found.
+long swref_pagemap_changed(int pagemap_fd, uint64_t start, uint64_t end, struct swref_page_range *ranges,
+                           size_t capacity, uint64_t *walk_end);
 /// Copies `count` ranges of `pid` into `local` + (range.start - `base`), batched into
 /// process_vm_readv calls. Returns 0, or -errno (ESRCH: the process is gone).
 int swref_read_ranges(pid_t pid, uint64_t base, void *local, const struct swref_page_range *ranges, size_t count);
