@@ -30,6 +30,18 @@ public final class PrecopySnapshot {
     private var tracker: Int32 = -1
     private var pagemap: Int32 = -1
     private var copies: [UInt64: Copy] = [:]
+    /// A spilled copy's changes found in the final stop, held in swref's memory until the target
+    /// runs again: the file's page cache costs several times anonymous memory to write into.
+    private var stopWrites: [StopWrite] = []
+
+    private struct StopWrite {
+        var fileOffset: UInt64
+        /// Nil: a hole (pages the target no longer has).
+        var bytes: UnsafeMutableRawPointer?
+        var length: Int
+        /// A whole mapping's copy (mapped with `Snapshot.allocate`), else a piece (`malloc`).
+        var whole = false
+    }
     /// Where the copies go when spilled to disk (`--capture precopy-to-disk`); nil: swref's memory.
     private let spill: SpillFile?
     private var ranges = [swref_page_range](repeating: swref_page_range(), count: 1 << 16)
@@ -102,6 +114,7 @@ public final class PrecopySnapshot {
     }
 
     deinit {
+        writeStopWrites()
         endTracking()
         for copy in copies.values { munmap(copy.buffer, copy.mappedSize) }
     }
@@ -160,16 +173,23 @@ public final class PrecopySnapshot {
         try takeIn(map, progress: nil)
         var last = try copyChangedInStop()
         for copy in copies.values where !copy.tracked {
+            last += copy.region.size
+            if spill != nil { // into swref's memory now, into the file once the target runs
+                let buffer = try Snapshot.allocate(copy.mappedSize, populate: false)
+                stopWrites.append(StopWrite(fileOffset: copy.fileOffset, bytes: buffer, length: copy.mappedSize, whole: true))
+                try copyPresent(copy.region, into: buffer)
+                continue
+            }
             // Anonymous pages copied earlier may be gone since: start again from zeros.
             if !copy.region.isFileBacked { zero(copy, at: 0, length: copy.mappedSize) }
             try copyPresent(copy)
-            last += copy.region.size
         }
         roundBytes.append(last)
         let threads = session.registers()
         if threads.isEmpty { throw SwrefError.processExited(pid) }
         let pause = session.detachAll()
         endTrackingInBackground()
+        writeStopWrites()
 
         let snapshot = Snapshot(memoryMap: map, threads: threads, pid: pid,
                                 fallback: LiveProcessReader(pid: pid, memoryMap: map))
@@ -308,7 +328,8 @@ public final class PrecopySnapshot {
         var failedCopies = Set<UInt64>(), copiedBytes: UInt64 = 0, gone = false
         func work(_ part: Int) {
             var bytes: UInt64 = 0
-            defer { failed.locked { copiedBytes += bytes } }
+            var writes: [StopWrite] = []
+            defer { failed.locked { copiedBytes += bytes; stopWrites += writes } }
             var ranges = [swref_page_range](repeating: swref_page_range(), count: 1 << 14)
             var toCopy = [swref_page_range]()
             for (index, window) in windows.enumerated() where index % 2 == part {
@@ -325,15 +346,28 @@ public final class PrecopySnapshot {
                     }
                     toCopy.removeAll(keepingCapacity: true)
                     for range in ranges[0..<Int(n)] {
+                        let offset = Int(range.start - copy.region.start), length = Int(range.end - range.start)
                         if range.categories & UInt64(8 | 16) == 0 {
-                            zero(copy, at: Int(range.start - copy.region.start), length: Int(range.end - range.start))
+                            if spill != nil { writes.append(StopWrite(fileOffset: copy.fileOffset + UInt64(offset), bytes: nil, length: length)) }
+                            else { zero(copy, at: offset, length: length) }
                         } else if range.categories & 2 != 0 {
                             toCopy.append(range)
                             bytes += range.end - range.start
                         }
                     }
-                    let read = toCopy.withUnsafeBufferPointer {
-                        swref_read_ranges(pid, copy.region.start, copy.buffer, $0.baseAddress, $0.count)
+                    var read: Int32 = 0
+                    if spill != nil {
+                        for range in toCopy where read == 0 {
+                            let length = Int(range.end - range.start)
+                            guard let buffer = malloc(length) else { read = -ENOMEM; break }
+                            writes.append(StopWrite(fileOffset: copy.fileOffset + (range.start - copy.region.start), bytes: buffer, length: length))
+                            var one = range
+                            read = swref_read_ranges(pid, range.start, buffer, &one, 1)
+                        }
+                    } else {
+                        read = toCopy.withUnsafeBufferPointer {
+                            swref_read_ranges(pid, copy.region.start, copy.buffer, $0.baseAddress, $0.count)
+                        }
                     }
                     if read == -ESRCH { failed.locked { gone = true } }
                     if read != 0 {
@@ -351,9 +385,15 @@ public final class PrecopySnapshot {
             // No longer tracked, or a read that failed: copy it whole, still in the stop.
             guard let copy = copies[start] else { continue }
             copies[start]?.tracked = false
+            bytes += copy.region.size
+            if spill != nil {
+                let buffer = try Snapshot.allocate(copy.mappedSize, populate: false)
+                stopWrites.append(StopWrite(fileOffset: copy.fileOffset, bytes: buffer, length: copy.mappedSize, whole: true))
+                try copyPresent(copy.region, into: buffer)
+                continue
+            }
             if !copy.region.isFileBacked { zero(copy, at: 0, length: copy.mappedSize) }
             try copyPresent(copy)
-            bytes += copy.region.size
         }
         for copy in copies.values where copy.tracked { dropMapped(copy) }
         return bytes
@@ -375,6 +415,28 @@ public final class PrecopySnapshot {
             madvise(copy.buffer + offset, Int(end - start), MADV_DONTNEED)
             start = end
         }
+    }
+
+    /// Writes what the final stop found into the spilled copy's file, once the target runs again
+    /// (in the order found: a whole mapping copied again after pieces of it comes last).
+    private func writeStopWrites() {
+        guard let spill else { return }
+        for write in stopWrites {
+            if write.whole { spill.zero(offset: write.fileOffset, length: write.length) }
+            if let bytes = write.bytes {
+                var done = 0
+                while done < write.length {
+                    let n = pwrite(spill.fd, bytes + done, write.length - done, off_t(write.fileOffset) + off_t(done))
+                    if n < 0 && errno == EINTR { continue }
+                    if n <= 0 { break }
+                    done += n
+                }
+                if write.whole { munmap(bytes, write.length) } else { free(bytes) }
+            } else {
+                spill.zero(offset: write.fileOffset, length: write.length)
+            }
+        }
+        stopWrites = []
     }
 
     /// Zeroes part of a copy: pages given back in swref's memory, a hole in the file.
