@@ -63,63 +63,46 @@ extension ForkSnapshot {
 final class ForkPager: CopyFiller {
     private let fork: ForkSnapshot
     private let memFD: Int32
-    private var pager: OpaquePointer?
+    private let pager: LazyPager
     private let born = monotonicNanoseconds()
 
     init(fork: ForkSnapshot, residentLimit: Int) throws {
         self.fork = fork
         memFD = open("/proc/\(fork.child)/mem", O_RDONLY | O_CLOEXEC)
         guard memFD >= 0 else { throw SwrefError.system("open", errno: errno, "reading /proc/\(fork.child)/mem") }
-        guard let pager = swref_lazy_create(memFD, ForkSnapshot.inPlaceChunk, residentLimit) else {
-            let err = errno
+        do {
+            pager = try LazyPager(source: memFD, residentLimit: residentLimit, serving: "the in-place copy")
+        } catch {
             close(memFD)
-            throw SwrefError.system("userfaultfd", errno: err, "serving the in-place copy (swref needs userfaultfd(2) for its own memory)")
+            throw error
         }
-        self.pager = pager
     }
 
     deinit { _ = end() }
 
     /// Registers swref's `buffer` as the copy of the child's `region`; before `start`.
     func add(_ buffer: UnsafeMutableRawPointer, region: MemoryRegion) throws {
-        guard swref_lazy_add(pager, buffer, region.size, region.start) == 0 else {
-            throw SwrefError.system("userfaultfd", errno: errno, "registering the in-place copy of \(region.path.isEmpty ? "an anonymous mapping" : region.path)")
-        }
+        try pager.add(buffer, size: region.size, offset: region.start,
+                      what: "the in-place copy of \(region.path.isEmpty ? "an anonymous mapping" : region.path)")
     }
 
-    func start() throws {
-        guard swref_lazy_start(pager) == 0 else { throw SwrefError.system("pthread_create", errno: errno, "starting the pager") }
-    }
-
-    private var stats: swref_lazy_stats {
-        var stats = swref_lazy_stats()
-        if let pager { swref_lazy_stats(pager, &stats) }
-        return stats
-    }
+    func start() throws { try pager.start() }
 
     // Pages the kernel refuses in a live child (a file mapping past its file's end) read as zeros,
     // as in a copy; a child gone takes every page after it.
     var failure: String? {
-        let stats = self.stats
-        guard pager != nil, stats.lost != 0 else { return nil }
+        guard let stats = pager.stats, stats.lost != 0 else { return nil }
         return "\(formatBytes(stats.failed)) of the frozen copy of PID \(fork.parent) could not be read "
             + "(the copy's process went away during the analysis)"
     }
 
     func end() -> InPlaceReading {
-        var reading = InPlaceReading()
-        guard let pager else { return reading }
-        let stats = self.stats
-        swref_lazy_destroy(pager)
-        self.pager = nil
+        guard let stats = pager.end() else { return InPlaceReading() }
         close(memFD)
-        reading.filledBytes = stats.filled
-        reading.peakResidentBytes = stats.peak_resident
-        reading.faults = stats.faults
+        var reading = InPlaceReading(stats)
         reading.copyOnWriteBytes = ForkSnapshot.privateBytes(fork.child)
         reading.childNanoseconds = monotonicNanoseconds() - born
         fork.release()
         return reading
     }
 }
-

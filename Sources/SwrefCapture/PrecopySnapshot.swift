@@ -174,15 +174,7 @@ public final class PrecopySnapshot {
         var last = try copyChangedInStop()
         for copy in copies.values where !copy.tracked {
             last += copy.region.size
-            if spill != nil { // into swref's memory now, into the file once the target runs
-                let buffer = try Snapshot.allocate(copy.mappedSize, populate: false)
-                stopWrites.append(StopWrite(fileOffset: copy.fileOffset, bytes: buffer, length: copy.mappedSize, whole: true))
-                try copyPresent(copy.region, into: buffer)
-                continue
-            }
-            // Anonymous pages copied earlier may be gone since: start again from zeros.
-            if !copy.region.isFileBacked { zero(copy, at: 0, length: copy.mappedSize) }
-            try copyPresent(copy)
+            try copyWholeInStop(copy)
         }
         roundBytes.append(last)
         let threads = session.registers()
@@ -386,14 +378,7 @@ public final class PrecopySnapshot {
             guard let copy = copies[start] else { continue }
             copies[start]?.tracked = false
             bytes += copy.region.size
-            if spill != nil {
-                let buffer = try Snapshot.allocate(copy.mappedSize, populate: false)
-                stopWrites.append(StopWrite(fileOffset: copy.fileOffset, bytes: buffer, length: copy.mappedSize, whole: true))
-                try copyPresent(copy.region, into: buffer)
-                continue
-            }
-            if !copy.region.isFileBacked { zero(copy, at: 0, length: copy.mappedSize) }
-            try copyPresent(copy)
+            try copyWholeInStop(copy)
         }
         for copy in copies.values where copy.tracked { dropMapped(copy) }
         return bytes
@@ -415,6 +400,19 @@ public final class PrecopySnapshot {
             madvise(copy.buffer + offset, Int(end - start), MADV_DONTNEED)
             start = end
         }
+    }
+
+    /// Copies a whole mapping again in the final stop. Anonymous pages copied earlier may be gone
+    /// since: it starts again from zeros. Spilled, into swref's memory now, into the file once the
+    /// target runs.
+    private func copyWholeInStop(_ copy: Copy) throws {
+        if spill != nil {
+            let buffer = try Snapshot.allocate(copy.mappedSize, populate: false)
+            stopWrites.append(StopWrite(fileOffset: copy.fileOffset, bytes: buffer, length: copy.mappedSize, whole: true))
+            return try copyPresent(copy.region, into: buffer)
+        }
+        if !copy.region.isFileBacked { zero(copy, at: 0, length: copy.mappedSize) }
+        try copyPresent(copy)
     }
 
     /// Writes what the final stop found into the spilled copy's file, once the target runs again

@@ -80,49 +80,29 @@ public final class SpillFile {
 /// file as the analysis reads it, within the same resident window.
 final class SpillPager: CopyFiller {
     private let spill: SpillFile
-    private var pager: OpaquePointer?
+    private let pager: LazyPager
 
     init(spill: SpillFile, residentLimit: Int) throws {
         self.spill = spill
-        guard let pager = swref_lazy_create(spill.fd, ForkSnapshot.inPlaceChunk, residentLimit) else {
-            throw SwrefError.system("userfaultfd", errno: errno, "serving the copy read back from disk (swref needs userfaultfd(2) for its own memory)")
-        }
-        self.pager = pager
+        pager = try LazyPager(source: spill.fd, residentLimit: residentLimit, serving: "the copy read back from disk")
     }
 
     deinit { _ = end() }
 
     func add(_ buffer: UnsafeMutableRawPointer, size: Int, fileOffset: UInt64) throws {
-        guard swref_lazy_add(pager, buffer, UInt64(size), fileOffset) == 0 else {
-            throw SwrefError.system("userfaultfd", errno: errno, "registering the copy read back from disk")
-        }
+        try pager.add(buffer, size: UInt64(size), offset: fileOffset, what: "the copy read back from disk")
     }
 
-    func start() throws {
-        guard swref_lazy_start(pager) == 0 else { throw SwrefError.system("pthread_create", errno: errno, "starting the pager") }
-    }
-
-    private var stats: swref_lazy_stats {
-        var stats = swref_lazy_stats()
-        if let pager { swref_lazy_stats(pager, &stats) }
-        return stats
-    }
+    func start() throws { try pager.start() }
 
     var failure: String? {
-        let stats = self.stats
-        guard pager != nil, stats.failed != 0 else { return nil }
+        guard let stats = pager.stats, stats.failed != 0 else { return nil }
         return "\(formatBytes(stats.failed)) of the copy spilled to \(spill.directory) could not be read back"
     }
 
     func end() -> InPlaceReading {
-        var reading = InPlaceReading()
-        guard let pager else { return reading }
-        let stats = self.stats
-        swref_lazy_destroy(pager)
-        self.pager = nil
-        reading.filledBytes = stats.filled
-        reading.peakResidentBytes = stats.peak_resident
-        reading.faults = stats.faults
+        guard let stats = pager.end() else { return InPlaceReading() }
+        var reading = InPlaceReading(stats)
         reading.spilledBytes = spill.reservedBytes
         reading.spillDirectory = spill.directory
         return reading
