@@ -84,24 +84,6 @@ long swref_pagemap_written(int pagemap_fd, uint64_t start, uint64_t end, int pro
   return n;
 }
 
-long swref_pagemap_absent(int pagemap_fd, uint64_t start, uint64_t end, struct swref_page_range *ranges,
-                          size_t capacity, uint64_t *walk_end) {
-  struct swref_pm_scan_arg arg = {
-      .size = sizeof arg,
-      .start = start,
-      .end = end,
-      .vec = (uint64_t)(uintptr_t)ranges,
-      .vec_len = capacity,
-      .category_inverted = SWREF_PAGE_IS_PRESENT | SWREF_PAGE_IS_SWAPPED,
-      .category_mask = SWREF_PAGE_IS_PRESENT | SWREF_PAGE_IS_SWAPPED,
-      .return_mask = SWREF_PAGE_IS_PRESENT | SWREF_PAGE_IS_SWAPPED,
-  };
-  long n = ioctl(pagemap_fd, SWREF_PAGEMAP_SCAN, &arg);
-  if (n < 0) return -errno;
-  *walk_end = arg.walk_end;
-  return n;
-}
-
 long swref_pagemap_changed(int pagemap_fd, uint64_t start, uint64_t end, struct swref_page_range *ranges,
                            size_t capacity, uint64_t *walk_end) {
   // Written, or not present: (categories ^ inverted) & anyof != 0 with PRESENT inverted.

@@ -91,9 +91,6 @@ int swref_uffd_unregister(int uffd, uint64_t start, uint64_t length);
 /// `capacity`) or -errno; *walk_end says where the scan stopped (end, unless the output filled).
 long swref_pagemap_written(int pagemap_fd, uint64_t start, uint64_t end, int protect,
                            struct swref_page_range *ranges, size_t capacity, uint64_t *walk_end);
-/// PAGEMAP_SCAN for the pages that are neither present nor swapped (holes, zapped pages).
-long swref_pagemap_absent(int pagemap_fd, uint64_t start, uint64_t end, struct swref_page_range *ranges,
-                          size_t capacity, uint64_t *walk_end);
 /// One PAGEMAP_SCAN for both: the pages written since protected, and those neither present nor
 /// swapped; each range's `categories` has SWREF_PAGE_WRITTEN (2), _PRESENT (8), _SWAPPED (16) as found.
 long swref_pagemap_changed(int pagemap_fd, uint64_t start, uint64_t end, struct swref_page_range *ranges,
