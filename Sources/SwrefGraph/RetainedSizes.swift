@@ -30,21 +30,34 @@ public struct RetainedSizes {
     /// - Parameters:
     ///   - roots: every root, the `<leaked>` one included when there are leaks.
     ///   - tiers: which kind of root first reaches each object.
-    public init(objects: ObjectTable, graph: ObjectGraph, roots: [Root], tiers: RootTiers, leaks: LeakReport) {
-        self.init(objectCount: objects.count, size: { objects.sizes[$0] }, graph: graph, roots: roots, tiers: tiers, leaks: leaks)
+    public init(objects: ObjectTable, graph: ObjectGraph, roots: [Root], tiers: RootTiers, leaks: LeakReport, lowMemory: Bool = false) {
+        self.init(objectCount: objects.count, size: { objects.sizes[$0] }, graph: graph, roots: roots, tiers: tiers, leaks: leaks,
+                  lowMemory: lowMemory)
     }
 
-    /// - Parameter size: the bytes of object i.
-    public init(objectCount: Int, size: (Int) -> UInt64, graph: ObjectGraph, roots: [Root], tiers: RootTiers, leaks: LeakReport) {
+    /// - Parameters:
+    ///   - size: the bytes of object i.
+    ///   - lowMemory: for an analysis whose memory must follow the objects (a copy read back
+    ///     through a window): the two passes after the tree run one after the other.
+    public init(objectCount: Int, size: (Int) -> UInt64, graph: ObjectGraph, roots: [Root], tiers: RootTiers, leaks: LeakReport,
+                lowMemory: Bool = false) {
         rootCount = roots.count
         let tree = HeapDominatorTree(objectCount: objectCount, graph: graph, roots: roots, tiers: tiers, leaks: leaks)
-        // The sizes and the order are independent passes over the tree: one on each core.
+        // The sizes and the order are independent passes over the tree: one on each core, unless memory counts more.
         var sizes: (bytes: PooledArray<UInt64>, counts: PooledArray<UInt32>) = (PooledArray(), PooledArray())
         let ordered = TreeOrder()
-        Parallel.run({ sizes = tree.retainedSizes(size: size) }, {
+        func order() {
             ordered.idom = tree.immediateDominators()
             ordered.order = RetainedSizes.topDownOrder(idom: ordered.idom)
-        })
+        }
+        if lowMemory {
+            // One after the other, the two passes' arrays never coexist: 6 bytes an object less at
+            // the analysis' peak, for about 15 % more time in this phase.
+            sizes = tree.retainedSizes(size: size)
+            order()
+        } else {
+            Parallel.run({ sizes = tree.retainedSizes(size: size) }, order)
+        }
         (retainedBytes, retainedCount) = sizes
         idom = ordered.idom
         topDown = ordered.order

@@ -217,7 +217,8 @@ public final class HeapAnalysis {
         if wantsDominators {
             progress?.update("computing dominators", done: 0, total: 1, unit: .items)
             CrashContext.set("computing dominators")
-            retained = RetainedSizes(objects: objects, graph: graph, roots: dominatorRoots, tiers: tiers, leaks: leaks)
+            retained = RetainedSizes(objects: objects, graph: graph, roots: dominatorRoots, tiers: tiers, leaks: leaks,
+                                     lowMemory: discardable?.copyIsWindow == true)
             tiers.numbering = nil
             lap("dominators")
         }
