@@ -9,14 +9,17 @@ public struct MemoryEstimate: Sendable, Equatable {
     public var copyBytes: UInt64
     /// What the analysis adds beyond the copy (0 when nothing is analysed: `swref dump`).
     public var analysisBytes: UInt64
+    /// A pre-copy to disk: the copy's bytes, which go to its file instead of swref's memory.
+    public var diskBytes: UInt64 = 0
     /// What the figures were made from, for the messages.
     public var basis: String
 
     public var total: UInt64 { copyBytes + analysisBytes }
 
-    public init(copyBytes: UInt64, analysisBytes: UInt64, basis: String) {
+    public init(copyBytes: UInt64, analysisBytes: UInt64, diskBytes: UInt64 = 0, basis: String) {
         self.copyBytes = copyBytes
         self.analysisBytes = analysisBytes
+        self.diskBytes = diskBytes
         self.basis = basis
     }
 }
@@ -56,6 +59,7 @@ public enum CaptureEstimate {
             // The copy fills as it is read, held to the pager's limit; the analysis' arrays have no
             // copy to take pages from (as for a core).
             return MemoryEstimate(copyBytes: min(copy, inPlaceResidentBytes), analysisBytes: analysis ? analysisBytes(copy: copy) : 0,
+                                  diskBytes: method == .precopyToDisk ? copy : 0,
                                   basis: "in place")
         }
         return MemoryEstimate(copyBytes: copy, analysisBytes: analysis ? analysisBytes(copy: copy) : 0, basis: basis)

@@ -23,8 +23,6 @@ public enum LiveCapture {
         public var beforeStopTheWorld: ((MemoryMap, _ fallbackNote: String?) throws -> Void)? = nil
         /// A fork snapshot read in place holds at most about this much of the child's memory at once.
         public var inPlaceResidentLimit = Int(CaptureEstimate.inPlaceResidentBytes)
-        /// Where a pre-copy to disk writes its unlinked file.
-        public var spillDirectory = SpillFile.defaultDirectory
 
         public init(progress: ProgressReporter? = nil, stallMilliseconds: Int = 0, method: CaptureMethod = .precopy) {
             self.progress = progress
@@ -60,7 +58,7 @@ public enum LiveCapture {
         if options.method == .precopyToDisk {
             do {
                 let tracking = try PrecopySnapshot(pid: pid, stallMilliseconds: options.stallMilliseconds,
-                                                   spill: try SpillFile(directory: options.spillDirectory))
+                                                   spill: try SpillFile())
                 return try tracking.capture(progress: options.progress, residentLimit: options.inPlaceResidentLimit)
             } catch let error as SwrefError where !error.isProcessGone && !error.isPermissionDenied {
                 notes.append("no pre-copy to disk (\(error))")

@@ -29,12 +29,12 @@ struct BudgetOptions: ParsableArguments {
             ? "or write a core with `swref dump` and analyse it where there is more memory (`swref core`)"
             : "or leave out --capture: a copy spilled to disk (or a fork read in place) writes the core through a window of \(formatBytes(CaptureEstimate.inPlaceResidentBytes))"
         try require(estimate, what: what, elsewhere: elsewhere, target: pid)
+        if estimate.diskBytes > 0 { try checkDisk(pid: pid, copy: estimate.diskBytes) }
     }
 
     /// A pre-copy to disk: the copy's bytes (resident and swapped, as for a pre-copy) and a tenth
     /// more must be free where its file goes.
-    func checkDisk(pid: Int32) throws {
-        let copy = try CaptureEstimate.live(pid: pid, method: .precopy, analysis: false).copyBytes
+    private func checkDisk(pid: Int32, copy: UInt64) throws {
         let directory = SpillFile.defaultDirectory
         let need = copy + copy / 10
         guard let free = SpillFile.freeBytes(directory), free < need else { return }

@@ -108,14 +108,13 @@ struct CaptureOptions: ParsableArguments {
         }
         do {
             try budget.checkLive(pid: pid, method: method, analysis: analysis)
-            if method == .precopyToDisk { try budget.checkDisk(pid: pid) }
         } catch let refusal as BudgetExceeded where capture == nil && !stopTheWorld {
             // The copy would not fit: a pre-copy to disk, else a fork read in place, needs memory
             // for the objects (and for `dump`, none but its window), not the bytes. Chosen by
             // themselves only here, where the other answer is a refusal.
             let short = refusal.description.prefix { $0 != ":" }
-            if (try? budget.checkLive(pid: pid, method: .precopyToDisk, analysis: analysis)) != nil,
-               (try? budget.checkDisk(pid: pid)) != nil {
+            // Both need the same memory: the second is taken only when the disk is short.
+            if (try? budget.checkLive(pid: pid, method: .precopyToDisk, analysis: analysis)) != nil {
                 method = .precopyToDisk
                 printError("swref: note: \(short): copying it to an unlinked file in \(SpillFile.defaultDirectory) instead "
                            + "(the same pause; the file is gone when swref exits)")
