@@ -114,7 +114,7 @@ public final class PrecopySnapshot {
     }
 
     deinit {
-        writeStopWrites()
+        writeStopWrites(discard: true)
         endTracking()
         for copy in copies.values { munmap(copy.buffer, copy.mappedSize) }
     }
@@ -316,12 +316,12 @@ public final class PrecopySnapshot {
                 from = end
             }
         }
-        let failed = SharedLock()
+        let lock = SharedLock()
         var failedCopies = Set<UInt64>(), copiedBytes: UInt64 = 0, gone = false
         func work(_ part: Int) {
             var bytes: UInt64 = 0
             var writes: [StopWrite] = []
-            defer { failed.locked { copiedBytes += bytes; stopWrites += writes } }
+            defer { lock.locked { copiedBytes += bytes; stopWrites += writes } }
             var ranges = [swref_page_range](repeating: swref_page_range(), count: 1 << 14)
             var toCopy = [swref_page_range]()
             for (index, window) in windows.enumerated() where index % 2 == part {
@@ -333,7 +333,7 @@ public final class PrecopySnapshot {
                         swref_pagemap_changed(pagemap, from, window.end, $0.baseAddress, $0.count, &walkEnd)
                     }
                     guard n >= 0, walkEnd > from else {
-                        failed.locked { _ = failedCopies.insert(window.start) }
+                        lock.locked { _ = failedCopies.insert(window.start) }
                         break
                     }
                     toCopy.removeAll(keepingCapacity: true)
@@ -361,9 +361,9 @@ public final class PrecopySnapshot {
                             swref_read_ranges(pid, copy.region.start, copy.buffer, $0.baseAddress, $0.count)
                         }
                     }
-                    if read == -ESRCH { failed.locked { gone = true } }
+                    if read == -ESRCH { lock.locked { gone = true } }
                     if read != 0 {
-                        failed.locked { _ = failedCopies.insert(window.start) }
+                        lock.locked { _ = failedCopies.insert(window.start) }
                         break
                     }
                     from = walkEnd
@@ -416,23 +416,17 @@ public final class PrecopySnapshot {
     }
 
     /// Writes what the final stop found into the spilled copy's file, once the target runs again
-    /// (in the order found: a whole mapping copied again after pieces of it comes last).
-    private func writeStopWrites() {
+    /// (in the order found: a whole mapping copied again after pieces of it comes last); with
+    /// `discard` (a capture that failed after its stop), only frees them.
+    private func writeStopWrites(discard: Bool = false) {
         guard let spill else { return }
         for write in stopWrites {
-            if write.whole { spill.zero(offset: write.fileOffset, length: write.length) }
-            if let bytes = write.bytes {
-                var done = 0
-                while done < write.length {
-                    let n = pwrite(spill.fd, bytes + done, write.length - done, off_t(write.fileOffset) + off_t(done))
-                    if n < 0 && errno == EINTR { continue }
-                    if n <= 0 { break }
-                    done += n
-                }
-                if write.whole { munmap(bytes, write.length) } else { free(bytes) }
-            } else {
-                spill.zero(offset: write.fileOffset, length: write.length)
+            if !discard {
+                if write.whole || write.bytes == nil { spill.zero(offset: write.fileOffset, length: write.length) }
+                if let bytes = write.bytes { spill.write(bytes, length: write.length, at: write.fileOffset) }
             }
+            guard let bytes = write.bytes else { continue }
+            if write.whole { munmap(bytes, write.length) } else { free(bytes) }
         }
         stopWrites = []
     }

@@ -14,8 +14,10 @@ public final class SpillFile {
     public let fd: Int32
     public let directory: String
     private var next: UInt64 = 0
-    /// The bytes swref wrote into the file (the copies' extents, holes excepted).
+    /// The sizes of the mappings the file holds copies of (their holes included).
     public private(set) var reservedBytes: UInt64 = 0
+    /// Bytes the file refused to take (`write`).
+    public private(set) var unwrittenBytes: UInt64 = 0
 
     /// The directory the copy goes to: `$TMPDIR`, else /tmp.
     public static var defaultDirectory: String {
@@ -69,9 +71,26 @@ public final class SpillFile {
         var done = 0
         while done < length {
             let n = min(zeros.count, length - done)
-            guard zeros.withUnsafeBytes({ pwrite(fd, $0.baseAddress, n, off_t(offset) + off_t(done)) }) == n else { return }
+            guard zeros.withUnsafeBytes({ write($0.baseAddress!, length: n, at: offset + UInt64(done)) }) else { return }
             done += n
         }
+    }
+
+    /// Writes `length` bytes at `offset`; false if the file refused some (a full disk), which are
+    /// counted in `unwrittenBytes`: the copy read back is then not the target's.
+    @discardableResult
+    public func write(_ bytes: UnsafeRawPointer, length: Int, at offset: UInt64) -> Bool {
+        var done = 0
+        while done < length {
+            let n = pwrite(fd, bytes + done, length - done, off_t(offset) + off_t(done))
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 {
+                unwrittenBytes += UInt64(length - done)
+                return false
+            }
+            done += n
+        }
+        return true
     }
 }
 
@@ -96,6 +115,9 @@ final class SpillPager: CopyFiller {
     func start() throws { try pager.start() }
 
     var failure: String? {
+        if spill.unwrittenBytes > 0 {
+            return "\(formatBytes(spill.unwrittenBytes)) of the copy could not be written to \(spill.directory) (the disk is full)"
+        }
         guard let stats = pager.stats, stats.failed != 0 else { return nil }
         return "\(formatBytes(stats.failed)) of the copy spilled to \(spill.directory) could not be read back"
     }
