@@ -134,12 +134,8 @@ final class InPlaceCaptureTests: XCTestCase {
     /// same heap over the same limit is read from a fork in place instead, with a note saying why;
     /// a pre-copy to disk asked for by name is refused (exit 3) before the target is touched.
     func testNoRoomOnDiskReadsAForkInPlace() throws {
-        guard getuid() == 0 else { throw XCTSkip("mounting a tmpfs needs root") }
-        let directory = TestPrograms.buildDirectory.appendingPathComponent("small-tmp").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let mounted = try Shell.run("/bin/mount", ["-t", "tmpfs", "-o", "size=16m", "tmpfs", directory])
-        guard mounted.status == 0 else { throw XCTSkip("cannot mount a tmpfs here: \(mounted.stderr)") }
-        defer { _ = try? Shell.run("/bin/umount", [directory]) }
+        let directory = try TestPrograms.smallFilesystem("small-tmp")
+        defer { TestPrograms.unmount(directory) }
         let running = try RunningProgram(try TestPrograms.binary("census", .optimized), ["20000", "20000", "200"])
         defer { running.stop() }
         let out = TestPrograms.buildDirectory.appendingPathComponent("nodisk.pb.gz").path

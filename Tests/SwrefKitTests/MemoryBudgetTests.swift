@@ -281,12 +281,8 @@ final class MemoryBudgetTests: XCTestCase {
         XCTAssertEqual(read.status, 0, read.stderr)
         XCTAssertTrue(read.stderr.contains("for the analysis; the core itself is mapped, not copied) of "), read.stderr)
 
-        guard getuid() == 0 else { throw XCTSkip("mounting a small tmpfs needs root") }
-        let small = TestPrograms.buildDirectory.appendingPathComponent("small-fs").path
-        try FileManager.default.createDirectory(atPath: small, withIntermediateDirectories: true)
-        let mounted = try Shell.run("/bin/mount", ["-t", "tmpfs", "-o", "size=16m", "tmpfs", small])
-        guard mounted.status == 0 else { throw XCTSkip("cannot mount a tmpfs here: \(mounted.stderr)") }
-        defer { _ = try? Shell.run("/bin/umount", [small]) }
+        let small = try TestPrograms.smallFilesystem("small-fs")
+        defer { TestPrograms.unmount(small) }
         let before = settledContextSwitches(program.pid)
         let full = try Shell.swref(["dump", "\(program.pid)", "-o", small + "/core"])
         assertRefused(full, contains: ["the core of PID \(program.pid) would take about", "on disk, more than the",

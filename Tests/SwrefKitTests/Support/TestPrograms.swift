@@ -21,6 +21,19 @@ enum TestPrograms {
     static let packageRoot = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let testdata = packageRoot.appendingPathComponent("testdata")
+    /// A 16 MiB tmpfs mounted at `name` in the build directory: a filesystem that fills. Skips the
+    /// test where it cannot be mounted (not root). The caller unmounts it (`unmount`).
+    static func smallFilesystem(_ name: String) throws -> String {
+        guard getuid() == 0 else { throw XCTSkip("mounting a small tmpfs needs root") }
+        let path = buildDirectory.appendingPathComponent(name).path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        let mounted = try Shell.run("/bin/mount", ["-t", "tmpfs", "-o", "size=16m", "tmpfs", path])
+        guard mounted.status == 0 else { throw XCTSkip("cannot mount a tmpfs here: \(mounted.stderr)") }
+        return path
+    }
+
+    static func unmount(_ path: String) { _ = try? Shell.run("/bin/umount", [path]) }
+
     static let buildDirectory: URL = {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("swref-tests-\(getpid())")
         try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
