@@ -49,6 +49,15 @@ public struct NarrowColumn {
 
     public mutating func reserveCapacity(_ count: Int) { narrow.reserveCapacity(count) }
 
+    /// Appends `other`'s rows from `start` on after these (kept with the same shift): a column
+    /// built in two parts, one per thread, joined once.
+    public mutating func append(contentsOf other: NarrowColumn, from start: Int = 0) {
+        precondition(other.shift == shift, "columns of different units")
+        let offset = narrow.count - start
+        narrow.append(contentsOf: other.narrow[start...])
+        for (row, value) in other.wide where row >= start { wide[offset + row] = value }
+    }
+
     /// Removes the rows at `indices` (ascending, distinct); the others keep their order.
     public mutating func removeRows(at indices: [Int]) {
         // The kept rows move down stretch by stretch; the few side entries are keyed again, each

@@ -124,6 +124,36 @@ final class CompactColumnTests: XCTestCase {
         }
     }
 
+    /// A column appended to another (the malloc walk's second thread's part, from its first row or
+    /// a later one) holds what appending each value would: rows moved to other groups against
+    /// other bases, second bases, side tables, off-grain values, at every split point phase
+    /// within a group.
+    func testAppendingAColumnKeepsEveryValue() {
+        for seed in 1...12 as ClosedRange<UInt64> {
+            let rows = addressesAndSizes(seed, shuffledRuns: seed % 2 == 0)
+            var random = SplitMix(seed: seed &* 13)
+            for split in [Int(random.next() % UInt64(rows.count + 1)), 0, 4096, rows.count] where split <= rows.count {
+                // Rows the appended column has before those taken from it: some other column's.
+                let skipped = addressesAndSizes(seed &+ 100, shuffledRuns: false).prefix(Int(random.next() % 6000))
+                var addresses = BlockAddresses(rows[..<split].map(\.0)), sizes = BlockSizes()
+                var tail = BlockAddresses((skipped + rows[split...]).map(\.0)), tailSizes = BlockSizes()
+                rows[..<split].forEach { sizes.append($0.1) }
+                (skipped + rows[split...]).forEach { tailSizes.append($0.1) }
+                addresses.append(contentsOf: tail, from: skipped.count)
+                sizes.append(contentsOf: tailSizes, from: skipped.count)
+                assertSame(addresses, rows.map(\.0), "seed \(seed), split at \(split): addresses")
+                assertSame(sizes, rows.map(\.1), "seed \(seed), split at \(split): sizes")
+                XCTAssertEqual(addresses.allOnSixteenByteGrain, BlockAddresses(rows.map(\.0)).allOnSixteenByteGrain)
+                // Rows appended afterwards land in the right groups.
+                addresses.append(0x7f10_0000_0000)
+                XCTAssertEqual(addresses[addresses.count - 1], 0x7f10_0000_0000)
+                tail = BlockAddresses()
+                addresses.append(contentsOf: tail)
+                XCTAssertEqual(addresses.count, rows.count + 1)
+            }
+        }
+    }
+
     /// Names the first row that differs, rather than printing millions of values.
     func assertSame<C: Collection>(_ column: C, _ expected: [C.Element], _ what: String, line: UInt = #line)
     where C.Element: Equatable {

@@ -85,6 +85,50 @@ public struct BlockAddresses: RandomAccessCollection {
 
     public mutating func reserveCapacity(_ count: Int) { offsets.reserveCapacity(count) }
 
+    /// Appends `other`'s addresses from row `start` on after these, as appending each would. They
+    /// land in other groups, against other bases: a row's offset moves by the difference between
+    /// its base and its new group's, and only the rows that do not fit so (a side table's, a second
+    /// base's, one too far off) are encoded again, one by one, in order.
+    public mutating func append(contentsOf other: BlockAddresses, from start: Int = 0) {
+        let shift = BlockAddresses.groupShift, second = BlockAddresses.second
+        // Row `row` of `other` becomes row `row + moved` here.
+        let first = offsets.count, moved = first - start
+        // The groups that begin among the new rows: their first rows are their bases.
+        var groupStart = ((first + (1 << shift) - 1) >> shift) << shift
+        while groupStart < other.count + moved {
+            let base = other[groupStart - moved]
+            if base & 15 != 0 { offGrain = true }
+            bases.append(base)
+            secondBases.append(0)
+            groupStart += 1 << shift
+        }
+        offsets.append(contentsOf: repeatElement(0, count: other.count - start))
+        let bases = bases
+        var misfits: [Int] = []
+        offsets.withUnsafeMutableBufferPointer { offsets in
+            var row = start
+            while row < other.count {
+                // To where the row's new group or its group in `other` ends, whichever comes first.
+                let group = (row + moved) >> shift
+                let end = Swift.min(other.count, (group + 1) << shift - moved, (row >> shift + 1) << shift)
+                let from = other.bases[row >> shift], to = bases[group]
+                let delta = from >= to ? Int64((from - to) >> 4) : -Int64((to - from) >> 4)
+                let sameGrain = from & 15 == to & 15
+                while row < end {
+                    let offset = other.offsets[row]
+                    let units = Int64(offset) + delta
+                    if sameGrain && offset < second && units >= 0 && units < Int64(second) {
+                        offsets[row + moved] = UInt32(units)
+                    } else {
+                        misfits.append(row + moved)
+                    }
+                    row += 1
+                }
+            }
+        }
+        for row in misfits { self[row] = other[row - moved] }
+    }
+
     public mutating func removeLast(_ count: Int) {
         if !wide.isEmpty { for index in (offsets.count - count)..<offsets.count where offsets[index] == BlockAddresses.wideMark { wide[index] = nil } }
         offsets.removeLast(count)

@@ -26,6 +26,9 @@ public struct BlockSizes: RandomAccessCollection {
 
     public mutating func reserveCapacity(_ count: Int) { column.reserveCapacity(count) }
 
+    /// Appends `other`'s sizes from row `start` on after these (kept with the same shift).
+    public mutating func append(contentsOf other: BlockSizes, from start: Int = 0) { column.append(contentsOf: other.column, from: start) }
+
     public mutating func removeLast(_ count: Int) { column.removeLast(count) }
 
     /// Removes the rows at `indices` (ascending, distinct); the others keep their order.

@@ -52,6 +52,48 @@ public struct ScreenedHeaders {
         return true
     }
 
+    /// Appends `other`'s rows from `start` on after these, as if their blocks had been screened
+    /// here after these: their first words are numbered on from these, in the order those rows
+    /// meet them. False (and nothing added) when that makes more distinct first words than a walk
+    /// screens.
+    mutating func append(contentsOf other: ScreenedHeaders, from start: Int = 0) -> Bool {
+        let flag = ScreenedHeaders.sideTableFlag
+        // `other`'s numbers in the order its rows meet them: all of them, in order, from its first
+        // row; from a later one, some may be missing or met in another order.
+        var order = Array(1..<other.metadata.count + 1)
+        if start > 0 {
+            var met = [Bool](repeating: false, count: other.metadata.count + 1)
+            order = []
+            for row in other.rows[start...] where !met[Int(row & ~flag)] {
+                met[Int(row & ~flag)] = true
+                if row & ~flag != 0 { order.append(Int(row & ~flag)) }
+            }
+        }
+        let fresh = order.filter { numbers[other.metadata[$0 - 1]] == nil }.count
+        guard metadata.count + fresh <= ScreenedHeaders.limit - 1 else { return false }
+        var renumbered = [UInt16](repeating: 0, count: other.metadata.count + 1)
+        for number in order {
+            let word = other.metadata[number - 1]
+            if let known = numbers[word] {
+                renumbered[number] = known
+            } else {
+                metadata.append(word)
+                renumbered[number] = UInt16(metadata.count)
+                numbers[word] = UInt16(metadata.count)
+            }
+        }
+        let first = rows.count
+        rows.append(contentsOf: other.rows[start...])
+        if renumbered.indices.contains(where: { Int(renumbered[$0]) != $0 }) {
+            renumbered.withUnsafeBufferPointer { renumbered in
+                rows.withUnsafeMutableBufferPointer { rows in
+                    for index in first..<rows.count { rows[index] = renumbered[Int(rows[index] & ~flag)] | (rows[index] & flag) }
+                }
+            }
+        }
+        return true
+    }
+
     mutating func removeLast(_ count: Int) { rows.removeLast(count) }
 
     mutating func removeRows(at indices: [Int]) {
