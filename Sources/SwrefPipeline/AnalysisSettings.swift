@@ -1,8 +1,9 @@
 /// How an analysis runs beyond what the target is: made by the CLI from its flags and the
 /// environment, so that nothing below the CLI reads the environment.
 public struct AnalysisSettings: Sendable {
-    /// Threads that scan references: nil lets the scanner choose (two for a large heap whose reads
-    /// are local); 1 or 2 forces it (`SWREF_THREADS`, the tests compare both on small heaps).
+    /// Threads that walk glibc's main heap and scan references: nil lets each choose (two for a
+    /// large heap whose reads are local); 1 or 2 forces it (`SWREF_THREADS`, the tests compare both
+    /// on small heaps).
     public var scanThreads: Int?
     /// Bytes the dominator tree may take: nil is half the memory available, at least 1 GiB
     /// (`SWREF_DOMINATOR_BUDGET`).

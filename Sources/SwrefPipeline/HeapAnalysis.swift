@@ -84,7 +84,8 @@ public final class HeapAnalysis {
         let imagesDone = monotonicNanoseconds()
         let recognizer = SwiftObjectRecognizer(source: source, images: images, reflection: reflection)
         CrashContext.set("walking the malloc heap")
-        var walked = AllocatorChoice.walk(source: source, images: images, recognizer: reflection == nil ? nil : recognizer)
+        var walked = AllocatorChoice.walk(source: source, images: images, recognizer: reflection == nil ? nil : recognizer,
+                                          threads: settings.scanThreads)
         notes += walked.notes
         let heapDone = monotonicNanoseconds()
         CrashContext.set("recognising Swift objects in \(walked.allocator)'s blocks")

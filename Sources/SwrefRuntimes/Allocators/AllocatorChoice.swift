@@ -12,9 +12,11 @@ import SwrefSupport
 public enum AllocatorChoice {
     public static let replacements: [any HeapWalker.Type] = [JemallocHeap.self, TcmallocHeap.self, MimallocHeap.self]
 
-    /// - Parameter recognizer: finds Swift objects by their headers when no walk reads the heap;
-    ///   nil when the target has no Swift runtime.
-    public static func walk(source: MemorySource, images: ImageList, recognizer: SwiftObjectRecognizer?) -> HeapBlocks {
+    /// - Parameters:
+    ///   - recognizer: finds Swift objects by their headers when no walk reads the heap; nil when
+    ///     the target has no Swift runtime.
+    ///   - threads: 1 or 2 threads for glibc's main heap instead of its walk's choice.
+    public static func walk(source: MemorySource, images: ImageList, recognizer: SwiftObjectRecognizer?, threads: Int? = nil) -> HeapBlocks {
         // A replacement that recognised itself but could not read its heap says why; the header
         // scan below still runs.
         let replacement = replacements.lazy.compactMap { $0.recognise(source: source, images: images)?.walk() }.first
@@ -22,7 +24,7 @@ public enum AllocatorChoice {
         var blocks = replacement ?? MallocHeap.recognise(source: source, images: images).map { heap in
             var heap = heap
             heap.recognizer = recognizer
-            return heap.walk()
+            return heap.walk(threads: threads)
         }
             ?? HeapBlocks(allocator: "no known allocator", overhead: 0, coverage: .unread("no allocator swref knows is loaded"))
         if case .unread(let why) = blocks.coverage, let recognizer {

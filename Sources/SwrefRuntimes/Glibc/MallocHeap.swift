@@ -27,8 +27,12 @@ public struct MallocHeap: HeapWalker {
     /// Bytes of a chunk's size the program cannot use: its 8-byte size field.
     static let overhead: UInt64 = 8
 
-    public func walk() -> HeapBlocks {
-        var walker = Walker(source: source, recognizer: recognizer)
+    public func walk() -> HeapBlocks { walk(threads: nil) }
+
+    /// - Parameter forced: 1 or 2 threads for the main heap's walk instead of the walker's choice
+    ///   (the tests compare both); two only where reads are local.
+    public func walk(threads forced: Int?) -> HeapBlocks {
+        var walker = Walker(source: source, recognizer: recognizer, threads: forced)
         walker.run()
         // Each heap is walked in address order; with one arena (or arenas met in address order) the
         // whole list is sorted already and is kept as it is, without a second copy of the list.
@@ -62,7 +66,7 @@ public struct MallocHeap: HeapWalker {
         blocks.sizes = walker.chunkSizes
         blocks.screened = walker.screening ? walker.headers : nil
         blocks.counters = ["arenas": walker.arenaCount, "mmapped": walker.mmappedCount,
-                           "cached free": walker.freeCached.count]
+                           "cached free": walker.freeCached.count, "main heap parts": walker.mainHeapParts]
         blocks.notes = walker.notes
         blocks.ownedRanges = walker.ownedRanges
         if walker.arenaCount == 0 {
@@ -109,9 +113,14 @@ private struct Walker {
     /// The arenas' heaps as address ranges: a thread arena's heap may span several mappings.
     var ownedRanges: [Range<UInt64>] = []
     var tcacheCandidates: [UInt64] = []
+    /// Threads for the main heap's walk as a test forces them (`twoThreads`).
+    let threads: Int?
+    /// 2 when the main heap's walk took a second thread's part, else 1.
+    var mainHeapParts = 1
 
-    init(source: MemorySource, recognizer: SwiftObjectRecognizer?) {
+    init(source: MemorySource, recognizer: SwiftObjectRecognizer?, threads: Int? = nil) {
         self.source = source
+        self.threads = threads
         screening = recognizer != nil
         screen = recognizer?.headerScreen ?? HeaderScreen(source: source, slabMetadata: 0, queueVtables: (0, 0))
         window = MemoryWindow(source: source)
@@ -124,6 +133,18 @@ private struct Walker {
         chunks.reserveCapacity(estimate)
         chunkSizes.reserveCapacity(estimate)
         if screening { headers.reserveCapacity(estimate) }
+    }
+
+    /// A walker for the second part of `walker`'s walk of a heap, with room for `rows` chunks.
+    init(helping walker: Walker, rows: Int) {
+        source = walker.source
+        threads = 1
+        screening = walker.screening
+        screen = walker.screen
+        window = MemoryWindow(source: source)
+        chunks.reserveCapacity(rows)
+        chunkSizes.reserveCapacity(rows)
+        if screening { headers.reserveCapacity(rows) }
     }
 
     /// Runs of contiguous regions, as address ranges.
@@ -156,12 +177,13 @@ private struct Walker {
         for heap in candidates {
             // A failed trial is undone by truncation (a copy of the walker would copy the arrays).
             let counts = (chunks.count, tcacheCandidates.count, notes.count)
-            guard let top = walkChunks(from: heap.start, to: heap.end), let arena = findMainArena(top: top) else {
+            guard let top = walkMainHeap(from: heap.start, to: heap.end), let arena = findMainArena(top: top) else {
                 chunks.removeLast(chunks.count - counts.0)
                 lastChunk = chunks.last ?? 0
                 chunkSizes.removeLast(chunkSizes.count - counts.0)
                 if screening { headers.removeLast(headers.count - counts.0) }
                 ascending = true
+                mainHeapParts = 1
                 runStarts.removeAll { $0 >= counts.0 }
                 tcacheCandidates.removeLast(tcacheCandidates.count - counts.1)
                 notes.removeLast(notes.count - counts.2)
@@ -204,33 +226,210 @@ private struct Walker {
     /// Walks chunks from `start`; returns the last chunk (the top chunk) when the walk reached `end`.
     mutating func walkChunks(from start: UInt64, to end: UInt64, stopAt top: UInt64? = nil) -> UInt64? {
         beginRun()
-        var chunk = start
         var steps = 0
+        guard case .finished(let last) = walkChain(from: start, to: end, top: top, steps: &steps) else { return nil }
+        return last
+    }
+
+    /// How a walk along a heap's chunks ended.
+    enum ChainEnd {
+        /// At the heap's end: its last chunk (the top chunk), or nil when the walk failed there.
+        case finished(UInt64?)
+        /// At the first chunk at or past where it was to stop, not walked.
+        case stopped(UInt64)
+    }
+
+    /// The walk of `walkChunks` from `start`, up to the first chunk at or past `stop`. `steps`
+    /// counts the chunks passed over the parts of one heap's walk.
+    mutating func walkChain(from start: UInt64, to end: UInt64, top: UInt64?, before stop: UInt64 = .max,
+                            steps: inout Int) -> ChainEnd {
+        var chunk = start
         // Sizes come from target memory and may be anything: compared with what is left, never added.
         while end >= MallocLayout.chunkHeader && chunk <= end - MallocLayout.chunkHeader {
-            guard let sizeField = window.word(chunk + 8) else { return nil }
+            if chunk >= stop { return .stopped(chunk) }
+            guard let sizeField = window.word(chunk + 8) else { return .finished(nil) }
             let size = sizeField & MallocLayout.sizeMask
-            if chunk == top { return chunk }
+            if chunk == top { return .finished(chunk) }
             if size < MallocLayout.minChunkSize || size > end - chunk || size & 0xf != 0 {
                 // The top chunk's size reaches exactly to the arena's end; anything else is a fencepost or damage.
-                if size == end - chunk && size >= 16 { return chunk }
-                if size >= MallocLayout.minChunkSize || size == 0x10 { return nil }
+                if size == end - chunk && size >= 16 { return .finished(chunk) }
+                if size >= MallocLayout.minChunkSize || size == 0x10 { return .finished(nil) }
                 notes.append("malloc chunk at 0x\(String(chunk, radix: 16)) has a bad size; stopped walking that heap")
-                return nil
+                return .finished(nil)
             }
             let next = chunk + size
-            if end - next < MallocLayout.chunkHeader { return chunk }
+            if end - next < MallocLayout.chunkHeader { return .finished(chunk) }
             prefetch(after: next)
-            guard let nextSize = window.word(next + 8) else { return nil }
+            guard let nextSize = window.word(next + 8) else { return .finished(nil) }
             if nextSize & MallocLayout.prevInUse != 0 {
                 add(chunk, size: size)
                 if size == MallocLayout.tcacheChunkSize { tcacheCandidates.append(chunk) }
             }
             chunk = next
             steps += 1
-            if steps > 1 << 31 { return nil }
+            if steps > 1 << 31 { return .finished(nil) }
+        }
+        return .finished(nil)
+    }
+
+    /// `walkChunks` of a main heap candidate, on two threads when `twoThreads` says so: the
+    /// second walks from a chunk near the middle (`splitPoint`, a guess) to the end into a walker
+    /// of its own, while this one walks up to it. Landing on it, this walk takes the second's rows
+    /// after its own: the rows one thread would have made. Passing over it, the guess was no chunk
+    /// (a run of sizes in some block's data, or in a free chunk's stale headers), but such a chain
+    /// often runs into the true one where the block ends: this walk goes on to the second's next
+    /// chunks, and from one both walked, takes the second's rows from there. Failing that, it goes
+    /// on alone and the second's rows are dropped.
+    mutating func walkMainHeap(from start: UInt64, to end: UInt64) -> UInt64? {
+        guard twoThreads(start, end), let split = splitPoint(start, end) else { return walkChunks(from: start, to: end) }
+        beginRun()
+        // Room for every chunk there can be past the split: address space, touched only as used.
+        let part = Part(Walker(helping: self, rows: Int(min((end - split) / MallocLayout.minChunkSize, 32 << 20))))
+        var steps = 0
+        var ending = ChainEnd.finished(nil)
+        Parallel.run({
+            ending = walkChain(from: start, to: end, top: nil, before: split, steps: &steps)
+        }, {
+            var steps = 0
+            if case .finished(let top) = part.walker.walkChain(from: split, to: end, top: nil, steps: &steps) { part.top = top }
+            part.steps = steps
+        })
+        var chunk: UInt64
+        switch ending {
+        case .finished(let top): return top
+        case .stopped(let at): chunk = at
+        }
+        if chunk == split && join(part, from: 0, steps: steps) { return part.top }
+        // The second's rows are its chunks in use: the next of them is where the chains may meet.
+        // They meet within a few chunks of the block the false one ran in, or never.
+        var row = part.walker.chunks.lowerBound(chunk &+ MallocLayout.chunkHeader), tries = 0
+        search: while row < part.walker.chunks.count && tries < 64 {
+            tries += 1
+            let meeting = part.walker.chunks[row] &- MallocLayout.chunkHeader
+            switch walkChain(from: chunk, to: end, top: nil, before: meeting, steps: &steps) {
+            case .finished(let top):
+                return top
+            case .stopped(let next):
+                chunk = next
+                if next == meeting {
+                    if join(part, from: row, steps: steps) { return part.top }
+                    break search
+                }
+                row = part.walker.chunks.lowerBound(next &+ MallocLayout.chunkHeader)
+            }
+        }
+        guard case .finished(let top) = walkChain(from: chunk, to: end, top: nil, steps: &steps) else { return nil }
+        return top
+    }
+
+    /// The second thread's walker, and where its walk ended.
+    final class Part {
+        var walker: Walker
+        var top: UInt64? = nil
+        var steps = 0
+        init(_ walker: Walker) { self.walker = walker }
+    }
+
+    /// Whether the main heap's walk of [start, end) takes two threads: where reads are local (a
+    /// snapshot's copy; a live process's or a core's would contend), on a second core, and on a
+    /// heap of 64 MiB or more (below, the walk takes a few milliseconds); or as a test forces it.
+    func twoThreads(_ start: UInt64, _ end: UInt64) -> Bool {
+        guard source.readsAreLocal, end > start else { return false }
+        if let threads { return threads == 2 }
+        return end - start >= 64 << 20 && Parallel.hasSecondCore
+    }
+
+    /// Where the second thread starts, or nil to walk on one thread: past the middle of the
+    /// chunks (of the heap below main_arena's top, when libc's data names one in it), the first
+    /// 16-byte boundary within 64 KiB from which 64 chunk sizes in a row are sane, or sizes reach
+    /// the end exactly. Only in a heap whose first chunks hold so too: the other candidates fail
+    /// at once on one thread, and would keep a second one walking whatever chain it found.
+    mutating func splitPoint(_ start: UInt64, _ end: UInt64) -> UInt64? {
+        guard chainHolds(from: start, to: end) else { return nil }
+        let top = findArenaRing { $0 > start && $0 < end }?.top ?? end
+        var probe = (start + (top - start) / 2) & ~15
+        let limit = end - probe > 64 << 10 ? probe + (64 << 10) : end
+        while probe > start && probe < limit {
+            if chainHolds(from: probe, to: end) { return probe }
+            probe &+= 16
         }
         return nil
+    }
+
+    /// Whether 64 chunks in a row from `start` look like main_arena's, or their sizes end exactly
+    /// at `end`: sane sizes (as `walkChunks(resyncing:)` takes them), neither IS_MMAPPED nor
+    /// NON_MAIN_ARENA, and a chunk after a free one (PREV_INUSE clear) repeats its size just before
+    /// its own, the free one's predecessor not free (glibc merges free neighbours). A run of small
+    /// numbers in some block's data, all alike, seldom passes the last two.
+    mutating func chainHolds(from start: UInt64, to end: UInt64) -> Bool {
+        var at = start, previous: UInt64 = 0
+        for link in 0..<64 {
+            guard end >= MallocLayout.chunkHeader, at <= end - MallocLayout.chunkHeader, let field = window.word(at &+ 8) else { return false }
+            let size = field & MallocLayout.sizeMask
+            guard size >= MallocLayout.minChunkSize, size & 0xf == 0, size <= end - at,
+                  field & (MallocLayout.isMmapped | MallocLayout.nonMainArena) == 0 else { return false }
+            if link > 0 && field & MallocLayout.prevInUse == 0 {
+                guard previous & MallocLayout.prevInUse != 0, window.word(at) == previous & MallocLayout.sizeMask else { return false }
+            }
+            previous = field
+            at += size
+            if at == end { return true }
+        }
+        return true
+    }
+
+    /// Takes `part`'s rows from `row` on after this walk's own, which stopped at that row's chunk
+    /// (or, from row 0, where the part began), and what comes with them: the rows one thread
+    /// would have made. False, and nothing taken, when that cannot be told: one thread would have
+    /// stopped on its 2^31st chunk, or the part stopped screening in rows it does not give.
+    mutating func join(_ part: Part, from row: Int, steps: Int) -> Bool {
+        // The part's steps before `row` were not this walk's: one thread would have made fewer.
+        guard steps + part.steps <= 1 << 31, !(screening && !part.walker.screening && row > 0) else { return false }
+        let from = row == 0 ? 0 : part.walker.chunks[row] &- MallocLayout.chunkHeader
+        if row < part.walker.chunks.count {
+            if !chunks.isEmpty && part.walker.chunks[row] <= lastChunk { ascending = false }
+            lastChunk = part.walker.lastChunk
+        }
+        ascending = ascending && part.walker.ascending
+        // The addresses are appended on this thread while the sizes and headers are on another:
+        // each is a copy into fresh pages, whose first touch costs more than the copy. Each of the
+        // part's columns goes as soon as it is copied: the peak holds them once, not longer.
+        let columns = Columns(), tail = Columns()
+        swap(&columns.sizes, &chunkSizes)
+        swap(&columns.headers, &headers)
+        swap(&tail.sizes, &part.walker.chunkSizes)
+        swap(&tail.headers, &part.walker.headers)
+        columns.screened = screening && part.walker.screening
+        var addresses = BlockAddresses()
+        swap(&addresses, &part.walker.chunks)
+        Parallel.run({
+            chunks.append(contentsOf: addresses, from: row)
+            addresses = BlockAddresses()
+        }, {
+            columns.sizes.append(contentsOf: tail.sizes, from: row)
+            tail.sizes = BlockSizes()
+            // Screening stops once too many distinct first words were met, in either part or in both.
+            columns.screened = columns.screened && columns.headers.append(contentsOf: tail.headers, from: row)
+            tail.headers = ScreenedHeaders()
+        })
+        swap(&columns.sizes, &chunkSizes)
+        if columns.screened {
+            swap(&columns.headers, &headers)
+        } else {
+            screening = false
+        }
+        tcacheCandidates += part.walker.tcacheCandidates.filter { $0 >= from }
+        notes += part.walker.notes
+        mainHeapParts = 2
+        return true
+    }
+
+    /// Columns handed to another thread: swapped out of a walker, not copied (a column left shared
+    /// would be copied whole by its next append, and not given back when dropped).
+    final class Columns {
+        var sizes = BlockSizes()
+        var headers = ScreenedHeaders()
+        var screened = false
     }
 
     /// Walks the main heap up to its top chunk, skipping what cannot be a chunk: after a bad size
