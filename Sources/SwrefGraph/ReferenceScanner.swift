@@ -38,7 +38,8 @@ public final class ReferenceScanner {
     /// layouts' caches. Shared with the workers; uncontended on a single thread.
     private let shared: SharedLock
 
-    public init(source: MemorySource, objects: ObjectTable, layouts: ObjectLayouts, symbolizer: Symbolizer) {
+    /// - Parameter index: the blocks' address index when built already (from the same blocks).
+    public init(source: MemorySource, objects: ObjectTable, layouts: ObjectLayouts, symbolizer: Symbolizer, index: AddressIndex? = nil) {
         shared = SharedLock()
         self.source = source
         self.objects = objects
@@ -48,7 +49,8 @@ public final class ReferenceScanner {
         compiled = Array(repeating: nil, count: objects.types.count)
         store = FrozenStore()
         window = MemoryWindow(source: source)
-        index = AddressIndex(addresses: objects.addresses, sizes: objects.sizes, overhead: objects.overhead, memoryMap: source.memoryMap)
+        self.index = index ?? AddressIndex(addresses: objects.addresses, sizes: objects.sizes, overhead: objects.overhead,
+                                           memoryMap: source.memoryMap)
         subObjectsLabel = names.code(frame: ReferenceScanner.subObjects)
         sideTableLabel = names.code(frame: "$side_table")
         byteBufferBytes = findByteBufferBytes()
