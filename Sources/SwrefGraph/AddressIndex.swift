@@ -69,19 +69,21 @@ public struct AddressIndex {
                 continue
             }
             let granules = Int((end - start) >> shift) + 1
-            var bits = [UInt64](repeating: 0, count: (granules + 63) / 64 + 1)
+            // The bits go straight into the interleaved words (a bitmap of their own first was a
+            // second fill of fresh pages as large, on a dense heap of gigabytes: tens of ms).
+            let wordCount = (granules + 63) / 64 + 1
+            let words = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: wordCount * 2)
+            words.initialize(repeating: 0)
+            storage.buffers.append(words)
             while index <= last {
                 let granule = Int((addresses[index] - start) >> shift)
-                bits[granule >> 6] |= 1 << UInt64(granule & 63)
+                words[2 * (granule >> 6)] |= 1 << UInt64(granule & 63)
                 index += 1
             }
-            let words = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: bits.count * 2)
-            storage.buffers.append(words)
             var running: UInt64 = 0
-            for word in bits.indices {
-                words[2 * word] = bits[word]
+            for word in 0..<wordCount {
                 words[2 * word + 1] = running
-                running += UInt64(bits[word].nonzeroBitCount)
+                running += UInt64(words[2 * word].nonzeroBitCount)
             }
             areas.append(Area(start: start, end: end, firstBlock: first, words: words, starts: .init(start: nil, count: 0), bucketShift: 0))
         }
