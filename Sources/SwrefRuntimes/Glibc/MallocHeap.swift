@@ -250,7 +250,7 @@ private struct Walker {
             guard let sizeField = window.word(chunk + 8) else { return .finished(nil) }
             let size = sizeField & MallocLayout.sizeMask
             if chunk == top { return .finished(chunk) }
-            if size < MallocLayout.minChunkSize || size > end - chunk || size & 0xf != 0 {
+            if !MallocLayout.isSane(size: size, room: end - chunk) {
                 // The top chunk's size reaches exactly to the arena's end; anything else is a fencepost or damage.
                 if size == end - chunk && size >= 16 { return .finished(chunk) }
                 if size >= MallocLayout.minChunkSize || size == 0x10 { return .finished(nil) }
@@ -357,7 +357,7 @@ private struct Walker {
     }
 
     /// Whether 64 chunks in a row from `start` look like main_arena's, or their sizes end exactly
-    /// at `end`: sane sizes (as `walkChunks(resyncing:)` takes them), neither IS_MMAPPED nor
+    /// at `end`: sane sizes (`MallocLayout.isSane`), neither IS_MMAPPED nor
     /// NON_MAIN_ARENA, and a chunk after a free one (PREV_INUSE clear) repeats its size just before
     /// its own, the free one's predecessor not free (glibc merges free neighbours). A run of small
     /// numbers in some block's data, all alike, seldom passes the last two.
@@ -366,7 +366,7 @@ private struct Walker {
         for link in 0..<64 {
             guard end >= MallocLayout.chunkHeader, at <= end - MallocLayout.chunkHeader, let field = window.word(at &+ 8) else { return false }
             let size = field & MallocLayout.sizeMask
-            guard size >= MallocLayout.minChunkSize, size & 0xf == 0, size <= end - at,
+            guard MallocLayout.isSane(size: size, room: end - at),
                   field & (MallocLayout.isMmapped | MallocLayout.nonMainArena) == 0 else { return false }
             if link > 0 && field & MallocLayout.prevInUse == 0 {
                 guard previous & MallocLayout.prevInUse != 0, window.word(at) == previous & MallocLayout.sizeMask else { return false }
@@ -441,7 +441,7 @@ private struct Walker {
         func sane(_ at: UInt64) -> UInt64? {
             guard at <= end &- MallocLayout.chunkHeader, let field = window.word(at &+ 8) else { return nil }
             let size = field & MallocLayout.sizeMask
-            guard size >= MallocLayout.minChunkSize, size & 0xf == 0, size <= end &- at else { return nil }
+            guard MallocLayout.isSane(size: size, room: end &- at) else { return nil }
             return size
         }
         while chunk < top && steps < 1 << 31 {

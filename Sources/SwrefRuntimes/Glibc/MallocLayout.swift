@@ -12,6 +12,14 @@ public enum MallocLayout {
     /// The user pointer of a chunk is this far past the chunk header.
     @inlinable public static var chunkHeader: UInt64 { 16 }
 
+    /// Whether `size` (flags masked off) can be a chunk's with `room` bytes left to the heap's end:
+    /// at least the smallest chunk, on the 16-byte grain, not past the end. Compared with what is
+    /// left, never added: sizes come from target memory.
+    @inlinable @inline(__always)
+    public static func isSane(size: UInt64, room: UInt64) -> Bool {
+        size >= minChunkSize && size & 0xf == 0 && size <= room
+    }
+
     // struct malloc_state
     @inlinable public static var arenaFastbins: UInt64 { 0x10 }
     @inlinable public static var fastbinCount: Int { 10 }
