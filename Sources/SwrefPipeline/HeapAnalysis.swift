@@ -94,14 +94,18 @@ public final class HeapAnalysis {
         // The reference scan's address index needs the blocks only, not their types: built on the
         // second core while the first classifies them (the index phase took ~2 % of an analysis).
         var index: AddressIndex? = nil
-        let blocks = walked, map = source.memoryMap
         var classified: ObjectTable? = nil
-        if blocks.count >= 200_000 && Parallel.hasSecondCore {
-            Parallel.run({ classified = ObjectTable(heap: blocks, recognizer: recognizer, progress: progress) }, {
-                index = AddressIndex(addresses: blocks.addresses, sizes: blocks.sizes, overhead: blocks.overhead, memoryMap: map)
-            })
-        } else {
-            classified = ObjectTable(heap: blocks, recognizer: recognizer, progress: progress)
+        do {
+            // A copy for the other thread, gone at the end of this block: the screening it shares
+            // with `walked` is given back below.
+            let blocks = walked, map = source.memoryMap
+            if blocks.count >= 200_000 && Parallel.hasSecondCore {
+                Parallel.run({ classified = ObjectTable(heap: blocks, recognizer: recognizer, progress: progress) }, {
+                    index = AddressIndex(addresses: blocks.addresses, sizes: blocks.sizes, overhead: blocks.overhead, memoryMap: map)
+                })
+            } else {
+                classified = ObjectTable(heap: blocks, recognizer: recognizer, progress: progress)
+            }
         }
         objects = classified!
         addressIndex = index
