@@ -1,3 +1,4 @@
+import CSwrefSystem
 import SwrefImages
 import SwrefMemory
 import SwrefRuntimes
@@ -93,14 +94,39 @@ public enum Dominators {
         ///   between numbered nodes, in any order.
         @inline(__always)
         public init(count: Int, edges: ((Int32, Int32) -> Void) -> Void) {
-            let earliest = UnsafeMutableBufferPointer<Int32>.allocatePooled(capacity: max(count, 1))
-            for i in 0..<count { earliest[i] = Int32(i) }
-            let start = UnsafeMutableBufferPointer<UInt32>.allocatePooled(capacity: count + 1)
-            start.initialize(repeating: 0)
+            let collecting = Collecting(count: count)
+            var collector = collecting.collector()
+            edges { from, to in collector.add(from, to) }
+            self.init(collecting, [collector])
+        }
+
+        /// The arrays being filled, before any collector starts.
+        public struct Collecting {
+            let earliest: UnsafeMutableBufferPointer<Int32>
+            let start: UnsafeMutableBufferPointer<UInt32>
+
+            public init(count: Int) {
+                earliest = .allocatePooled(capacity: max(count, 1))
+                for i in 0..<count { earliest[i] = Int32(i) }
+                start = .allocatePooled(capacity: count + 1)
+                start.initialize(repeating: 0)
+            }
+
+            public func collector() -> Collector { Collector(earliest: earliest, start: start) }
+        }
+
+        /// Takes edges in. Several can collect at once, on several threads, as long as no node is
+        /// the `to` of edges given to two of them: a node's entries are written by its collector.
+        public struct Collector {
+            let earliest: UnsafeMutableBufferPointer<Int32>
+            let start: UnsafeMutableBufferPointer<UInt32>
             // The listed ones are noted as they come rather than found by a second pass over every
             // edge: on a heap they are few, and each edge costs a cache miss or two to classify.
             var later: [(from: Int32, to: Int32)] = []
-            edges { from, to in
+
+            /// The edge (from, to), preorder numbers.
+            @inline(__always)
+            public mutating func add(_ from: Int32, _ to: Int32) {
                 if from < to {
                     if from < earliest[Int(to)] { earliest[Int(to)] = from }
                 } else if from > to {
@@ -108,18 +134,30 @@ public enum Dominators {
                     later.append((from, to))
                 }
             }
+
+            /// Asks for the line that an edge toward `to` will write, some edges ahead.
+            @inline(__always)
+            public func prefetch(_ to: Int32) { swref_prefetch(earliest.baseAddress! + Int(to)) }
+        }
+
+        /// The predecessors the collectors took, once they are all done.
+        public init(_ collecting: Collecting, _ collectors: [Collector]) {
+            let start = collecting.start, count = collecting.start.count - 1
             for i in 0..<count { start[i + 1] += start[i] }
-            let list = UnsafeMutableBufferPointer<Int32>.allocatePooled(capacity: max(later.count, 1))
-            if !later.isEmpty {
+            let listed = collectors.reduce(0) { $0 + $1.later.count }
+            let list = UnsafeMutableBufferPointer<Int32>.allocatePooled(capacity: max(listed, 1))
+            if listed > 0 {
                 let fill = UnsafeMutableBufferPointer<UInt32>.allocatePooled(capacity: count + 1)
                 defer { fill.deallocatePooled() }
                 _ = fill.initialize(from: start)
-                for (from, to) in later {
-                    list[Int(fill[Int(to)])] = from
-                    fill[Int(to)] += 1
+                for collector in collectors {
+                    for (from, to) in collector.later {
+                        list[Int(fill[Int(to)])] = from
+                        fill[Int(to)] += 1
+                    }
                 }
             }
-            self.earliest = earliest
+            earliest = collecting.earliest
             self.start = start
             self.list = list
         }

@@ -20,7 +20,9 @@ public final class HeapDominatorTree {
     /// The roots it was made with, `<leaked>` included.
     public let rootCount: Int
 
-    public init(objectCount n: Int, graph: ObjectGraph, roots: [Root], tiers: RootTiers, leaks: LeakReport) {
+    /// - Parameter split: whether two threads share the pass over the references; nil: for a heap
+    ///   of 200 000 objects or more, on two cores.
+    public init(objectCount n: Int, graph: ObjectGraph, roots: [Root], tiers: RootTiers, leaks: LeakReport, split: Bool? = nil) {
         // A numbering serves one tree: the tree walks the leaked objects into it.
         let numbering = tiers.numbering.flatMap { $0.used ? nil : $0 } ?? RootTiers(objectCount: n, graph: graph,
                                                      roots: roots.last?.kind == .leaked ? Array(roots.dropLast()) : roots,
@@ -47,47 +49,73 @@ public final class HeapDominatorTree {
         leafDominator.initialize(repeating: -1)
         self.leafDominator = leafDominator
         // A leaf's holders beyond the first, to meet once the dominators are known.
-        var moreHolders: [(leaf: Int32, holder: Int32)] = []
+        let moreHolders = LeafHolders()
+        // Two threads each read every reference and take those toward their half of the objects,
+        // so that a node's entries are written by one thread; a small heap is not worth a thread.
+        let half = split ?? (n >= 200_000 && Parallel.hasSecondCore) ? n / 2 : n
         dominator = tiers.tier.withUnsafeBufferPointer { tier in
             graph.edgeStart.withUnsafeBufferPointer { edgeStart in
                 graph.targets.withUnsafeBufferPointer { targets in
-                    // Every reference that counts, as (from, to) preorder numbers; `to` is -1 - object
-                    // for a leaf. Objects in object order: their edges are read sequentially.
-                    @inline(__always) func forEachEdge(_ body: (Int32, Int32) -> Void) {
+                    let collecting = Dominators.Predecessors.Collecting(count: count)
+                    // Every reference that counts toward part `part`'s objects (root nodes are part
+                    // 0's), as preorder numbers; a leaf's first holder into `leafDominator`, the
+                    // others into `holders`. Objects in object order: their edges are read in turn.
+                    @inline(__always) func collect(toward part: Int, into collector: inout Dominators.Predecessors.Collector,
+                                                   holders: inout [(leaf: Int32, holder: Int32)]) {
+                        let low = UInt32(part == 0 ? 0 : half), span = UInt32(part == 0 ? half : n - half)
+                        @inline(__always) func isOurs(_ w: Int32) -> Bool { UInt32(bitPattern: w) &- low < span }
                         @inline(__always) func reach(_ from: Int32, _ w: Int32) {
                             let p = number[Int(w)]
-                            if p >= 0 { body(from, p) } else if p == DepthFirstNumbering.leaf { body(from, -1 - w) }
+                            if p >= 0 {
+                                collector.add(from, p)
+                            } else if p == DepthFirstNumbering.leaf {
+                                if leafDominator[Int(w)] < 0 { leafDominator[Int(w)] = from } else { holders.append((w, from)) }
+                            }
                         }
-                        for root in rootNumber.indices { body(0, rootNumber[root]) }
+                        if part == 0 { for root in rootNumber.indices { collector.add(0, rootNumber[root]) } }
                         for root in roots.indices {
                             let from = rootNumber[root]
                             if roots[root].kind == .leaked {
-                                for member in leaked { reach(from, member) }
+                                for member in leaked where isOurs(member) { reach(from, member) }
                             } else {
-                                for target in roots[root].targets where tier[Int(target)] >= rootRank[root] { reach(from, target) }
+                                for target in roots[root].targets where isOurs(target) && tier[Int(target)] >= rootRank[root] {
+                                    reach(from, target)
+                                }
                             }
                         }
+                        let far = 2 * Prefetch.distance, near = Prefetch.distance
                         for v in 0..<n {
                             let from = number[v]
                             guard from >= 0 else { continue }
                             let rank = tier[v]
                             for e in Int(edgeStart[v])..<Int(edgeStart[v + 1]) {
-                                if e + Prefetch.distance < targets.count {
-                                    let ahead = Int(targets[e + Prefetch.distance])
-                                    swref_prefetch(tier.baseAddress! + ahead)
-                                    swref_prefetch(number.baseAddress! + ahead)
+                                // Two steps ahead: a target's tier and number; then, its number
+                                // read, the line its edge will write.
+                                if e + far < targets.count {
+                                    let ahead = targets[e + far]
+                                    if isOurs(ahead) {
+                                        swref_prefetch(tier.baseAddress! + Int(ahead))
+                                        swref_prefetch(number.baseAddress! + Int(ahead))
+                                    }
+                                    let next = targets[e + near]
+                                    if isOurs(next) {
+                                        let p = number[Int(next)]
+                                        if p >= 0 { collector.prefetch(p) } else { swref_prefetch(leafDominator.baseAddress! + Int(next)) }
+                                    }
                                 }
-                                if tier[Int(targets[e])] >= rank { reach(from, targets[e]) }
+                                let w = targets[e]
+                                if isOurs(w) && tier[Int(w)] >= rank { reach(from, w) }
                             }
                         }
                     }
-                    let predecessors = Dominators.Predecessors(count: count) { body in
-                        forEachEdge { from, to in
-                            if to >= 0 { body(from, to); return }
-                            let leaf = Int(-1 - to)
-                            if leafDominator[leaf] < 0 { leafDominator[leaf] = from } else { moreHolders.append((Int32(leaf), from)) }
-                        }
+                    var first = collecting.collector(), second = collecting.collector()
+                    if half < n {
+                        Parallel.run({ collect(toward: 0, into: &first, holders: &moreHolders.first) },
+                                     { collect(toward: 1, into: &second, holders: &moreHolders.second) })
+                    } else {
+                        collect(toward: 0, into: &first, holders: &moreHolders.first)
                     }
+                    let predecessors = Dominators.Predecessors(collecting, [first, second])
                     defer { predecessors.deallocate() }
                     return Dominators.semiNCA(parent: UnsafeBufferPointer(rebasing: numbering.parent[0..<count]),
                                               predecessors: predecessors)
@@ -95,7 +123,7 @@ public final class HeapDominatorTree {
             }
         }
         // A leaf is on no path to anything else: its dominator is the nearest common one of its holders.
-        for (leaf, holder) in moreHolders {
+        for (leaf, holder) in moreHolders.first + moreHolders.second {
             leafDominator[Int(leaf)] = Dominators.nearestCommonDominator(leafDominator[Int(leaf)], holder, dominator)
         }
     }
@@ -175,4 +203,10 @@ public final class HeapDominatorTree {
         }
         return (nodeBytes, nodeCounts)
     }
+}
+
+/// A leaf's further holders, one list per part of the tree's pass over the references.
+private final class LeafHolders {
+    var first: [(leaf: Int32, holder: Int32)] = []
+    var second: [(leaf: Int32, holder: Int32)] = []
 }

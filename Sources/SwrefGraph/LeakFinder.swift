@@ -42,12 +42,17 @@ public enum LeakFinder {
     /// The leaks among the objects `tiers` did not reach. Called from another module, the closure
     /// form below is a call per object and per edge; made here, it is specialised into the loops.
     public static func find(objects: ObjectTable, graph: ObjectGraph, names: FrameNames, tiers: RootTiers) -> LeakReport {
-        find(objects: objects, graph: graph, names: names) { tiers.isReachable($0) }
+        find(leaked: tiers.unreachedObjects(), objects: objects, graph: graph, names: names) { tiers.isReachable($0) }
     }
 
     public static func find(objects: ObjectTable, graph: ObjectGraph, names: FrameNames,
                             reachable: (Int) -> Bool) -> LeakReport {
-        let leaked = (0..<objects.count).filter { !reachable($0) }
+        find(leaked: (0..<objects.count).filter { !reachable($0) }, objects: objects, graph: graph, names: names, reachable: reachable)
+    }
+
+    /// - Parameter leaked: the objects `reachable` says no, ascending.
+    private static func find(leaked: [Int], objects: ObjectTable, graph: ObjectGraph, names: FrameNames,
+                             reachable: (Int) -> Bool) -> LeakReport {
         guard !leaked.isEmpty else { return LeakReport() }
         let component = stronglyConnectedComponents(leaked, graph: graph, reachable: reachable)
 

@@ -39,10 +39,12 @@ public struct RetainedSizes {
     ///   - size: the bytes of object i.
     ///   - lowMemory: for an analysis whose memory must follow the objects (a copy read back
     ///     through a window): the two passes after the tree run one after the other.
+    ///   - split: whether the tree's pass over the references is shared by two threads (nil: by
+    ///     the heap's size).
     public init(objectCount: Int, size: (Int) -> UInt64, graph: ObjectGraph, roots: [Root], tiers: RootTiers, leaks: LeakReport,
-                lowMemory: Bool = false) {
+                lowMemory: Bool = false, split: Bool? = nil) {
         rootCount = roots.count
-        let tree = HeapDominatorTree(objectCount: objectCount, graph: graph, roots: roots, tiers: tiers, leaks: leaks)
+        let tree = HeapDominatorTree(objectCount: objectCount, graph: graph, roots: roots, tiers: tiers, leaks: leaks, split: split)
         // The sizes and the order are independent passes over the tree: one on each core, unless memory counts more.
         var sizes: (bytes: PooledArray<UInt64>, counts: PooledArray<UInt32>) = (PooledArray(), PooledArray())
         let ordered = TreeOrder()

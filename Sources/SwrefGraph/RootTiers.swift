@@ -1,4 +1,5 @@
 import CSwrefSystem
+import Glibc
 import SwrefImages
 import SwrefMemory
 import SwrefRuntimes
@@ -38,6 +39,22 @@ public struct RootTiers {
     }
 
     public func isReachable(_ object: Int) -> Bool { tier[object] != RootTiers.unreached }
+
+    /// The objects no walk reached, ascending. Found with `memchr`: on most heaps there are none,
+    /// and a loop asking `isReachable` of ten million objects took 16 ms to say so.
+    public func unreachedObjects() -> [Int] {
+        tier.withUnsafeBufferPointer { tier in
+            guard let base = tier.baseAddress else { return [] }
+            var found: [Int] = []
+            var next = 0
+            while next < tier.count, let hit = memchr(base + next, Int32(RootTiers.unreached), tier.count - next) {
+                let index = base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+                found.append(index)
+                next = index + 1
+            }
+            return found
+        }
+    }
 
     public static func rank(of kind: RootKind) -> UInt8 {
         UInt8(RootKind.allCases.firstIndex(of: kind) ?? RootKind.allCases.count)

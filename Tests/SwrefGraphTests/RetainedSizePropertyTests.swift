@@ -62,9 +62,10 @@ final class RetainedSizePropertyTests: XCTestCase {
             for v in 0..<n { XCTAssertEqual(tiers.isReachable(v), all.contains(v), "round \(round): reachability of \(v)") }
             let size = { (v: Int) in UInt64(v * 3 + 1) }
             // Every other round with the passes after the tree one after the other (an analysis
-            // read through a window): the same answers.
+            // read through a window), and every third with the tree's pass over the references
+            // shared by two threads (as on a large heap): the same answers.
             let sizes = RetainedSizes(objectCount: n, size: size, graph: heap, roots: roots, tiers: tiers, leaks: LeakReport(),
-                                      lowMemory: round % 4 >= 2)
+                                      lowMemory: round % 4 >= 2, split: round % 3 == 0)
             for v in 0..<n {
                 let retained: [Int]
                 if all.contains(v) {
@@ -85,6 +86,37 @@ final class RetainedSizePropertyTests: XCTestCase {
         }
     }
 
+    /// The tree's pass over the references shared by two threads (each taking the references
+    /// toward its half of the objects) gives the one thread's tree, on random heaps with root
+    /// kinds that rank references and with leaks under the `<leaked>` root.
+    func testTwoThreadsGiveTheOneThreadTree() {
+        var random = SplitMix(seed: 505)
+        for round in 0..<200 {
+            let n = 2 + Int(random.next() % 40)
+            var adjacency = [[Int32]](repeating: [], count: n)
+            for _ in 0..<Int(random.next() % UInt64(2 * n + 1)) {
+                adjacency[Int(random.next() % UInt64(n))].append(Int32(random.next() % UInt64(n)))
+            }
+            var roots: [Root] = []
+            for (index, kind) in [RootKind.global, .stack, .conservative].enumerated() where random.next() % 3 != 0 {
+                var root = Root(name: "root \(index)", kind: kind)
+                root.targets = (0..<Int(1 + random.next() % 3)).map { _ in Int32(random.next() % UInt64(n)) }
+                roots.append(root)
+            }
+            let heap = graph(adjacency)
+            let objects = table(n)
+            let tiers = RootTiers(objectCount: n, graph: heap, roots: roots, numbered: true)
+            let leaks = LeakFinder.find(objects: objects, graph: heap, names: FrameNames(objects: objects), tiers: tiers)
+            let withLeaked = leaks.groups.isEmpty ? roots : Attribution.withLeakedRoot(roots)
+            let size = { (v: Int) in UInt64(v * 5 + 2) }
+            let one = RetainedSizes(objectCount: n, size: size, graph: heap, roots: withLeaked, tiers: tiers, leaks: leaks, split: false)
+            let two = RetainedSizes(objectCount: n, size: size, graph: heap, roots: withLeaked, tiers: tiers, leaks: leaks, split: true)
+            XCTAssertEqual(Array(two.idom), Array(one.idom), "round \(round): \(adjacency), roots \(roots.map(\.targets))")
+            XCTAssertEqual(Array(two.retainedBytes), Array(one.retainedBytes), "round \(round)")
+            XCTAssertEqual(Array(two.retainedCount), Array(one.retainedCount), "round \(round)")
+        }
+    }
+
     /// Leak groups on random heaps: every unreached object is in exactly one group, and a group's
     /// retained objects are reached from its members.
     func testLeakGroupsPartitionTheUnreachedObjects() {
@@ -100,6 +132,7 @@ final class RetainedSizePropertyTests: XCTestCase {
             let heap = graph(adjacency)
             let tiers = RootTiers(objectCount: n, graph: heap, roots: [root])
             let unreached = Set((0..<n).filter { !tiers.isReachable($0) })
+            XCTAssertEqual(tiers.unreachedObjects(), unreached.sorted(), "round \(round): the unreached, as memchr finds them")
             let objects = table(n)
             let report = LeakFinder.find(objects: objects, graph: heap, names: FrameNames(objects: objects), reachable: tiers.isReachable)
             let listed = report.groups.flatMap { $0.members + $0.retained }.map(Int.init)
