@@ -24,6 +24,10 @@ public struct Attribution {
     public let names: FrameNames
     private var children: [UInt64: Int32] = [:]
     private var recentChildren = DirectMappedCache()
+    /// The last two answers of `child` (while the trie only grows, an answer stays right).
+    private var lastAnswers: (Answer, Answer) = (Attribution.noAnswer, Attribution.noAnswer)
+    private typealias Answer = (parent: Int32, key: UInt64, node: Int32)
+    private static let noAnswer: Answer = (Int32.min, 0, 0)
     /// Frames that stand for the rest of a chain of untyped blocks, and the link frame each repeats.
     private var chainLinks: [UInt32: UInt32] = [:]
     private var chainFrames: [UInt32: UInt32] = [:]
@@ -79,6 +83,18 @@ public struct Attribution {
     /// The trie node below `parent` for an edge label `code` toward `target`.
     @inline(__always)
     private mutating func child(_ parent: Int32, _ code: UInt32, _ target: Int32) -> Int32 {
+        // The answer depends on the parent, the code and (for a path) the target's type alone;
+        // siblings come in alternating runs (a record and its payload, each below its own node),
+        // so the last two answers are remembered before anything is hashed.
+        let key = names.resolutionKey(code, target: target)
+        if lastAnswers.0.parent == parent && lastAnswers.0.key == key { return lastAnswers.0.node }
+        if lastAnswers.1.parent == parent && lastAnswers.1.key == key { return lastAnswers.1.node }
+        let node = resolveChild(parent, code, target)
+        lastAnswers = ((parent, key, node), lastAnswers.0)
+        return node
+    }
+
+    private mutating func resolveChild(_ parent: Int32, _ code: UInt32, _ target: Int32) -> Int32 {
         var frame = names.frame(code, target: target)
         if frame == 0 { return parent }
         let parentNode = nodes[Int(parent)]
@@ -127,6 +143,7 @@ public struct Attribution {
         chainLinks = [:]
         chainFrames = [:]
         recentChildren = DirectMappedCache()
+        lastAnswers = (Attribution.noAnswer, Attribution.noAnswer)
         nodeOf.withUnsafeMutableBufferPointer { $0.update(repeating: -1) }
         var rootNodes = [Int32](repeating: -1, count: roots.count + 1)
         var typeLabels: [Int32: UInt32] = [:]
@@ -147,12 +164,11 @@ public struct Attribution {
         }
         // The label of the reference each object's immediate dominator holds to it, found in one
         // pass over all references (a per-child search of a holder's references would be
-        // quadratic for a dictionary of a million values). Only an object's dominator writes its
-        // label, so the holders split between two threads without a race.
+        // quadratic for a dictionary of a million values). Two threads each read every reference
+        // and take those toward their half of the objects: a split by holders would leave one
+        // thread a dictionary's millions of values. Objects a root dominates get the root's label:
+        // the references' pass never labels them (their dominator is no object).
         let dominatorLabel = DominatorLabels(objectCount: objects.count)
-        let half = objects.count / 2
-        Parallel.run({ dominatorLabel.find(holders: 0..<half, retained: retained, graph: graph) },
-                     { dominatorLabel.find(holders: half..<objects.count, retained: retained, graph: graph) })
         for (index, root) in roots.enumerated() where root.kind != .leaked && index < retained.rootCount {
             let rootNode = Int32(retained.node(ofRoot: index))
             for (target, label) in zip(root.targets, root.labels)
@@ -165,25 +181,30 @@ public struct Attribution {
         var nodeOf = self.nodeOf
         self.nodeOf = PooledArray()
         defer { self.nodeOf = nodeOf }
+        let half = objects.count / 2
+        Parallel.run({ dominatorLabel.find(targets: 0..<half, retained: retained, graph: graph) },
+                     { dominatorLabel.find(targets: half..<objects.count, retained: retained, graph: graph) })
         nodeOf.withUnsafeMutableBufferPointer { nodeOf in
             retained.idom.withUnsafeBufferPointer { idom in
-                for node in retained.topDown {
-                    guard let object = retained.object(ofNode: Int(node)) else { continue }
-                    let dominator = Int(idom[Int(node)])
-                    let parent: Int32
-                    var label: UInt32? = nil
-                    if dominator == 0 {
-                        parent = rootNode(rootCount)
-                    } else if let holder = retained.object(ofNode: dominator) {
-                        parent = nodeOf[holder]
-                        label = dominatorLabel[object] == .max ? nil : dominatorLabel[object]
-                    } else {
-                        let root = dominator - 1
-                        parent = rootNode(root)
-                        label = roots[root].kind == .leaked ? groupFrame[Int32(object)]
-                            : (dominatorLabel[object] == .max ? nil : dominatorLabel[object])
+                retained.topDown.withUnsafeBufferPointer { topDown in
+                    for node in topDown {
+                        guard let object = retained.object(ofNode: Int(node)) else { continue }
+                        let dominator = Int(idom[Int(node)])
+                        let parent: Int32
+                        var label: UInt32? = nil
+                        if dominator == 0 {
+                            parent = rootNode(rootCount)
+                        } else if let holder = retained.object(ofNode: dominator) {
+                            parent = nodeOf[holder]
+                            label = dominatorLabel[object] == .max ? nil : dominatorLabel[object]
+                        } else {
+                            let root = dominator - 1
+                            parent = rootNode(root)
+                            label = roots[root].kind == .leaked ? groupFrame[Int32(object)]
+                                : (dominatorLabel[object] == .max ? nil : dominatorLabel[object])
+                        }
+                        nodeOf[object] = child(parent, label ?? typeLabel(object), Int32(object))
                     }
-                    nodeOf[object] = child(parent, label ?? typeLabel(object), Int32(object))
                 }
             }
         }
@@ -236,26 +257,33 @@ private final class DominatorLabels {
 
     deinit { labels.deallocatePooled() }
 
-    /// The labels of the references that `holders` hold to the objects they dominate.
+    /// The labels of the references toward `targets` held by their immediate dominators; each
+    /// target's references in graph order, the first one found wins.
     /// Unchecked buffers: every index is an object or node number the graph was built with.
-    func find(holders: Range<Int>, retained: RetainedSizes, graph: ObjectGraph) {
+    func find(targets wanted: Range<Int>, retained: RetainedSizes, graph: ObjectGraph) {
         let labels = self.labels
+        let low = UInt32(truncatingIfNeeded: wanted.lowerBound), span = UInt32(truncatingIfNeeded: wanted.count)
+        @inline(__always) func isWanted(_ target: Int32) -> Bool { UInt32(bitPattern: target) &- low < span }
         retained.idom.withUnsafeBufferPointer { idom in
             graph.edgeStart.withUnsafeBufferPointer { edgeStart in
                 graph.targets.withUnsafeBufferPointer { targets in
                     graph.labels.withUnsafeBufferPointer { edgeLabels in
                         let offset = retained.node(ofObject: 0)
-                        for holder in holders {
+                        let holders = max(edgeStart.count - 1, 0)
+                        for holder in 0..<holders {
                             let holderNode = Int32(holder + offset)
                             for edge in Int(edgeStart[holder])..<Int(edgeStart[holder + 1]) {
                                 if edge + Prefetch.distance < targets.count {
-                                    let ahead = Int(targets[edge + Prefetch.distance])
-                                    swref_prefetch(idom.baseAddress! + ahead + offset)
-                                    swref_prefetch(labels.baseAddress! + ahead)
+                                    let ahead = targets[edge + Prefetch.distance]
+                                    if isWanted(ahead) {
+                                        swref_prefetch(idom.baseAddress! + Int(ahead) + offset)
+                                        swref_prefetch(labels.baseAddress! + Int(ahead))
+                                    }
                                 }
-                                let target = Int(targets[edge])
-                                if labels[target] == .max && idom[target + offset] == holderNode {
-                                    labels[target] = edgeLabels[edge]
+                                let target = targets[edge]
+                                guard isWanted(target) else { continue }
+                                if labels[Int(target)] == .max && idom[Int(target) + offset] == holderNode {
+                                    labels[Int(target)] = edgeLabels[edge]
                                 }
                             }
                         }

@@ -39,6 +39,13 @@ public final class FrameNames {
     /// A frame id (into this table) for a name.
     public func intern(_ frame: String) -> UInt32 { table.intern(frame) }
 
+    /// What `frame(code, target:)` depends on: the code, and for a path the target's type.
+    @inline(__always)
+    public func resolutionKey(_ code: UInt32, target: Int32) -> UInt64 {
+        code & FrameNames.frameFlag != 0 || code == 0 ? UInt64(code) << 32
+            : UInt64(code) << 32 | UInt64(UInt32(bitPattern: objects.typeIndices[Int(target)]))
+    }
+
     /// The frame an edge with `code` gives the object `target`; 0 when it adds no frame.
     public func frame(_ code: UInt32, target: Int32) -> UInt32 {
         if code == 0 { return 0 }
