@@ -25,16 +25,17 @@ public struct ScanPlan {
     ///   - pieces: for an object, how many parts its scan can be cut into (elements, bitmap
     ///     words…), or nil when it cannot.
     public init(objects: ObjectTable, threads: Int, pieces: (Int) -> Int?) {
-        let count = objects.count
+        let count = objects.count, sizes = objects.sizes
         // An object costs about as much as 64 bytes of scanned words.
-        func work(_ index: Int) -> Int { 1 + Int(truncatingIfNeeded: objects.sizes[index] >> 6) }
+        @inline(__always) func work(_ size: UInt64) -> Int { 1 + Int(truncatingIfNeeded: size >> 6) }
         var total = 0
-        for index in 0..<count { total &+= work(index) }
+        for size in sizes { total &+= work(size) }
         // Enough tasks that the last one taken leaves the other threads little to wait for.
         let share = max(total / max(threads * 16, 1), 1)
         var first = 0, sum = 0, bytes: UInt64 = 0
-        for index in 0..<count {
-            let cost = work(index)
+        var tasks: [Task] = []
+        for (index, size) in sizes.enumerated() {
+            let cost = work(size)
             if cost > share, let parts = pieces(index), parts > 1 {
                 if first < index { tasks.append(Task(objects: first..<index, bytes: bytes)) }
                 let count = min(max(cost / share, 2), parts)
@@ -47,7 +48,7 @@ public struct ScanPlan {
                 continue
             }
             sum &+= cost
-            bytes &+= objects.sizes[index]
+            bytes &+= size
             if sum >= share {
                 tasks.append(Task(objects: first..<index + 1, bytes: bytes))
                 first = index + 1
@@ -68,6 +69,7 @@ public struct ScanPlan {
                 : objects.addresses[last] &+ objects.sizes[last]
             tasks[index].ceiling = max(end & ~4095, tasks[index].floor)
         }
+        self.tasks = tasks
     }
 
     /// Units `index` of `count` pieces take of `units`.
