@@ -125,12 +125,18 @@ public final class ReferenceScanner {
         if let forced, forced == 1 || forced == 2, count >= 2, source.readsAreLocal { threads = forced }
         // Layouts are compiled from memory (generic metadata lives in the heap too): all of them
         // first, before any of it is given back.
-        if threads == 2 || snapshot != nil { compileAllLayouts() }
         if threads == 1 {
+            if snapshot != nil { compileAllLayouts() }
             let everything = ScanPlan.Task(objects: 0..<count, floor: 0, ceiling: .max)
             return run(everything, progress: progress, discarding: snapshot)
         }
-        let plan = ScanPlan(objects: objects, threads: threads) { self.pieces(of: $0) }
+        // The runs of objects are planned on the second core while the layouts compile; how a large
+        // object is cut depends on its layout.
+        let planned = PlanBox()
+        let objects = self.objects
+        Parallel.run({ self.compileAllLayouts() }, { planned.plan = ScanPlan(objects: objects, threads: threads) })
+        var plan = planned.plan!
+        plan.cut(objects: objects) { self.pieces(of: $0) }
         let queue = TaskQueue(count: plan.tasks.count, lock: shared)
         let worker = ReferenceScanner(workerOf: self)
         let second = PartsBox()
@@ -527,4 +533,9 @@ private final class TaskQueue {
             return next - 1
         }
     }
+}
+
+/// The scan's plan, while the second thread makes it.
+private final class PlanBox {
+    var plan: ScanPlan?
 }

@@ -20,11 +20,21 @@ public struct ScanPlan {
     }
 
     public private(set) var tasks: [Task] = []
+    /// The tasks of one object that costs more than a task's share, to cut into pieces.
+    private var large: [Int] = []
+    private var share = 1
 
     /// - Parameters:
     ///   - pieces: for an object, how many parts its scan can be cut into (elements, bitmap
     ///     words…), or nil when it cannot.
     public init(objects: ObjectTable, threads: Int, pieces: (Int) -> Int?) {
+        self.init(objects: objects, threads: threads)
+        cut(objects: objects, pieces: pieces)
+    }
+
+    /// The runs of objects, each object that costs more than a run's share a task of its own: what
+    /// can be planned before the layouts say how such an object is cut (`cut(objects:pieces:)`).
+    public init(objects: ObjectTable, threads: Int) {
         let count = objects.count, sizes = objects.sizes
         // An object costs about as much as 64 bytes of scanned words.
         @inline(__always) func work(_ size: UInt64) -> Int { 1 + Int(truncatingIfNeeded: size >> 6) }
@@ -33,15 +43,13 @@ public struct ScanPlan {
         // Enough tasks that the last one taken leaves the other threads little to wait for.
         let share = max(total / max(threads * 16, 1), 1)
         var first = 0, sum = 0, bytes: UInt64 = 0
-        var tasks: [Task] = []
+        var tasks: [Task] = [], large: [Int] = []
         for (index, size) in sizes.enumerated() {
             let cost = work(size)
-            if cost > share, let parts = pieces(index), parts > 1 {
+            if cost > share {
                 if first < index { tasks.append(Task(objects: first..<index, bytes: bytes)) }
-                let count = min(max(cost / share, 2), parts)
-                for piece in 0..<count {
-                    tasks.append(Task(objects: index..<index + 1, piece: (piece, count), bytes: objects.sizes[index] / UInt64(count) + 64))
-                }
+                large.append(tasks.count)
+                tasks.append(Task(objects: index..<index + 1, bytes: size))
                 first = index + 1
                 sum = 0
                 bytes = 0
@@ -57,19 +65,42 @@ public struct ScanPlan {
             }
         }
         if first < count { tasks.append(Task(objects: first..<count, bytes: bytes)) }
+        self.tasks = tasks
+        self.large = large
+        self.share = share
+    }
+
+    /// Cuts each large object that `pieces` can cut into pieces of about a share each, and sets
+    /// every task's page window. Once.
+    public mutating func cut(objects: ObjectTable, pieces: (Int) -> Int?) {
+        var cutTasks: [Task] = []
+        cutTasks.reserveCapacity(tasks.count)
+        var next = 0
+        for (position, task) in tasks.enumerated() {
+            guard next < large.count, large[next] == position else { cutTasks.append(task); continue }
+            next += 1
+            let index = task.objects.lowerBound
+            let cost = 1 + Int(truncatingIfNeeded: task.bytes >> 6)
+            guard let parts = pieces(index), parts > 1 else { cutTasks.append(task); continue }
+            let count = min(max(cost / share, 2), parts)
+            for piece in 0..<count {
+                cutTasks.append(Task(objects: index..<index + 1, piece: (piece, count), bytes: task.bytes / UInt64(count) + 64))
+            }
+        }
+        large = []
         // Page windows of whole-object tasks: from the first page past the start of the task's first
         // chunk to the page that holds the next task's first chunk. Pieces read one object
         // together: its pages wait for the end.
         func chunkStart(_ index: Int) -> UInt64 { objects.addresses[index] - MallocLayout.chunkHeader }
-        for index in tasks.indices where tasks[index].piece == nil {
-            let objectsOf = tasks[index].objects
-            tasks[index].floor = (chunkStart(objectsOf.lowerBound) + 4095) & ~4095
+        for index in cutTasks.indices where cutTasks[index].piece == nil {
+            let objectsOf = cutTasks[index].objects
+            cutTasks[index].floor = (chunkStart(objectsOf.lowerBound) + 4095) & ~4095
             let last = objectsOf.upperBound - 1
-            let end = index + 1 < tasks.count ? chunkStart(tasks[index + 1].objects.lowerBound)
+            let end = index + 1 < cutTasks.count ? chunkStart(cutTasks[index + 1].objects.lowerBound)
                 : objects.addresses[last] &+ objects.sizes[last]
-            tasks[index].ceiling = max(end & ~4095, tasks[index].floor)
+            cutTasks[index].ceiling = max(end & ~4095, cutTasks[index].floor)
         }
-        self.tasks = tasks
+        tasks = cutTasks
     }
 
     /// Units `index` of `count` pieces take of `units`.
