@@ -166,16 +166,9 @@ public struct Attribution {
         // pass over all references (a per-child search of a holder's references would be
         // quadratic for a dictionary of a million values). Two threads each read every reference
         // and take those toward their half of the objects: a split by holders would leave one
-        // thread a dictionary's millions of values. Objects a root dominates get the root's label:
-        // the references' pass never labels them (their dominator is no object).
+        // thread a dictionary's millions of values. Objects a root dominates get the root's label
+        // after: the references' pass never labels them (their dominator is no object).
         let dominatorLabel = DominatorLabels(objectCount: objects.count)
-        for (index, root) in roots.enumerated() where root.kind != .leaked && index < retained.rootCount {
-            let rootNode = Int32(retained.node(ofRoot: index))
-            for (target, label) in zip(root.targets, root.labels)
-            where dominatorLabel[Int(target)] == .max && retained.idom[retained.node(ofObject: Int(target))] == rootNode {
-                dominatorLabel[Int(target)] = label
-            }
-        }
         let rootCount = retained.rootCount
         // Out of `self` while `child` (which changes `self`) is called for each object.
         var nodeOf = self.nodeOf
@@ -184,6 +177,13 @@ public struct Attribution {
         let half = objects.count / 2
         Parallel.run({ dominatorLabel.find(targets: 0..<half, retained: retained, graph: graph) },
                      { dominatorLabel.find(targets: half..<objects.count, retained: retained, graph: graph) })
+        for (index, root) in roots.enumerated() where root.kind != .leaked && index < retained.rootCount {
+            let rootNode = Int32(retained.node(ofRoot: index))
+            for (target, label) in zip(root.targets, root.labels)
+            where dominatorLabel[Int(target)] == .max && retained.idom[retained.node(ofObject: Int(target))] == rootNode {
+                dominatorLabel[Int(target)] = label
+            }
+        }
         nodeOf.withUnsafeMutableBufferPointer { nodeOf in
             retained.idom.withUnsafeBufferPointer { idom in
                 retained.topDown.withUnsafeBufferPointer { topDown in
@@ -250,9 +250,10 @@ public struct Attribution {
 private final class DominatorLabels {
     private let labels: UnsafeMutableBufferPointer<UInt32>
 
+    /// Each object's label is set to none by the `find` that covers it.
     init(objectCount: Int) {
         labels = .allocatePooled(capacity: max(objectCount, 1))
-        labels.initialize(repeating: .max)
+        if objectCount == 0 { labels.initialize(repeating: .max) }
     }
 
     deinit { labels.deallocatePooled() }
@@ -262,6 +263,7 @@ private final class DominatorLabels {
     /// Unchecked buffers: every index is an object or node number the graph was built with.
     func find(targets wanted: Range<Int>, retained: RetainedSizes, graph: ObjectGraph) {
         let labels = self.labels
+        UnsafeMutableBufferPointer(rebasing: labels[wanted]).initialize(repeating: .max)
         let low = UInt32(truncatingIfNeeded: wanted.lowerBound), span = UInt32(truncatingIfNeeded: wanted.count)
         @inline(__always) func isWanted(_ target: Int32) -> Bool { UInt32(bitPattern: target) &- low < span }
         retained.idom.withUnsafeBufferPointer { idom in

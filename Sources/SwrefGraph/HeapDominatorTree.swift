@@ -46,7 +46,7 @@ public final class HeapDominatorTree {
         let count = numbering.count
         let number = numbering.number, rootNumber = numbering.rootNumber
         let leafDominator = UnsafeMutableBufferPointer<Int32>.allocatePooled(capacity: max(n, 1))
-        leafDominator.initialize(repeating: -1)
+        if n == 0 { leafDominator.initialize(repeating: -1) } // else each part sets its own objects'
         self.leafDominator = leafDominator
         // A leaf's holders beyond the first, to meet once the dominators are known.
         let moreHolders = LeafHolders()
@@ -63,6 +63,7 @@ public final class HeapDominatorTree {
                     @inline(__always) func collect(toward part: Int, into collector: inout Dominators.Predecessors.Collector,
                                                    holders: inout [(leaf: Int32, holder: Int32)]) {
                         let low = UInt32(part == 0 ? 0 : half), span = UInt32(part == 0 ? half : n - half)
+                        UnsafeMutableBufferPointer(rebasing: leafDominator[Int(low)..<Int(low + span)]).initialize(repeating: -1)
                         @inline(__always) func isOurs(_ w: Int32) -> Bool { UInt32(bitPattern: w) &- low < span }
                         @inline(__always) func reach(_ from: Int32, _ w: Int32) {
                             let p = number[Int(w)]
