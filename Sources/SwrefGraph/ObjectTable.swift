@@ -38,31 +38,42 @@ public struct ObjectTable {
             let unknown = Int32.min
             var knownType = [Int32](repeating: unknown, count: screened.metadata.count + 1)
             var knownSize = [UInt64](repeating: 0, count: screened.metadata.count + 1)
-            screened.rows.withUnsafeBufferPointer { rows in
-                for index in 0..<heap.count {
-                    let row = rows[index]
-                    if index & 0xffff == 0 { progress?.update("recognising objects", done: UInt64(index), total: total, unit: .items) }
-                    guard row != 0 else { continue }
-                    let number = Int(row & ~ScreenedHeaders.sideTableFlag)
-                    let usable = sizes[index] &- heap.overhead
-                    let type: Int32
-                    if knownType[number] != unknown {
-                        type = usable >= knownSize[number] ? knownType[number] : recognizer.mallocType
-                    } else {
-                        let metadata = screened.metadata[number - 1]
-                        type = recognizer.classify(addresses[index], usableSize: usable, metadata: metadata)
-                        // Error boxes are typed by what each holds: asked again every time.
-                        if let verdict = recognizer.verdict(on: metadata), !verdict.perBlock {
-                            knownType[number] = verdict.type
-                            knownSize[number] = verdict.minimumSize
+            // Ten million rows: the columns are read and written through their stored rows, with
+            // no check per row of the arrays' sharing.
+            let mallocType = recognizer.mallocType
+            typeIndices.setRows { types in
+                var wideTypes: [(row: Int, type: Int32)] = []
+                screened.rows.withUnsafeBufferPointer { rows in
+                    sizes.withStoredRows { storedSizes, shift in
+                        for index in 0..<heap.count {
+                            let row = rows[index]
+                            if index & 0xffff == 0 { progress?.update("recognising objects", done: UInt64(index), total: total, unit: .items) }
+                            guard row != 0 else { continue }
+                            let number = Int(row & ~ScreenedHeaders.sideTableFlag)
+                            let stored = storedSizes[index]
+                            let usable = (stored == .max ? sizes[index] : UInt64(stored) << shift) &- heap.overhead
+                            let type: Int32
+                            if knownType[number] != unknown {
+                                type = usable >= knownSize[number] ? knownType[number] : mallocType
+                            } else {
+                                let metadata = screened.metadata[number - 1]
+                                type = recognizer.classify(addresses[index], usableSize: usable, metadata: metadata)
+                                // Error boxes are typed by what each holds: asked again every time.
+                                if let verdict = recognizer.verdict(on: metadata), !verdict.perBlock {
+                                    knownType[number] = verdict.type
+                                    knownSize[number] = verdict.minimumSize
+                                }
+                            }
+                            guard type != mallocType else { continue }
+                            if type >= 0 && type < Int32(UInt16.max) { types[index] = UInt16(type) } else { wideTypes.append((index, type)) }
+                            if row & ScreenedHeaders.sideTableFlag != 0,
+                               let word = window.word(addresses[index] + 8), RefCountWord(raw: word).usesSideTable {
+                                withSideTables.append(RefCountWord(raw: word).sideTable)
+                            }
                         }
                     }
-                    if type != recognizer.mallocType { typeIndices[index] = type }
-                    if type != recognizer.mallocType, row & ScreenedHeaders.sideTableFlag != 0,
-                       let word = window.word(addresses[index] + 8), RefCountWord(raw: word).usesSideTable {
-                        withSideTables.append(RefCountWord(raw: word).sideTable)
-                    }
                 }
+                return wideTypes
             }
         } else {
             for index in 0..<heap.count {

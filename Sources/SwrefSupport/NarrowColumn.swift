@@ -35,6 +35,22 @@ public struct NarrowColumn {
         }
     }
 
+    /// The rows as stored, for a pass that reads every one: a row of `UInt16.max` is in the side
+    /// table (`self[row]` has it), any other is the value divided by `1 << shift`.
+    @inlinable @inline(__always)
+    public func withStoredRows<R>(_ body: (UnsafeBufferPointer<UInt16>) throws -> R) rethrows -> R {
+        try narrow.withUnsafeBufferPointer(body)
+    }
+
+    /// Sets rows of a column none of whose rows is in the side table yet (a fresh one), for a pass
+    /// that sets millions: `body` writes values below `UInt16.max` already divided by the unit
+    /// into the stored rows, and returns the rows whose value is not, for the side table.
+    public mutating func setStoredRows(_ body: (UnsafeMutableBufferPointer<UInt16>) throws -> [(row: Int, value: UInt64)]) rethrows {
+        precondition(wide.isEmpty, "rows in the side table")
+        let others = try narrow.withUnsafeMutableBufferPointer { try body($0) }
+        for (row, value) in others { self[row] = value }
+    }
+
     // Always inlined: the heap walk appends a row per block, ten million of them.
     @inlinable @inline(__always)
     public mutating func append(_ value: UInt64) {

@@ -21,6 +21,12 @@ public struct BlockSizes: RandomAccessCollection {
         set { column[index] = newValue }
     }
 
+    /// The sizes as stored, and what they are divided by (`NarrowColumn.withStoredRows`).
+    @inlinable @inline(__always)
+    public func withStoredRows<R>(_ body: (UnsafeBufferPointer<UInt16>, UInt64) throws -> R) rethrows -> R {
+        try column.withStoredRows { try body($0, column.shift) }
+    }
+
     @inlinable @inline(__always)
     public mutating func append(_ size: UInt64) { column.append(size) }
 
