@@ -15,15 +15,27 @@ public enum ReferenceReport {
         var bytes = [Int64](repeating: 0, count: attribution.nodes.count)
         var unreachableCounts = [Int64](repeating: 0, count: objects.types.count)
         var unreachableBytes = [Int64](repeating: 0, count: objects.types.count)
-        for object in 0..<objects.count {
-            let node = attribution.nodeOf[object]
-            if node >= 0 {
-                counts[Int(node)] += 1
-                bytes[Int(node)] += Int64(objects.sizes[object])
-            } else {
-                let type = Int(objects.typeIndices[object])
-                unreachableCounts[type] += 1
-                unreachableBytes[type] += Int64(objects.sizes[object])
+        // Ten million objects: the columns through their stored rows, the tallies through pointers.
+        let sizes = objects.sizes
+        attribution.nodeOf.withUnsafeBufferPointer { nodeOf in
+            sizes.withStoredRows { storedSizes, shift in
+                counts.withUnsafeMutableBufferPointer { counts in
+                    bytes.withUnsafeMutableBufferPointer { bytes in
+                        for object in 0..<objects.count {
+                            let node = Int(nodeOf[object])
+                            let stored = storedSizes[object]
+                            let size = Int64(stored == .max ? sizes[object] : UInt64(stored) << shift)
+                            if node >= 0 {
+                                counts[node] += 1
+                                bytes[node] += size
+                            } else {
+                                let type = Int(objects.typeIndices[object])
+                                unreachableCounts[type] += 1
+                                unreachableBytes[type] += size
+                            }
+                        }
+                    }
+                }
             }
         }
         var profile = PprofProfile()
