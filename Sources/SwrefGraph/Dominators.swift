@@ -169,18 +169,18 @@ public enum Dominators {
     /// root, 0, gets 0). Georgiadis' semi-NCA: semidominators by Lengauer–Tarjan's evaluation with
     /// path compression, then each idom as the nearest common ancestor of its DFS parent and its
     /// semidominator. Every array is indexed by preorder number, so that the walks stay local.
-    /// The caller deallocates the result.
+    /// The caller deallocates the result, and the predecessors, whose `earliest` become the
+    /// semidominators here (a copy of ten million would cost a pass and 40 MB).
     public static func semiNCA(parent: UnsafeBufferPointer<Int32>, predecessors: Predecessors) -> UnsafeMutableBufferPointer<Int32> {
         let reached = parent.count
         let dominator = UnsafeMutableBufferPointer<Int32>.allocatePooled(capacity: max(reached, 1))
         _ = dominator.initialize(from: parent)
         if reached > 0 { dominator[0] = 0 }
-        let semi = UnsafeMutableBufferPointer<Int32>.allocatePooled(capacity: max(reached, 1))
+        let semi = predecessors.earliest
         let label = UnsafeMutableBufferPointer<Int32>.allocatePooled(capacity: max(reached, 1))
         let ancestor = UnsafeMutableBufferPointer<Int32>.allocatePooled(capacity: max(reached, 1))
-        defer { semi.deallocatePooled(); label.deallocatePooled(); ancestor.deallocatePooled() }
+        defer { label.deallocatePooled(); ancestor.deallocatePooled() }
         for i in 0..<reached {
-            semi[i] = predecessors.earliest[i]
             label[i] = Int32(i)
             ancestor[i] = -1
         }
