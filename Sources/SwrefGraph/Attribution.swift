@@ -144,7 +144,6 @@ public struct Attribution {
         chainFrames = [:]
         recentChildren = DirectMappedCache()
         lastAnswers = (Attribution.noAnswer, Attribution.noAnswer)
-        nodeOf.withUnsafeMutableBufferPointer { $0.update(repeating: -1) }
         var rootNodes = [Int32](repeating: -1, count: roots.count + 1)
         var typeLabels: [Int32: UInt32] = [:]
         func rootNode(_ root: Int) -> Int32 {
@@ -175,8 +174,16 @@ public struct Attribution {
         self.nodeOf = PooledArray()
         defer { self.nodeOf = nodeOf }
         let half = objects.count / 2
-        Parallel.run({ dominatorLabel.find(targets: 0..<half, retained: retained, graph: graph) },
-                     { dominatorLabel.find(targets: half..<objects.count, retained: retained, graph: graph) })
+        // No object placed yet: each thread clears its half first.
+        nodeOf.withUnsafeMutableBufferPointer { nodeOf in
+            Parallel.run({
+                UnsafeMutableBufferPointer(rebasing: nodeOf[0..<half]).update(repeating: -1)
+                dominatorLabel.find(targets: 0..<half, retained: retained, graph: graph)
+            }, {
+                UnsafeMutableBufferPointer(rebasing: nodeOf[half...]).update(repeating: -1)
+                dominatorLabel.find(targets: half..<objects.count, retained: retained, graph: graph)
+            })
+        }
         for (index, root) in roots.enumerated() where root.kind != .leaked && index < retained.rootCount {
             let rootNode = Int32(retained.node(ofRoot: index))
             for (target, label) in zip(root.targets, root.labels)
