@@ -40,14 +40,20 @@ final class RetainedSizePropertyTests: XCTestCase {
         return seen
     }
 
+    /// Up to 2n references between n objects, drawn from `random`.
+    func randomAdjacency(_ n: Int, _ random: inout SplitMix) -> [[Int32]] {
+        var adjacency = [[Int32]](repeating: [], count: n)
+        for _ in 0..<Int(random.next() % UInt64(2 * n + 1)) {
+            adjacency[Int(random.next() % UInt64(n))].append(Int32(random.next() % UInt64(n)))
+        }
+        return adjacency
+    }
+
     func testRetainedSizesMatchTheRemovalDefinition() {
         var random = SplitMix(seed: 2024)
         for round in 0..<300 {
             let n = 1 + Int(random.next() % 30)
-            var adjacency = [[Int32]](repeating: [], count: n)
-            for _ in 0..<Int(random.next() % UInt64(2 * n + 1)) {
-                adjacency[Int(random.next() % UInt64(n))].append(Int32(random.next() % UInt64(n)))
-            }
+            let adjacency = randomAdjacency(n, &random)
             // Roots of one kind: every reference counts, so retained sizes are the textbook ones.
             var roots: [Root] = []
             for index in 0..<Int(random.next() % 4) {
@@ -93,10 +99,7 @@ final class RetainedSizePropertyTests: XCTestCase {
         var random = SplitMix(seed: 505)
         for round in 0..<200 {
             let n = 2 + Int(random.next() % 40)
-            var adjacency = [[Int32]](repeating: [], count: n)
-            for _ in 0..<Int(random.next() % UInt64(2 * n + 1)) {
-                adjacency[Int(random.next() % UInt64(n))].append(Int32(random.next() % UInt64(n)))
-            }
+            let adjacency = randomAdjacency(n, &random)
             var roots: [Root] = []
             for (index, kind) in [RootKind.global, .stack, .conservative].enumerated() where random.next() % 3 != 0 {
                 var root = Root(name: "root \(index)", kind: kind)
@@ -123,10 +126,7 @@ final class RetainedSizePropertyTests: XCTestCase {
         var random = SplitMix(seed: 77)
         for round in 0..<200 {
             let n = 1 + Int(random.next() % 25)
-            var adjacency = [[Int32]](repeating: [], count: n)
-            for _ in 0..<Int(random.next() % UInt64(2 * n + 1)) {
-                adjacency[Int(random.next() % UInt64(n))].append(Int32(random.next() % UInt64(n)))
-            }
+            let adjacency = randomAdjacency(n, &random)
             var root = Root(name: "stack", kind: .stack)
             root.targets = (0..<Int(random.next() % 3)).map { _ in Int32(random.next() % UInt64(n)) }
             let heap = graph(adjacency)
