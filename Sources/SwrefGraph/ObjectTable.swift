@@ -44,14 +44,13 @@ public struct ObjectTable {
             typeIndices.setRows { types in
                 var wideTypes: [(row: Int, type: Int32)] = []
                 screened.rows.withUnsafeBufferPointer { rows in
-                    sizes.withStoredRows { storedSizes, shift in
+                    sizes.withRows { sizes in
                         for index in 0..<heap.count {
                             let row = rows[index]
                             if index & 0xffff == 0 { progress?.update("recognising objects", done: UInt64(index), total: total, unit: .items) }
                             guard row != 0 else { continue }
                             let number = Int(row & ~ScreenedHeaders.sideTableFlag)
-                            let stored = storedSizes[index]
-                            let usable = (stored == .max ? sizes[index] : UInt64(stored) << shift) &- heap.overhead
+                            let usable = sizes[index] &- heap.overhead
                             let type: Int32
                             if knownType[number] != unknown {
                                 type = usable >= knownSize[number] ? knownType[number] : mallocType

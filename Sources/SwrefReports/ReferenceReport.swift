@@ -16,15 +16,13 @@ public enum ReferenceReport {
         var unreachableCounts = [Int64](repeating: 0, count: objects.types.count)
         var unreachableBytes = [Int64](repeating: 0, count: objects.types.count)
         // Ten million objects: the columns through their stored rows, the tallies through pointers.
-        let sizes = objects.sizes
         attribution.nodeOf.withUnsafeBufferPointer { nodeOf in
-            sizes.withStoredRows { storedSizes, shift in
+            objects.sizes.withRows { sizes in
                 counts.withUnsafeMutableBufferPointer { counts in
                     bytes.withUnsafeMutableBufferPointer { bytes in
                         for object in 0..<objects.count {
                             let node = Int(nodeOf[object])
-                            let stored = storedSizes[object]
-                            let size = Int64(stored == .max ? sizes[object] : UInt64(stored) << shift)
+                            let size = Int64(sizes[object])
                             if node >= 0 {
                                 counts[node] += 1
                                 bytes[node] += size

@@ -19,10 +19,7 @@ public struct NarrowColumn {
 
     @inlinable @inline(__always)
     public subscript(index: Int) -> UInt64 {
-        get {
-            let value = narrow[index]
-            return value == .max ? wide[index]! : UInt64(value) << shift
-        }
+        get { value(stored: narrow[index], row: index) }
         set {
             let scaled = newValue >> shift
             if scaled < UInt64(UInt16.max) && scaled << shift == newValue {
@@ -35,11 +32,29 @@ public struct NarrowColumn {
         }
     }
 
-    /// The rows as stored, for a pass that reads every one: a row of `UInt16.max` is in the side
-    /// table (`self[row]` has it), any other is the value divided by `1 << shift`.
+    /// The value of `row`, stored as `stored`: `UInt16.max` sends it to the side table, any other
+    /// is the value divided by `1 << shift`.
     @inlinable @inline(__always)
-    public func withStoredRows<R>(_ body: (UnsafeBufferPointer<UInt16>) throws -> R) rethrows -> R {
-        try narrow.withUnsafeBufferPointer(body)
+    func value(stored: UInt16, row: Int) -> UInt64 { stored == .max ? wide[row]! : UInt64(stored) << shift }
+
+    /// The column read through its stored rows, for a pass that reads every one: no check of the
+    /// array's sharing per row.
+    public struct Rows {
+        @usableFromInline let stored: UnsafeBufferPointer<UInt16>
+        @usableFromInline let column: NarrowColumn
+
+        @inlinable init(stored: UnsafeBufferPointer<UInt16>, column: NarrowColumn) {
+            self.stored = stored
+            self.column = column
+        }
+
+        @inlinable @inline(__always)
+        public subscript(row: Int) -> UInt64 { column.value(stored: stored[row], row: row) }
+    }
+
+    @inlinable @inline(__always)
+    public func withRows<R>(_ body: (Rows) throws -> R) rethrows -> R {
+        try narrow.withUnsafeBufferPointer { try body(Rows(stored: $0, column: self)) }
     }
 
     /// Sets rows of a column none of whose rows is in the side table yet (a fresh one), for a pass

@@ -21,11 +21,9 @@ public struct BlockSizes: RandomAccessCollection {
         set { column[index] = newValue }
     }
 
-    /// The sizes as stored, and what they are divided by (`NarrowColumn.withStoredRows`).
+    /// The sizes read through their stored rows (`NarrowColumn.withRows`), for a pass over all.
     @inlinable @inline(__always)
-    public func withStoredRows<R>(_ body: (UnsafeBufferPointer<UInt16>, UInt64) throws -> R) rethrows -> R {
-        try column.withStoredRows { try body($0, column.shift) }
-    }
+    public func withRows<R>(_ body: (NarrowColumn.Rows) throws -> R) rethrows -> R { try column.withRows(body) }
 
     @inlinable @inline(__always)
     public mutating func append(_ size: UInt64) { column.append(size) }
