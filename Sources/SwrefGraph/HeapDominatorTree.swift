@@ -20,8 +20,8 @@ public final class HeapDominatorTree {
     /// The roots it was made with, `<leaked>` included.
     public let rootCount: Int
 
-    /// - Parameter split: whether two threads share the pass over the references; nil: for a heap
-    ///   of 200 000 objects or more, on two cores.
+    /// - Parameter split: whether two threads share the pass over the references; nil: as
+    ///   `Parallel.splits(objects:)` says.
     public init(objectCount n: Int, graph: ObjectGraph, roots: [Root], tiers: RootTiers, leaks: LeakReport, split: Bool? = nil) {
         // A numbering serves one tree: the tree walks the leaked objects into it.
         let numbering = tiers.numbering.flatMap { $0.used ? nil : $0 } ?? RootTiers(objectCount: n, graph: graph,
@@ -52,7 +52,7 @@ public final class HeapDominatorTree {
         let moreHolders = LeafHolders()
         // Two threads each read every reference and take those toward their half of the objects,
         // so that a node's entries are written by one thread; a small heap is not worth a thread.
-        let half = split ?? (n >= 200_000 && Parallel.hasSecondCore) ? n / 2 : n
+        let half = split ?? Parallel.splits(objects: n) ? n / 2 : n
         dominator = tiers.tier.withUnsafeBufferPointer { tier in
             graph.edgeStart.withUnsafeBufferPointer { edgeStart in
                 graph.targets.withUnsafeBufferPointer { targets in

@@ -121,7 +121,7 @@ public final class ReferenceScanner {
     public func buildGraph(progress: ProgressReporter? = nil, discarding: DiscardableMemory? = nil, threads forced: Int? = nil) -> ObjectGraph {
         let count = objects.count
         let snapshot = frameworkMode ? nil : discarding
-        var threads = source.readsAreLocal && count >= 200_000 && sysconf(Int32(_SC_NPROCESSORS_ONLN)) >= 2 ? 2 : 1
+        var threads = source.readsAreLocal && Parallel.splits(objects: count) ? 2 : 1
         if let forced, forced == 1 || forced == 2, count >= 2, source.readsAreLocal { threads = forced }
         // Layouts are compiled from memory (generic metadata lives in the heap too): all of them
         // first, before any of it is given back.

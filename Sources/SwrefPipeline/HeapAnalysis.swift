@@ -99,7 +99,7 @@ public final class HeapAnalysis {
             // A copy for the other thread, gone at the end of this block: the screening it shares
             // with `walked` is given back below.
             let blocks = walked, map = source.memoryMap
-            if blocks.count >= 200_000 && Parallel.hasSecondCore {
+            if Parallel.splits(objects: blocks.count) {
                 Parallel.run({ classified = ObjectTable(heap: blocks, recognizer: recognizer, progress: progress) }, {
                     index = AddressIndex(addresses: blocks.addresses, sizes: blocks.sizes, overhead: blocks.overhead, memoryMap: map)
                 })

@@ -4,6 +4,10 @@ import Glibc
 public enum Parallel {
     public static var hasSecondCore: Bool { sysconf(Int32(_SC_NPROCESSORS_ONLN)) >= 2 }
 
+    /// Whether a pass over `count` objects takes a second thread: the bound the analysis' passes
+    /// share (200 000 objects; a smaller heap is not worth a thread), and a second core.
+    public static func splits(objects count: Int) -> Bool { count >= 200_000 && hasSecondCore }
+
     /// Runs `background` on a new thread and `foreground` on this one, and returns when both are
     /// done; both here, one after the other, on a single core or when no thread can be made.
     public static func run(_ foreground: () -> Void, _ background: @escaping () -> Void) {
