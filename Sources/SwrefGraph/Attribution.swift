@@ -203,12 +203,12 @@ public struct Attribution {
                             parent = rootNode(rootCount)
                         } else if let holder = retained.object(ofNode: dominator) {
                             parent = nodeOf[holder]
-                            label = dominatorLabel[object] == .max ? nil : dominatorLabel[object]
+                            label = dominatorLabel.found(object)
                         } else {
                             let root = dominator - 1
                             parent = rootNode(root)
                             label = roots[root].kind == .leaked ? groupFrame[Int32(object)]
-                                : (dominatorLabel[object] == .max ? nil : dominatorLabel[object])
+                                : dominatorLabel.found(object)
                         }
                         nodeOf[object] = child(parent, label ?? typeLabel(object), Int32(object))
                     }
@@ -271,8 +271,6 @@ private final class DominatorLabels {
     func find(targets wanted: Range<Int>, retained: RetainedSizes, graph: ObjectGraph) {
         let labels = self.labels
         UnsafeMutableBufferPointer(rebasing: labels[wanted]).initialize(repeating: .max)
-        let low = UInt32(truncatingIfNeeded: wanted.lowerBound), span = UInt32(truncatingIfNeeded: wanted.count)
-        @inline(__always) func isWanted(_ target: Int32) -> Bool { UInt32(bitPattern: target) &- low < span }
         retained.idom.withUnsafeBufferPointer { idom in
             graph.edgeStart.withUnsafeBufferPointer { edgeStart in
                 graph.targets.withUnsafeBufferPointer { targets in
@@ -284,13 +282,13 @@ private final class DominatorLabels {
                             for edge in Int(edgeStart[holder])..<Int(edgeStart[holder + 1]) {
                                 if edge + Prefetch.distance < targets.count {
                                     let ahead = targets[edge + Prefetch.distance]
-                                    if isWanted(ahead) {
+                                    if wanted.containsObject(ahead) {
                                         swref_prefetch(idom.baseAddress! + Int(ahead) + offset)
                                         swref_prefetch(labels.baseAddress! + Int(ahead))
                                     }
                                 }
                                 let target = targets[edge]
-                                guard isWanted(target) else { continue }
+                                guard wanted.containsObject(target) else { continue }
                                 if labels[Int(target)] == .max && idom[Int(target) + offset] == holderNode {
                                     labels[Int(target)] = edgeLabels[edge]
                                 }
@@ -301,6 +299,10 @@ private final class DominatorLabels {
             }
         }
     }
+
+    /// The label found for `object`, if one was.
+    @inline(__always)
+    func found(_ object: Int) -> UInt32? { labels[object] == .max ? nil : labels[object] }
 
     subscript(object: Int) -> UInt32 {
         get { labels[object] }

@@ -62,9 +62,8 @@ public final class HeapDominatorTree {
                     // others into `holders`. Objects in object order: their edges are read in turn.
                     @inline(__always) func collect(toward part: Int, into collector: inout Dominators.Predecessors.Collector,
                                                    holders: inout [(leaf: Int32, holder: Int32)]) {
-                        let low = UInt32(part == 0 ? 0 : half), span = UInt32(part == 0 ? half : n - half)
-                        UnsafeMutableBufferPointer(rebasing: leafDominator[Int(low)..<Int(low + span)]).initialize(repeating: -1)
-                        @inline(__always) func isOurs(_ w: Int32) -> Bool { UInt32(bitPattern: w) &- low < span }
+                        let ours = part == 0 ? 0..<half : half..<n
+                        UnsafeMutableBufferPointer(rebasing: leafDominator[ours]).initialize(repeating: -1)
                         @inline(__always) func reach(_ from: Int32, _ w: Int32) {
                             let p = number[Int(w)]
                             if p >= 0 {
@@ -77,9 +76,9 @@ public final class HeapDominatorTree {
                         for root in roots.indices {
                             let from = rootNumber[root]
                             if roots[root].kind == .leaked {
-                                for member in leaked where isOurs(member) { reach(from, member) }
+                                for member in leaked where ours.containsObject(member) { reach(from, member) }
                             } else {
-                                for target in roots[root].targets where isOurs(target) && tier[Int(target)] >= rootRank[root] {
+                                for target in roots[root].targets where ours.containsObject(target) && tier[Int(target)] >= rootRank[root] {
                                     reach(from, target)
                                 }
                             }
@@ -94,18 +93,18 @@ public final class HeapDominatorTree {
                                 // read, the line its edge will write.
                                 if e + far < targets.count {
                                     let ahead = targets[e + far]
-                                    if isOurs(ahead) {
+                                    if ours.containsObject(ahead) {
                                         swref_prefetch(tier.baseAddress! + Int(ahead))
                                         swref_prefetch(number.baseAddress! + Int(ahead))
                                     }
                                     let next = targets[e + near]
-                                    if isOurs(next) {
+                                    if ours.containsObject(next) {
                                         let p = number[Int(next)]
                                         if p >= 0 { collector.prefetch(p) } else { swref_prefetch(leafDominator.baseAddress! + Int(next)) }
                                     }
                                 }
                                 let w = targets[e]
-                                if isOurs(w) && tier[Int(w)] >= rank { reach(from, w) }
+                                if ours.containsObject(w) && tier[Int(w)] >= rank { reach(from, w) }
                             }
                         }
                     }
