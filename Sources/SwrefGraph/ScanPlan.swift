@@ -20,6 +20,10 @@ public struct ScanPlan {
     }
 
     public private(set) var tasks: [Task] = []
+    /// An object costs about as much as 64 bytes of scanned words.
+    @inline(__always)
+    private static func work(_ size: UInt64) -> Int { 1 + Int(truncatingIfNeeded: size >> 6) }
+
     /// The tasks of one object that costs more than a task's share, to cut into pieces.
     private var large: [Int] = []
     private var share = 1
@@ -35,9 +39,7 @@ public struct ScanPlan {
     /// The runs of objects, each object that costs more than a run's share a task of its own: what
     /// can be planned before the layouts say how such an object is cut (`cut(objects:pieces:)`).
     public init(objects: ObjectTable, threads: Int) {
-        let count = objects.count, sizes = objects.sizes
-        // An object costs about as much as 64 bytes of scanned words.
-        @inline(__always) func work(_ size: UInt64) -> Int { 1 + Int(truncatingIfNeeded: size >> 6) }
+        let count = objects.count, sizes = objects.sizes, work = ScanPlan.work
         var total = 0
         for size in sizes { total &+= work(size) }
         // Enough tasks that the last one taken leaves the other threads little to wait for.
@@ -80,7 +82,7 @@ public struct ScanPlan {
             guard next < large.count, large[next] == position else { cutTasks.append(task); continue }
             next += 1
             let index = task.objects.lowerBound
-            let cost = 1 + Int(truncatingIfNeeded: task.bytes >> 6)
+            let cost = ScanPlan.work(task.bytes)
             guard let parts = pieces(index), parts > 1 else { cutTasks.append(task); continue }
             let count = min(max(cost / share, 2), parts)
             for piece in 0..<count {
