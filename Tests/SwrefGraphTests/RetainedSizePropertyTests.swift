@@ -49,6 +49,11 @@ final class RetainedSizePropertyTests: XCTestCase {
         return adjacency
     }
 
+    /// `count` objects of `n`, drawn from `random`.
+    func randomTargets(_ count: Int, _ n: Int, _ random: inout SplitMix) -> [Int32] {
+        (0..<count).map { _ in Int32(random.next() % UInt64(n)) }
+    }
+
     func testRetainedSizesMatchTheRemovalDefinition() {
         var random = SplitMix(seed: 2024)
         for round in 0..<300 {
@@ -58,7 +63,7 @@ final class RetainedSizePropertyTests: XCTestCase {
             var roots: [Root] = []
             for index in 0..<Int(random.next() % 4) {
                 var root = Root(name: "global \(index)", kind: .global)
-                root.targets = (0..<Int(1 + random.next() % 3)).map { _ in Int32(random.next() % UInt64(n)) }
+                root.targets = randomTargets(1 + Int(random.next() % 3), n, &random)
                 roots.append(root)
             }
             let heap = graph(adjacency)
@@ -103,7 +108,7 @@ final class RetainedSizePropertyTests: XCTestCase {
             var roots: [Root] = []
             for (index, kind) in [RootKind.global, .stack, .conservative].enumerated() where random.next() % 3 != 0 {
                 var root = Root(name: "root \(index)", kind: kind)
-                root.targets = (0..<Int(1 + random.next() % 3)).map { _ in Int32(random.next() % UInt64(n)) }
+                root.targets = randomTargets(1 + Int(random.next() % 3), n, &random)
                 roots.append(root)
             }
             let heap = graph(adjacency)
@@ -128,7 +133,7 @@ final class RetainedSizePropertyTests: XCTestCase {
             let n = 1 + Int(random.next() % 25)
             let adjacency = randomAdjacency(n, &random)
             var root = Root(name: "stack", kind: .stack)
-            root.targets = (0..<Int(random.next() % 3)).map { _ in Int32(random.next() % UInt64(n)) }
+            root.targets = randomTargets(Int(random.next() % 3), n, &random)
             let heap = graph(adjacency)
             let tiers = RootTiers(objectCount: n, graph: heap, roots: [root])
             let unreached = Set((0..<n).filter { !tiers.isReachable($0) })
